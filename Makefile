@@ -1,0 +1,37 @@
+# The README's two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench check services migrate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+services:
+	bash deploy/local/ensure-services.sh
+
+run: $(STAMP) services
+	$(BIN)/ledger run
+
+migrate: $(STAMP) services
+	$(BIN)/ledger migrate
+
+test: $(STAMP) services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check shared services projections tests bench
+	$(BIN)/ruff format --check shared services projections tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench.postings $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

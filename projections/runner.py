@@ -1,0 +1,163 @@
+"""Hop 5: consume a projection's queue and apply events, exactly once in effect.
+
+Messages are applied in batches; each batch's read-model changes and the projection's
+tracking rows (last version per stream) commit in one transaction, then the messages
+are acked. A delivery at or below the tracked version is a duplicate and is skipped;
+one above tracked + 1 means events are missing, and they are read from the event store
+and applied first. A restarted projector resumes from its tracking rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+import msgspec
+from aio_pika.abc import AbstractIncomingMessage
+
+from shared import broker
+from shared.config import Settings
+from shared.event_store import load_stream
+from shared.events import Envelope
+from shared.postgres import create_pool
+
+log = logging.getLogger(__name__)
+Apply = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+
+class Projection(msgspec.Struct, frozen=True):
+    name: str
+    apply: Apply
+
+
+async def apply_batch(
+    pool: asyncpg.Pool, projection: Projection, events: Sequence[Envelope]
+) -> int:
+    """Apply events in one transaction; returns how many were new (not duplicates)."""
+    async with pool.acquire() as conn, conn.transaction():
+        streams = sorted({event.stream_id for event in events})
+        rows = await conn.fetch(
+            "SELECT stream_id, version FROM projection_tracking"
+            " WHERE projection = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
+            projection.name,
+            streams,
+        )
+        tracked = {row["stream_id"]: row["version"] for row in rows}
+        applied = 0
+        for event in events:
+            applied += await _apply_one(conn, projection, tracked, event)
+        if applied:
+            await _record(conn, projection.name, tracked, max(e.position for e in events))
+        return applied
+
+
+async def _apply_one(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    tracked: dict[str, int],
+    event: Envelope,
+) -> int:
+    version = tracked.get(event.stream_id, 0)
+    if event.version <= version:
+        return 0
+    missing: list[Envelope] = []
+    if event.version > version + 1:
+        missing = await load_stream(
+            conn, event.stream_id, after_version=version, up_to_version=event.version - 1
+        )
+    for item in (*missing, event):
+        await projection.apply(conn, item)
+    tracked[event.stream_id] = event.version
+    return 1 + len(missing)
+
+
+async def _record(
+    conn: asyncpg.Connection, projection: str, tracked: dict[str, int], position: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO projection_tracking (projection, stream_id, version)"
+        " SELECT $1, * FROM unnest($2::text[], $3::integer[])"
+        " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version",
+        projection,
+        list(tracked),
+        list(tracked.values()),
+    )
+    await conn.execute(
+        "INSERT INTO projection_checkpoint (projection, position_last) VALUES ($1, $2)"
+        " ON CONFLICT (projection) DO UPDATE SET updated_at = now(),"
+        " position_last = greatest(projection_checkpoint.position_last, $2)",
+        projection,
+        position,
+    )
+    await conn.execute("SELECT pg_notify('ledger_projected', $1)", projection)
+
+
+class Projector:
+    """One projection's consumer: its own durable queue, batches, acks after commit."""
+
+    def __init__(self, settings: Settings, projection: Projection) -> None:
+        self._settings = settings
+        self._projection = projection
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pool = await create_pool(self._settings.database_url, max_size=2)
+        connection = await broker.connect(self._settings.amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self._settings.projector_batch_size_max * 2)
+            exchange = await broker.declare_exchange(channel, self._settings.exchange)
+            queue = await broker.declare_queue(
+                channel, exchange, self._settings.queue_prefix + self._projection.name
+            )
+            await queue.consume(self._inbox.put)
+            while not stop.is_set():
+                await self._step(pool)
+        finally:
+            await connection.close()
+            await pool.close()
+
+    async def _step(self, pool: asyncpg.Pool) -> None:
+        try:
+            first = await asyncio.wait_for(self._inbox.get(), 0.5)
+        except TimeoutError:
+            return
+        batch = [first]
+        while len(batch) < self._settings.projector_batch_size_max and not self._inbox.empty():
+            batch.append(self._inbox.get_nowait())
+        await self._handle(pool, batch)
+
+    async def _handle(self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]) -> None:
+        events: list[Envelope] = []
+        for message in batch:
+            try:
+                events.append(broker.envelope_decoder.decode(message.body))
+            except msgspec.DecodeError:
+                log.error("dropping a message that is not an event: %s", message.message_id)
+                await message.reject(requeue=False)
+        delivered = [m for m in batch if not m.processed]
+        try:
+            await apply_batch(pool, self._projection, events)
+        except Exception:  # a process edge: isolate the poison event
+            log.exception("%s: batch failed; applying one by one", self._projection.name)
+            await self._one_by_one(pool, delivered, events)
+            return
+        if delivered:
+            await delivered[-1].ack(multiple=True)
+
+    async def _one_by_one(
+        self,
+        pool: asyncpg.Pool,
+        messages: list[AbstractIncomingMessage],
+        events: list[Envelope],
+    ) -> None:
+        for message, event in zip(messages, events, strict=True):
+            try:
+                await apply_batch(pool, self._projection, [event])
+                await message.ack()
+            except Exception:  # a process edge: log the event id, drop the delivery
+                # The event stays in the store; the stream's next event fills it in.
+                log.exception("%s: event %s failed", self._projection.name, event.event_id)
+                await message.reject(requeue=False)

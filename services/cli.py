@@ -1,0 +1,155 @@
+"""The `ledger` command: run the processes, migrate, and administer businesses and keys.
+
+The one module that wires services together; services never import one another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+import asyncpg
+
+from services.businesses import provision_business
+from shared import api_keys
+from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
+from shared.postgres import create_database, migrate, shared_migrations
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
+    sub.add_parser("migrate", help="create the database if missing; apply migrations")
+    sub.add_parser("api", help="serve the HTTP API (command and query routes)")
+    sub.add_parser("relay", help="publish committed events to RabbitMQ")
+    projector = sub.add_parser("projector", help="run one projection's consumer")
+    projector.add_argument("--projection", choices=PROJECTIONS, required=True)
+
+    business = sub.add_parser("business", help="businesses").add_subparsers(
+        dest="action", required=True
+    )
+    create = business.add_parser("create", help="create a business and its first key")
+    create.add_argument("name")
+    create.add_argument("--currency", default="GHS")
+    create.add_argument("--owner-id", type=int)
+    create.add_argument("--json", action="store_true")
+    rotate = business.add_parser("rotate-bid", help="replace a business's export bid")
+    rotate.add_argument("business_id", type=int)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    key_create = key.add_parser("create", help="add an API key to a business")
+    key_create.add_argument("--business", type=int, required=True)
+    key_create.add_argument("--json", action="store_true")
+    key_revoke = key.add_parser("revoke", help="revoke an API key")
+    key_revoke.add_argument("key_id", type=int)
+    return parser
+
+
+async def _migrate(settings: Settings) -> None:
+    from projections.schemas import schema_files
+
+    created = await create_database(settings.admin_database_url)
+    applied = await migrate(settings.admin_database_url, shared_migrations() + schema_files())
+    if created:
+        print("ledger: created the database", file=sys.stderr)
+    for name in applied:
+        print(f"ledger: applied {name}", file=sys.stderr)
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "business" and args.action == "create":
+        currency = args.currency.strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise SettingsError(f"--currency {args.currency!r} is not an ISO 4217 code")
+        result = await provision_business(settings, args.name, currency, args.owner_id)
+        _print(result, args.json)
+        return 0
+    conn = await asyncpg.connect(settings.admin_database_url)
+    try:
+        if args.command == "business":
+            bid = api_keys.new_bid()
+            done = await conn.execute(
+                "UPDATE businesses SET bid = $2 WHERE business_id = $1", args.business_id, bid
+            )
+            if not done.endswith(" 1"):
+                print(f"ledger: no business {args.business_id}", file=sys.stderr)
+                return 1
+            _print({"business_id": args.business_id, "bid": bid}, False)
+        elif args.action == "create":
+            key_id, key = await api_keys.create_key(conn, args.business)
+            _print({"business_id": args.business, "key_id": key_id, "api_key": key}, args.json)
+        else:
+            if not await api_keys.revoke_key(conn, args.key_id):
+                print(f"ledger: no active key {args.key_id}", file=sys.stderr)
+                return 1
+            _print({"key_id": args.key_id, "revoked": True}, False)
+    except asyncpg.ForeignKeyViolationError:
+        print("ledger: no such business", file=sys.stderr)
+        return 1
+    finally:
+        await conn.close()
+    return 0
+
+
+def _print(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name}: {value}")
+
+
+async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if args.command == "relay":
+        from services.outbox_relay.main import run
+
+        await run(settings, stop)
+    else:
+        from projections.main import run_projection
+
+        await run_projection(settings, args.projection, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(os.environ)
+        if args.command in ("run", "migrate"):
+            asyncio.run(_migrate(settings))
+        if args.command == "run":
+            from services.processes import supervise
+
+            return supervise()
+        if args.command == "api":
+            from services.http_app import serve
+
+            serve(settings)
+        elif args.command in ("relay", "projector"):
+            asyncio.run(_run_worker(settings, args))
+        elif args.command in ("business", "key"):
+            return asyncio.run(_admin(settings, args))
+    except SettingsError as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError) as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

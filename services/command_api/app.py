@@ -1,0 +1,27 @@
+"""The command API: routes that append events. Wired into the HTTP app by the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.command_api.appender import Appender
+from services.command_api.routes import APPENDER, IN_FLIGHT, routes
+from shared.http_edge import POOL, SETTINGS
+
+
+def setup(app: web.Application) -> None:
+    """Add the command routes and the appender's lifetime to the app."""
+    app[IN_FLIGHT] = set()
+    app.router.add_routes(routes)
+
+    async def appender_context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        appender = Appender(app[POOL], settings.hmac_key.encode(), settings.batch_size_max)
+        appender.start()
+        app[APPENDER] = appender
+        yield
+        await appender.stop()
+
+    app.cleanup_ctx.append(appender_context)

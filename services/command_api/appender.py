@@ -1,0 +1,265 @@
+"""Hop 2: the appender. Group commit of concurrent commands.
+
+Routes submit commands and await their own result. One task per process gathers the
+commands waiting, brings each stream's state up to its head once, decides every
+command in arrival order (a command on a stream sees the commands before it in the
+batch), and appends the survivors' events in one transaction: one fsync for the whole
+batch. A refused command produces no events and never fails another. If another
+process wrote a stream first (ConcurrencyConflict), the whole batch is decided again
+from the fresh heads, a bounded number of times, before anyone sees a 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+
+import asyncpg
+import msgspec
+
+from services.command_api import batch_io
+from services.command_api.stream_states import StreamStates
+from services.command_api.submissions import (
+    Decided,
+    IdempotencyClaim,
+    Outcome,
+    Render,
+    Result,
+    Submission,
+)
+from shared import commands as c
+from shared import domain
+from shared import events as e
+from shared.errors import ConcurrencyConflict, IdempotencyConflict, LedgerError
+from shared.event_store import NewEvent, append, new_event
+
+log = logging.getLogger(__name__)
+RETRIES_MAX = 8
+
+
+class Appender:
+    def __init__(self, pool: asyncpg.Pool, hmac_key: bytes, batch_size_max: int) -> None:
+        self._pool = pool
+        self._key = hmac_key
+        self._batch_size_max = batch_size_max
+        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
+        self._states = StreamStates()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="appender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def submit(
+        self,
+        command: c.LedgerCommand,
+        metadata: e.Metadata,
+        render: Render,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Result:
+        submission = Submission(command, metadata, render, idempotency)
+        await self._queue.put(submission)
+        return await submission.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            await asyncio.sleep(0)  # let the requests already in flight join
+            while len(batch) < self._batch_size_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit_with_retries(batch)
+            except Exception as error:  # a process edge: no caller may hang
+                log.exception("appender batch failed")
+                for submission in batch:
+                    _fail(submission, error)
+
+    async def _commit_with_retries(self, batch: list[Submission]) -> None:
+        for attempt in range(RETRIES_MAX):
+            try:
+                await self._commit(batch)
+                return
+            except ConcurrencyConflict as conflict:
+                log.info("batch conflict, attempt %d: %s", attempt + 1, conflict.stream_id)
+                await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+        for submission in batch:
+            _fail(submission, ConcurrencyConflict("retries exhausted"))
+
+    async def _commit(self, batch: list[Submission]) -> None:
+        batch = [submission for submission in batch if not submission.future.done()]
+        async with self._pool.acquire() as conn:
+            live = await self._settle_replays(conn, batch)
+            if not live:
+                return
+            touched = batch_io.streams_of(s.command for s in live)
+            try:
+                decided, refused = await self._decide_all(conn, live)
+                results = await self._write(conn, decided)
+            except BaseException:
+                self._states.forget(touched)
+                raise
+        for submission, error in refused:
+            _fail(submission, error)
+        for item, result in zip(decided, results, strict=True):
+            if not item.submission.future.done():
+                item.submission.future.set_result(result)
+
+    async def _settle_replays(
+        self, conn: asyncpg.Connection, batch: list[Submission]
+    ) -> list[Submission]:
+        """Answer the submissions whose Idempotency-Key already committed."""
+        stored = await batch_io.stored_responses(conn, batch)
+        live: list[Submission] = []
+        for submission in batch:
+            claim = submission.idempotency
+            found = stored.get((submission.command.business_id, claim.key)) if claim else None
+            if found is None:
+                live.append(submission)
+            elif claim is not None and found.request_hash != claim.request_hash:
+                _fail(submission, IdempotencyConflict())
+            else:
+                submission.future.set_result(found.result)
+        return live
+
+    async def _decide_all(
+        self, conn: asyncpg.Connection, batch: list[Submission]
+    ) -> tuple[list[Decided], list[tuple[Submission, LedgerError]]]:
+        await self._states.load(conn, batch_io.streams_of(s.command for s in batch))
+        await self._states.load(conn, batch_io.category_streams(batch, self._states))
+        ids = await batch_io.allocate_ids(conn, [s.command for s in batch])
+        taken = await batch_io.taken_names(conn, [s.command for s in batch])
+        defaults = await batch_io.default_categories(conn, [s.command for s in batch])
+        await self._states.load(
+            conn, {e.category_stream(category_id) for category_id in defaults.values()}
+        )
+        decided: list[Decided] = []
+        refused: list[tuple[Submission, LedgerError]] = []
+        now = dt.datetime.now(dt.UTC)
+        for submission, new_ids in zip(batch, ids, strict=True):
+            try:
+                decided.append(
+                    self._decide(submission, new_ids, taken, defaults, now)
+                )
+            except LedgerError as error:
+                refused.append((submission, error))
+        return decided, refused
+
+    def _decide(
+        self,
+        submission: Submission,
+        ids: c.NewIds,
+        taken: set[tuple[int, str]],
+        defaults: dict[int, int],
+        now: dt.datetime,
+    ) -> Decided:
+        command = submission.command
+        if isinstance(command, c.CreateCategory):
+            name_key = batch_io.name_key(command.name)
+            payloads = domain.decide_create_category(
+                command, ids, (command.business_id, name_key) in taken
+            )
+            taken.add((command.business_id, name_key))
+            stream_id = e.category_stream(ids.category_id)
+            new_events = self._chain(submission, stream_id, None, payloads, now)
+            category = domain.evolve_category(None, new_events[0].stored(0))
+            self._states.put(stream_id, category)
+            return Decided(
+                submission=submission,
+                new_events=new_events,
+                outcome=Outcome(events=[], category=category),
+                name_key=name_key,
+            )
+        if isinstance(command, c.CreateClient):
+            category_id = command.category_id or defaults.get(command.business_id, 0)
+            category = self._category(category_id)
+            payloads = domain.decide_create_client(command, ids, category)
+            stream_id = e.client_stream(ids.client_id)
+            state = None
+        else:
+            stream_id = e.client_stream(command.client_id)
+            cached = self._states.get(stream_id)
+            state = cached if isinstance(cached, domain.ClientState) else None
+            target = getattr(command, "category_id", msgspec.UNSET)
+            category = self._category(target) if isinstance(target, int) else None
+            payloads = domain.decide_client(command, state, ids, category)
+        new_events = self._chain(submission, stream_id, state, payloads, now)
+        for event in new_events:
+            state = domain.evolve_client(state, event.stored(0))
+        if state is not None:
+            self._states.put(stream_id, state)
+        assert state is not None
+        return Decided(
+            submission=submission,
+            new_events=new_events,
+            outcome=Outcome(
+                events=[], client=state, category=self._category(state.category_id)
+            ),
+        )
+
+    def _category(self, category_id: int) -> domain.CategoryState | None:
+        found = self._states.get(e.category_stream(category_id))
+        return found if isinstance(found, domain.CategoryState) else None
+
+    def _chain(
+        self,
+        submission: Submission,
+        stream_id: str,
+        state: domain.ClientState | None,
+        payloads: list[e.LedgerEvent],
+        now: dt.datetime,
+    ) -> list[NewEvent]:
+        version = state.version if state else 0
+        previous = state.last_hash if state else batch_io.GENESIS
+        chained: list[NewEvent] = []
+        for offset, payload in enumerate(payloads, start=1):
+            event = new_event(
+                key=self._key,
+                previous_hash=previous,
+                business_id=submission.command.business_id,
+                stream_id=stream_id,
+                version=version + offset,
+                recorded_at=now,
+                metadata=submission.metadata,
+                payload=payload,
+            )
+            chained.append(event)
+            previous = event.hash
+        return chained
+
+    async def _write(
+        self, conn: asyncpg.Connection, decided: list[Decided]
+    ) -> list[Result]:
+        """Append every decided command's events in one transaction."""
+        async with conn.transaction():
+            await batch_io.claim_names(conn, decided)
+            stored = await append(conn, [ev for item in decided for ev in item.new_events])
+            by_id = {event.event_id: event for event in stored}
+            results = [self._result(item, by_id) for item in decided]
+            await batch_io.store_responses(conn, decided, results)
+            if stored:
+                await conn.execute("SELECT pg_notify('ledger_events', '')")
+        return results
+
+    def _result(self, item: Decided, by_id: dict[object, e.Envelope]) -> Result:
+        events = [by_id[event.event_id] for event in item.new_events]
+        item.outcome.events = events
+        status, body = item.submission.render(item.outcome)
+        last = events[-1] if events else None
+        return Result(
+            status=status,
+            body=body,
+            position=last.position if last else None,
+            stream_id=last.stream_id if last else None,
+            version=last.version if last else None,
+        )
+
+
+def _fail(submission: Submission, error: BaseException) -> None:
+    if not submission.future.done():
+        submission.future.set_exception(error)

@@ -1,0 +1,116 @@
+"""Response bodies of commands, rendered from the write side's own state.
+
+Rendered inside the appender, before commit, so the body stored for an
+Idempotency-Key is exactly the body the first caller received.
+"""
+
+from __future__ import annotations
+
+from services.command_api.submissions import Outcome, Render
+from shared import domain
+from shared import events as e
+from shared.api_keys import Business
+from shared.money import to_number
+from shared.views import (
+    CategoryBody,
+    ClientFigures,
+    DepositBody,
+    TransactionBody,
+    client_body,
+    encoder,
+    timestamp,
+)
+
+
+def figures(state: domain.ClientState, category: str, owner_id: int) -> ClientFigures:
+    return ClientFigures(
+        client_id=state.client_id,
+        owner_id=owner_id,
+        business_id=state.business_id,
+        first_name=state.first_name,
+        last_name=state.last_name,
+        phone_number=state.phone_number,
+        business_name=state.business_name,
+        business_address=state.business_address,
+        business_phone=state.business_phone,
+        business_location=state.business_location,
+        business_email=state.business_email,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        account_id=state.account_id,
+        category=category,
+        category_id=state.category_id,
+        deposit_minor=state.deposit_minor,
+        deposit_account_id=state.deposit_account_id,
+        archived=state.archived,
+        debit_minor=state.debit_minor,
+        credit_minor=state.credit_minor,
+    )
+
+
+def client(business: Business, status: int) -> Render:
+    def render(outcome: Outcome) -> tuple[int, bytes]:
+        assert outcome.client is not None
+        category = outcome.category.name if outcome.category else ""
+        body = client_body(figures(outcome.client, category, business.owner_id))
+        return status, encoder.encode(body)
+
+    return render
+
+
+def deleted(outcome: Outcome) -> tuple[int, bytes]:
+    assert outcome.client is not None
+    return 200, encoder.encode({"message": "Client deleted", "id": outcome.client.client_id})
+
+
+def category(outcome: Outcome) -> tuple[int, bytes]:
+    state = outcome.category
+    assert state is not None
+    body = CategoryBody(
+        id=state.category_id,
+        business_id=state.business_id,
+        name=state.name,
+        description=state.description,
+        created_at=timestamp(state.created_at),
+        updated_at=timestamp(state.created_at),
+        archived=False,
+        customer_count=0,
+    )
+    return 201, encoder.encode(body)
+
+
+def transaction(outcome: Outcome) -> tuple[int, bytes]:
+    state = outcome.client
+    posted = outcome.events[-1].payload
+    assert state is not None and isinstance(posted, e.TransactionPosted)
+    body = TransactionBody(
+        id=posted.transaction_id,
+        client_id=posted.client_id,
+        type=posted.entry_type,
+        amount=to_number(posted.amount_minor),
+        date=posted.date,
+        description=posted.description,
+        reference=posted.reference,
+        created_at=timestamp(outcome.events[-1].recorded_at),
+        balance_after=to_number(domain.running_total(state.balance_by_date, posted.date)),
+    )
+    return 201, encoder.encode(body)
+
+
+def deposit(outcome: Outcome) -> tuple[int, bytes]:
+    state = outcome.client
+    posted = outcome.events[-1].payload
+    assert state is not None and isinstance(posted, e.DepositPosted)
+    body = DepositBody(
+        id=posted.deposit_id,
+        client_id=posted.client_id,
+        type=posted.entry_type,
+        amount=to_number(posted.amount_minor),
+        date=posted.date,
+        description=posted.description,
+        created_at=timestamp(outcome.events[-1].recorded_at),
+        deposit_after=to_number(domain.running_total(state.deposit_by_date, posted.date)),
+    )
+    return 201, encoder.encode(body)
+
+

@@ -1,0 +1,169 @@
+"""Hop 1: the command routes. Decode, hand to the appender, wait for read-your-writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+
+from aiohttp import web
+
+from services.command_api import renderers, requests
+from services.command_api.appender import Appender
+from services.command_api.submissions import IdempotencyClaim, Render, Result
+from shared import commands as c
+from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
+from shared.events import Metadata
+from shared.http_edge import (
+    SETTINGS,
+    business_of,
+    json_response,
+    path_id,
+    read_json_object,
+)
+from shared.projection_wait import WAITER
+
+APPENDER = web.AppKey("appender", Appender)
+IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
+KEY_LENGTH_MAX = 255
+
+routes = web.RouteTableDef()
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > KEY_LENGTH_MAX:
+        raise invalid("Idempotency-Key", "The Idempotency-Key must be 1 to 255 characters.")
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), raw):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
+
+
+def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
+    business = business_of(request)
+    correlation = request.headers.get("X-Correlation-Id") or request.headers.get(
+        "X-Request-Id"
+    )
+    return Metadata(
+        correlation_id=(correlation or str(uuid.uuid4()))[:255],
+        principal=f"api_key:{business.key_id}",
+        idempotency_key=claim.key if claim else None,
+    )
+
+
+async def _execute(
+    request: web.Request, command: c.LedgerCommand, render: Render, raw: bytes
+) -> web.Response:
+    """Submit a command; answer once the read models show it (or 202 on time-out)."""
+    claim = _claim(request, raw)
+    in_flight = request.app[IN_FLIGHT]
+    slot = (command.business_id, claim.key) if claim else None
+    if slot is not None and slot in in_flight:
+        raise IdempotencyInProgress()
+    if slot is not None:
+        in_flight.add(slot)
+    try:
+        result = await request.app[APPENDER].submit(
+            command, _metadata(request, claim), render, claim
+        )
+    finally:
+        if slot is not None:
+            in_flight.discard(slot)
+    return await _respond(request, result)
+
+
+async def _respond(request: web.Request, result: Result) -> web.Response:
+    headers: dict[str, str] = {}
+    status = result.status
+    if result.position is not None:
+        headers["X-Ledger-Position"] = str(result.position)
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    elif result.stream_id is not None and result.version is not None:
+        asynchronous = "respond-async" in request.headers.get("Prefer", "")
+        visible = not asynchronous and await request.app[WAITER].wait_for_stream(
+            result.stream_id,
+            result.version,
+            request.app[SETTINGS].read_your_writes_timeout_s,
+        )
+        if not visible:
+            status = 202
+    return json_response(result.body, status=status, headers=headers)
+
+
+def _expected_version(request: web.Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed("The If-Match header does not match the client's ETag")
+    return int(tag)
+
+
+@routes.post("/api/v3/clients")
+async def create_client(request: web.Request) -> web.Response:
+    business = business_of(request)
+    body, raw = await read_json_object(request)
+    command = requests.create_client(body, business.business_id)
+    return await _execute(request, command, renderers.client(business, 201), raw)
+
+
+@routes.post("/api/v3/clients/category")
+async def create_category(request: web.Request) -> web.Response:
+    business = business_of(request)
+    body, raw = await read_json_object(request)
+    command = requests.create_category(body, business.business_id)
+    return await _execute(request, command, renderers.category, raw)
+
+
+@routes.post(r"/api/v3/clients/{id}")
+async def update_client(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    body, raw = await read_json_object(request)
+    command = requests.update_client(
+        body, business.business_id, client_id, _expected_version(request)
+    )
+    return await _execute(request, command, renderers.client(business, 200), raw)
+
+
+@routes.delete(r"/api/v3/clients/{id}")
+async def delete_client(request: web.Request) -> web.Response:
+    business = business_of(request)
+    command = c.DeleteClient(business_id=business.business_id, client_id=path_id(request))
+    return await _execute(request, command, renderers.deleted, b"")
+
+
+@routes.post(r"/api/v3/clients/{id}/archive")
+async def archive_client(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    body, raw = await read_json_object(request)
+    command = requests.set_archived(body, business.business_id, client_id)
+    return await _execute(request, command, renderers.client(business, 200), raw)
+
+
+@routes.post(r"/api/v3/clients/{id}/transactions")
+async def post_transaction(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    body, raw = await read_json_object(request)
+    command = requests.post_transaction(body, business.business_id, client_id, _today())
+    return await _execute(request, command, renderers.transaction, raw)
+
+
+@routes.post(r"/api/v3/clients/{id}/deposits")
+async def post_deposit(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    body, raw = await read_json_object(request)
+    command = requests.post_deposit(body, business.business_id, client_id, _today())
+    return await _execute(request, command, renderers.deposit, raw)

@@ -1,0 +1,73 @@
+"""The write side's view of streams: client and category states, cached per process.
+
+A cached state may be stale when another process appended to its stream; every batch
+reads the events after the cached version in one query, so decisions always start from
+the stream's head (and the unique stream version catches any race left).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import asyncpg
+
+from shared import domain
+from shared import events as e
+from shared.event_store import envelope_from_row
+
+State = domain.ClientState | domain.CategoryState
+
+_CATCH_UP = """
+SELECT ev.event_id, ev.type, ev.business_id, ev.stream_id, ev.version, ev.position,
+       ev.schema_version, ev.recorded_at, ev.metadata::text AS metadata,
+       ev.payload::text AS payload, ev.hash
+FROM unnest($1::text[], $2::integer[]) AS s(stream_id, after_version)
+JOIN events ev ON ev.stream_id = s.stream_id AND ev.version > s.after_version
+ORDER BY ev.stream_id, ev.version
+"""
+
+
+class StreamStates:
+    """An LRU cache of stream states, brought up to date batch by batch."""
+
+    def __init__(self, size_max: int = 20_000) -> None:
+        self._states: OrderedDict[str, State] = OrderedDict()
+        self._size_max = size_max
+
+    def forget(self, stream_ids: Iterable[str]) -> None:
+        for stream_id in stream_ids:
+            self._states.pop(stream_id, None)
+
+    def get(self, stream_id: str) -> State | None:
+        return self._states.get(stream_id)
+
+    def put(self, stream_id: str, state: State) -> None:
+        self._states[stream_id] = state
+
+    async def load(self, conn: asyncpg.Connection, stream_ids: set[str]) -> None:
+        """Bring the given streams up to their head (missing streams stay absent)."""
+        if not stream_ids:
+            return
+        ordered = sorted(stream_ids)
+        after = [self._version(stream_id) for stream_id in ordered]
+        rows = await conn.fetch(_CATCH_UP, ordered, after)
+        for row in rows:
+            self._apply(envelope_from_row(row))
+        for stream_id in ordered:
+            if stream_id in self._states:
+                self._states.move_to_end(stream_id)
+        while len(self._states) > self._size_max:
+            self._states.popitem(last=False)
+
+    def _version(self, stream_id: str) -> int:
+        state = self._states.get(stream_id)
+        return state.version if state is not None else 0
+
+    def _apply(self, event: e.Envelope) -> None:
+        state = self._states.get(event.stream_id)
+        if isinstance(event.payload, e.CategoryCreated):
+            self._states[event.stream_id] = domain.evolve_category(None, event)
+            return
+        assert state is None or isinstance(state, domain.ClientState)
+        self._states[event.stream_id] = domain.evolve_client(state, event)

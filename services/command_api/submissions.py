@@ -1,0 +1,60 @@
+"""What flows through the appender: a submission in, a decision, a result out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import msgspec
+
+from shared import commands as c
+from shared import domain
+from shared import events as e
+from shared.event_store import NewEvent
+
+
+class IdempotencyClaim(msgspec.Struct, frozen=True):
+    key: str
+    request_hash: str
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """What a decided command did: its events, the stream's new state, its category."""
+
+    events: list[e.Envelope]
+    client: domain.ClientState | None = None
+    category: domain.CategoryState | None = None
+
+
+class Result(msgspec.Struct, kw_only=True, frozen=True):
+    status: int
+    body: bytes
+    position: int | None = None
+    stream_id: str | None = None
+    version: int | None = None
+    replayed: bool = False
+
+
+Render = Callable[[Outcome], tuple[int, bytes]]
+
+
+class Submission:
+    def __init__(
+        self,
+        command: c.LedgerCommand,
+        metadata: e.Metadata,
+        render: Render,
+        idempotency: IdempotencyClaim | None,
+    ) -> None:
+        self.command = command
+        self.metadata = metadata
+        self.render = render
+        self.idempotency = idempotency
+        self.future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+
+
+class Decided(msgspec.Struct, kw_only=True):
+    submission: Submission
+    new_events: list[NewEvent]
+    outcome: Outcome
+    name_key: str | None = None

@@ -1,0 +1,49 @@
+"""`ledger api`: one aiohttp app hosting the command API and the query API on one port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.command_api import app as command_api
+from services.query_api import app as query_api
+from shared import health
+from shared.config import PROJECTIONS, Settings
+from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
+from shared.postgres import create_pool
+from shared.projection_wait import WAITER, ProjectionWaiter
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.body_size_max,
+    )
+    app[SETTINGS] = settings
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await create_pool(settings.database_url, max_size=20)
+        waiter = ProjectionWaiter(app[POOL], settings.database_url, PROJECTIONS)
+        await waiter.start()
+        app[WAITER] = waiter
+        yield
+        await waiter.stop()
+        await app[POOL].close()
+
+    app.cleanup_ctx.append(database)
+    health.setup(app)
+    command_api.setup(app)
+    query_api.setup(app)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    web.run_app(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=10,
+    )

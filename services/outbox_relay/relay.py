@@ -1,0 +1,103 @@
+"""Hop 4: the relay. Follows the events table (the outbox) and publishes to RabbitMQ.
+
+It reads committed events in commit-safe order (event_store.read_after), publishes a
+batch, waits for the broker's confirms, and only then moves its persisted cursor. A
+crash between publish and cursor update republishes the batch: at-least-once, and the
+projectors dedupe by stream version. Only one relay publishes at a time: each holds a
+PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
+session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from aio_pika.abc import AbstractExchange
+
+from shared import broker
+from shared.event_store import Cursor, read_after
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 7_170_002
+IDLE_POLL_S = 0.1
+
+
+async def load_cursor(conn: asyncpg.Connection, relay: str) -> Cursor:
+    row = await conn.fetchrow(
+        "SELECT transaction_id::text::bigint AS txid, position FROM relay_cursor"
+        " WHERE relay = $1",
+        relay,
+    )
+    return Cursor(row["txid"], row["position"]) if row else Cursor()
+
+
+async def save_cursor(conn: asyncpg.Connection, relay: str, cursor: Cursor) -> None:
+    await conn.execute(
+        "INSERT INTO relay_cursor (relay, transaction_id, position)"
+        " VALUES ($1, $2::text::xid8, $3)"
+        " ON CONFLICT (relay) DO UPDATE"
+        " SET transaction_id = excluded.transaction_id, position = excluded.position",
+        relay,
+        str(cursor.transaction_id),
+        cursor.position,
+    )
+
+
+async def publish_next(
+    conn: asyncpg.Connection, exchange: AbstractExchange, cursor: Cursor, limit: int
+) -> tuple[Cursor, int]:
+    """Publish the next batch after `cursor` with confirms; returns (new cursor, count).
+
+    The cursor is not saved here: the caller saves it after this returns.
+    """
+    batch = await read_after(conn, cursor, limit=limit)
+    if not batch:
+        return cursor, 0
+    await broker.publish_confirmed(exchange, [event for _, event in batch])
+    return batch[-1][0], len(batch)
+
+
+class Relay:
+    def __init__(
+        self, dsn: str, amqp_url: str, exchange: str, batch_size_max: int, name: str = "main"
+    ) -> None:
+        self._dsn = dsn
+        self._amqp_url = amqp_url
+        self._exchange_name = exchange
+        self._batch_size_max = batch_size_max
+        self._name = name
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        connection = None
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
+            log.info("relay %s is the leader", self._name)
+            await conn.add_listener("ledger_events", lambda *_: self._wake.set())
+            connection = await broker.connect(self._amqp_url)
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await broker.declare_exchange(channel, self._exchange_name)
+            await self._loop(conn, exchange, stop)
+        finally:
+            if connection is not None:
+                await connection.close()
+            await conn.close()
+
+    async def _loop(
+        self, conn: asyncpg.Connection, exchange: AbstractExchange, stop: asyncio.Event
+    ) -> None:
+        cursor = await load_cursor(conn, self._name)
+        while not stop.is_set():
+            self._wake.clear()
+            cursor, count = await publish_next(conn, exchange, cursor, self._batch_size_max)
+            if count:
+                await save_cursor(conn, self._name, cursor)
+                self.published += count
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)

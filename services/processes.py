@@ -1,0 +1,66 @@
+"""`ledger run`: start every process (API, relay, one per projection) and keep them up.
+
+Each process is a child running `ledger <role>`; one that dies is restarted after a
+short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
+after a deadline.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from shared.config import PROJECTIONS
+
+STOP_DEADLINE_S = 15.0
+RESTART_DELAY_S = 1.0
+
+
+def roles() -> list[list[str]]:
+    return [
+        ["api"],
+        ["relay"],
+        *(["projector", "--projection", name] for name in PROJECTIONS),
+    ]
+
+
+def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "services.cli", *role])
+
+
+def supervise() -> int:
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    children = {tuple(role): _spawn(role) for role in roles()}
+    while not stopping:
+        time.sleep(0.2)
+        for role, child in list(children.items()):
+            if child.poll() is not None and not stopping:
+                print(f"ledger: {' '.join(role)} exited ({child.returncode}); restarting",
+                      file=sys.stderr)
+                time.sleep(RESTART_DELAY_S)
+                children[role] = _spawn(list(role))
+    return _stop_all(list(children.values()))
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> int:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_DEADLINE_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return 0

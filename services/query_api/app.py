@@ -1,0 +1,11 @@
+"""The query API: routes that read the read models. Wired into the HTTP app by the CLI."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.query_api.routes import routes
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)

@@ -1,0 +1,242 @@
+"""The query routes: read models rendered in the seed's shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import asyncpg
+from aiohttp import web
+
+from services.query_api import queries
+from shared.errors import LedgerError, NotFound, ValidationFailed
+from shared.http_edge import POOL, SETTINGS, business_of, json_response, path_id
+from shared.money import to_number
+from shared.projection_wait import WAITER
+from shared.views import (
+    CategoryBody,
+    DepositBody,
+    StatementBody,
+    SummaryBody,
+    TransactionBody,
+    client_body,
+    client_fields,
+    timestamp,
+)
+
+routes = web.RouteTableDef()
+PER_PAGE_MAX = 1000
+
+
+class NotYetVisible(LedgerError):
+    status = 503
+
+
+def _optional_int(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name, "").strip()
+    if text == "":
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise ValidationFailed({name: [f"The {name.replace('_', ' ')} must be an integer."]})
+    return int(text)
+
+
+def _optional_bool(request: web.Request, name: str) -> bool | None:
+    text = request.query.get(name, "").strip().lower()
+    if text == "":
+        return None
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValidationFailed({name: [f"The {name} field must be true or false."]})
+
+
+def _optional_date(request: web.Request, name: str) -> dt.date | None:
+    text = request.query.get(name, "").strip()
+    if text == "":
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(
+            {name: [f"The {name} must be a date in the format YYYY-MM-DD."]}
+        ) from None
+
+
+def _period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
+    start, end = _optional_date(request, "from"), _optional_date(request, "to")
+    if start is not None and end is not None and start > end:
+        raise ValidationFailed({"to": ["The to date must be on or after the from date."]})
+    return start, end
+
+
+async def _min_position(request: web.Request) -> None:
+    """Honour X-Ledger-Min-Position: wait until the read models have reached it."""
+    header = request.headers.get("X-Ledger-Min-Position")
+    if header is None:
+        return
+    if not header.strip().isdigit():
+        raise ValidationFailed({"X-Ledger-Min-Position": ["must be an integer"]})
+    timeout = request.app[SETTINGS].read_your_writes_timeout_s
+    if not await request.app[WAITER].wait_for_position(int(header), timeout):
+        raise NotYetVisible("The read models have not reached that position yet")
+
+
+def _page(request: web.Request) -> queries.ClientFilter:
+    page, per_page = _optional_int(request, "page"), _optional_int(request, "per_page")
+    category_id = _optional_int(request, "category_id")
+    archived = _optional_bool(request, "archived")
+    if page is None and per_page is None:
+        return queries.ClientFilter(category_id=category_id, archived=archived)
+    page, per_page = page or 1, per_page or 100
+    if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
+        raise ValidationFailed({"per_page": ["The per page must be between 1 and 1000."]})
+    return queries.ClientFilter(
+        category_id=category_id,
+        archived=archived,
+        limit=per_page,
+        offset=(page - 1) * per_page,
+    )
+
+
+def _link_header(request: web.Request, where: queries.ClientFilter, total: int) -> str:
+    assert where.limit is not None
+    page = where.offset // where.limit + 1
+    last = max(1, -(-total // where.limit))
+    links = []
+    for rel, number in (("first", 1), ("prev", page - 1), ("next", page + 1), ("last", last)):
+        if 1 <= number <= last:
+            url = request.rel_url.update_query(page=number, per_page=where.limit)
+            links.append(f'<{url}>; rel="{rel}"')
+    return ", ".join(links)
+
+
+@routes.get("/api/v3/clients")
+async def list_clients(request: web.Request) -> web.Response:
+    business = business_of(request)
+    where = _page(request)
+    await _min_position(request)
+    rows, total = await queries.list_clients(request.app[POOL], business.business_id, where)
+    body = [client_body(queries.figures(row, business.owner_id)) for row in rows]
+    headers = {}
+    if where.limit is not None:
+        headers = {"X-Total-Count": str(total), "Link": _link_header(request, where, total)}
+    return json_response(body, headers=headers)
+
+
+@routes.get("/api/v3/clients/summary")
+async def summary(request: web.Request) -> web.Response:
+    business = business_of(request)
+    category_id = _optional_int(request, "category_id")
+    await _min_position(request)
+    row = await queries.summary(request.app[POOL], business.business_id, category_id)
+    body = SummaryBody(
+        total_deposits=to_number(int(row["total_deposits"])),
+        customer_count=row["customer_count"],
+        archived_customers=row["archived_customers"],
+        unarchived_customers=row["unarchived_customers"],
+        total_balance=to_number(int(row["total_balance"])),
+    )
+    return json_response(body)
+
+
+@routes.get("/api/v3/clients/categories")
+@routes.get("/api/v3/clients/clients/categories")
+async def categories(request: web.Request) -> web.Response:
+    business = business_of(request)
+    await _min_position(request)
+    rows = await queries.categories(request.app[POOL], business.business_id)
+    body = [
+        CategoryBody(
+            id=row["category_id"],
+            business_id=row["business_id"],
+            name=row["name"],
+            description=row["description"],
+            created_at=timestamp(row["created_at"]),
+            updated_at=timestamp(row["updated_at"]),
+            archived=False,
+            customer_count=row["customer_count"],
+        )
+        for row in rows
+    ]
+    return json_response(body)
+
+
+async def _client_row(request: web.Request) -> asyncpg.Record:
+    business = business_of(request)
+    client_id = path_id(request)
+    await _min_position(request)
+    row = await queries.get_client(request.app[POOL], business.business_id, client_id)
+    if row is None:
+        raise NotFound(f"Client {client_id} not found")
+    return row
+
+
+@routes.get(r"/api/v3/clients/{id}")
+async def get_client(request: web.Request) -> web.Response:
+    row = await _client_row(request)
+    body = client_body(queries.figures(row, business_of(request).owner_id))
+    return json_response(body, headers={"ETag": f'"{row["version"]}"'})
+
+
+@routes.get(r"/api/v3/clients/{id}/transactions")
+async def statement(request: web.Request) -> web.Response:
+    period = _period(request)
+    row = await _client_row(request)
+    business = business_of(request)
+    lines, opening = await queries.lines(
+        request.app[POOL], "rm_transactions", business.business_id, row["client_id"], period
+    )
+    transactions = [
+        TransactionBody(
+            id=line["transaction_id"],
+            client_id=line["client_id"],
+            type=line["entry_type"],
+            amount=to_number(line["amount_minor"]),
+            date=line["date"],
+            description=line["description"],
+            reference=line["reference"],
+            created_at=timestamp(line["created_at"]),
+            balance_after=to_number(int(line["running_minor"])),
+        )
+        for line in lines
+    ]
+    closing = int(lines[-1]["running_minor"]) if lines else opening
+    body = StatementBody(
+        transactions=transactions,
+        opening_balance=to_number(opening),
+        closing_balance=to_number(closing),
+        transactions_count=len(transactions),
+        **client_fields(queries.figures(row, business.owner_id)),  # type: ignore[arg-type]
+    )
+    return json_response(body)
+
+
+@routes.get(r"/api/v3/clients/{id}/deposits")
+async def deposits(request: web.Request) -> web.Response:
+    period = _period(request)
+    row = await _client_row(request)
+    lines, _ = await queries.lines(
+        request.app[POOL],
+        "rm_deposits",
+        business_of(request).business_id,
+        row["client_id"],
+        period,
+    )
+    body = [
+        DepositBody(
+            id=line["deposit_id"],
+            client_id=line["client_id"],
+            type=line["entry_type"],
+            amount=to_number(line["amount_minor"]),
+            date=line["date"],
+            description=line["description"],
+            created_at=timestamp(line["created_at"]),
+            deposit_after=to_number(int(line["running_minor"])),
+        )
+        for line in lines
+    ]
+    return json_response(body)

@@ -1,0 +1,66 @@
+"""Settings for every process, read once from the environment by each `main()`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+PROJECTIONS = ("balances", "statements")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot start with."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "postgresql://ledger_app@127.0.0.1:5432/ledger"
+    admin_database_url: str = "postgresql://postgres@127.0.0.1:5432/ledger"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = "ledger.events"
+    queue_prefix: str = "ledger.projection."
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    hmac_key: str = "dev-only-insecure-hmac-key"
+    read_your_writes_timeout_s: float = 5.0
+    readiness_lag_max_s: float = 30.0
+    batch_window_s: float = 0.002
+    batch_size_max: int = 500
+    relay_batch_size_max: int = 500
+    projector_batch_size_max: int = 500
+    body_size_max: int = 1024 * 1024
+
+
+# Environment variable -> (field, parser). Every setting has a documented default above.
+_ENVIRONMENT: dict[str, tuple[str, type]] = {
+    "LEDGER_DATABASE_URL": ("database_url", str),
+    "LEDGER_ADMIN_DATABASE_URL": ("admin_database_url", str),
+    "LEDGER_AMQP_URL": ("amqp_url", str),
+    "LEDGER_EXCHANGE": ("exchange", str),
+    "LEDGER_QUEUE_PREFIX": ("queue_prefix", str),
+    "LEDGER_HTTP_HOST": ("http_host", str),
+    "LEDGER_HTTP_PORT": ("http_port", int),
+    "LEDGER_HMAC_KEY": ("hmac_key", str),
+    "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": ("read_your_writes_timeout_s", float),
+    "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
+    "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
+    "LEDGER_BATCH_SIZE_MAX": ("batch_size_max", int),
+}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from environment variables; a bad value raises SettingsError."""
+    values: dict[str, object] = {}
+    for name, (field, parse) in _ENVIRONMENT.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError:
+            kind = parse.__name__
+            raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if not 0 < settings.http_port < 65536:
+        raise SettingsError(f"LEDGER_HTTP_PORT={settings.http_port} is out of range")
+    return settings

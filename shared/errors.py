@@ -1,0 +1,69 @@
+"""Refusals the service expects. One HTTP middleware maps them to status codes."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses; `status` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(LedgerError):
+    """One or more fields are invalid: 422 with Laravel's `errors` per field."""
+
+    status = 422
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The given data was invalid.")
+        self.errors = errors
+
+
+class NotFound(LedgerError):
+    status = 404
+
+
+class Conflict(LedgerError):
+    """A business conflict the caller must resolve (duplicate name, non-zero balance)."""
+
+    status = 409
+
+
+class PreconditionFailed(LedgerError):
+    status = 412
+
+
+class ConcurrencyConflict(LedgerError):
+    """Another writer appended to the stream first; the appender retries this."""
+
+    status = 409
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__("The resource was changed by another request; retry")
+        self.stream_id = stream_id
+
+
+class IdempotencyConflict(LedgerError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used with a different request"
+        )
+
+
+class IdempotencyInProgress(LedgerError):
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is in progress")
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed({field: [message]})

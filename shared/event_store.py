@@ -1,0 +1,210 @@
+"""Hop 3: the event store. append(), load_stream() and read_after() on asyncpg.
+
+The events table is also the outbox: the relay follows it with read_after().
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+import msgspec
+
+from shared import events as e
+from shared.errors import ConcurrencyConflict
+from shared.hash_chain import event_hash, hashed_content
+
+
+class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
+    """An event decided but not yet stored (no position yet)."""
+
+    event_id: uuid.UUID
+    business_id: int
+    stream_id: str
+    version: int
+    recorded_at: dt.datetime
+    metadata: e.Metadata
+    payload: e.LedgerEvent
+    hash: str
+
+    def stored(self, position: int) -> e.Envelope:
+        return e.Envelope(
+            event_id=self.event_id,
+            type=e.event_type(self.payload),
+            business_id=self.business_id,
+            stream_id=self.stream_id,
+            version=self.version,
+            position=position,
+            schema_version=e.SCHEMA_VERSION,
+            recorded_at=self.recorded_at,
+            metadata=self.metadata,
+            payload=self.payload,
+            hash=self.hash,
+        )
+
+
+def new_event(
+    *,
+    key: bytes,
+    previous_hash: str,
+    business_id: int,
+    stream_id: str,
+    version: int,
+    recorded_at: dt.datetime,
+    metadata: e.Metadata,
+    payload: e.LedgerEvent,
+) -> NewEvent:
+    """Build an event with its chained hash."""
+    event_id = uuid.uuid4()
+    content = hashed_content(
+        event_id=str(event_id),
+        event_type=e.event_type(payload),
+        business_id=business_id,
+        stream_id=stream_id,
+        version=version,
+        schema_version=e.SCHEMA_VERSION,
+        recorded_at=recorded_at.isoformat(),
+        metadata=msgspec.to_builtins(metadata),
+        payload=msgspec.to_builtins(payload),
+    )
+    return NewEvent(
+        event_id=event_id,
+        business_id=business_id,
+        stream_id=stream_id,
+        version=version,
+        recorded_at=recorded_at,
+        metadata=metadata,
+        payload=payload,
+        hash=event_hash(key, previous_hash, content),
+    )
+
+
+_INSERT = """
+INSERT INTO events (event_id, business_id, stream_id, version, type, schema_version,
+                    payload, metadata, recorded_at, hash)
+SELECT event_id, business_id, stream_id, version, type, schema_version,
+       payload::jsonb, metadata::jsonb, recorded_at, hash
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
+            $6::integer[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+     AS t(event_id, business_id, stream_id, version, type, schema_version,
+          payload, metadata, recorded_at, hash)
+RETURNING event_id, position
+"""
+
+
+def _assert_contiguous(events: Sequence[NewEvent]) -> None:
+    last: dict[str, int] = {}
+    for event in events:
+        if event.stream_id in last:
+            assert event.version == last[event.stream_id] + 1, "versions are contiguous"
+        last[event.stream_id] = event.version
+
+
+async def append(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[e.Envelope]:
+    """Insert events (inside the caller's transaction); returns them with positions.
+
+    A stream version that already exists means another writer got there first:
+    that is raised as ConcurrencyConflict, the only place UniqueViolation is caught.
+    """
+    _assert_contiguous(events)
+    if not events:
+        return []
+    columns = (
+        [event.event_id for event in events],
+        [event.business_id for event in events],
+        [event.stream_id for event in events],
+        [event.version for event in events],
+        [e.event_type(event.payload) for event in events],
+        [e.SCHEMA_VERSION] * len(events),
+        [msgspec.json.encode(event.payload).decode() for event in events],
+        [msgspec.json.encode(event.metadata).decode() for event in events],
+        [event.recorded_at for event in events],
+        [event.hash for event in events],
+    )
+    try:
+        rows = await conn.fetch(_INSERT, *columns)
+    except asyncpg.UniqueViolationError as error:
+        raise ConcurrencyConflict(str(error.detail or "")) from error
+    positions = {row["event_id"]: row["position"] for row in rows}
+    return [event.stored(positions[event.event_id]) for event in events]
+
+
+_SELECT = """
+SELECT event_id, type, business_id, stream_id, version, position, schema_version,
+       recorded_at, metadata::text AS metadata, payload::text AS payload, hash
+FROM events
+"""
+_metadata_decoder = msgspec.json.Decoder(e.Metadata)
+_payload_decoder = msgspec.json.Decoder(e.LedgerEvent)
+
+
+def envelope_from_row(row: asyncpg.Record) -> e.Envelope:
+    return e.Envelope(
+        event_id=row["event_id"],
+        type=row["type"],
+        business_id=row["business_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        position=row["position"],
+        schema_version=row["schema_version"],
+        recorded_at=row["recorded_at"],
+        metadata=_metadata_decoder.decode(row["metadata"]),
+        payload=_payload_decoder.decode(row["payload"]),
+        hash=row["hash"],
+    )
+
+
+async def load_stream(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    stream_id: str,
+    *,
+    after_version: int = 0,
+    up_to_version: int | None = None,
+) -> list[e.Envelope]:
+    """A stream's events after `after_version` (and up to `up_to_version`), in order."""
+    rows = await conn.fetch(
+        _SELECT + "WHERE stream_id = $1 AND version > $2 AND version <= $3"
+        " ORDER BY version",
+        stream_id,
+        after_version,
+        up_to_version if up_to_version is not None else 2**31 - 1,
+    )
+    events = [envelope_from_row(row) for row in rows]
+    for offset, event in enumerate(events):
+        assert event.version == after_version + offset + 1, "stream has a gap"
+    return events
+
+
+class Cursor(msgspec.Struct, frozen=True):
+    """A reader's place in the global order: (transaction id, position)."""
+
+    transaction_id: int = 0
+    position: int = 0
+
+
+# Rows are read in (transaction_id, position) order, and only those whose writing
+# transaction is older than the oldest transaction still running
+# (pg_snapshot_xmin(pg_current_snapshot())). Every such row is committed (or rolled
+# back, and then invisible for good), and every transaction that commits later has a
+# transaction id at or above that bound, so it sorts after our cursor: a reader never
+# passes a row that becomes visible behind it. A position-only cursor would skip a row
+# whose transaction took a lower position but committed after a higher one.
+_READ_AFTER = (
+    _SELECT.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
+    + """
+WHERE (transaction_id, position) > ($1::text::xid8, $2)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3
+"""
+)
+
+
+async def read_after(
+    conn: asyncpg.Connection, cursor: Cursor, *, limit: int
+) -> list[tuple[Cursor, e.Envelope]]:
+    """Committed events after the cursor in commit-safe order, each with its cursor."""
+    rows = await conn.fetch(_READ_AFTER, str(cursor.transaction_id), cursor.position, limit)
+    return [(Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows]

@@ -1,0 +1,148 @@
+"""Event payloads (msgspec structs tagged with their dotted wire names) and the envelope.
+
+The tags are the event types on the wire and in the store; never rename one. New fields
+need defaults so old events still decode (msgspec's schema-evolution rules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+import msgspec
+
+EntryType = Literal["debit", "credit"]
+SCHEMA_VERSION = 1
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+    """Base of every payload; `type` holds the tag."""
+
+
+class CategoryCreated(Event, tag="category.created"):
+    category_id: int
+    name: str
+    description: str = ""
+
+
+class ClientCreated(Event, tag="client.created", kw_only=True):
+    client_id: int
+    account_id: int
+    category_id: int
+    first_name: str = ""
+    last_name: str = ""
+    phone_number: str = ""
+    business_name: str
+    business_address: str = ""
+    business_phone: str = ""
+    business_location: str = ""
+    business_email: str = ""
+
+
+class ClientUpdated(Event, tag="client.updated"):
+    """Only the fields that changed are present; absent ones are UNSET."""
+
+    client_id: int
+    first_name: str | msgspec.UnsetType = msgspec.UNSET
+    last_name: str | msgspec.UnsetType = msgspec.UNSET
+    phone_number: str | msgspec.UnsetType = msgspec.UNSET
+    business_name: str | msgspec.UnsetType = msgspec.UNSET
+    business_address: str | msgspec.UnsetType = msgspec.UNSET
+    business_phone: str | msgspec.UnsetType = msgspec.UNSET
+    business_location: str | msgspec.UnsetType = msgspec.UNSET
+    business_email: str | msgspec.UnsetType = msgspec.UNSET
+    category_id: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class ClientArchived(Event, tag="client.archived"):
+    client_id: int
+
+
+class ClientUnarchived(Event, tag="client.unarchived"):
+    client_id: int
+
+
+class ClientDeleted(Event, tag="client.deleted"):
+    client_id: int
+
+
+class TransactionPosted(Event, tag="transaction.posted"):
+    transaction_id: int
+    client_id: int
+    account_id: int
+    entry_type: EntryType
+    amount_minor: int
+    date: dt.date
+    description: str = ""
+    reference: str = ""
+
+
+class DepositPosted(Event, tag="deposit.posted"):
+    deposit_id: int
+    client_id: int
+    deposit_account_id: int
+    entry_type: EntryType
+    amount_minor: int
+    date: dt.date
+    description: str = ""
+
+
+LedgerEvent = (
+    CategoryCreated
+    | ClientCreated
+    | ClientUpdated
+    | ClientArchived
+    | ClientUnarchived
+    | ClientDeleted
+    | TransactionPosted
+    | DepositPosted
+)
+
+PROFILE_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone_number",
+    "business_name",
+    "business_address",
+    "business_phone",
+    "business_location",
+    "business_email",
+)
+
+
+class Metadata(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=False):
+    correlation_id: str
+    causation_id: str | None = None
+    principal: str | None = None
+    idempotency_key: str | None = None
+
+
+class Envelope(msgspec.Struct, kw_only=True, frozen=True):
+    """A recorded event as stored, published on RabbitMQ and read by projectors."""
+
+    event_id: uuid.UUID
+    type: str
+    business_id: int
+    stream_id: str
+    version: int
+    position: int
+    schema_version: int
+    recorded_at: dt.datetime
+    metadata: Metadata
+    payload: LedgerEvent
+    hash: str
+
+
+def client_stream(client_id: int) -> str:
+    return f"client-{client_id}"
+
+
+def category_stream(category_id: int) -> str:
+    return f"category-{category_id}"
+
+
+def event_type(payload: LedgerEvent) -> str:
+    tag = msgspec.inspect.type_info(type(payload))
+    assert isinstance(tag, msgspec.inspect.StructType) and isinstance(tag.tag, str)
+    return tag.tag

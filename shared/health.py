@@ -1,0 +1,79 @@
+"""/healthz (the process serves) and /readyz (PostgreSQL, RabbitMQ, projection lag)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+from aiohttp import web
+from aio_pika.abc import AbstractRobustConnection
+
+from shared.config import PROJECTIONS
+from shared.http_edge import POOL, SETTINGS, json_response
+
+BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
+
+_LAG = """
+SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
+FROM events
+WHERE position > (
+    SELECT coalesce(min(coalesce(c.position_last, 0)), 0)
+    FROM unnest($1::text[]) AS p(projection)
+    LEFT JOIN projection_checkpoint c USING (projection)
+)
+ORDER BY position LIMIT 1
+"""
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    lag_s = 0.0
+    try:
+        lag = await request.app[POOL].fetchval(_LAG, list(PROJECTIONS), timeout=2)
+        lag_s = float(lag or 0.0)
+        checks["postgres"] = "ok"
+    except Exception as error:  # any failure means not ready
+        checks["postgres"] = f"failed: {type(error).__name__}"
+    checks["rabbitmq"] = await _broker_check(request.app)
+    bound = request.app[SETTINGS].readiness_lag_max_s
+    checks["projection_lag"] = "ok" if lag_s <= bound else f"{lag_s:.1f} s > {bound} s"
+    ready = all(value == "ok" for value in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "lag_s": lag_s}
+    return json_response(body, status=200 if ready else 503)
+
+
+async def _broker_check(app: web.Application) -> str:
+    holder = app[BROKER]
+    if holder and not holder[0].is_closed:
+        return "ok"
+    try:
+        connection = await asyncio.wait_for(
+            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=2
+        )
+    except Exception as error:  # any failure means not ready
+        return f"failed: {type(error).__name__}"
+    holder[:] = [connection]
+    return "ok"
+
+
+def setup(app: web.Application) -> None:
+    app[BROKER] = []
+    app.router.add_routes(routes)
+
+    async def broker_context(app: web.Application) -> AsyncIterator[None]:
+        yield
+        for connection in app[BROKER]:
+            await connection.close()
+
+    app.cleanup_ctx.append(broker_context)
+
+

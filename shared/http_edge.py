@@ -1,0 +1,117 @@
+"""The HTTP edge both APIs share: error mapping, API-key auth and JSON bodies.
+
+Every refusal leaves as JSON in the Laravel shape the original API's clients parse:
+422 `{"message", "errors": {field: [...]}}`, anything else `{"message"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from shared.api_keys import Business, business_for_key
+from shared.config import Settings
+from shared.errors import LedgerError, ValidationFailed
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BUSINESS = web.RequestKey("business", Business)
+POOL = web.AppKey("pool", asyncpg.Pool)
+SETTINGS = web.AppKey("settings", Settings)
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+# JSON numbers decode as Decimal, never float: an amount stays exact from the wire on.
+_body_decoder = msgspec.json.Decoder(float_hook=Decimal)
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs")
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    raw = body if isinstance(body, bytes) else _encoder.encode(body)
+    return web.Response(
+        body=raw, status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return json_response({"message": message}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationFailed as error:
+        body = {"message": error.message, "errors": error.errors}
+        return json_response(body, status=error.status)
+    except LedgerError as error:
+        return error_response(error.status, error.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "The request body is too large (1 MiB at most)")
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return error_response(error.status, error.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Server Error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(PUBLIC_PREFIXES) or _is_public(request.path):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return error_response(401, "Unauthenticated.")
+    business = await business_for_key(request.app[POOL], key.strip())
+    if business is None:
+        return error_response(401, "Unauthenticated.")
+    request[BUSINESS] = business
+    return await handler(request)
+
+
+def _is_public(path: str) -> bool:
+    return path in ("/api/v3/openapi.json", "/api/v3/asyncapi.json") or path.startswith(
+        "/api/v3/clients/clients-print/"
+    )
+
+
+def business_of(request: web.Request) -> Business:
+    business = request[BUSINESS]
+    assert isinstance(business, Business)
+    return business
+
+
+async def read_json_object(request: web.Request) -> tuple[dict[str, object], bytes]:
+    """The body as a JSON object (an empty body is `{}`) and its raw bytes."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}, raw
+    content_type = request.content_type
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise web.HTTPUnsupportedMediaType(
+            reason="The request body must be JSON (Content-Type: application/json)"
+        )
+    try:
+        value = _body_decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise web.HTTPBadRequest(reason="The request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest(reason="The request body must be a JSON object")
+    return value, raw
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric path id; anything else (or out of range) answers 404."""
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 18:
+        raise web.HTTPNotFound(reason="Not Found")
+    return int(text)

@@ -1,0 +1,93 @@
+"""Exact money: parse input amounts to integer minor units, format them back.
+
+Every amount inside the service is an `int` of minor units (cents). Input arrives as a
+JSON number (decoded as Decimal, never float) or a string such as "1234.50"; output is
+a Decimal written from integer cents, so no float artifact can appear.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+AMOUNT_MINOR_MIN = 1
+AMOUNT_MINOR_MAX = 99_999_999_999_999  # 999,999,999,999.99: exact in a JS number
+MINOR_PER_UNIT = 100
+
+
+class AmountError(ValueError):
+    """The amount is not a positive number with at most two decimals in range."""
+
+
+def parse_amount(value: object) -> int:
+    """Return the amount in minor units, or raise AmountError saying why."""
+    if isinstance(value, bool) or value is None:
+        raise AmountError("must be a number")
+    if isinstance(value, float):
+        # Never produced by our decoders (they decode JSON numbers as Decimal).
+        raise AmountError("must be a number with at most two decimals")
+    if isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str):
+        number = _decimal_from_text(value)
+    else:
+        raise AmountError("must be a number")
+    return _minor_units(number)
+
+
+def parse_signed_amount(value: object) -> int:
+    """Like parse_amount, but zero and negative amounts are allowed (imports)."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_signed_amount(value.strip()[1:])
+    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value < 0:
+        return -parse_signed_amount(-value)
+    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value == 0:
+        return 0
+    return parse_amount(value)
+
+
+def _decimal_from_text(text: str) -> Decimal:
+    cleaned = text.strip().replace(",", "")
+    if cleaned == "":
+        raise AmountError("must be a number")
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        raise AmountError("must be a number") from None
+
+
+def _minor_units(number: Decimal) -> int:
+    if not number.is_finite():
+        raise AmountError("must be a finite number")
+    if number.is_zero():
+        raise AmountError("must be greater than zero")
+    if number.adjusted() > 20:  # checked before arithmetic, which would overflow
+        raise AmountError("may not be greater than 999999999999.99")
+    if number.adjusted() < -20:
+        raise AmountError("must have at most two decimals")
+    scaled = number * MINOR_PER_UNIT
+    if scaled != scaled.to_integral_value():
+        raise AmountError("must have at most two decimals")
+    minor = int(scaled)
+    if minor < AMOUNT_MINOR_MIN:
+        raise AmountError("must be greater than zero")
+    if minor > AMOUNT_MINOR_MAX:
+        raise AmountError("may not be greater than 999999999999.99")
+    return minor
+
+
+def to_number(minor: int) -> Decimal:
+    """Minor units as an exact JSON number with no trailing zeros: 5093900 -> 50939."""
+    sign = "-" if minor < 0 else ""
+    units, cents = divmod(abs(minor), MINOR_PER_UNIT)
+    if cents == 0:
+        return Decimal(f"{sign}{units}")
+    return Decimal(f"{sign}{units}.{cents:02d}".rstrip("0"))
+
+
+def to_text(minor: int) -> str:
+    """Minor units as the seed's display string: 2035182292 -> "20,351,822.92"."""
+    sign = "-" if minor < 0 else ""
+    units, cents = divmod(abs(minor), MINOR_PER_UNIT)
+    return f"{sign}{units:,}.{cents:02d}"

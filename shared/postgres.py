@@ -1,0 +1,98 @@
+"""PostgreSQL connections: pools with the jsonb codec, database creation, migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+SQL_DIR = Path(__file__).parent / "sql"
+_MIGRATION_LOCK = 7_170_001  # pg_advisory_lock key serializing concurrent migrators
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: msgspec.json.encode(value).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        command_timeout=60,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def with_user(dsn: str, user: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+async def create_database(admin_dsn: str) -> bool:
+    """Create the DSN's database if it is missing; True when it was created."""
+    name = database_name(admin_dsn)
+    conn = await asyncpg.connect(with_database(admin_dsn, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"CREATE DATABASE {quoted}")
+        return True
+    finally:
+        await conn.close()
+
+
+def shared_migrations() -> list[tuple[str, str]]:
+    return [(path.name, path.read_text()) for path in sorted(SQL_DIR.glob("*.sql"))]
+
+
+async def migrate(admin_dsn: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    """Apply each (name, SQL) not yet applied, in order; returns the names applied."""
+    conn = await asyncpg.connect(admin_dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, sql in migrations:
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied.append(name)
+    finally:
+        await conn.close()
+    return applied

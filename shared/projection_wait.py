@@ -1,0 +1,114 @@
+"""Read-your-writes: wait until the projections have applied a stream version.
+
+Projectors NOTIFY `ledger_projected` when a batch commits. One listening connection per
+process wakes a checker, which resolves every waiter in one query; while waiters exist
+it also checks on a short timer, so a missed notification only delays, never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import asyncpg
+from aiohttp import web
+
+_CHECK_STREAMS = """
+SELECT stream_id, min(version) AS version
+FROM projection_tracking
+WHERE projection = ANY($1::text[]) AND stream_id = ANY($2::text[])
+GROUP BY stream_id
+HAVING count(*) = $3
+"""
+_EVENT_AT = "SELECT stream_id, version FROM events WHERE position = $1"
+_CHECKPOINT = """
+SELECT CASE WHEN count(*) = $2 THEN min(position_last) END
+FROM projection_checkpoint WHERE projection = ANY($1::text[])
+"""
+POLL_S = 0.05
+
+
+class ProjectionWaiter:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, projections: Sequence[str]) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._projections = list(projections)
+        self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener("ledger_projected", self._on_notify)
+        self._task = asyncio.create_task(self._run(), name="projection-waiter")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._listener is not None:
+            await self._listener.close()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def wait_for_stream(self, stream_id: str, version: int, timeout_s: float) -> bool:
+        """True once every projection applied `version` of the stream; False on time-out."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(stream_id, []).append((version, future))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._discard(stream_id, future)
+
+    async def wait_for_position(self, position: int, timeout_s: float) -> bool:
+        """True once the event at `position` (or, if none, the checkpoints) is applied."""
+        row = await self._pool.fetchrow(_EVENT_AT, position)
+        if row is not None:
+            return await self.wait_for_stream(row["stream_id"], row["version"], timeout_s)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            reached = await self._pool.fetchval(
+                _CHECKPOINT, self._projections, len(self._projections)
+            )
+            if reached is not None and reached >= position:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(POLL_S)
+
+    def _discard(self, stream_id: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiting.get(stream_id, [])
+        waiters[:] = [(v, f) for v, f in waiters if f is not future]
+        if not waiters:
+            self._waiting.pop(stream_id, None)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            self._wake.clear()
+            if self._waiting:
+                try:
+                    await self._check()
+                except (OSError, asyncpg.PostgresError):
+                    await asyncio.sleep(POLL_S)
+
+    async def _check(self) -> None:
+        streams = list(self._waiting)
+        rows = await self._pool.fetch(
+            _CHECK_STREAMS, self._projections, streams, len(self._projections)
+        )
+        for row in rows:
+            for version, future in self._waiting.get(row["stream_id"], []):
+                if version <= row["version"] and not future.done():
+                    future.set_result(None)
+
+
+WAITER = web.AppKey("projection_waiter", ProjectionWaiter)

@@ -1,0 +1,30 @@
+"""Commands answer after their events are visible through the query routes."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient
+
+
+async def test_create_post_then_list_sees_every_write(
+    service: TestClient, business: dict[str, object]
+) -> None:
+    """Creates a client, posts the seed's two sample totals and lists at once: the list
+    already shows the seed's balance, because each command waited for the projections."""
+    headers = business["headers"]
+    created = await service.post("/api/v3/clients", json={"business_name": "Abas two"}, headers=headers)
+    assert created.status == 201
+    client_id = (await created.json())["id"]
+    for entry_type, amount in (("debit", "43228120.29"), ("credit", "22876297.37")):
+        posted = await service.post(
+            f"/api/v3/clients/{client_id}/transactions",
+            json={"type": entry_type, "amount": amount},
+            headers=headers,
+        )
+        assert posted.status == 201
+        assert int(posted.headers["X-Ledger-Position"]) > 0
+    listed = await service.get("/api/v3/clients", headers=headers)
+    [client] = await listed.json()
+    assert client["unformated_balance"] == 20351822.92
+    assert client["balance"] == "20,351,822.92"
+    assert client["total_debit"] == "43,228,120.29"
+    assert client["total_credit"] == "22,876,297.37"

@@ -1,0 +1,61 @@
+"""Create and drop an isolated test environment: database, exchange, queue names."""
+
+from __future__ import annotations
+
+import uuid
+
+import aio_pika
+import asyncpg
+import msgspec
+
+from projections.schemas import schema_files
+from shared.config import PROJECTIONS, Settings
+from shared.postgres import (
+    create_database,
+    migrate,
+    shared_migrations,
+    with_database,
+    with_user,
+)
+
+APP_ROLE = "ledger_app"
+
+
+class Environment(msgspec.Struct, frozen=True):
+    settings: Settings
+    admin_url: str
+    server_url: str
+
+
+async def create_environment(postgres_url: str, amqp_url: str, tag: str) -> Environment:
+    suffix = uuid.uuid4().hex[:12]
+    database = f"ledger_test_{tag}_{suffix}"
+    admin_url = with_database(postgres_url, database)
+    await create_database(admin_url)
+    await migrate(admin_url, shared_migrations() + schema_files())
+    settings = Settings(
+        database_url=with_user(admin_url, APP_ROLE),
+        admin_database_url=admin_url,
+        amqp_url=amqp_url,
+        exchange=f"ledger.events.test-{suffix}",
+        queue_prefix=f"ledger.test-{suffix}.projection.",
+        read_your_writes_timeout_s=10.0,
+    )
+    return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
+
+
+async def drop_environment(env: Environment) -> None:
+    name = env.admin_url.rsplit("/", 1)[-1]
+    conn = await asyncpg.connect(with_database(env.server_url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    connection = await aio_pika.connect(env.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        for projection in PROJECTIONS:
+            await channel.queue_delete(env.settings.queue_prefix + projection)
+        await channel.exchange_delete(env.settings.exchange)
+    finally:
+        await connection.close()

@@ -1,0 +1,49 @@
+"""The service in-process for integration tests: HTTP app, relay and projectors.
+
+Each piece is the real one (real PostgreSQL, real RabbitMQ); they run as tasks on the
+test's event loop instead of as separate processes (e2e tests start real processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from projections.registry import PROJECTIONS
+from projections.runner import Projector
+from services.http_app import create_app
+from services.outbox_relay.relay import Relay
+from shared.config import Settings
+from shared.worker_loop import run_until_stopped
+
+
+@asynccontextmanager
+async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
+    """Run the relay and every projector until the block ends."""
+    stop = asyncio.Event()
+    relay = Relay(
+        settings.database_url, settings.amqp_url, settings.exchange, settings.relay_batch_size_max
+    )
+    tasks = [asyncio.ensure_future(run_until_stopped(relay.run, stop))]
+    for projection in PROJECTIONS.values():
+        projector = Projector(settings, projection)
+        tasks.append(asyncio.ensure_future(run_until_stopped(projector.run, stop)))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@asynccontextmanager
+async def http_client(settings: Settings) -> AsyncIterator[TestClient]:
+    server = TestServer(create_app(settings))
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
