@@ -25,13 +25,13 @@ test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(BIN)/ruff check shared services projections tests bench
-	$(BIN)/ruff format --check shared services projections tests bench
+	$(BIN)/ruff check shared services projections tests
+	$(BIN)/ruff format --check shared services projections tests
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 bench: $(STAMP) services
-	$(BIN)/python -m bench.postings $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.postings $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

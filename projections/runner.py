@@ -49,7 +49,9 @@ async def apply_batch(
         for event in events:
             applied += await _apply_one(conn, projection, tracked, event)
         if applied:
-            await _record(conn, projection.name, tracked, max(e.position for e in events))
+            await _record(
+                conn, projection.name, tracked, max(e.position for e in events)
+            )
         return applied
 
 
@@ -65,7 +67,10 @@ async def _apply_one(
     missing: list[Envelope] = []
     if event.version > version + 1:
         missing = await load_stream(
-            conn, event.stream_id, after_version=version, up_to_version=event.version - 1
+            conn,
+            event.stream_id,
+            after_version=version,
+            up_to_version=event.version - 1,
         )
     for item in (*missing, event):
         await projection.apply(conn, item)
@@ -107,7 +112,9 @@ class Projector:
         connection = await broker.connect(self._settings.amqp_url)
         try:
             channel = await connection.channel()
-            await channel.set_qos(prefetch_count=self._settings.projector_batch_size_max * 2)
+            await channel.set_qos(
+                prefetch_count=self._settings.projector_batch_size_max * 2
+            )
             exchange = await broker.declare_exchange(channel, self._settings.exchange)
             queue = await broker.declare_queue(
                 channel, exchange, self._settings.queue_prefix + self._projection.name
@@ -125,23 +132,32 @@ class Projector:
         except TimeoutError:
             return
         batch = [first]
-        while len(batch) < self._settings.projector_batch_size_max and not self._inbox.empty():
+        while (
+            len(batch) < self._settings.projector_batch_size_max
+            and not self._inbox.empty()
+        ):
             batch.append(self._inbox.get_nowait())
         await self._handle(pool, batch)
 
-    async def _handle(self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]) -> None:
+    async def _handle(
+        self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
+    ) -> None:
         events: list[Envelope] = []
         for message in batch:
             try:
                 events.append(broker.envelope_decoder.decode(message.body))
             except msgspec.DecodeError:
-                log.error("dropping a message that is not an event: %s", message.message_id)
+                log.error(
+                    "dropping a message that is not an event: %s", message.message_id
+                )
                 await message.reject(requeue=False)
         delivered = [m for m in batch if not m.processed]
         try:
             await apply_batch(pool, self._projection, events)
         except Exception:  # a process edge: isolate the poison event
-            log.exception("%s: batch failed; applying one by one", self._projection.name)
+            log.exception(
+                "%s: batch failed; applying one by one", self._projection.name
+            )
             await self._one_by_one(pool, delivered, events)
             return
         if delivered:
@@ -159,5 +175,7 @@ class Projector:
                 await message.ack()
             except Exception:  # a process edge: log the event id, drop the delivery
                 # The event stays in the store; the stream's next event fills it in.
-                log.exception("%s: event %s failed", self._projection.name, event.event_id)
+                log.exception(
+                    "%s: event %s failed", self._projection.name, event.event_id
+                )
                 await message.reject(requeue=False)

@@ -21,11 +21,15 @@ async def provision_business(
     pool = await create_pool(settings.admin_database_url, max_size=2)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            business, bid, key = await api_keys.create_business(conn, name, currency, owner_id)
+            business, bid, key = await api_keys.create_business(
+                conn, name, currency, owner_id
+            )
         appender = Appender(pool, settings.hmac_key.encode(), batch_size_max=1)
         appender.start()
         try:
-            command = CreateCategory(business_id=business.business_id, name=DEFAULT_CATEGORY)
+            command = CreateCategory(
+                business_id=business.business_id, name=DEFAULT_CATEGORY
+            )
             metadata = Metadata(correlation_id=str(uuid.uuid4()), principal="cli")
             await appender.submit(command, metadata, lambda outcome: (201, b""))
         finally:

@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     rotate = business.add_parser("rotate-bid", help="replace a business's export bid")
     rotate.add_argument("business_id", type=int)
 
-    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    key = sub.add_parser("key", help="API keys").add_subparsers(
+        dest="action", required=True
+    )
     key_create = key.add_parser("create", help="add an API key to a business")
     key_create.add_argument("--business", type=int, required=True)
     key_create.add_argument("--json", action="store_true")
@@ -55,7 +57,9 @@ async def _migrate(settings: Settings) -> None:
     from projections.schemas import schema_files
 
     created = await create_database(settings.admin_database_url)
-    applied = await migrate(settings.admin_database_url, shared_migrations() + schema_files())
+    applied = await migrate(
+        settings.admin_database_url, shared_migrations() + schema_files()
+    )
     if created:
         print("ledger: created the database", file=sys.stderr)
     for name in applied:
@@ -75,7 +79,9 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "business":
             bid = api_keys.new_bid()
             done = await conn.execute(
-                "UPDATE businesses SET bid = $2 WHERE business_id = $1", args.business_id, bid
+                "UPDATE businesses SET bid = $2 WHERE business_id = $1",
+                args.business_id,
+                bid,
             )
             if not done.endswith(" 1"):
                 print(f"ledger: no business {args.business_id}", file=sys.stderr)
@@ -83,7 +89,10 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             _print({"business_id": args.business_id, "bid": bid}, False)
         elif args.action == "create":
             key_id, key = await api_keys.create_key(conn, args.business)
-            _print({"business_id": args.business, "key_id": key_id, "api_key": key}, args.json)
+            _print(
+                {"business_id": args.business, "key_id": key_id, "api_key": key},
+                args.json,
+            )
         else:
             if not await api_keys.revoke_key(conn, args.key_id):
                 print(f"ledger: no active key {args.key_id}", file=sys.stderr)

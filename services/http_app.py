@@ -1,4 +1,4 @@
-"""`ledger api`: one aiohttp app hosting the command API and the query API on one port."""
+"""`ledger api`: one aiohttp app serving the command and query APIs on one port."""
 
 from __future__ import annotations
 

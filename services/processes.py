@@ -45,8 +45,10 @@ def supervise() -> int:
         time.sleep(0.2)
         for role, child in list(children.items()):
             if child.poll() is not None and not stopping:
-                print(f"ledger: {' '.join(role)} exited ({child.returncode}); restarting",
-                      file=sys.stderr)
+                print(
+                    f"ledger: {' '.join(role)} exited ({child.returncode}); restarting",
+                    file=sys.stderr,
+                )
                 time.sleep(RESTART_DELAY_S)
                 children[role] = _spawn(list(role))
     return _stop_all(list(children.values()))

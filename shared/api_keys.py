@@ -38,7 +38,9 @@ WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 """
 
 
-async def business_for_key(conn: asyncpg.Pool | asyncpg.Connection, key: str) -> Business | None:
+async def business_for_key(
+    conn: asyncpg.Pool | asyncpg.Connection, key: str
+) -> Business | None:
     row = await conn.fetchrow(_BY_KEY, key_hash(key))
     if row is None:
         return None
@@ -66,7 +68,10 @@ async def create_business(
         bid,
     )
     business = Business(
-        business_id=row["business_id"], owner_id=row["owner_id"], name=name, currency=currency
+        business_id=row["business_id"],
+        owner_id=row["owner_id"],
+        name=name,
+        currency=currency,
     )
     key_id, key = await create_key(conn, business.business_id)
     return msgspec.structs.replace(business, key_id=key_id), bid, key
@@ -84,7 +89,8 @@ async def create_key(conn: asyncpg.Connection, business_id: int) -> tuple[int, s
 
 async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
     status = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
+        "UPDATE api_keys SET revoked_at = now()"
+        " WHERE key_id = $1 AND revoked_at IS NULL",
         key_id,
     )
-    return status.endswith(" 1")
+    return bool(status == "UPDATE 1")

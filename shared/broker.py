@@ -65,7 +65,9 @@ def message(event: Envelope) -> aio_pika.Message:
     )
 
 
-async def publish_confirmed(exchange: AbstractExchange, events: Sequence[Envelope]) -> None:
+async def publish_confirmed(
+    exchange: AbstractExchange, events: Sequence[Envelope]
+) -> None:
     """Publish every event and return once the broker has confirmed all of them.
 
     The channel must have publisher confirms on; a nack or a lost connection raises,

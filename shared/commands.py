@@ -1,4 +1,4 @@
-"""Commands: what a caller asks the ledger to do. The appender decides them into events."""
+"""Commands: what a caller asks the ledger to do; the appender decides them."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ class PostDeposit(Command, kw_only=True, frozen=True):
     description: str = ""
 
 
-ClientCommand = UpdateClient | SetArchived | DeleteClient | PostTransaction | PostDeposit
+ClientCommand = (
+    UpdateClient | SetArchived | DeleteClient | PostTransaction | PostDeposit
+)
 LedgerCommand = CreateCategory | CreateClient | ClientCommand
 
 

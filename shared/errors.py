@@ -28,7 +28,7 @@ class NotFound(LedgerError):
 
 
 class Conflict(LedgerError):
-    """A business conflict the caller must resolve (duplicate name, non-zero balance)."""
+    """A business conflict the caller must resolve (duplicate name, balance not 0)."""
 
     status = 409
 

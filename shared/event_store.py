@@ -102,7 +102,9 @@ def _assert_contiguous(events: Sequence[NewEvent]) -> None:
         last[event.stream_id] = event.version
 
 
-async def append(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[e.Envelope]:
+async def append(
+    conn: asyncpg.Connection, events: Sequence[NewEvent]
+) -> list[e.Envelope]:
     """Insert events (inside the caller's transaction); returns them with positions.
 
     A stream version that already exists means another writer got there first:
@@ -206,5 +208,9 @@ async def read_after(
     conn: asyncpg.Connection, cursor: Cursor, *, limit: int
 ) -> list[tuple[Cursor, e.Envelope]]:
     """Committed events after the cursor in commit-safe order, each with its cursor."""
-    rows = await conn.fetch(_READ_AFTER, str(cursor.transaction_id), cursor.position, limit)
-    return [(Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows]
+    rows = await conn.fetch(
+        _READ_AFTER, str(cursor.transaction_id), cursor.position, limit
+    )
+    return [
+        (Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows
+    ]

@@ -1,4 +1,4 @@
-"""Event payloads (msgspec structs tagged with their dotted wire names) and the envelope.
+"""Event payloads (msgspec structs tagged with their dotted wire names), the envelope.
 
 The tags are the event types on the wire and in the store; never rename one. New fields
 need defaults so old events still decode (msgspec's schema-evolution rules).
@@ -20,13 +20,13 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
     """Base of every payload; `type` holds the tag."""
 
 
-class CategoryCreated(Event, tag="category.created"):
+class CategoryCreated(Event, tag="category.created", kw_only=True, frozen=True):
     category_id: int
     name: str
     description: str = ""
 
 
-class ClientCreated(Event, tag="client.created", kw_only=True):
+class ClientCreated(Event, tag="client.created", kw_only=True, frozen=True):
     client_id: int
     account_id: int
     category_id: int
@@ -40,7 +40,7 @@ class ClientCreated(Event, tag="client.created", kw_only=True):
     business_email: str = ""
 
 
-class ClientUpdated(Event, tag="client.updated"):
+class ClientUpdated(Event, tag="client.updated", kw_only=True, frozen=True):
     """Only the fields that changed are present; absent ones are UNSET."""
 
     client_id: int
@@ -55,19 +55,19 @@ class ClientUpdated(Event, tag="client.updated"):
     category_id: int | msgspec.UnsetType = msgspec.UNSET
 
 
-class ClientArchived(Event, tag="client.archived"):
+class ClientArchived(Event, tag="client.archived", kw_only=True, frozen=True):
     client_id: int
 
 
-class ClientUnarchived(Event, tag="client.unarchived"):
+class ClientUnarchived(Event, tag="client.unarchived", kw_only=True, frozen=True):
     client_id: int
 
 
-class ClientDeleted(Event, tag="client.deleted"):
+class ClientDeleted(Event, tag="client.deleted", kw_only=True, frozen=True):
     client_id: int
 
 
-class TransactionPosted(Event, tag="transaction.posted"):
+class TransactionPosted(Event, tag="transaction.posted", kw_only=True, frozen=True):
     transaction_id: int
     client_id: int
     account_id: int
@@ -78,7 +78,7 @@ class TransactionPosted(Event, tag="transaction.posted"):
     reference: str = ""
 
 
-class DepositPosted(Event, tag="deposit.posted"):
+class DepositPosted(Event, tag="deposit.posted", kw_only=True, frozen=True):
     deposit_id: int
     client_id: int
     deposit_account_id: int

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
-from aiohttp import web
 from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
 
 from shared.config import PROJECTIONS
 from shared.http_edge import POOL, SETTINGS, json_response
@@ -47,7 +47,11 @@ async def readyz(request: web.Request) -> web.Response:
     bound = request.app[SETTINGS].readiness_lag_max_s
     checks["projection_lag"] = "ok" if lag_s <= bound else f"{lag_s:.1f} s > {bound} s"
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "lag_s": lag_s}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "lag_s": lag_s,
+    }
     return json_response(body, status=200 if ready else 503)
 
 
@@ -75,5 +79,3 @@ def setup(app: web.Application) -> None:
             await connection.close()
 
     app.cleanup_ctx.append(broker_context)
-
-

@@ -61,7 +61,9 @@ async def create_database(admin_dsn: str) -> bool:
     name = database_name(admin_dsn)
     conn = await asyncpg.connect(with_database(admin_dsn, "postgres"))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        exists = await conn.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", name
+        )
         if exists:
             return False
         quoted = '"' + name.replace('"', '""') + '"'
@@ -85,13 +87,18 @@ async def migrate(admin_dsn: str, migrations: Sequence[tuple[str, str]]) -> list
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
+        done = {
+            row["name"]
+            for row in await conn.fetch("SELECT name FROM schema_migrations")
+        }
         for name, sql in migrations:
             if name in done:
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (name) VALUES ($1)", name
+                )
             applied.append(name)
     finally:
         await conn.close()

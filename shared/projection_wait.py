@@ -30,7 +30,9 @@ POLL_S = 0.05
 
 
 class ProjectionWaiter:
-    def __init__(self, pool: asyncpg.Pool, dsn: str, projections: Sequence[str]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn: str, projections: Sequence[str]
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._projections = list(projections)
@@ -54,8 +56,10 @@ class ProjectionWaiter:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def wait_for_stream(self, stream_id: str, version: int, timeout_s: float) -> bool:
-        """True once every projection applied `version` of the stream; False on time-out."""
+    async def wait_for_stream(
+        self, stream_id: str, version: int, timeout_s: float
+    ) -> bool:
+        """True once every projection applied `version` of the stream, else False."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(stream_id, []).append((version, future))
         self._wake.set()
@@ -68,10 +72,12 @@ class ProjectionWaiter:
             self._discard(stream_id, future)
 
     async def wait_for_position(self, position: int, timeout_s: float) -> bool:
-        """True once the event at `position` (or, if none, the checkpoints) is applied."""
+        """True once the event at `position` (or else the checkpoints) is applied."""
         row = await self._pool.fetchrow(_EVENT_AT, position)
         if row is not None:
-            return await self.wait_for_stream(row["stream_id"], row["version"], timeout_s)
+            return await self.wait_for_stream(
+                row["stream_id"], row["version"], timeout_s
+            )
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             reached = await self._pool.fetchval(

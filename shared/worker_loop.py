@@ -11,7 +11,9 @@ Work = Callable[[asyncio.Event], Awaitable[None]]
 STOP_GRACE_S = 5.0
 
 
-async def run_until_stopped(work: Work, stop: asyncio.Event, restart_delay_s: float = 1.0) -> None:
+async def run_until_stopped(
+    work: Work, stop: asyncio.Event, restart_delay_s: float = 1.0
+) -> None:
     """Run `work(stop)`; restart it after a failure; on stop, let it finish its batch.
 
     Work that has not returned STOP_GRACE_S after the stop (a standby relay waiting for

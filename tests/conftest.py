@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestClient
 from pytest_asyncio import is_async_test
 
 from services.businesses import provision_business
-
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers
 
@@ -40,7 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _answers(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -94,13 +95,18 @@ async def pool(environment: Environment) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def service(environment: Environment) -> AsyncIterator[TestClient]:
     """The HTTP API with relay and projectors running, in-process."""
-    async with workers(environment.settings), http_client(environment.settings) as client:
+    async with (
+        workers(environment.settings),
+        http_client(environment.settings) as client,
+    ):
         yield client
 
 
 @pytest.fixture
 async def business(environment: Environment) -> dict[str, object]:
     """A fresh business: business_id, owner_id, bid, api_key and ready-made headers."""
-    created = await provision_business(environment.settings, f"Business {uuid.uuid4().hex[:8]}")
+    created = await provision_business(
+        environment.settings, f"Business {uuid.uuid4().hex[:8]}"
+    )
     created["headers"] = {"Authorization": f"Bearer {created['api_key']}"}
     return created

@@ -18,7 +18,9 @@ def setup(app: web.Application) -> None:
 
     async def appender_context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        appender = Appender(app[POOL], settings.hmac_key.encode(), settings.batch_size_max)
+        appender = Appender(
+            app[POOL], settings.hmac_key.encode(), settings.batch_size_max
+        )
         appender.start()
         app[APPENDER] = appender
         yield

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import uuid
 
 import asyncpg
 import msgspec
@@ -40,7 +41,9 @@ RETRIES_MAX = 8
 
 
 class Appender:
-    def __init__(self, pool: asyncpg.Pool, hmac_key: bytes, batch_size_max: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, hmac_key: bytes, batch_size_max: int
+    ) -> None:
         self._pool = pool
         self._key = hmac_key
         self._batch_size_max = batch_size_max
@@ -86,7 +89,9 @@ class Appender:
                 await self._commit(batch)
                 return
             except ConcurrencyConflict as conflict:
-                log.info("batch conflict, attempt %d: %s", attempt + 1, conflict.stream_id)
+                log.info(
+                    "batch conflict, attempt %d: %s", attempt + 1, conflict.stream_id
+                )
                 await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         for submission in batch:
             _fail(submission, ConcurrencyConflict("retries exhausted"))
@@ -118,7 +123,11 @@ class Appender:
         live: list[Submission] = []
         for submission in batch:
             claim = submission.idempotency
-            found = stored.get((submission.command.business_id, claim.key)) if claim else None
+            found = (
+                stored.get((submission.command.business_id, claim.key))
+                if claim
+                else None
+            )
             if found is None:
                 live.append(submission)
             elif claim is not None and found.request_hash != claim.request_hash:
@@ -143,9 +152,7 @@ class Appender:
         now = dt.datetime.now(dt.UTC)
         for submission, new_ids in zip(batch, ids, strict=True):
             try:
-                decided.append(
-                    self._decide(submission, new_ids, taken, defaults, now)
-                )
+                decided.append(self._decide(submission, new_ids, taken, defaults, now))
             except LedgerError as error:
                 refused.append((submission, error))
         return decided, refused
@@ -160,27 +167,14 @@ class Appender:
     ) -> Decided:
         command = submission.command
         if isinstance(command, c.CreateCategory):
-            name_key = batch_io.name_key(command.name)
-            payloads = domain.decide_create_category(
-                command, ids, (command.business_id, name_key) in taken
-            )
-            taken.add((command.business_id, name_key))
-            stream_id = e.category_stream(ids.category_id)
-            new_events = self._chain(submission, stream_id, None, payloads, now)
-            category = domain.evolve_category(None, new_events[0].stored(0))
-            self._states.put(stream_id, category)
-            return Decided(
-                submission=submission,
-                new_events=new_events,
-                outcome=Outcome(events=[], category=category),
-                name_key=name_key,
-            )
+            return self._decide_category(submission, command, ids, taken, now)
+        state: domain.ClientState | None = None
         if isinstance(command, c.CreateClient):
             category_id = command.category_id or defaults.get(command.business_id, 0)
-            category = self._category(category_id)
-            payloads = domain.decide_create_client(command, ids, category)
+            payloads = domain.decide_create_client(
+                command, ids, self._category(category_id)
+            )
             stream_id = e.client_stream(ids.client_id)
-            state = None
         else:
             stream_id = e.client_stream(command.client_id)
             cached = self._states.get(stream_id)
@@ -191,15 +185,35 @@ class Appender:
         new_events = self._chain(submission, stream_id, state, payloads, now)
         for event in new_events:
             state = domain.evolve_client(state, event.stored(0))
-        if state is not None:
-            self._states.put(stream_id, state)
         assert state is not None
+        self._states.put(stream_id, state)
+        outcome = Outcome(
+            events=[], client=state, category=self._category(state.category_id)
+        )
+        return Decided(submission=submission, new_events=new_events, outcome=outcome)
+
+    def _decide_category(
+        self,
+        submission: Submission,
+        command: c.CreateCategory,
+        ids: c.NewIds,
+        taken: set[tuple[int, str]],
+        now: dt.datetime,
+    ) -> Decided:
+        name_key = batch_io.name_key(command.name)
+        payloads = domain.decide_create_category(
+            command, ids, (command.business_id, name_key) in taken
+        )
+        taken.add((command.business_id, name_key))
+        stream_id = e.category_stream(ids.category_id)
+        new_events = self._chain(submission, stream_id, None, payloads, now)
+        category = domain.evolve_category(None, new_events[0].stored(0))
+        self._states.put(stream_id, category)
         return Decided(
             submission=submission,
             new_events=new_events,
-            outcome=Outcome(
-                events=[], client=state, category=self._category(state.category_id)
-            ),
+            outcome=Outcome(events=[], category=category),
+            name_key=name_key,
         )
 
     def _category(self, category_id: int) -> domain.CategoryState | None:
@@ -238,7 +252,9 @@ class Appender:
         """Append every decided command's events in one transaction."""
         async with conn.transaction():
             await batch_io.claim_names(conn, decided)
-            stored = await append(conn, [ev for item in decided for ev in item.new_events])
+            stored = await append(
+                conn, [ev for item in decided for ev in item.new_events]
+            )
             by_id = {event.event_id: event for event in stored}
             results = [self._result(item, by_id) for item in decided]
             await batch_io.store_responses(conn, decided, results)
@@ -246,7 +262,7 @@ class Appender:
                 await conn.execute("SELECT pg_notify('ledger_events', '')")
         return results
 
-    def _result(self, item: Decided, by_id: dict[object, e.Envelope]) -> Result:
+    def _result(self, item: Decided, by_id: dict[uuid.UUID, e.Envelope]) -> Result:
         events = [by_id[event.event_id] for event in item.new_events]
         item.outcome.events = events
         status, body = item.submission.render(item.outcome)

@@ -8,14 +8,9 @@ relay's ordering key) comes after everything it decided on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
 import asyncpg
 import msgspec
-
-from shared import commands as c
-from shared import domain
-from shared import events as e
-from shared.errors import ConcurrencyConflict
-from shared.hash_chain import GENESIS
 
 from services.command_api.stream_states import StreamStates
 from services.command_api.submissions import (
@@ -24,6 +19,11 @@ from services.command_api.submissions import (
     Result,
     Submission,
 )
+from shared import commands as c
+from shared import domain
+from shared import events as e
+from shared.errors import ConcurrencyConflict
+from shared.hash_chain import GENESIS
 
 __all__ = ["GENESIS"]
 DEFAULT_CATEGORY = "Uncategorised"
@@ -62,7 +62,8 @@ def category_streams(batch: Sequence[Submission], states: StreamStates) -> set[s
 _ALLOCATE = """
 SELECT array(SELECT nextval('client_id_seq') FROM generate_series(1, $1)) AS clients,
        array(SELECT nextval('account_id_seq') FROM generate_series(1, $2)) AS accounts,
-       array(SELECT nextval('category_id_seq') FROM generate_series(1, $3)) AS categories,
+       array(SELECT nextval('category_id_seq') FROM generate_series(1, $3))
+           AS categories,
        array(SELECT nextval('entry_id_seq') FROM generate_series(1, $4)) AS entries
 """
 
@@ -77,7 +78,9 @@ async def allocate_ids(
     entries = sum(
         isinstance(command, c.PostTransaction | c.PostDeposit) for command in commands
     )
-    row = await conn.fetchrow(_ALLOCATE, clients, clients + deposits, categories, entries)
+    row = await conn.fetchrow(
+        _ALLOCATE, clients, clients + deposits, categories, entries
+    )
     client_ids = iter(row["clients"])
     account_ids = iter(row["accounts"])
     category_ids = iter(row["categories"])
@@ -89,7 +92,9 @@ async def allocate_ids(
         elif isinstance(command, c.CreateCategory):
             ids = c.NewIds(category_id=next(category_ids))
         elif isinstance(command, c.PostDeposit):
-            ids = c.NewIds(entry_id=next(entry_ids), deposit_account_id=next(account_ids))
+            ids = c.NewIds(
+                entry_id=next(entry_ids), deposit_account_id=next(account_ids)
+            )
         elif isinstance(command, c.PostTransaction):
             ids = c.NewIds(entry_id=next(entry_ids))
         else:

@@ -60,7 +60,9 @@ def client(business: Business, status: int) -> Render:
 
 def deleted(outcome: Outcome) -> tuple[int, bytes]:
     assert outcome.client is not None
-    return 200, encoder.encode({"message": "Client deleted", "id": outcome.client.client_id})
+    return 200, encoder.encode(
+        {"message": "Client deleted", "id": outcome.client.client_id}
+    )
 
 
 def category(outcome: Outcome) -> tuple[int, bytes]:
@@ -92,7 +94,9 @@ def transaction(outcome: Outcome) -> tuple[int, bytes]:
         description=posted.description,
         reference=posted.reference,
         created_at=timestamp(outcome.events[-1].recorded_at),
-        balance_after=to_number(domain.running_total(state.balance_by_date, posted.date)),
+        balance_after=to_number(
+            domain.running_total(state.balance_by_date, posted.date)
+        ),
     )
     return 201, encoder.encode(body)
 
@@ -109,8 +113,8 @@ def deposit(outcome: Outcome) -> tuple[int, bytes]:
         date=posted.date,
         description=posted.description,
         created_at=timestamp(outcome.events[-1].recorded_at),
-        deposit_after=to_number(domain.running_total(state.deposit_by_date, posted.date)),
+        deposit_after=to_number(
+            domain.running_total(state.deposit_by_date, posted.date)
+        ),
     )
     return 201, encoder.encode(body)
-
-

@@ -1,4 +1,4 @@
-"""Hop 1: request bodies to commands. Every invalid field is reported, not just the first.
+"""Hop 1: request bodies to commands; every invalid field is reported, not only one.
 
 Bodies arrive as JSON objects with numbers decoded as Decimal; unknown fields are
 ignored (the original API's archive sample sends a whole client object).
@@ -37,7 +37,9 @@ def _label(field: str) -> str:
     return field.replace("_", " ")
 
 
-def text(body: Body, field: str, errors: Errors, *, required: bool = False) -> str | None:
+def text(
+    body: Body, field: str, errors: Errors, *, required: bool = False
+) -> str | None:
     """An optional string field: None when absent, "" for null."""
     if field not in body:
         if required:
@@ -50,7 +52,9 @@ def text(body: Body, field: str, errors: Errors, *, required: bool = False) -> s
         errors.add(field, f"The {_label(field)} must be a string.")
         return None
     if len(value) > STRING_LENGTH_MAX:
-        errors.add(field, f"The {_label(field)} may not be greater than 255 characters.")
+        errors.add(
+            field, f"The {_label(field)} may not be greater than 255 characters."
+        )
         return None
     if required and not value.strip():
         errors.add(field, f"The {_label(field)} field is required.")
@@ -110,8 +114,12 @@ def update_client(
 def set_archived(body: Body, business_id: int, client_id: int) -> c.SetArchived:
     archived = body.get("archived")
     if archived is not None and not isinstance(archived, bool):
-        raise ValidationFailed({"archived": ["The archived field must be true or false."]})
-    return c.SetArchived(business_id=business_id, client_id=client_id, archived=archived)
+        raise ValidationFailed(
+            {"archived": ["The archived field must be true or false."]}
+        )
+    return c.SetArchived(
+        business_id=business_id, client_id=client_id, archived=archived
+    )
 
 
 def create_category(body: Body, business_id: int) -> c.CreateCategory:

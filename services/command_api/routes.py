@@ -1,4 +1,4 @@
-"""Hop 1: the command routes. Decode, hand to the appender, wait for read-your-writes."""
+"""Hop 1: the command routes. Decode, hand to the appender, await read-your-writes."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
     if key is None:
         return None
     if not key.strip() or len(key) > KEY_LENGTH_MAX:
-        raise invalid("Idempotency-Key", "The Idempotency-Key must be 1 to 255 characters.")
+        raise invalid(
+            "Idempotency-Key", "The Idempotency-Key must be 1 to 255 characters."
+        )
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), raw):
         digest.update(len(part).to_bytes(8, "big") + part)
@@ -138,7 +140,9 @@ async def update_client(request: web.Request) -> web.Response:
 @routes.delete(r"/api/v3/clients/{id}")
 async def delete_client(request: web.Request) -> web.Response:
     business = business_of(request)
-    command = c.DeleteClient(business_id=business.business_id, client_id=path_id(request))
+    command = c.DeleteClient(
+        business_id=business.business_id, client_id=path_id(request)
+    )
     return await _execute(request, command, renderers.deleted, b"")
 
 

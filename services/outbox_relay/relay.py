@@ -62,7 +62,12 @@ async def publish_next(
 
 class Relay:
     def __init__(
-        self, dsn: str, amqp_url: str, exchange: str, batch_size_max: int, name: str = "main"
+        self,
+        dsn: str,
+        amqp_url: str,
+        exchange: str,
+        batch_size_max: int,
+        name: str = "main",
     ) -> None:
         self._dsn = dsn
         self._amqp_url = amqp_url
@@ -94,7 +99,9 @@ class Relay:
         cursor = await load_cursor(conn, self._name)
         while not stop.is_set():
             self._wake.clear()
-            cursor, count = await publish_next(conn, exchange, cursor, self._batch_size_max)
+            cursor, count = await publish_next(
+                conn, exchange, cursor, self._batch_size_max
+            )
             if count:
                 await save_cursor(conn, self._name, cursor)
                 self.published += count

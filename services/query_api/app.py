@@ -1,4 +1,4 @@
-"""The query API: routes that read the read models. Wired into the HTTP app by the CLI."""
+"""The query API: routes that read the read models; the CLI wires it into the app."""
 
 from __future__ import annotations
 

@@ -81,7 +81,9 @@ async def list_clients(
 async def get_client(
     pool: asyncpg.Pool, business_id: int, client_id: int
 ) -> asyncpg.Record | None:
-    return await pool.fetchrow(_CLIENT_COLUMNS + " AND c.client_id = $2", business_id, client_id)
+    return await pool.fetchrow(
+        _CLIENT_COLUMNS + " AND c.client_id = $2", business_id, client_id
+    )
 
 
 _SUMMARY = """
@@ -104,11 +106,13 @@ async def summary(
 
 
 async def categories(pool: asyncpg.Pool, business_id: int) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT category_id, business_id, name, description, created_at, updated_at,"
-        " customer_count FROM rm_categories WHERE business_id = $1 ORDER BY category_id",
+        " customer_count FROM rm_categories WHERE business_id = $1"
+        " ORDER BY category_id",
         business_id,
     )
+    return rows
 
 
 # Running balances are window sums in (date, position) order over all of the client's
@@ -139,13 +143,17 @@ async def lines(
     client_id: int,
     period: tuple[dt.date | None, dt.date | None],
 ) -> tuple[list[asyncpg.Record], int]:
-    """A client's lines in the period with their running totals, and the opening total."""
+    """A client's lines in the period with running totals, and the opening total."""
     assert table in ("rm_transactions", "rm_deposits")
     start, end = period
-    rows = await pool.fetch(_LINES.format(table=table), client_id, business_id, start, end)
+    rows = await pool.fetch(
+        _LINES.format(table=table), client_id, business_id, start, end
+    )
     opening = 0
     if start is not None:
         opening = int(
-            await pool.fetchval(_BEFORE.format(table=table), client_id, business_id, start)
+            await pool.fetchval(
+                _BEFORE.format(table=table), client_id, business_id, start
+            )
         )
     return rows, opening

@@ -37,7 +37,9 @@ def _optional_int(request: web.Request, name: str) -> int | None:
     if text == "":
         return None
     if not text.isdigit() or len(text) > 18:
-        raise ValidationFailed({name: [f"The {name.replace('_', ' ')} must be an integer."]})
+        raise ValidationFailed(
+            {name: [f"The {name.replace('_', ' ')} must be an integer."]}
+        )
     return int(text)
 
 
@@ -69,7 +71,9 @@ def _optional_date(request: web.Request, name: str) -> dt.date | None:
 def _period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
     start, end = _optional_date(request, "from"), _optional_date(request, "to")
     if start is not None and end is not None and start > end:
-        raise ValidationFailed({"to": ["The to date must be on or after the from date."]})
+        raise ValidationFailed(
+            {"to": ["The to date must be on or after the from date."]}
+        )
     return start, end
 
 
@@ -93,7 +97,9 @@ def _page(request: web.Request) -> queries.ClientFilter:
         return queries.ClientFilter(category_id=category_id, archived=archived)
     page, per_page = page or 1, per_page or 100
     if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
-        raise ValidationFailed({"per_page": ["The per page must be between 1 and 1000."]})
+        raise ValidationFailed(
+            {"per_page": ["The per page must be between 1 and 1000."]}
+        )
     return queries.ClientFilter(
         category_id=category_id,
         archived=archived,
@@ -107,7 +113,12 @@ def _link_header(request: web.Request, where: queries.ClientFilter, total: int) 
     page = where.offset // where.limit + 1
     last = max(1, -(-total // where.limit))
     links = []
-    for rel, number in (("first", 1), ("prev", page - 1), ("next", page + 1), ("last", last)):
+    for rel, number in (
+        ("first", 1),
+        ("prev", page - 1),
+        ("next", page + 1),
+        ("last", last),
+    ):
         if 1 <= number <= last:
             url = request.rel_url.update_query(page=number, per_page=where.limit)
             links.append(f'<{url}>; rel="{rel}"')
@@ -119,11 +130,16 @@ async def list_clients(request: web.Request) -> web.Response:
     business = business_of(request)
     where = _page(request)
     await _min_position(request)
-    rows, total = await queries.list_clients(request.app[POOL], business.business_id, where)
+    rows, total = await queries.list_clients(
+        request.app[POOL], business.business_id, where
+    )
     body = [client_body(queries.figures(row, business.owner_id)) for row in rows]
     headers = {}
     if where.limit is not None:
-        headers = {"X-Total-Count": str(total), "Link": _link_header(request, where, total)}
+        headers = {
+            "X-Total-Count": str(total),
+            "Link": _link_header(request, where, total),
+        }
     return json_response(body, headers=headers)
 
 
@@ -188,7 +204,11 @@ async def statement(request: web.Request) -> web.Response:
     row = await _client_row(request)
     business = business_of(request)
     lines, opening = await queries.lines(
-        request.app[POOL], "rm_transactions", business.business_id, row["client_id"], period
+        request.app[POOL],
+        "rm_transactions",
+        business.business_id,
+        row["client_id"],
+        period,
     )
     transactions = [
         TransactionBody(

@@ -25,7 +25,10 @@ async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
     """Run the relay and every projector until the block ends."""
     stop = asyncio.Event()
     relay = Relay(
-        settings.database_url, settings.amqp_url, settings.exchange, settings.relay_batch_size_max
+        settings.database_url,
+        settings.amqp_url,
+        settings.exchange,
+        settings.relay_batch_size_max,
     )
     tasks = [asyncio.ensure_future(run_until_stopped(relay.run, stop))]
     for projection in PROJECTIONS.values():

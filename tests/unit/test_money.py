@@ -1,0 +1,107 @@
+"""Exact money: parsing input amounts into minor units and formatting them back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from shared.money import (
+    AmountError,
+    parse_amount,
+    parse_signed_amount,
+    to_number,
+    to_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "minor"),
+    [
+        (Decimal("1234.50"), 123450),
+        ("1234.50", 123450),
+        ("1,234.5", 123450),
+        (7, 700),
+        (Decimal("0.01"), 1),
+        (Decimal("999999999999.99"), 99_999_999_999_999),
+        (Decimal("1E+2"), 10000),
+    ],
+)
+def test_valid_amounts_become_exact_minor_units(value: object, minor: int) -> None:
+    """Numbers and numeric strings parse to the exact count of cents."""
+    assert parse_amount(value) == minor
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (Decimal("-1"), "must be greater than zero"),
+        (0, "must be greater than zero"),
+        ("0.00", "must be greater than zero"),
+        (Decimal("1.001"), "must have at most two decimals"),
+        ("NaN", "must be a finite number"),
+        ("Infinity", "must be a finite number"),
+        ("-Infinity", "must be a finite number"),
+        ("abc", "must be a number"),
+        ("", "must be a number"),
+        (True, "must be a number"),
+        (None, "must be a number"),
+        ([1], "must be a number"),
+        (1.5, "must be a number with at most two decimals"),
+        (Decimal("1000000000000.00"), "may not be greater than 999999999999.99"),
+        (Decimal("1e999999999"), "may not be greater than 999999999999.99"),
+        (Decimal("1e-999999999"), "must have at most two decimals"),
+    ],
+)
+def test_invalid_amounts_are_refused_with_a_reason(value: object, message: str) -> None:
+    """Every kind of bad amount raises AmountError saying what is wrong."""
+    with pytest.raises(AmountError) as refused:
+        parse_amount(value)
+    assert str(refused.value) == message
+
+
+def test_signed_amounts_allow_negative_and_zero() -> None:
+    """Imports carry opening balances that may be negative or zero."""
+    assert parse_signed_amount("-1,234.50") == -123450
+    assert parse_signed_amount(Decimal("-0.01")) == -1
+    assert parse_signed_amount(0) == 0
+    assert parse_signed_amount("12") == 1200
+
+
+@pytest.mark.parametrize(
+    ("minor", "number"),
+    [
+        (2035182292, "20351822.92"),
+        (5093900, "50939"),
+        (2660260, "26602.6"),
+        (0, "0"),
+        (-123456, "-1234.56"),
+        (-10, "-0.1"),
+        (80518783189, "805187831.89"),
+    ],
+)
+def test_minor_units_render_as_exact_numbers(minor: int, number: str) -> None:
+    """Numbers are written from integer cents with no float artifact."""
+    assert str(to_number(minor)) == number
+
+
+@pytest.mark.parametrize(
+    ("minor", "text"),
+    [
+        (2035182292, "20,351,822.92"),
+        (4322812029, "43,228,120.29"),
+        (0, "0.00"),
+        (-123456, "-1,234.56"),
+        (5, "0.05"),
+    ],
+)
+def test_minor_units_render_as_the_seed_display_string(minor: int, text: str) -> None:
+    """Display strings carry thousands separators and exactly two decimals."""
+    assert to_text(minor) == text
+
+
+def test_the_seed_balance_is_debits_minus_credits_exactly() -> None:
+    """43,228,120.29 - 22,876,297.37 is exactly 20,351,822.92 in minor units."""
+    balance = parse_amount("43228120.29") - parse_amount("22876297.37")
+    assert to_text(balance) == "20,351,822.92"
+    assert to_number(balance) == Decimal("20351822.92")
