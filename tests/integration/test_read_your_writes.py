@@ -11,7 +11,9 @@ async def test_create_post_then_list_sees_every_write(
     """Creates a client, posts the seed's two sample totals and lists at once: the list
     already shows the seed's balance, because each command waited for the projections."""
     headers = business["headers"]
-    created = await service.post("/api/v3/clients", json={"business_name": "Abas two"}, headers=headers)
+    created = await service.post(
+        "/api/v3/clients", json={"business_name": "Abas two"}, headers=headers
+    )
     assert created.status == 201
     client_id = (await created.json())["id"]
     for entry_type, amount in (("debit", "43228120.29"), ("credit", "22876297.37")):
