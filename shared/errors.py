@@ -37,24 +37,33 @@ class PreconditionFailed(LedgerError):
     status = 412
 
 
+class NotYetVisible(LedgerError):
+    """A query's X-Ledger-Min-Position was not reached in time: 503 with Retry-After."""
+
+    status = 503
+    retry_after_s = 1
+
+
 class ConcurrencyConflict(LedgerError):
     """Another writer appended to the stream first; the appender retries this."""
 
     status = 409
 
-    def __init__(self, stream_id: str) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__("The resource was changed by another request; retry")
-        self.stream_id = stream_id
+        self.detail = detail
 
 
-class IdempotencyConflict(LedgerError):
-    """The Idempotency-Key was used before with a different request body."""
-
-    status = 422
+class IdempotencyConflict(ValidationFailed):
+    """The Idempotency-Key was used before with a different request: a 422."""
 
     def __init__(self) -> None:
         super().__init__(
-            "This Idempotency-Key was already used with a different request"
+            {
+                "Idempotency-Key": [
+                    "This Idempotency-Key was already used with a different request"
+                ]
+            }
         )
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from shared.api_keys import Business, business_for_key
 from shared.config import Settings
-from shared.errors import LedgerError, ValidationFailed
+from shared.errors import LedgerError, NotYetVisible, ValidationFailed
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,6 +27,16 @@ SETTINGS = web.AppKey("settings", Settings)
 _encoder = msgspec.json.Encoder(decimal_format="number")
 # JSON numbers decode as Decimal, never float: an amount stays exact from the wire on.
 _body_decoder = msgspec.json.Decoder(float_hook=Decimal)
+# PostgreSQL unreachable, refusing connections, or shutting down: the caller may retry.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+)
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs")
 
 
@@ -52,6 +62,10 @@ async def error_middleware(
     except ValidationFailed as error:
         body = {"message": error.message, "errors": error.errors}
         return json_response(body, status=error.status)
+    except NotYetVisible as error:
+        response = error_response(error.status, error.message)
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
     except LedgerError as error:
         return error_response(error.status, error.message)
     except web.HTTPRequestEntityTooLarge:
@@ -60,6 +74,11 @@ async def error_middleware(
         if error.status < 400:
             raise
         return error_response(error.status, error.reason)
+    except UNAVAILABLE as error:
+        log.warning("%s %s: unavailable: %r", request.method, request.path, error)
+        response = error_response(503, "The service is temporarily unavailable; retry")
+        response.headers["Retry-After"] = "1"
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "Server Error")
@@ -104,16 +123,23 @@ async def read_json_object(request: web.Request) -> tuple[dict[str, object], byt
         )
     try:
         value = _body_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Invalid UTF-8 and nesting deeper than the decoder's recursion limit are
+        # malformed bodies too (both escaped as 500s before).
         raise web.HTTPBadRequest(reason="The request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise web.HTTPBadRequest(reason="The request body must be a JSON object")
     return value, raw
 
 
+def is_ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also accepts characters like "²" that int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
     """A numeric path id; anything else (or out of range) answers 404."""
     text = request.match_info[name]
-    if not text.isdigit() or len(text) > 18:
+    if not is_ascii_digits(text) or len(text) > 18:
         raise web.HTTPNotFound(reason="Not Found")
     return int(text)

@@ -7,6 +7,7 @@ a Decimal written from integer cents, so no float artifact can appear.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 AMOUNT_MINOR_MIN = 1
@@ -47,8 +48,14 @@ def parse_signed_amount(value: object) -> int:
     return parse_amount(value)
 
 
+_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
+
+
 def _decimal_from_text(text: str) -> Decimal:
-    cleaned = text.strip().replace(",", "")
+    stripped = text.strip()
+    if "," in stripped and not _GROUPED.fullmatch(stripped):
+        raise AmountError("must be a number")  # commas only as thousands separators
+    cleaned = stripped.replace(",", "")
     if cleaned == "":
         raise AmountError("must be a number")
     try:

@@ -76,12 +76,21 @@ class Appender:
             await asyncio.sleep(0)  # let the requests already in flight join
             while len(batch) < self._batch_size_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                await self._commit_with_retries(batch)
-            except Exception as error:  # a process edge: no caller may hang
-                log.exception("appender batch failed")
+            await self._commit_isolated(batch)
+
+    async def _commit_isolated(self, batch: list[Submission]) -> None:
+        """Commit a batch; if it fails unexpectedly, commit each command on its own so
+        that one poisonous command fails alone and never its batch-mates."""
+        try:
+            await self._commit_with_retries(batch)
+        except Exception as error:  # a process edge: no caller may hang
+            if len(batch) > 1:
+                log.warning("batch of %d failed; committing one by one", len(batch))
                 for submission in batch:
-                    _fail(submission, error)
+                    await self._commit_isolated([submission])
+                return
+            log.exception("command %s failed", type(batch[0].command).__name__)
+            _fail(batch[0], error)
 
     async def _commit_with_retries(self, batch: list[Submission]) -> None:
         for attempt in range(RETRIES_MAX):
@@ -89,9 +98,7 @@ class Appender:
                 await self._commit(batch)
                 return
             except ConcurrencyConflict as conflict:
-                log.info(
-                    "batch conflict, attempt %d: %s", attempt + 1, conflict.stream_id
-                )
+                log.info("batch conflict, attempt %d: %s", attempt + 1, conflict.detail)
                 await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         for submission in batch:
             _fail(submission, ConcurrencyConflict("retries exhausted"))
@@ -187,8 +194,13 @@ class Appender:
             state = domain.evolve_client(state, event.stored(0))
         assert state is not None
         self._states.put(stream_id, state)
+        # The cached state is evolved in place by the next command on this stream in
+        # the same batch, and outcomes are rendered only after the whole batch is
+        # written: each outcome keeps its own copy, the state right after its command.
         outcome = Outcome(
-            events=[], client=state, category=self._category(state.category_id)
+            events=[],
+            client=_snapshot(state),
+            category=self._category(state.category_id),
         )
         return Decided(submission=submission, new_events=new_events, outcome=outcome)
 
@@ -274,6 +286,15 @@ class Appender:
             stream_id=last.stream_id if last else None,
             version=last.version if last else None,
         )
+
+
+def _snapshot(state: domain.ClientState) -> domain.ClientState:
+    """A copy of a client state that later in-place evolves cannot change."""
+    return msgspec.structs.replace(
+        state,
+        balance_by_date=dict(state.balance_by_date),
+        deposit_by_date=dict(state.deposit_by_date),
+    )
 
 
 def _fail(submission: Submission, error: BaseException) -> None:

@@ -236,3 +236,13 @@ async def store_responses(
 def _claim(submission: Submission) -> IdempotencyClaim:
     assert submission.idempotency is not None
     return submission.idempotency
+
+
+async def record_accepted(pool: asyncpg.Pool, business_id: int, key: str) -> None:
+    """The first answer to a keyed command was 202 (not yet visible): store that, so a
+    retry replays the same status as well as the same body."""
+    await pool.execute(
+        "UPDATE idempotency_keys SET status = 202 WHERE business_id = $1 AND key = $2",
+        business_id,
+        key,
+    )

@@ -18,6 +18,8 @@ from shared.money import AmountError, parse_amount
 
 STRING_LENGTH_MAX = 255
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# [0-9], not \d: \d also matches digits such as "２" that no date is written with.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 Body = dict[str, object]
 
 
@@ -56,6 +58,11 @@ def text(
             field, f"The {_label(field)} may not be greater than 255 characters."
         )
         return None
+    if "\x00" in value:
+        # PostgreSQL's jsonb and text cannot hold U+0000: it would fail the whole
+        # group-commit batch at the insert, so it is refused here, field by field.
+        errors.add(field, f"The {_label(field)} may not contain null characters.")
+        return None
     if required and not value.strip():
         errors.add(field, f"The {_label(field)} field is required.")
         return None
@@ -69,8 +76,10 @@ def integer_id(value: object, field: str, errors: Errors) -> int | None:
     """An id given as an integer or a numeric string."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**62:
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 18:
-        return int(value.strip())
+    digits = value.strip() if isinstance(value, str) else ""
+    # isascii(): str.isdigit() also accepts characters such as "²" that int() refuses.
+    if digits.isascii() and digits.isdigit() and len(digits) < 18:
+        return int(digits)
     errors.add(field, f"The selected {_label(field)} is invalid.")
     return None
 
@@ -171,7 +180,7 @@ def posting(body: Body, today: dt.date, *, with_reference: bool) -> Posting:
 def _date(value: object, today: dt.date, errors: Errors) -> dt.date:
     if value is None or value == "":
         return today
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         errors.add("date", "The date must be a date in the format YYYY-MM-DD.")
         return today
     try:

@@ -8,15 +8,17 @@ import uuid
 
 from aiohttp import web
 
-from services.command_api import renderers, requests
+from services.command_api import batch_io, renderers, requests
 from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Render, Result
 from shared import commands as c
 from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
 from shared.events import Metadata
 from shared.http_edge import (
+    POOL,
     SETTINGS,
     business_of,
+    is_ascii_digits,
     json_response,
     path_id,
     read_json_object,
@@ -75,13 +77,15 @@ async def _execute(
         result = await request.app[APPENDER].submit(
             command, _metadata(request, claim), render, claim
         )
+        return await _respond(request, result, slot)
     finally:
         if slot is not None:
             in_flight.discard(slot)
-    return await _respond(request, result)
 
 
-async def _respond(request: web.Request, result: Result) -> web.Response:
+async def _respond(
+    request: web.Request, result: Result, slot: tuple[int, str] | None
+) -> web.Response:
     headers: dict[str, str] = {}
     status = result.status
     if result.position is not None:
@@ -97,6 +101,8 @@ async def _respond(request: web.Request, result: Result) -> web.Response:
         )
         if not visible:
             status = 202
+            if slot is not None:  # a retry must answer what this request answers
+                await batch_io.record_accepted(request.app[POOL], *slot)
     return json_response(result.body, status=status, headers=headers)
 
 
@@ -105,7 +111,7 @@ def _expected_version(request: web.Request) -> int | None:
     if header is None or header.strip() == "*":
         return None
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not is_ascii_digits(tag):
         raise PreconditionFailed("The If-Match header does not match the client's ETag")
     return int(tag)
 

@@ -9,8 +9,15 @@ import asyncpg
 from aiohttp import web
 
 from services.query_api import queries
-from shared.errors import LedgerError, NotFound, ValidationFailed
-from shared.http_edge import POOL, SETTINGS, business_of, json_response, path_id
+from shared.errors import NotFound, NotYetVisible, ValidationFailed
+from shared.http_edge import (
+    POOL,
+    SETTINGS,
+    business_of,
+    is_ascii_digits,
+    json_response,
+    path_id,
+)
 from shared.money import to_number
 from shared.projection_wait import WAITER
 from shared.views import (
@@ -26,17 +33,16 @@ from shared.views import (
 
 routes = web.RouteTableDef()
 PER_PAGE_MAX = 1000
-
-
-class NotYetVisible(LedgerError):
-    status = 503
+PER_PAGE_DEFAULT = 100
+# An OFFSET beyond this cannot be a bigint (and matches no row anyway).
+OFFSET_MAX = 2**62
 
 
 def _optional_int(request: web.Request, name: str) -> int | None:
     text = request.query.get(name, "").strip()
     if text == "":
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not is_ascii_digits(text) or len(text) > 18:
         raise ValidationFailed(
             {name: [f"The {name.replace('_', ' ')} must be an integer."]}
         )
@@ -59,7 +65,7 @@ def _optional_date(request: web.Request, name: str) -> dt.date | None:
     if text == "":
         return None
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -69,7 +75,16 @@ def _optional_date(request: web.Request, name: str) -> dt.date | None:
 
 
 def _period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
-    start, end = _optional_date(request, "from"), _optional_date(request, "to")
+    errors: dict[str, list[str]] = {}
+    dates: list[dt.date | None] = []
+    for name in ("from", "to"):
+        try:
+            dates.append(_optional_date(request, name))
+        except ValidationFailed as error:
+            errors.update(error.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    start, end = dates
     if start is not None and end is not None and start > end:
         raise ValidationFailed(
             {"to": ["The to date must be on or after the from date."]}
@@ -82,8 +97,10 @@ async def _min_position(request: web.Request) -> None:
     header = request.headers.get("X-Ledger-Min-Position")
     if header is None:
         return
-    if not header.strip().isdigit():
-        raise ValidationFailed({"X-Ledger-Min-Position": ["must be an integer"]})
+    if not is_ascii_digits(header.strip()) or len(header.strip()) > 18:
+        raise ValidationFailed(
+            {"X-Ledger-Min-Position": ["The X-Ledger-Min-Position must be an integer."]}
+        )
     timeout = request.app[SETTINGS].read_your_writes_timeout_s
     if not await request.app[WAITER].wait_for_position(int(header), timeout):
         raise NotYetVisible("The read models have not reached that position yet")
@@ -95,11 +112,17 @@ def _page(request: web.Request) -> queries.ClientFilter:
     archived = _optional_bool(request, "archived")
     if page is None and per_page is None:
         return queries.ClientFilter(category_id=category_id, archived=archived)
-    page, per_page = page or 1, per_page or 100
-    if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
-        raise ValidationFailed(
-            {"per_page": ["The per page must be between 1 and 1000."]}
-        )
+    # Explicit None checks: `page or 1` turned page=0 into page 1 and per_page=0
+    # into 100 rows instead of refusing them.
+    page = 1 if page is None else page
+    per_page = PER_PAGE_DEFAULT if per_page is None else per_page
+    errors: dict[str, list[str]] = {}
+    if page < 1 or (page - 1) * per_page > OFFSET_MAX:
+        errors["page"] = ["The page must be at least 1 and within range."]
+    if not 1 <= per_page <= PER_PAGE_MAX:
+        errors["per_page"] = ["The per page must be between 1 and 1000."]
+    if errors:
+        raise ValidationFailed(errors)
     return queries.ClientFilter(
         category_id=category_id,
         archived=archived,

@@ -8,8 +8,8 @@ from aiohttp.test_utils import TestClient
 async def test_create_post_then_list_sees_every_write(
     service: TestClient, business: dict[str, object]
 ) -> None:
-    """Creates a client, posts the seed's two sample totals and lists at once: the list
-    already shows the seed's balance, because each command waited for the projections."""
+    """Creates a client, posts the seed's two sample totals and lists at once: the
+    list already shows the seed's balance, as each command waited for projections."""
     headers = business["headers"]
     created = await service.post(
         "/api/v3/clients", json={"business_name": "Abas two"}, headers=headers

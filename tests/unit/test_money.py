@@ -105,3 +105,11 @@ def test_the_seed_balance_is_debits_minus_credits_exactly() -> None:
     balance = parse_amount("43228120.29") - parse_amount("22876297.37")
     assert to_text(balance) == "20,351,822.92"
     assert to_number(balance) == Decimal("20351822.92")
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "12,34.5", ",100", "1,0000"])
+def test_commas_are_accepted_only_as_thousands_separators(text: str) -> None:
+    """ "1,2,3" is not 123: a comma must separate groups of three digits."""
+    with pytest.raises(AmountError) as refused:
+        parse_amount(text)
+    assert str(refused.value) == "must be a number"

@@ -1,0 +1,435 @@
+"""End to end: the real `ledger run` supervisor and its child processes, over HTTP.
+
+One session starts `python -m services.cli run` exactly as `make run` does (migrate,
+then API, relay and one projector per projection as child processes) against a
+throwaway database and uniquely named exchange and queues, on a free port. Tests drive
+it with aiohttp over real sockets and create their businesses with the real CLI.
+Everything that must become true is waited for on a deadline, never with a bare sleep.
+
+The service's output goes to `ledger-run.log` under pytest's temporary directory;
+LEDGER_E2E_LOG_LEVEL (default WARNING) sets its log level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+
+from tests.support.environment import Environment, create_environment, drop_environment
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+START_DEADLINE_S = 60.0
+# Below the supervisor's own 15 s SIGKILL deadline (services/processes.py): stopping
+# within it means every child ended on its SIGTERM instead of being killed.
+STOP_DEADLINE_S = 10.0
+CLI_DEADLINE_S = 60.0
+POLL_S = 0.05
+
+# The seed's client object, field for field and in the seed's order.
+CLIENT_FIELDS = [
+    "id",
+    "owner_id",
+    "business_id",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "business_name",
+    "business_address",
+    "business_phone",
+    "business_location",
+    "business_email",
+    "created_at",
+    "updated_at",
+    "account_id",
+    "category",
+    "category_id",
+    "deposit_amount",
+    "deposit_account_id",
+    "archived",
+    "transactions",
+    "unformated_balance",
+    "balance",
+    "total_debit",
+    "total_credit",
+]
+CATEGORY_FIELDS = [
+    "id",
+    "business_id",
+    "name",
+    "description",
+    "created_at",
+    "updated_at",
+    "archived",
+    "customer_count",
+]
+SUMMARY_FIELDS = [
+    "total_deposits",
+    "customer_count",
+    "archived_customers",
+    "unarchived_customers",
+    "total_balance",
+]
+TRANSACTION_FIELDS = [
+    "id",
+    "client_id",
+    "type",
+    "amount",
+    "date",
+    "description",
+    "reference",
+    "created_at",
+    "balance_after",
+]
+DEPOSIT_FIELDS = [
+    "id",
+    "client_id",
+    "type",
+    "amount",
+    "date",
+    "description",
+    "created_at",
+    "deposit_after",
+]
+TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z"
+INVALID = "The given data was invalid."
+
+
+def invalid(errors: dict[str, list[str]]) -> dict[str, object]:
+    """The Laravel 422 body for the given field errors."""
+    return {"message": INVALID, "errors": errors}
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """One HTTP answer: status, headers (case-insensitive) and body (JSON or text)."""
+
+    status: int
+    headers: Any
+    body: Any
+    raw: bytes
+
+
+class Api:
+    """The HTTP API with one business's key: each call returns a Reply."""
+
+    def __init__(self, http: aiohttp.ClientSession, key: str | None) -> None:
+        self.http = http
+        self.key = key
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        headers.update(extra or {})
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        data: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Reply:
+        kwargs: dict[str, Any] = {"headers": self.headers(headers), "params": params}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        if data is not None:
+            kwargs["data"] = data
+        async with self.http.request(method, path, **kwargs) as response:
+            raw = await response.read()
+            body: object = raw.decode("utf-8", "replace")
+            if response.content_type == "application/json":
+                # Decimal, so that money is compared exactly as written on the wire.
+                body = json.loads(raw, parse_float=Decimal)
+            return Reply(
+                status=response.status, headers=response.headers, body=body, raw=raw
+            )
+
+    async def get(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, body: object = None, **kwargs: Any) -> Reply:
+        return await self.request("POST", path, json_body=body, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def create_client(self, **fields: object) -> dict[str, Any]:
+        reply = await self.post(
+            "/api/v3/clients", {"business_name": "Client", **fields}
+        )
+        assert reply.status == 201, reply.body
+        return reply.body  # type: ignore[no-any-return]
+
+    async def post_transaction(
+        self, client_id: int, entry_type: str, amount: object, **fields: object
+    ) -> dict[str, Any]:
+        reply = await self.post(
+            f"/api/v3/clients/{client_id}/transactions",
+            {"type": entry_type, "amount": amount, **fields},
+        )
+        assert reply.status == 201, reply.body
+        return reply.body  # type: ignore[no-any-return]
+
+    async def post_deposit(
+        self, client_id: int, entry_type: str, amount: object, **fields: object
+    ) -> dict[str, Any]:
+        reply = await self.post(
+            f"/api/v3/clients/{client_id}/deposits",
+            {"type": entry_type, "amount": amount, **fields},
+        )
+        assert reply.status == 201, reply.body
+        return reply.body  # type: ignore[no-any-return]
+
+    async def create_category(self, name: str, description: str = "") -> dict[str, Any]:
+        reply = await self.post(
+            "/api/v3/clients/category", {"name": name, "description": description}
+        )
+        assert reply.status == 201, reply.body
+        return reply.body  # type: ignore[no-any-return]
+
+
+class LedgerService(msgspec.Struct, kw_only=True):
+    """The running supervisor and what a test needs to reach it."""
+
+    environment: Environment
+    process: subprocess.Popen[bytes]
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+
+    def log_tail(self, characters: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-characters:]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def service_environment(env: Environment, port: int) -> dict[str, str]:
+    """The process environment `make run` would give, pointed at the throwaway env."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("LEDGER_")
+    }
+    return {
+        **inherited,
+        "LEDGER_DATABASE_URL": env.settings.database_url,
+        "LEDGER_ADMIN_DATABASE_URL": env.admin_url,
+        "LEDGER_AMQP_URL": env.settings.amqp_url,
+        "LEDGER_EXCHANGE": env.settings.exchange,
+        "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
+        "LEDGER_HTTP_PORT": str(port),
+        "LEDGER_LOG_LEVEL": os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_supervisor(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m services.cli run`, as `make run` starts it, output to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run"],
+            cwd=REPOSITORY,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, so a failed stop can end it alone
+        )
+
+
+def children_of(pid: int) -> list[int]:
+    """The child process ids of `pid` (from Linux's /proc; none where it is absent)."""
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    if not listing.exists():
+        return []
+    return [int(child) for child in listing.read_text().split()]
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], deadline_s: float, what: str
+) -> None:
+    """Poll `check` until it is true; fail with `what` when the deadline passes."""
+    deadline = time.monotonic() + deadline_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {deadline_s} s: {what}")
+        await asyncio.sleep(POLL_S)
+
+
+async def _answers(
+    http: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes]
+) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(
+            f"`ledger run` exited with {process.returncode} while starting"
+        )
+    try:
+        async with http.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def log_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where `ledger run` writes its output (pytest keeps the last few runs' copies)."""
+    return tmp_path_factory.mktemp("ledger-run")
+
+
+@pytest.fixture(scope="session")
+async def ledger(
+    servers: tuple[str, str], log_directory: Path
+) -> AsyncIterator[LedgerService]:
+    """`ledger run` on a free port against a throwaway environment, for the session.
+
+    Teardown sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
+    exits 0 within the deadline, then drops the database, exchange and queues."""
+    environment = await create_environment(*servers, tag="e2e")
+    port = free_port()
+    env = service_environment(environment, port)
+    log_path = log_directory / "ledger-run.log"
+    process = start_supervisor(env, log_path)
+    service = LedgerService(
+        environment=environment,
+        process=process,
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        log_path=log_path,
+    )
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5)
+        ) as http:
+            for route in ("/healthz", "/readyz"):
+                url = service.base_url + route
+                try:
+                    await wait_until(
+                        lambda url=url: _answers(http, url, process),
+                        START_DEADLINE_S,
+                        f"GET {route} answers 200",
+                    )
+                except AssertionError as error:
+                    raise AssertionError(f"{error}\n{service.log_tail()}") from None
+        yield service
+    finally:
+        try:
+            children = children_of(process.pid)
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                returncode = await asyncio.to_thread(process.wait, STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise AssertionError(
+                    f"`ledger run` did not stop within {STOP_DEADLINE_S} s of SIGINT"
+                ) from None
+            assert returncode == 0, (
+                f"`ledger run` exited {returncode}\n{service.log_tail()}"
+            )
+            assert [child for child in children if is_running(child)] == []
+        finally:
+            await drop_environment(environment)
+
+
+async def run_cli(
+    service: LedgerService, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m services.cli ARGS` with the service's environment."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=REPOSITORY,
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_DEADLINE_S,
+        check=False,
+    )
+
+
+async def create_business(service: LedgerService, *extra: str) -> dict[str, Any]:
+    """`ledger business create NAME --json`, parsed; fails the test if the CLI fails."""
+    name = f"E2E Business {uuid.uuid4().hex[:8]}"
+    done = await run_cli(service, "business", "create", name, "--json", *extra)
+    assert done.returncode == 0, done.stderr
+    created: dict[str, Any] = json.loads(done.stdout)
+    return created
+
+
+@pytest.fixture(scope="session")
+async def http(ledger: LedgerService) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(
+        base_url=ledger.base_url, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def admin_pool(ledger: LedgerService) -> AsyncIterator[asyncpg.Pool]:
+    """A superuser pool on the service's database, to look at the event store."""
+    pool = await asyncpg.create_pool(
+        ledger.environment.admin_url, min_size=1, max_size=2
+    )
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def business(ledger: LedgerService) -> dict[str, Any]:
+    """A fresh business made by the real CLI: nothing else in it but "Uncategorised"."""
+    return await create_business(ledger)
+
+
+@pytest.fixture
+def api(http: aiohttp.ClientSession, business: dict[str, Any]) -> Api:
+    """The API with the fresh business's key."""
+    return Api(http, str(business["api_key"]))
+
+
+@pytest.fixture
+def anonymous(http: aiohttp.ClientSession) -> Api:
+    """The API without any key."""
+    return Api(http, None)
+
+
+def today() -> dt.date:
+    """The service's idea of today: the UTC calendar date."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+async def event_count(pool: asyncpg.Pool, business_id: int) -> int:
+    """How many events the business has in the store."""
+    count = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE business_id = $1", business_id
+    )
+    return int(count)

@@ -1,0 +1,321 @@
+"""The running service as an operator and a tenant see it: health, the CLI, API keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aio_pika.abc
+import aiohttp
+import asyncpg
+import pytest
+
+from shared.config import PROJECTIONS
+from tests.e2e.conftest import (
+    CATEGORY_FIELDS,
+    TIMESTAMP_PATTERN,
+    Api,
+    LedgerService,
+    children_of,
+    create_business,
+    run_cli,
+    wait_until,
+)
+
+UNAUTHENTICATED = {"message": "Unauthenticated."}
+
+
+async def test_health_and_readiness_answer_without_a_key(anonymous: Api) -> None:
+    """Proves the probes are public and report every dependency as healthy, by calling
+    /healthz and /readyz without an Authorization header."""
+    health = await anonymous.get("/healthz")
+    assert (health.status, health.body) == (200, {"status": "ok"})
+    ready = await anonymous.get("/readyz")
+    assert ready.status == 200
+    assert ready.body["status"] == "ready"
+    assert ready.body["checks"] == {
+        "postgres": "ok",
+        "rabbitmq": "ok",
+        "projection_lag": "ok",
+    }
+
+
+async def test_business_create_prints_the_documented_json(
+    ledger: LedgerService,
+) -> None:
+    """Proves `ledger business create NAME --json` prints the business, its owner, an
+    unguessable bid and a first key, by running the real CLI and parsing its output."""
+    created = await create_business(ledger)
+    assert list(created) == [
+        "business_id",
+        "owner_id",
+        "bid",
+        "api_key",
+        "key_id",
+        "currency",
+    ]
+    assert all(
+        isinstance(created[name], int) for name in ("business_id", "owner_id", "key_id")
+    )
+    assert created["currency"] == "GHS"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", created["bid"])
+    assert len(created["api_key"]) >= 32
+    other = await create_business(ledger)
+    assert other["business_id"] != created["business_id"]
+    assert other["bid"] != created["bid"]
+    assert other["api_key"] != created["api_key"]
+
+
+async def test_business_create_takes_a_currency_and_refuses_a_bad_one(
+    ledger: LedgerService,
+) -> None:
+    """Proves --currency sets an ISO 4217 code (normalised to upper case) and a code
+    that is not one exits 2 with a message, by running the CLI both ways."""
+    created = await create_business(ledger, "--currency", "usd")
+    assert created["currency"] == "USD"
+    refused = await run_cli(
+        ledger, "business", "create", "Bad", "--currency", "dollars"
+    )
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "ISO 4217" in refused.stderr
+
+
+async def test_each_business_starts_with_the_uncategorised_category(
+    api: Api, business: dict[str, Any]
+) -> None:
+    """Proves a new business has exactly one category, "Uncategorised", with no
+    customers, by listing the categories of a business the CLI just made."""
+    listed = await api.get("/api/v3/clients/categories")
+    assert listed.status == 200
+    [category] = listed.body
+    assert list(category) == CATEGORY_FIELDS
+    assert re.fullmatch(TIMESTAMP_PATTERN, category["created_at"])
+    assert category == {
+        "id": category["id"],
+        "business_id": business["business_id"],
+        "name": "Uncategorised",
+        "description": "",
+        "created_at": category["created_at"],
+        "updated_at": category["created_at"],
+        "archived": False,
+        "customer_count": 0,
+    }
+
+
+async def test_requests_without_a_valid_key_are_refused_with_401(
+    http: aiohttp.ClientSession, api: Api
+) -> None:
+    """Proves every /api/v3 route needs `Authorization: Bearer <key>`, by calling reads
+    and writes with no header, another scheme, an empty key and an unknown key."""
+    client = await api.create_client(business_name="Guarded")
+    routes = [
+        ("GET", "/api/v3/clients"),
+        ("GET", "/api/v3/clients/summary"),
+        ("GET", "/api/v3/clients/categories"),
+        ("GET", f"/api/v3/clients/{client['id']}"),
+        ("GET", f"/api/v3/clients/{client['id']}/transactions"),
+        ("POST", "/api/v3/clients"),
+        ("POST", f"/api/v3/clients/{client['id']}/transactions"),
+        ("DELETE", f"/api/v3/clients/{client['id']}"),
+    ]
+    headers = [
+        {},
+        {"Authorization": f"Basic {api.key}"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer lk_not-a-key-of-anyone"},
+        {"Authorization": f"Bearer {api.key}x"},
+    ]
+    for method, path in routes:
+        for header in headers:
+            reply = await Api(http, None).request(
+                method, path, headers=header, json_body={"business_name": "x"}
+            )
+            assert (reply.status, reply.body) == (401, UNAUTHENTICATED), (method, path)
+    still = await api.get(f"/api/v3/clients/{client['id']}")
+    assert still.body == client
+
+
+async def test_a_revoked_key_is_refused_while_the_other_keys_still_work(
+    ledger: LedgerService,
+    http: aiohttp.ClientSession,
+    api: Api,
+    business: dict[str, Any],
+) -> None:
+    """Proves `ledger key create` adds a working key and `ledger key revoke` ends it,
+    without touching the business's first key, by using each key before and after."""
+    done = await run_cli(
+        ledger, "key", "create", "--business", str(business["business_id"]), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    second: dict[str, Any] = json.loads(done.stdout)
+    assert list(second) == ["business_id", "key_id", "api_key"]
+    assert second["business_id"] == business["business_id"]
+    assert second["key_id"] != business["key_id"]
+    second_api = Api(http, second["api_key"])
+    created = await second_api.create_client(business_name="Made with the second key")
+    assert (await api.get(f"/api/v3/clients/{created['id']}")).body == created
+
+    revoked = await run_cli(ledger, "key", "revoke", str(second["key_id"]))
+    assert revoked.returncode == 0, revoked.stderr
+    refused = await second_api.get("/api/v3/clients")
+    assert (refused.status, refused.body) == (401, UNAUTHENTICATED)
+    assert (await api.get("/api/v3/clients")).body == [created]
+
+    again = await run_cli(ledger, "key", "revoke", str(second["key_id"]))
+    assert again.returncode == 1
+    assert f"no active key {second['key_id']}" in again.stderr
+    orphan = await run_cli(ledger, "key", "create", "--business", "999999999")
+    assert orphan.returncode == 1
+    assert "no such business" in orphan.stderr
+
+
+async def test_another_businesss_client_answers_404_exactly_like_an_unknown_id(
+    ledger: LedgerService, http: aiohttp.ClientSession, api: Api
+) -> None:
+    """Proves a key never sees another business's data, by addressing one business's
+    client with every client route under another business's key and comparing each
+    answer with the answer for an id that exists nowhere."""
+    theirs = await api.create_client(business_name="Not yours")
+    await api.post_transaction(theirs["id"], "debit", "10.00")
+    other = await create_business(ledger)
+    mine = Api(http, other["api_key"])
+    unknown = 999_999_999
+
+    def routes(client_id: int) -> list[tuple[str, str, object]]:
+        base = f"/api/v3/clients/{client_id}"
+        return [
+            ("GET", base, None),
+            ("POST", base, {"first_name": "Mallory"}),
+            ("DELETE", base, None),
+            ("POST", f"{base}/archive", {"archived": True}),
+            ("POST", f"{base}/transactions", {"type": "credit", "amount": "10.00"}),
+            ("GET", f"{base}/transactions", None),
+            ("POST", f"{base}/deposits", {"type": "debit", "amount": "5.00"}),
+            ("GET", f"{base}/deposits", None),
+        ]
+
+    for (method, path, body), (_, unknown_path, _) in zip(
+        routes(theirs["id"]), routes(unknown), strict=True
+    ):
+        foreign = await mine.request(method, path, json_body=body)
+        missing = await mine.request(method, unknown_path, json_body=body)
+        assert foreign.status == missing.status == 404, (method, path)
+        assert foreign.body == {"message": f"Client {theirs['id']} not found"}
+        assert missing.body == {"message": f"Client {unknown} not found"}
+        assert foreign.headers["Content-Type"] == missing.headers["Content-Type"]
+    assert (await mine.get("/api/v3/clients")).body == []
+    summary = await mine.get("/api/v3/clients/summary")
+    assert summary.body["customer_count"] == 0
+    unchanged = await api.get(f"/api/v3/clients/{theirs['id']}")
+    assert unchanged.body["first_name"] == ""
+    assert unchanged.body["archived"] is False
+    assert unchanged.body["balance"] == "10.00"
+
+
+async def test_a_category_of_another_business_cannot_be_used(
+    ledger: LedgerService, http: aiohttp.ClientSession, api: Api
+) -> None:
+    """Proves category ids are per business too, by creating a client under another
+    business's category id: 422 exactly as for an id that exists nowhere."""
+    theirs = await api.create_category("Theirs")
+    other = await create_business(ledger)
+    mine = Api(http, other["api_key"])
+    refused = await mine.post(
+        "/api/v3/clients", {"business_name": "x", "category_id": theirs["id"]}
+    )
+    assert refused.status == 422
+    assert refused.body == {
+        "message": "The given data was invalid.",
+        "errors": {"category_id": ["The selected category id is invalid."]},
+    }
+    assert (await mine.get("/api/v3/clients")).body == []
+
+
+def command_line(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return raw.decode().split("\0")[:-1]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists children through /proc")
+async def test_run_starts_the_api_the_relay_and_one_projector_per_projection(
+    ledger: LedgerService,
+) -> None:
+    """Proves `ledger run` supervises one child per role, each a `services.cli`
+    process, by reading the supervisor's children from /proc."""
+    roles = sorted(
+        " ".join(command_line(child)[3:]) for child in children_of(ledger.process.pid)
+    )
+    assert roles == [
+        "api",
+        *(f"projector --projection {name}" for name in sorted(PROJECTIONS)),
+        "relay",
+    ]
+
+
+async def test_events_reach_rabbitmq_for_outside_subscribers(
+    ledger: LedgerService,
+    api: Api,
+    business: dict[str, Any],
+    admin_pool: asyncpg.Pool,
+) -> None:
+    """Proves the relay publishes each committed event to the topic exchange with the
+    documented routing key, message id, headers and persistence, by binding a queue
+    of our own to `<business_id>.#` and matching what arrives with the event store."""
+    settings = ledger.environment.settings
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(settings.exchange, ensure=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=f"{business['business_id']}.#")
+        client = await api.post(
+            "/api/v3/clients",
+            {"business_name": "Subscribed"},
+            headers={"X-Correlation-Id": "corr-e2e-1", "Idempotency-Key": "sub-1"},
+        )
+        await api.post_transaction(client.body["id"], "debit", "43228120.29")
+        received: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def two_arrived() -> bool:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is not None:
+                received.append(message)
+            return len(received) >= 2
+
+        await wait_until(two_arrived, 10.0, "two events reach the subscriber's queue")
+    finally:
+        await connection.close()
+    rows = await admin_pool.fetch(
+        "SELECT event_id, type, stream_id, version, position, schema_version"
+        " FROM events WHERE stream_id = $1 ORDER BY version",
+        f"client-{client.body['id']}",
+    )
+    assert [row["type"] for row in rows] == ["client.created", "transaction.posted"]
+    for message, row in zip(received, rows, strict=True):
+        assert message.routing_key == f"{business['business_id']}.{row['type']}"
+        assert message.message_id == str(row["event_id"])
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.content_type == "application/json"
+        assert message.headers == {
+            "type": row["type"],
+            "schema_version": row["schema_version"],
+            "stream_id": row["stream_id"],
+            "version": row["version"],
+            "position": row["position"],
+            "business_id": business["business_id"],
+        }
+        body = json.loads(message.body)
+        assert (body["event_id"], body["type"], body["position"]) == (
+            str(row["event_id"]),
+            row["type"],
+            row["position"],
+        )
+    created = json.loads(received[0].body)
+    assert created["metadata"]["correlation_id"] == "corr-e2e-1"
+    assert created["metadata"]["idempotency_key"] == "sub-1"
+    assert created["metadata"]["principal"] == f"api_key:{business['key_id']}"
+    assert created["payload"]["client_id"] == client.body["id"]

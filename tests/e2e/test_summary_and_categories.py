@@ -1,0 +1,290 @@
+"""The summary and the categories end to end: exact sums, counts, the seed's shapes."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from tests.e2e.conftest import (
+    CATEGORY_FIELDS,
+    SUMMARY_FIELDS,
+    TIMESTAMP_PATTERN,
+    Api,
+    LedgerService,
+    create_business,
+    event_count,
+    invalid,
+)
+
+ZERO_SUMMARY = {
+    "total_deposits": 0,
+    "customer_count": 0,
+    "archived_customers": 0,
+    "unarchived_customers": 0,
+    "total_balance": 0,
+}
+TAKEN = {"message": "The category name has already been taken."}
+TECHNOLOGY = {
+    "name": "Technology",
+    "description": "Products and services related to technology, including hardware "
+    "and software.",
+}
+
+
+async def summary(api: Api, query: str = "") -> dict[str, Any]:
+    reply = await api.get(f"/api/v3/clients/summary{query}")
+    assert reply.status == 200, reply.body
+    assert list(reply.body) == SUMMARY_FIELDS
+    return reply.body  # type: ignore[no-any-return]
+
+
+async def test_a_new_business_has_a_zero_summary(api: Api) -> None:
+    """Proves the summary is the seed's object even for no clients, by asking a
+    business the CLI just made."""
+    reply = await api.get("/api/v3/clients/summary")
+    assert (reply.status, reply.body) == (200, ZERO_SUMMARY)
+    assert list(reply.body) == SUMMARY_FIELDS
+
+
+async def test_summary_sums_are_exact_where_floats_would_not_be(api: Api) -> None:
+    """Proves total_balance and total_deposits are exact sums (0.1 + 0.2 is 0.3, not
+    0.30000000000000004; the seed's 805187831.8899997 cannot happen), by summing
+    balances and deposits whose float sums show artifacts and reading the raw JSON."""
+    assert 0.1 + 0.2 != 0.3  # the artifact this test guards against
+    for amount in ("0.1", "0.2"):
+        client = await api.create_client(business_name=f"Cents {amount}")
+        await api.post_transaction(client["id"], "debit", amount)
+        await api.post_deposit(client["id"], "debit", amount)
+    reply = await api.get("/api/v3/clients/summary")
+    assert reply.body == {
+        "total_deposits": Decimal("0.3"),
+        "customer_count": 2,
+        "archived_customers": 0,
+        "unarchived_customers": 2,
+        "total_balance": Decimal("0.3"),
+    }
+    assert reply.raw == (
+        b'{"total_deposits":0.3,"customer_count":2,"archived_customers":0,'
+        b'"unarchived_customers":2,"total_balance":0.3}'
+    )
+
+
+async def test_summary_adds_the_seeds_two_clients_exactly(api: Api) -> None:
+    """Proves the summary of the seed's two sample clients is their exact sum, by
+    posting their totals and deposits and summing by hand in Decimal."""
+    seed = [
+        ("Abas two", "43228120.29", "22876297.37", "50939"),
+        ("Abdul Rashid Enterprise", "139511520.16", "124251818.54", "26602.6"),
+    ]
+    for name, debit, credit, deposit in seed:
+        client = await api.create_client(business_name=name)
+        await api.post_transaction(client["id"], "debit", debit)
+        await api.post_transaction(client["id"], "credit", credit)
+        await api.post_deposit(client["id"], "debit", deposit)
+    listed = (await api.get("/api/v3/clients")).body
+    assert [client["balance"] for client in listed] == [
+        "20,351,822.92",
+        "15,259,701.62",
+    ]
+    assert await summary(api) == {
+        "total_deposits": Decimal("77541.6"),
+        "customer_count": 2,
+        "archived_customers": 0,
+        "unarchived_customers": 2,
+        "total_balance": Decimal("35611524.54"),
+    }
+
+
+async def test_archived_clients_count_and_deleted_ones_do_not(api: Api) -> None:
+    """Proves archived clients count in archived_customers, customer_count and
+    total_balance while deleted ones count nowhere, by archiving one client with a
+    balance and deleting another."""
+    active = await api.create_client(business_name="Active")
+    await api.post_transaction(active["id"], "debit", "10.10")
+    dormant = await api.create_client(business_name="Dormant")
+    await api.post_transaction(dormant["id"], "debit", "5.05")
+    await api.post_deposit(dormant["id"], "debit", "2")
+    await api.post(f"/api/v3/clients/{dormant['id']}/archive", {"archived": True})
+    leaver = await api.create_client(business_name="Leaver")
+    assert (await api.delete(f"/api/v3/clients/{leaver['id']}")).status == 200
+    assert await summary(api) == {
+        "total_deposits": 2,
+        "customer_count": 2,
+        "archived_customers": 1,
+        "unarchived_customers": 1,
+        "total_balance": Decimal("15.15"),
+    }
+
+
+async def test_the_summary_filters_by_category(api: Api) -> None:
+    """Proves summary?category_id= sums only that category's clients, an id of no
+    category gives the zero summary and an empty value no filter, by splitting
+    clients between two categories."""
+    school = await api.create_category("Class of 2021")
+    shop = await api.create_category("Shop")
+    pupil = await api.create_client(business_name="Pupil", category_id=school["id"])
+    await api.post_transaction(pupil["id"], "debit", "300")
+    buyer = await api.create_client(business_name="Buyer", category_id=shop["id"])
+    await api.post_transaction(buyer["id"], "debit", "0.99")
+    await api.post(f"/api/v3/clients/{buyer['id']}/archive")
+    assert await summary(api, f"?category_id={school['id']}") == {
+        **ZERO_SUMMARY,
+        "customer_count": 1,
+        "unarchived_customers": 1,
+        "total_balance": 300,
+    }
+    assert await summary(api, f"?category_id={shop['id']}") == {
+        **ZERO_SUMMARY,
+        "customer_count": 1,
+        "archived_customers": 1,
+        "total_balance": Decimal("0.99"),
+    }
+    assert await summary(api, "?category_id=999999999") == ZERO_SUMMARY
+    both = {
+        **ZERO_SUMMARY,
+        "customer_count": 2,
+        "archived_customers": 1,
+        "unarchived_customers": 1,
+        "total_balance": Decimal("300.99"),
+    }
+    assert await summary(api, "?category_id=") == both
+    assert await summary(api, "?category_id") == both
+
+
+async def test_a_category_is_created_with_the_seeds_shape(
+    api: Api, business: dict[str, Any]
+) -> None:
+    """Proves POST /clients/category answers 201 with the category object of the
+    seed's list, by creating the seed's "Technology" sample."""
+    reply = await api.post("/api/v3/clients/category", TECHNOLOGY)
+    assert reply.status == 201
+    assert int(reply.headers["X-Ledger-Position"]) > 0
+    body = reply.body
+    assert list(body) == CATEGORY_FIELDS
+    assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
+    assert isinstance(body["id"], int)
+    assert body == {
+        "id": body["id"],
+        "business_id": business["business_id"],
+        **TECHNOLOGY,
+        "created_at": body["created_at"],
+        "updated_at": body["created_at"],
+        "archived": False,
+        "customer_count": 0,
+    }
+    listed = (await api.get("/api/v3/clients/categories")).body
+    assert listed[-1] == body
+    trimmed = await api.create_category("  Spaced out  ")
+    assert (trimmed["name"], trimmed["description"]) == ("Spaced out", "")
+
+
+async def test_a_duplicate_category_name_ignoring_case_and_spaces_is_a_409(
+    ledger: LedgerService,
+    http: aiohttp.ClientSession,
+    api: Api,
+    business: dict[str, Any],
+    admin_pool: asyncpg.Pool,
+) -> None:
+    """Proves category names are unique per business ignoring case and surrounding
+    spaces (the default "Uncategorised" too) and a refusal writes nothing, while
+    another business may use the same name, by creating near-duplicates."""
+    await api.create_category(TECHNOLOGY["name"])
+    before = await event_count(admin_pool, business["business_id"])
+    for name in (
+        "Technology",
+        "technology",
+        "  TECHNOLOGY  ",
+        "uncategorised",
+        " Uncategorised",
+    ):
+        reply = await api.post("/api/v3/clients/category", {"name": name})
+        assert (reply.status, reply.body) == (409, TAKEN), name
+    assert await event_count(admin_pool, business["business_id"]) == before
+    names = [
+        category["name"]
+        for category in (await api.get("/api/v3/clients/categories")).body
+    ]
+    assert names == ["Uncategorised", "Technology"]
+    other = await create_business(ledger)
+    theirs = await Api(http, other["api_key"]).create_category("technology")
+    assert (theirs["name"], theirs["business_id"]) == (
+        "technology",
+        other["business_id"],
+    )
+    similar = await api.create_category("Technology 2")
+    assert similar["name"] == "Technology 2"
+
+
+async def test_a_category_needs_a_name_of_at_most_255_characters(api: Api) -> None:
+    """Proves name is required and both fields are strings of at most 255 characters,
+    by sending each kind of bad body to POST /clients/category."""
+    required = {"name": ["The name field is required."]}
+    for body, errors in (
+        ({}, required),
+        ({"description": "no name"}, required),
+        ({"name": ""}, required),
+        ({"name": "   "}, required),
+        ({"name": None}, required),
+        ({"name": 2021}, {"name": ["The name must be a string."]}),
+        (
+            {"name": "x" * 256},
+            {"name": ["The name may not be greater than 255 characters."]},
+        ),
+        (
+            {"name": "ok", "description": "d" * 256},
+            {
+                "description": [
+                    "The description may not be greater than 255 characters."
+                ]
+            },
+        ),
+        (
+            {"description": ["list"]},
+            {
+                "name": ["The name field is required."],
+                "description": ["The description must be a string."],
+            },
+        ),
+    ):
+        reply = await api.post("/api/v3/clients/category", body)
+        assert (reply.status, reply.body) == (422, invalid(errors)), body
+    empty = await api.request("POST", "/api/v3/clients/category")
+    assert (empty.status, empty.body) == (422, invalid(required))
+    longest = await api.create_category("n" * 255, "d" * 255)
+    assert (len(longest["name"]), len(longest["description"])) == (255, 255)
+
+
+async def test_categories_are_listed_at_both_seed_paths_with_customer_counts(
+    api: Api,
+) -> None:
+    """Proves /clients/categories and the seed's /clients/clients/categories give the
+    same id-ordered list, and customer_count counts archived but not deleted clients,
+    by spreading four clients over two categories."""
+    school = await api.create_category("Class of 2021")
+    jhs = await api.create_category("JHS 3 - 2022")
+    for name in ("One", "Two", "Three"):
+        await api.create_client(business_name=name, category_id=school["id"])
+    archived = await api.create_client(business_name="Archived", category_id=jhs["id"])
+    await api.post(f"/api/v3/clients/{archived['id']}/archive")
+    deleted = await api.create_client(business_name="Deleted", category_id=jhs["id"])
+    await api.delete(f"/api/v3/clients/{deleted['id']}")
+    moved = await api.create_client(business_name="Moved", category_id=jhs["id"])
+    await api.post(f"/api/v3/clients/{moved['id']}", {"category_id": school["id"]})
+    short = await api.get("/api/v3/clients/categories")
+    seed = await api.get("/api/v3/clients/clients/categories")
+    assert short.status == seed.status == 200
+    assert short.body == seed.body
+    assert [category["id"] for category in short.body] == sorted(
+        category["id"] for category in short.body
+    )
+    assert [(c["name"], c["customer_count"]) for c in short.body] == [
+        ("Uncategorised", 0),
+        ("Class of 2021", 4),
+        ("JHS 3 - 2022", 1),
+    ]
+    assert short.body[1] == {**school, "customer_count": 4}
+    assert all(list(category) == CATEGORY_FIELDS for category in short.body)

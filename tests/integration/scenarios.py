@@ -1,0 +1,229 @@
+"""Steps the integration tests share: commands through a real Appender, raw store
+appends, and waiting on a deadline for a condition to become true."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import asyncpg
+
+from services.command_api import renderers
+from services.command_api.appender import Appender
+from services.command_api.submissions import IdempotencyClaim, Outcome, Result
+from shared import commands as c
+from shared import events as e
+from shared.event_store import Cursor, NewEvent, load_stream, new_event, read_after
+
+TODAY = dt.date(2024, 11, 4)
+
+
+def id_of(business: dict[str, object]) -> int:
+    """The business id of a `business` fixture's dict."""
+    value = business["business_id"]
+    assert isinstance(value, int)
+    return value
+
+
+def metadata(key: str | None = None) -> e.Metadata:
+    return e.Metadata(
+        correlation_id=str(uuid.uuid4()),
+        principal="integration-test",
+        idempotency_key=key,
+    )
+
+
+def render_client_id(outcome: Outcome) -> tuple[int, bytes]:
+    """A minimal rendering for creations: the new client's id."""
+    assert outcome.client is not None
+    return 201, str(outcome.client.client_id).encode()
+
+
+async def create_client(
+    appender: Appender, business_id: int, name: str = "Abas"
+) -> int:
+    command = c.CreateClient(business_id=business_id, business_name=name)
+    result = await appender.submit(command, metadata(), render_client_id)
+    return int(result.body)
+
+
+def transaction(
+    business_id: int,
+    client_id: int,
+    amount_minor: int,
+    entry_type: e.EntryType = "debit",
+) -> c.PostTransaction:
+    return c.PostTransaction(
+        business_id=business_id,
+        client_id=client_id,
+        entry_type=entry_type,
+        amount_minor=amount_minor,
+        date=TODAY,
+    )
+
+
+def deposit(
+    business_id: int, client_id: int, amount_minor: int, entry_type: e.EntryType
+) -> c.PostDeposit:
+    return c.PostDeposit(
+        business_id=business_id,
+        client_id=client_id,
+        entry_type=entry_type,
+        amount_minor=amount_minor,
+        date=TODAY,
+    )
+
+
+async def submit(
+    appender: Appender,
+    command: c.PostTransaction | c.PostDeposit,
+    idempotency: IdempotencyClaim | None = None,
+) -> Result:
+    """Submit a posting with the route's own renderer."""
+    render = (
+        renderers.transaction
+        if isinstance(command, c.PostTransaction)
+        else renderers.deposit
+    )
+    key = idempotency.key if idempotency else None
+    return await appender.submit(command, metadata(key), render, idempotency)
+
+
+async def next_posting(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    key: bytes,
+    business_id: int,
+    client_id: int,
+    amount_minor: int,
+) -> NewEvent:
+    """A debit chained onto the client stream's current head, not yet stored."""
+    stream_id = e.client_stream(client_id)
+    history = await load_stream(conn, stream_id)
+    head = history[-1]
+    created = history[0].payload
+    assert isinstance(created, e.ClientCreated)
+    entry_id = await conn.fetchval("SELECT nextval('entry_id_seq')")
+    return new_event(
+        key=key,
+        previous_hash=head.hash,
+        business_id=business_id,
+        stream_id=stream_id,
+        version=head.version + 1,
+        recorded_at=dt.datetime.now(dt.UTC),
+        metadata=metadata(),
+        payload=e.TransactionPosted(
+            transaction_id=entry_id,
+            client_id=client_id,
+            account_id=created.account_id,
+            entry_type="debit",
+            amount_minor=amount_minor,
+            date=TODAY,
+        ),
+    )
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[object]],
+    what: str,
+    timeout_s: float = 10.0,
+    poll_s: float = 0.02,
+) -> None:
+    """Poll `condition` until it is truthy; fail the test when the deadline passes."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        if asyncio.get_running_loop().time() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(poll_s)
+
+
+async def blocked_on_lock(admin: asyncpg.Connection, query_prefix: str) -> int:
+    """How many backends wait on a lock while running a query with this prefix."""
+    count: int = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND ltrim(query, E' \\n\\t') LIKE $1 || '%'"
+        " AND datname = current_database()",
+        query_prefix,
+    )
+    return count
+
+
+async def stream_versions(
+    conn: asyncpg.Connection | asyncpg.Pool, stream_id: str
+) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT version FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+    )
+    return [row["version"] for row in rows]
+
+
+def cents(value: object) -> int:
+    """An exact JSON amount (parsed as Decimal) in minor units."""
+    assert isinstance(value, Decimal | int), value
+    minor = Decimal(value) * 100
+    assert minor == minor.to_integral_value(), value
+    return int(minor)
+
+
+def decoded(body: bytes | str) -> dict[str, object]:
+    """A response body with its numbers as exact Decimals."""
+    value = json.loads(body, parse_float=Decimal)
+    assert isinstance(value, dict)
+    return value
+
+
+async def wait_until_readable(
+    conn: asyncpg.Connection | asyncpg.Pool, stream_ids: list[str] | None = None
+) -> None:
+    """Wait until read_after may return every event of these streams (None: all).
+
+    read_after stops below pg_snapshot_xmin(pg_current_snapshot()), which is
+    cluster-wide: a write transaction still open in any database of the server (another
+    test session, say) holds events back until it ends, however long ago they committed.
+    """
+
+    async def below_horizon() -> bool:
+        ready: bool = await conn.fetchval(
+            "SELECT coalesce(max(transaction_id)"
+            " < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
+            " WHERE $1::text[] IS NULL OR stream_id = ANY($1::text[])",
+            stream_ids,
+        )
+        return ready
+
+    await wait_until(below_horizon, "committed events to fall below the xmin horizon")
+
+
+async def head_cursor(conn: asyncpg.Connection) -> Cursor:
+    """The read_after cursor past every event readable now."""
+    cursor = Cursor()
+    while batch := await read_after(conn, cursor, limit=1_000):
+        cursor = batch[-1][0]
+    return cursor
+
+
+@asynccontextmanager
+async def key_row_held(
+    admin_url: str, business_id: int, key: str
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Hold an uncommitted idempotency_keys row for `key`: a batch that stores a
+    response under that key then waits at that insert, its events written but not
+    committed. Yields `release`, which rolls the row back and lets the batch go on."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        held = conn.transaction()
+        await held.start()
+        await conn.execute(
+            "INSERT INTO idempotency_keys"
+            " (business_id, key, request_hash, status, body, position)"
+            " VALUES ($1, $2, 'held', 201, '', 0)",
+            business_id,
+            key,
+        )
+        yield held.rollback
+    finally:
+        await conn.close()
