@@ -24,7 +24,9 @@ from shared.events import Envelope
 from shared.postgres import create_pool
 
 log = logging.getLogger(__name__)
-Apply = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+# Applies new events, in order, inside the caller's transaction. Given the whole batch
+# at once, a projection may write it with a few set-based statements.
+Apply = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 
 
 class Projection(msgspec.Struct, frozen=True):
@@ -45,25 +47,27 @@ async def apply_batch(
             streams,
         )
         tracked = {row["stream_id"]: row["version"] for row in rows}
-        applied = 0
+        advanced: dict[str, int] = {}
+        fresh: list[Envelope] = []
         for event in events:
-            applied += await _apply_one(conn, projection, tracked, event)
-        if applied:
-            await _record(
-                conn, projection.name, tracked, max(e.position for e in events)
-            )
-        return applied
+            fresh.extend(await _new_events(conn, tracked, event))
+            advanced[event.stream_id] = tracked.get(event.stream_id, 0)
+        if not fresh:
+            return 0
+        await projection.apply(conn, fresh)
+        position = max(event.position for event in events)
+        await _record(conn, projection.name, advanced, position)
+        return len(fresh)
 
 
-async def _apply_one(
-    conn: asyncpg.Connection,
-    projection: Projection,
-    tracked: dict[str, int],
-    event: Envelope,
-) -> int:
+async def _new_events(
+    conn: asyncpg.Connection, tracked: dict[str, int], event: Envelope
+) -> list[Envelope]:
+    """The event if it is new, preceded by any of its stream's events not yet seen
+    (read from the store); nothing if it was applied before."""
     version = tracked.get(event.stream_id, 0)
     if event.version <= version:
-        return 0
+        return []
     missing: list[Envelope] = []
     if event.version > version + 1:
         missing = await load_stream(
@@ -72,10 +76,8 @@ async def _apply_one(
             after_version=version,
             up_to_version=event.version - 1,
         )
-    for item in (*missing, event):
-        await projection.apply(conn, item)
     tracked[event.stream_id] = event.version
-    return 1 + len(missing)
+    return [*missing, event]
 
 
 async def _record(

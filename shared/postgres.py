@@ -23,6 +23,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pooled connections are released without asyncpg's default reset (unlisten,
+    unlock, RESET ALL: a round trip per release). Nothing pooled leaves session
+    state behind: LISTEN and advisory locks use connections of their own, and
+    transactions are always closed by their context managers."""
+
+
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -30,6 +37,7 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
         max_size=max_size,
         command_timeout=60,
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

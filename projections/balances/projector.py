@@ -2,14 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 import msgspec
 
 from projections.runner import Projection
 from shared import events as e
+from shared.domain import signed
+
+_POSTINGS = """
+UPDATE rm_clients c
+SET debit_minor = c.debit_minor + p.debit_minor,
+    credit_minor = c.credit_minor + p.credit_minor,
+    deposit_minor = c.deposit_minor + p.deposit_minor,
+    deposit_account_id = coalesce(p.deposit_account_id, c.deposit_account_id),
+    version = p.version
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+            $6::integer[])
+     AS p(client_id, debit_minor, credit_minor, deposit_minor, deposit_account_id,
+          version)
+WHERE c.client_id = p.client_id
+"""
 
 
-async def apply(conn: asyncpg.Connection, event: e.Envelope) -> None:
+class Sums(msgspec.Struct):
+    """One client's postings within a batch, summed (addition commutes)."""
+
+    debit_minor: int = 0
+    credit_minor: int = 0
+    deposit_minor: int = 0
+    deposit_account_id: int | None = None
+    version: int = 0
+
+
+async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
+    """Apply a batch in order. Postings (the bulk of the traffic) are summed per client
+    and written in one statement; any other event first flushes the sums, so each
+    client row still sees its events in stream order."""
+    sums: dict[int, Sums] = {}
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, e.TransactionPosted | e.DepositPosted):
+            _add(sums.setdefault(payload.client_id, Sums()), event, payload)
+            continue
+        await _flush(conn, sums)
+        await _apply_one(conn, event)
+    await _flush(conn, sums)
+
+
+def _add(
+    sums: Sums, event: e.Envelope, payload: e.TransactionPosted | e.DepositPosted
+) -> None:
+    if isinstance(payload, e.DepositPosted):
+        sums.deposit_minor += signed(payload.entry_type, payload.amount_minor)
+        sums.deposit_account_id = payload.deposit_account_id
+    elif payload.entry_type == "debit":
+        sums.debit_minor += payload.amount_minor
+    else:
+        sums.credit_minor += payload.amount_minor
+    sums.version = event.version
+
+
+async def _flush(conn: asyncpg.Connection, sums: dict[int, Sums]) -> None:
+    if not sums:
+        return
+    await conn.execute(
+        _POSTINGS,
+        list(sums),
+        [item.debit_minor for item in sums.values()],
+        [item.credit_minor for item in sums.values()],
+        [item.deposit_minor for item in sums.values()],
+        [item.deposit_account_id for item in sums.values()],
+        [item.version for item in sums.values()],
+    )
+    sums.clear()
+
+
+async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
     payload = event.payload
     if isinstance(payload, e.CategoryCreated):
         await _category_created(conn, event, payload)
@@ -28,26 +98,6 @@ async def apply(conn: asyncpg.Connection, event: e.Envelope) -> None:
         )
     elif isinstance(payload, e.ClientDeleted):
         await _client_deleted(conn, event, payload)
-    elif isinstance(payload, e.TransactionPosted):
-        debit = payload.amount_minor if payload.entry_type == "debit" else 0
-        await conn.execute(
-            "UPDATE rm_clients SET debit_minor = debit_minor + $2,"
-            " credit_minor = credit_minor + $3, version = $4 WHERE client_id = $1",
-            payload.client_id,
-            debit,
-            payload.amount_minor - debit,
-            event.version,
-        )
-    elif isinstance(payload, e.DepositPosted):
-        sign = 1 if payload.entry_type == "debit" else -1
-        await conn.execute(
-            "UPDATE rm_clients SET deposit_minor = deposit_minor + $2,"
-            " deposit_account_id = $3, version = $4 WHERE client_id = $1",
-            payload.client_id,
-            sign * payload.amount_minor,
-            payload.deposit_account_id,
-            event.version,
-        )
 
 
 async def _category_created(
