@@ -34,7 +34,6 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,13 @@ import aiohttp
 import asyncpg
 
 from services.businesses import provision_business
-from tests.support.environment import Environment, create_environment, drop_environment
+from tests.support.environment import (
+    Environment,
+    create_environment,
+    drop_environment,
+    free_port,
+    service_environment,
+)
 
 # The local servers, as in tests/conftest.py (DEFAULT_POSTGRES, DEFAULT_AMQP).
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -222,28 +227,6 @@ def cpu_line(phase: Phase) -> str:
 
 
 # ------------------------------------------------------------------------ the service
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def service_environment(env: Environment, port: int) -> dict[str, str]:
-    """The environment `make run` would give, pointed at the throwaway environment."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    return {
-        **inherited,
-        "LEDGER_DATABASE_URL": env.settings.database_url,
-        "LEDGER_ADMIN_DATABASE_URL": env.admin_url,
-        "LEDGER_AMQP_URL": env.settings.amqp_url,
-        "LEDGER_EXCHANGE": env.settings.exchange,
-        "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
-        "LEDGER_HTTP_PORT": str(port),
-        "LEDGER_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 def spawn_service(

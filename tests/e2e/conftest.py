@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,13 @@ import asyncpg
 import msgspec
 import pytest
 
-from tests.support.environment import Environment, create_environment, drop_environment
+from tests.support.environment import (
+    Environment,
+    create_environment,
+    drop_environment,
+    free_port,
+    service_environment,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 60.0
@@ -219,32 +224,6 @@ class LedgerService(msgspec.Struct, kw_only=True):
         return self.log_path.read_text(errors="replace")[-characters:]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def service_environment(env: Environment, port: int) -> dict[str, str]:
-    """The process environment `make run` would give, pointed at the throwaway env."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("LEDGER_")
-    }
-    return {
-        **inherited,
-        "LEDGER_DATABASE_URL": env.settings.database_url,
-        "LEDGER_ADMIN_DATABASE_URL": env.admin_url,
-        "LEDGER_AMQP_URL": env.settings.amqp_url,
-        "LEDGER_EXCHANGE": env.settings.exchange,
-        "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
-        "LEDGER_HTTP_PORT": str(port),
-        "LEDGER_LOG_LEVEL": os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING"),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 def start_supervisor(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """`python -m services.cli run`, as `make run` starts it, output to `log_path`."""
     with log_path.open("wb") as log:
@@ -315,7 +294,9 @@ async def ledger(
     exits 0 within the deadline, then drops the database, exchange and queues."""
     environment = await create_environment(*servers, tag="e2e")
     port = free_port()
-    env = service_environment(environment, port)
+    env = service_environment(
+        environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
+    )
     log_path = log_directory / "ledger-run.log"
     process = start_supervisor(env, log_path)
     service = LedgerService(

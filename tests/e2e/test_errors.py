@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.events import PROFILE_FIELDS
 from tests.e2e.conftest import Api, event_count, invalid, today
 
 JSON = {"Content-Type": "application/json"}
@@ -49,16 +50,6 @@ BAD_AMOUNTS = [
     ("1e400", TOO_LARGE),
     ("1" + "0" * 400, TOO_LARGE),
     ("null", REQUIRED),
-]
-PROFILE_FIELDS = [
-    "first_name",
-    "last_name",
-    "phone_number",
-    "business_name",
-    "business_address",
-    "business_phone",
-    "business_location",
-    "business_email",
 ]
 NOT_JSON = {"message": "The request body is not valid JSON"}
 NOT_OBJECT = {"message": "The request body must be a JSON object"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 
 import aio_pika
@@ -59,3 +61,31 @@ async def drop_environment(env: Environment) -> None:
         await channel.exchange_delete(env.settings.exchange)
     finally:
         await connection.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def service_environment(
+    env: Environment, port: int, log_level: str = "WARNING"
+) -> dict[str, str]:
+    """The process environment `make run` would give, pointed at the throwaway env."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("LEDGER_")
+    }
+    return {
+        **inherited,
+        "LEDGER_DATABASE_URL": env.settings.database_url,
+        "LEDGER_ADMIN_DATABASE_URL": env.admin_url,
+        "LEDGER_AMQP_URL": env.settings.amqp_url,
+        "LEDGER_EXCHANGE": env.settings.exchange,
+        "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
+        "LEDGER_HTTP_PORT": str(port),
+        "LEDGER_LOG_LEVEL": log_level,
+        "PYTHONUNBUFFERED": "1",
+    }
