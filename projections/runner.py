@@ -21,9 +21,11 @@ from shared import broker
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
-from shared.postgres import create_pool
+from shared.postgres import CONNECTION_ERRORS, create_pool
 
 log = logging.getLogger(__name__)
+ATTEMPTS_MAX = 5
+RETRY_DELAY_S = 0.5  # doubled after each failed attempt
 # Applies new events, in order, inside the caller's transaction. Given the whole batch
 # at once, a projection may write it with a few set-based statements.
 Apply = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
@@ -104,15 +106,27 @@ async def _record(
 class Projector:
     """One projection's consumer: its own durable queue, batches, acks after commit."""
 
-    def __init__(self, settings: Settings, projection: Projection) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        projection: Projection,
+        attempts_max: int = ATTEMPTS_MAX,
+        retry_delay_s: float = RETRY_DELAY_S,
+    ) -> None:
         self._settings = settings
         self._projection = projection
+        self._attempts_max = attempts_max
+        self._retry_delay_s = retry_delay_s
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
+        # redelivers them on this run's channel.
+        self._inbox = asyncio.Queue()
         pool = await create_pool(self._settings.database_url, max_size=2)
         connection = await broker.connect(self._settings.amqp_url)
         try:
+            await retry_parked(pool, self._projection)
             channel = await connection.channel()
             await channel.set_qos(
                 prefetch_count=self._settings.projector_batch_size_max * 2
@@ -150,34 +164,97 @@ class Projector:
                 events.append(broker.envelope_decoder.decode(message.body))
             except msgspec.DecodeError:
                 log.error(
-                    "dropping a message that is not an event: %s", message.message_id
+                    "rejecting a message that is not an event: %s", message.message_id
                 )
                 await message.reject(requeue=False)
         delivered = [m for m in batch if not m.processed]
         try:
             await apply_batch(pool, self._projection, events)
-        except Exception:  # a process edge: isolate the poison event
+        except CONNECTION_ERRORS:
+            raise  # nothing acked: the worker restarts and RabbitMQ redelivers
+        except Exception:  # a process edge: find the event that fails
             log.exception(
                 "%s: batch failed; applying one by one", self._projection.name
             )
-            await self._one_by_one(pool, delivered, events)
+            for message, event in zip(delivered, events, strict=True):
+                await self._apply_or_park(pool, message, event)
             return
         if delivered:
             await delivered[-1].ack(multiple=True)
 
-    async def _one_by_one(
-        self,
-        pool: asyncpg.Pool,
-        messages: list[AbstractIncomingMessage],
-        events: list[Envelope],
+    async def _apply_or_park(
+        self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
     ) -> None:
-        for message, event in zip(messages, events, strict=True):
+        """Apply one event, retrying with back-off; an event that keeps failing is
+        parked (recorded in projection_parked with its error) and acked, so it stops
+        only its own stream: a later event of that stream retries it first, through
+        the gap fill. Nothing is dropped without a record."""
+        error: Exception | None = None
+        for attempt in range(self._attempts_max):
             try:
                 await apply_batch(pool, self._projection, [event])
                 await message.ack()
-            except Exception:  # a process edge: log the event id, drop the delivery
-                # The event stays in the store; the stream's next event fills it in.
-                log.exception(
-                    "%s: event %s failed", self._projection.name, event.event_id
+                return
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as failure:  # a process edge: log the event id
+                error = failure
+                log.warning(
+                    "%s: event %s failed (attempt %d): %r",
+                    self._projection.name,
+                    event.event_id,
+                    attempt + 1,
+                    failure,
                 )
-                await message.reject(requeue=False)
+                await asyncio.sleep(self._retry_delay_s * 2**attempt)
+        await park(pool, self._projection.name, event, repr(error))
+        await message.ack()
+
+
+async def park(
+    pool: asyncpg.Pool, projection: str, event: Envelope, error: str
+) -> None:
+    log.error("%s: parking event %s of %s", projection, event.event_id, event.stream_id)
+    await pool.execute(
+        "INSERT INTO projection_parked"
+        " (projection, event_id, stream_id, version, position, error)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        projection,
+        event.event_id,
+        event.stream_id,
+        event.version,
+        event.position,
+        error,
+    )
+
+
+async def retry_parked(pool: asyncpg.Pool, projection: Projection) -> None:
+    """Apply, from the store, the events parked by earlier runs (the cause may be
+    gone); each one that applies now leaves the parked list."""
+    rows = await pool.fetch(
+        "SELECT event_id, stream_id, version FROM projection_parked"
+        " WHERE projection = $1 ORDER BY position",
+        projection.name,
+    )
+    for row in rows:
+        try:
+            async with pool.acquire() as conn:
+                events = await load_stream(
+                    conn,
+                    row["stream_id"],
+                    after_version=row["version"] - 1,
+                    up_to_version=row["version"],
+                )
+            await apply_batch(pool, projection, events)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception:  # a process edge: still failing, stays parked
+            log.exception(
+                "%s: parked event %s still fails", projection.name, row["event_id"]
+            )
+            continue
+        await pool.execute(
+            "DELETE FROM projection_parked WHERE projection = $1 AND event_id = $2",
+            projection.name,
+            row["event_id"],
+        )

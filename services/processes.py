@@ -28,7 +28,12 @@ def roles() -> list[list[str]]:
 
 
 def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "services.cli", *role])
+    # A session of its own: Ctrl-C in the terminal reaches only the supervisor, which
+    # then stops each child with exactly one SIGTERM (a second signal would cut the
+    # API's in-flight requests short instead of letting them finish).
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *role], start_new_session=True
+    )
 
 
 def supervise() -> int:

@@ -68,6 +68,16 @@ def running_total(by_date: dict[dt.date, int], date: dt.date) -> int:
     return sum(amount for day, amount in by_date.items() if day <= date)
 
 
+def lowest_running_total(by_date: dict[dt.date, int], date: dt.date) -> int:
+    """The lowest running total on `date` or any later posting date: what a credit
+    dated `date` may take without the deposit going below zero at any point since."""
+    lowest = running = running_total(by_date, date)
+    for day in sorted(day for day in by_date if day > date):
+        running += by_date[day]
+        lowest = min(lowest, running)
+    return lowest
+
+
 # --- decide ---------------------------------------------------------------------
 
 
@@ -187,7 +197,8 @@ def _decide_transaction(
 def _decide_deposit(
     command: c.PostDeposit, state: ClientState, ids: c.NewIds
 ) -> e.LedgerEvent:
-    if command.entry_type == "credit" and command.amount_minor > state.deposit_minor:
+    available = lowest_running_total(state.deposit_by_date, command.date)
+    if command.entry_type == "credit" and command.amount_minor > available:
         raise invalid("amount", "The amount may not be greater than the deposit.")
     account_id = state.deposit_account_id or ids.deposit_account_id
     return e.DepositPosted(

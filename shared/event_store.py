@@ -176,6 +176,8 @@ async def load_stream(
     events = [envelope_from_row(row) for row in rows]
     for offset, event in enumerate(events):
         assert event.version == after_version + offset + 1, "stream has a gap"
+    if up_to_version is not None:
+        assert len(events) == up_to_version - after_version, "stream is short"
     return events
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from shared.api_keys import Business, business_for_key
 from shared.config import Settings
 from shared.errors import LedgerError, NotYetVisible, ValidationFailed
+from shared.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,17 +28,9 @@ SETTINGS = web.AppKey("settings", Settings)
 _encoder = msgspec.json.Encoder(decimal_format="number")
 # JSON numbers decode as Decimal, never float: an amount stays exact from the wire on.
 _body_decoder = msgspec.json.Decoder(float_hook=Decimal)
-# PostgreSQL unreachable, refusing connections, or shutting down: the caller may retry.
-UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
-)
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs")
+# The export needs no API key: the business's bid in its path is the capability.
+EXPORT_ROUTE = "/api/v3/clients/clients-print/{bid}"
 
 
 def json_response(
@@ -74,7 +67,7 @@ async def error_middleware(
         if error.status < 400:
             raise
         return error_response(error.status, error.reason)
-    except UNAVAILABLE as error:
+    except CONNECTION_ERRORS as error:
         log.warning("%s %s: unavailable: %r", request.method, request.path, error)
         response = error_response(503, "The service is temporarily unavailable; retry")
         response.headers["Retry-After"] = "1"
@@ -86,11 +79,11 @@ async def error_middleware(
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(PUBLIC_PREFIXES) or _is_public(request.path):
+    if request.path.startswith(PUBLIC_PREFIXES) or _is_public(request):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    if scheme.lower() != "bearer" or not printable(key.strip()):
         return error_response(401, "Unauthenticated.")
     business = await business_for_key(request.app[POOL], key.strip())
     if business is None:
@@ -99,10 +92,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def _is_public(path: str) -> bool:
-    return path in ("/api/v3/openapi.json", "/api/v3/asyncapi.json") or path.startswith(
-        "/api/v3/clients/clients-print/"
-    )
+def _is_public(request: web.Request) -> bool:
+    if request.path in ("/api/v3/openapi.json", "/api/v3/asyncapi.json"):
+        return True
+    # Public by the route matched, not by a path prefix: a prefix also let
+    # `POST /api/v3/clients/clients-print/transactions` through, without a key, to a
+    # client route that takes `clients-print` for a client id.
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical == EXPORT_ROUTE
 
 
 def business_of(request: web.Request) -> Business:
@@ -130,6 +127,12 @@ async def read_json_object(request: web.Request) -> tuple[dict[str, object], byt
     if not isinstance(value, dict):
         raise web.HTTPBadRequest(reason="The request body must be a JSON object")
     return value, raw
+
+
+def printable(text: str) -> bool:
+    """Non-empty printable ASCII: header values holding other bytes (aiohttp decodes
+    them to lone surrogates, which cannot be encoded again) are refused at the edge."""
+    return bool(text) and text.isascii() and text.isprintable()
 
 
 def is_ascii_digits(text: str) -> bool:

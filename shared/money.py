@@ -73,15 +73,27 @@ def _minor_units(number: Decimal) -> int:
         raise AmountError("may not be greater than 999999999999.99")
     if number.adjusted() < -20:
         raise AmountError("must have at most two decimals")
-    scaled = number * MINOR_PER_UNIT
-    if scaled != scaled.to_integral_value():
-        raise AmountError("must have at most two decimals")
-    minor = int(scaled)
+    minor = _exact_cents(number)
     if minor < AMOUNT_MINOR_MIN:
         raise AmountError("must be greater than zero")
     if minor > AMOUNT_MINOR_MAX:
         raise AmountError("may not be greater than 999999999999.99")
     return minor
+
+
+def _exact_cents(number: Decimal) -> int:
+    """The number times 100 as an int, exactly, from its digits: Decimal arithmetic
+    would round to the context's 28 significant digits and accept 1.000…0001."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    shift = exponent + 2  # the power of ten of the last digit, in cents
+    if shift < 0:
+        dropped = digits[shift:]
+        if any(dropped):
+            raise AmountError("must have at most two decimals")
+        digits, shift = digits[:shift], 0
+    magnitude = int("".join(map(str, digits)) + "0" * shift or "0")
+    return -magnitude if sign else magnitude
 
 
 def to_number(minor: int) -> Decimal:

@@ -10,6 +10,18 @@ import asyncpg
 import msgspec
 
 SQL_DIR = Path(__file__).parent / "sql"
+# PostgreSQL unreachable, refusing connections, shutting down or gone mid-statement:
+# worth retrying later. After one of these, a COMMIT in flight may or may not have
+# been applied.
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
 _MIGRATION_LOCK = 7_170_001  # pg_advisory_lock key serializing concurrent migrators
 
 

@@ -35,6 +35,7 @@ from shared import domain
 from shared import events as e
 from shared.errors import ConcurrencyConflict, IdempotencyConflict, LedgerError
 from shared.event_store import NewEvent, append, new_event
+from shared.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 RETRIES_MAX = 8
@@ -80,9 +81,13 @@ class Appender:
 
     async def _commit_isolated(self, batch: list[Submission]) -> None:
         """Commit a batch; if it fails unexpectedly, commit each command on its own so
-        that one poisonous command fails alone and never its batch-mates."""
+        that one poisonous command fails alone and never its batch-mates. Splitting is
+        safe because a failed batch is known not to have committed (see _write)."""
         try:
             await self._commit_with_retries(batch)
+        except CommitOutcomeUnknown as unknown:
+            for submission in batch:  # re-deciding could post twice: 503 for all
+                _fail(submission, unknown.cause)
         except Exception as error:  # a process edge: no caller may hang
             if len(batch) > 1:
                 log.warning("batch of %d failed; committing one by one", len(batch))
@@ -100,8 +105,11 @@ class Appender:
             except ConcurrencyConflict as conflict:
                 log.info("batch conflict, attempt %d: %s", attempt + 1, conflict.detail)
                 await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
-        for submission in batch:
-            _fail(submission, ConcurrencyConflict("retries exhausted"))
+        if len(batch) > 1:  # give each command its own retries: only losers see 409
+            for submission in batch:
+                await self._commit_with_retries([submission])
+            return
+        _fail(batch[0], ConcurrencyConflict("retries exhausted"))
 
     async def _commit(self, batch: list[Submission]) -> None:
         batch = [submission for submission in batch if not submission.future.done()]
@@ -110,11 +118,14 @@ class Appender:
             if not live:
                 return
             touched = batch_io.streams_of(s.command for s in live)
+            self._states.take_put()
             try:
                 decided, refused = await self._decide_all(conn, live)
                 results = await self._write(conn, decided)
             except BaseException:
-                self._states.forget(touched)
+                # States were evolved, and new streams cached, for events that were
+                # never written: drop them all, so nothing is decided on a phantom.
+                self._states.forget(touched | self._states.take_put())
                 raise
         for submission, error in refused:
             _fail(submission, error)
@@ -261,18 +272,40 @@ class Appender:
     async def _write(
         self, conn: asyncpg.Connection, decided: list[Decided]
     ) -> list[Result]:
-        """Append every decided command's events in one transaction."""
-        async with conn.transaction():
-            await batch_io.claim_names(conn, decided)
-            stored = await append(
-                conn, [ev for item in decided for ev in item.new_events]
-            )
-            by_id = {event.event_id: event for event in stored}
-            results = [self._result(item, by_id) for item in decided]
-            await batch_io.store_responses(conn, decided, results)
-            if stored:
-                await conn.execute("SELECT pg_notify('ledger_events', '')")
+        """Append every decided command's events in one transaction.
+
+        A connection lost once the events were inserted leaves the outcome unknown
+        (COMMIT may have been applied without its reply arriving); the store is then
+        asked whether the events exist, so that a committed batch is never decided
+        and written a second time."""
+        results: list[Result] = []
+        try:
+            async with conn.transaction():
+                await batch_io.claim_names(conn, decided)
+                stored = await append(
+                    conn, [ev for item in decided for ev in item.new_events]
+                )
+                by_id = {event.event_id: event for event in stored}
+                results = [self._result(item, by_id) for item in decided]
+                await batch_io.store_responses(conn, decided, results)
+                if stored:
+                    await conn.execute("SELECT pg_notify('ledger_events', '')")
+        except CONNECTION_ERRORS:
+            if results and await self._committed(decided):
+                return results
+            raise
         return results
+
+    async def _committed(self, decided: list[Decided]) -> bool:
+        event_ids = [event.event_id for item in decided for event in item.new_events]
+        try:
+            found = await self._pool.fetchval(
+                "SELECT count(*) FROM events WHERE event_id = ANY($1::uuid[])",
+                event_ids,
+            )
+        except Exception as error:  # the outcome cannot be learned now
+            raise CommitOutcomeUnknown(error) from error
+        return bool(found == len(event_ids))
 
     def _result(self, item: Decided, by_id: dict[uuid.UUID, e.Envelope]) -> Result:
         events = [by_id[event.event_id] for event in item.new_events]
@@ -295,6 +328,15 @@ def _snapshot(state: domain.ClientState) -> domain.ClientState:
         balance_by_date=dict(state.balance_by_date),
         deposit_by_date=dict(state.deposit_by_date),
     )
+
+
+class CommitOutcomeUnknown(Exception):
+    """The batch's COMMIT may or may not have been applied, and the store could not be
+    asked: every caller gets the connection error (a 503), and nothing is retried."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _fail(submission: Submission, error: BaseException) -> None:

@@ -21,6 +21,7 @@ from shared.http_edge import (
     is_ascii_digits,
     json_response,
     path_id,
+    printable,
     read_json_object,
 )
 from shared.projection_wait import WAITER
@@ -40,9 +41,10 @@ def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not key.strip() or len(key) > KEY_LENGTH_MAX:
+    if not printable(key.strip()) or len(key) > KEY_LENGTH_MAX:
         raise invalid(
-            "Idempotency-Key", "The Idempotency-Key must be 1 to 255 characters."
+            "Idempotency-Key",
+            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
         )
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), raw):
@@ -55,6 +57,8 @@ def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
     correlation = request.headers.get("X-Correlation-Id") or request.headers.get(
         "X-Request-Id"
     )
+    if correlation is not None and not printable(correlation):
+        correlation = None  # an id we cannot store is replaced by a fresh one
     return Metadata(
         correlation_id=(correlation or str(uuid.uuid4()))[:255],
         principal=f"api_key:{business.key_id}",

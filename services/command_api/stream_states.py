@@ -34,6 +34,7 @@ class StreamStates:
     def __init__(self, size_max: int = 20_000) -> None:
         self._states: OrderedDict[str, State] = OrderedDict()
         self._size_max = size_max
+        self._put: set[str] = set()
 
     def forget(self, stream_ids: Iterable[str]) -> None:
         for stream_id in stream_ids:
@@ -44,6 +45,13 @@ class StreamStates:
 
     def put(self, stream_id: str, state: State) -> None:
         self._states[stream_id] = state
+        self._put.add(stream_id)
+
+    def take_put(self) -> set[str]:
+        """The streams put since the last call (the appender forgets them when the
+        batch that decided them fails)."""
+        put, self._put = self._put, set()
+        return put
 
     async def load(self, conn: asyncpg.Connection, stream_ids: set[str]) -> None:
         """Bring the given streams up to their head (missing streams stay absent)."""

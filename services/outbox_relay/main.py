@@ -10,10 +10,5 @@ from shared.worker_loop import run_until_stopped
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    relay = Relay(
-        settings.database_url,
-        settings.amqp_url,
-        settings.exchange,
-        settings.relay_batch_size_max,
-    )
+    relay = Relay(settings)
     await run_until_stopped(relay.run, stop)

@@ -18,6 +18,7 @@ import asyncpg
 from aio_pika.abc import AbstractExchange
 
 from shared import broker
+from shared.config import PROJECTIONS, Settings
 from shared.event_store import Cursor, read_after
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,12 @@ async def publish_next(
 
 
 class Relay:
-    def __init__(
-        self,
-        dsn: str,
-        amqp_url: str,
-        exchange: str,
-        batch_size_max: int,
-        name: str = "main",
-    ) -> None:
-        self._dsn = dsn
-        self._amqp_url = amqp_url
-        self._exchange_name = exchange
-        self._batch_size_max = batch_size_max
+    def __init__(self, settings: Settings, name: str = "main") -> None:
+        self._dsn = settings.database_url
+        self._amqp_url = settings.amqp_url
+        self._exchange_name = settings.exchange
+        self._queues = [settings.queue_prefix + p for p in PROJECTIONS]
+        self._batch_size_max = settings.relay_batch_size_max
         self._name = name
         self._wake = asyncio.Event()
         self.published = 0
@@ -85,8 +80,15 @@ class Relay:
             log.info("relay %s is the leader", self._name)
             await conn.add_listener("ledger_events", lambda *_: self._wake.set())
             connection = await broker.connect(self._amqp_url)
-            channel = await connection.channel(publisher_confirms=True)
+            # A message no queue takes comes back and fails the batch: never dropped.
+            channel = await connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
             exchange = await broker.declare_exchange(channel, self._exchange_name)
+            # The projections' queues exist before the first publish, so events
+            # published before a projector first starts wait for it in its queue.
+            for queue in self._queues:
+                await broker.declare_queue(channel, exchange, queue)
             await self._loop(conn, exchange, stop)
         finally:
             if connection is not None:

@@ -24,12 +24,7 @@ from shared.worker_loop import run_until_stopped
 async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
     """Run the relay and every projector until the block ends."""
     stop = asyncio.Event()
-    relay = Relay(
-        settings.database_url,
-        settings.amqp_url,
-        settings.exchange,
-        settings.relay_batch_size_max,
-    )
+    relay = Relay(settings)
     tasks = [asyncio.ensure_future(run_until_stopped(relay.run, stop))]
     for projection in PROJECTIONS.values():
         projector = Projector(settings, projection)

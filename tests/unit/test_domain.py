@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import msgspec
 import pytest
 
 from shared import commands as c
@@ -245,3 +246,41 @@ def test_evolve_refuses_a_version_gap() -> None:
     """Versions must be contiguous: a skipped version is a bug, caught by assert."""
     with pytest.raises(AssertionError):
         domain.evolve_client(history(), envelope(5, posted("debit", 1)))
+
+
+def test_a_back_dated_deposit_credit_cannot_use_money_not_yet_received() -> None:
+    """100.00 received today cannot pay a credit dated before it arrived: the running
+    deposit would be negative between those dates."""
+    received = e.DepositPosted(
+        deposit_id=1,
+        client_id=1,
+        deposit_account_id=2000,
+        entry_type="debit",
+        amount_minor=10_000,
+        date=DAY,
+    )
+    state = history(received)
+    back_dated = c.PostDeposit(
+        business_id=BUSINESS,
+        client_id=1,
+        entry_type="credit",
+        amount_minor=10_000,
+        date=DAY - dt.timedelta(days=30),
+    )
+    with pytest.raises(ValidationFailed):
+        domain.decide_client(back_dated, state, c.NewIds(entry_id=9), None)
+    same_day = msgspec.structs.replace(back_dated, date=DAY)
+    [used] = domain.decide_client(same_day, state, c.NewIds(entry_id=9), None)
+    assert isinstance(used, e.DepositPosted) and used.amount_minor == 10_000
+
+
+def test_lowest_running_total_looks_at_every_later_day() -> None:
+    """A credit on day 1 is bounded by the lowest running total from day 1 on."""
+    by_date = {
+        dt.date(2024, 1, 1): 500,
+        dt.date(2024, 1, 2): -400,
+        dt.date(2024, 1, 3): 1_000,
+    }
+    assert domain.lowest_running_total(by_date, dt.date(2024, 1, 1)) == 100
+    assert domain.lowest_running_total(by_date, dt.date(2024, 1, 3)) == 1_100
+    assert domain.lowest_running_total(by_date, dt.date(2023, 12, 31)) == 0

@@ -113,3 +113,19 @@ def test_commas_are_accepted_only_as_thousands_separators(text: str) -> None:
     with pytest.raises(AmountError) as refused:
         parse_amount(text)
     assert str(refused.value) == "must be a number"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.000000000000000000000000000001", "0.0100000000000000000000000000001"],
+)
+def test_a_third_decimal_is_refused_however_far_out(text: str) -> None:
+    """More than 28 significant digits must not be rounded away into a valid amount."""
+    with pytest.raises(AmountError) as refused:
+        parse_amount(text)
+    assert str(refused.value) == "must have at most two decimals"
+
+
+def test_trailing_zeros_beyond_two_decimals_are_exact() -> None:
+    """1.2300000000000000000000000000000 is exactly 123 cents."""
+    assert parse_amount("1.2300000000000000000000000000000") == 123
