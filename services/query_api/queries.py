@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import asyncpg
 import msgspec
@@ -157,3 +158,46 @@ async def lines(
             )
         )
     return rows, opening
+
+
+# The export route's capability: new_bid() makes 43 URL-safe characters. Anything else
+# is refused before it reaches PostgreSQL (a NUL byte in a text parameter is an error
+# there, not a miss).
+_BID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+async def business_for_bid(pool: asyncpg.Pool, bid: str) -> int | None:
+    """The id of the business whose export capability `bid` is, or None."""
+    if not _BID_PATTERN.fullmatch(bid):
+        return None
+    business_id: int | None = await pool.fetchval(
+        "SELECT business_id FROM businesses WHERE bid = $1", bid
+    )
+    return business_id
+
+
+async def export_chunk(
+    pool: asyncpg.Pool,
+    business_id: int,
+    category_id: int | None,
+    after_client_id: int,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The next `limit` live clients after `after_client_id`, by id (keyset paging).
+
+    Each chunk is one short statement on the (business_id, client_id) index, so an
+    export holds no connection or snapshot while it writes the workbook: projectors
+    and other readers never wait on it. The price is that chunks are read at slightly
+    different moments, so a posting that lands mid-export shows in a later chunk's
+    client and not in an earlier one's; every row is still one committed state.
+    """
+    rows: list[asyncpg.Record] = await pool.fetch(
+        _CLIENT_COLUMNS
+        + " AND ($2::bigint IS NULL OR c.category_id = $2) AND c.client_id > $3"
+        " ORDER BY c.client_id LIMIT $4",
+        business_id,
+        category_id,
+        after_client_id,
+        limit,
+    )
+    return rows

@@ -8,9 +8,10 @@ import re
 import asyncpg
 from aiohttp import web
 
-from services.query_api import queries
+from services.query_api import excel_export, queries
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.http_edge import (
+    EXPORT_ROUTE,
     POOL,
     SETTINGS,
     business_of,
@@ -202,6 +203,26 @@ async def categories(request: web.Request) -> web.Response:
         for row in rows
     ]
     return json_response(body)
+
+
+# Registered before the `/api/v3/clients/{id}/...` routes, which would otherwise take
+# `clients-print` for a client id (`/clients-print/transactions`). No API key: the
+# auth middleware lets this route through, and the bid in its path is the capability.
+@routes.get(EXPORT_ROUTE)
+async def export_clients(request: web.Request) -> web.StreamResponse:
+    pool = request.app[POOL]
+    business_id = await queries.business_for_bid(pool, request.match_info["bid"])
+    if business_id is None:
+        raise NotFound("Business not found")
+    category_id = _optional_int(request, "category_id")
+    await _min_position(request)
+    filename = f"clients-{dt.datetime.now(dt.UTC).date().isoformat()}.xlsx"
+    path = excel_export.temporary_path()
+    try:
+        await excel_export.write_workbook(pool, business_id, category_id, path)
+        return await excel_export.send_file(request, path, filename)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 async def _client_row(request: web.Request) -> asyncpg.Record:

@@ -1,0 +1,192 @@
+"""The export route's hop: a business's clients as an xlsx workbook, in bounded memory.
+
+The rows come from the balances read model in keyset chunks (queries.export_chunk).
+Each chunk is appended to an openpyxl write-only workbook in a worker thread while the
+event loop reads the next one, so the loop keeps serving other requests and at most
+two chunks are in memory. A write-only sheet keeps its rows in a temporary file of
+openpyxl's and writes every string inline (no shared-strings table that would grow
+with the row count); the saved workbook is a temporary file too, streamed to the
+response in pieces and removed afterwards. Memory therefore does not grow with the
+number of clients.
+
+Cells:
+- Text cells are always text. openpyxl would turn "=..." into a formula and "#N/A"
+  into an error value; characters XML 1.0 cannot hold (control characters other than
+  tab and line breaks) become U+FFFD instead of failing the whole export.
+- Money cells are numbers written from integer minor units as their exact decimal
+  text ("0.07", "-250.75") with the format `#,##0.00`. openpyxl would write a Decimal
+  through float ("%.16g": 0.07 becomes 0.07000000000000001), so the cell gets the
+  Decimal's own text and is typed numeric.
+- Created At is the service's timestamp string, `2024-11-04T16:13:37.123456Z`, exactly
+  the API's `created_at`. An Excel date cell would drop the time zone (Excel dates are
+  naive) and round the microseconds (Excel stores a date as a float count of days);
+  the ISO text still sorts in time order, and the import ignores the column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils.exceptions import WorkbookAlreadySaved
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from services.query_api import queries
+from shared.money import to_number
+from shared.views import timestamp
+
+HEADER = (
+    "Name",
+    "Phone Number",
+    "Email-Address",
+    "Address",
+    "Upaid Amount",  # the seed's spelling, which the import also reads
+    "Category",
+    "Total Debit",
+    "Total Credit",
+    "Deposit Amount",
+    "Archived",
+    "Created At",
+)
+CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MONEY_FORMAT = "#,##0.00"
+SHEET_TITLE = "Clients"
+CHUNK_ROWS = 2_000
+READ_BYTES = 256 * 1024
+
+
+def _text(sheet: WriteOnlyWorksheet, text: str) -> Cell:
+    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
+    cell.data_type = "s"  # never a formula or an error value, whatever the text
+    return cell
+
+
+def _money(sheet: WriteOnlyWorksheet, minor: int) -> Cell:
+    cell = WriteOnlyCell(sheet, value=str(to_number(minor)))
+    cell.data_type = "n"  # the exact decimal text is written as a number's value
+    cell.number_format = MONEY_FORMAT
+    return cell
+
+
+def client_cells(sheet: WriteOnlyWorksheet, row: asyncpg.Record) -> list[Cell]:
+    """One client's row, in HEADER's order."""
+    debit, credit = int(row["debit_minor"]), int(row["credit_minor"])
+    return [
+        _text(sheet, row["business_name"]),
+        _text(sheet, row["business_phone"]),
+        _text(sheet, row["business_email"]),
+        _text(sheet, row["business_address"]),
+        _money(sheet, debit - credit),
+        _text(sheet, row["category"]),
+        _money(sheet, debit),
+        _money(sheet, credit),
+        _money(sheet, int(row["deposit_minor"])),
+        _text(sheet, "yes" if row["archived"] else "no"),
+        _text(sheet, timestamp(row["created_at"])),
+    ]
+
+
+class ExportWorkbook:
+    """A write-only workbook that worker threads fill one step at a time.
+
+    append() and save() run in worker threads; discard() runs on the event loop when
+    an export fails or is cancelled. Cancelling an await does not stop its thread, so
+    every step takes the lock and does nothing once the workbook is finished: after
+    discard() returns, no thread touches the workbook or its files again. (discard()
+    may block the loop for the rest of one chunk's step, on failure paths only.)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._finished = False
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet(SHEET_TITLE)
+        self._sheet.append(HEADER)
+
+    def append(self, rows: list[asyncpg.Record]) -> None:
+        with self._lock:
+            if not self._finished:
+                for row in rows:
+                    self._sheet.append(client_cells(self._sheet, row))
+
+    def save(self) -> None:
+        with self._lock:
+            if not self._finished:
+                self._book.save(self._path)
+                self._finished = True
+
+    def discard(self) -> None:
+        """Give up an unsaved workbook. Only save() removes the temporary file in
+        which openpyxl keeps a write-only sheet's rows, so it is removed here."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            writer = self._sheet._writer
+            if writer is None:
+                return
+            with contextlib.suppress(WorkbookAlreadySaved):
+                self._sheet.close()
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                writer.cleanup()
+
+
+async def write_workbook(
+    pool: asyncpg.Pool, business_id: int, category_id: int | None, path: Path
+) -> None:
+    """Write the business's live clients (of one category, or all) to `path`."""
+    workbook = ExportWorkbook(path)
+    try:
+        after = 0
+        rows = await queries.export_chunk(
+            pool, business_id, category_id, after, CHUNK_ROWS
+        )
+        while rows:
+            after = rows[-1]["client_id"]
+            # A worker thread writes this chunk while the loop reads the next one.
+            _, rows = await asyncio.gather(
+                asyncio.to_thread(workbook.append, rows),
+                queries.export_chunk(pool, business_id, category_id, after, CHUNK_ROWS),
+            )
+        await asyncio.to_thread(workbook.save)
+    finally:
+        workbook.discard()  # nothing to do once saved
+
+
+def temporary_path() -> Path:
+    """A new empty file for one export's workbook; the caller removes it."""
+    handle, name = tempfile.mkstemp(prefix="ledger-export-", suffix=".xlsx")
+    os.close(handle)
+    return Path(name)
+
+
+async def send_file(
+    request: web.Request, path: Path, filename: str
+) -> web.StreamResponse:
+    """Stream the saved workbook as an attachment, a piece at a time."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": CONTENT_TYPE,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+    )
+    with await asyncio.to_thread(path.open, "rb") as file:
+        response.content_length = os.fstat(file.fileno()).st_size
+        await response.prepare(request)
+        try:
+            while piece := await asyncio.to_thread(file.read, READ_BYTES):
+                await response.write(piece)
+        except ConnectionResetError:
+            return response  # the client hung up: nobody is left to answer
+    await response.write_eof()
+    return response
