@@ -117,6 +117,10 @@ class Projector:
         self._projection = projection
         self._attempts_max = attempts_max
         self._retry_delay_s = retry_delay_s
+        # Streams with an event parked in this run: their later events are parked at
+        # once (each would first retry the parked one), so one bad stream cannot hold
+        # the projection up again and again. retry_parked() frees them on restart.
+        self._parked_streams: set[str] = set()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -185,12 +189,16 @@ class Projector:
     async def _apply_or_park(
         self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
     ) -> None:
-        """Apply one event, retrying with back-off; an event that keeps failing is
-        parked (recorded in projection_parked with its error) and acked, so it stops
-        only its own stream: a later event of that stream retries it first, through
-        the gap fill. Nothing is dropped without a record."""
+        """Apply one event, retrying with back-off (none after the last attempt); an
+        event that keeps failing is parked (recorded in projection_parked with its
+        error) and acked, so it stops only its own stream: the stream's later events
+        are parked at once, and all are retried when the projector starts again.
+        Nothing is dropped without a record."""
         error: Exception | None = None
-        for attempt in range(self._attempts_max):
+        attempts = 0 if event.stream_id in self._parked_streams else self._attempts_max
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
                 await apply_batch(pool, self._projection, [event])
                 await message.ack()
@@ -206,8 +214,9 @@ class Projector:
                     attempt + 1,
                     failure,
                 )
-                await asyncio.sleep(self._retry_delay_s * 2**attempt)
-        await park(pool, self._projection.name, event, repr(error))
+        self._parked_streams.add(event.stream_id)
+        reason = repr(error) if error else "an earlier event of its stream is parked"
+        await park(pool, self._projection.name, event, reason)
         await message.ack()
 
 

@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             from services.processes import supervise
 
             return supervise()
+        if args.command in ("api", "relay", "projector"):
+            from services.processes import exit_with_supervisor
+
+            exit_with_supervisor()
         if args.command == "api":
             from services.http_app import serve
 

@@ -7,15 +7,19 @@ after a deadline.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import FrameType
 
 from shared.config import PROJECTIONS
 
 STOP_DEADLINE_S = 15.0
+PARENT_POLL_S = 1.0
+SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
 RESTART_DELAY_S = 1.0
 
 
@@ -31,9 +35,27 @@ def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C in the terminal reaches only the supervisor, which
     # then stops each child with exactly one SIGTERM (a second signal would cut the
     # API's in-flight requests short instead of letting them finish).
+    environment = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *role], start_new_session=True
+        [sys.executable, "-m", "services.cli", *role],
+        start_new_session=True,
+        env=environment,
     )
+
+
+def exit_with_supervisor() -> None:
+    """In a child of `ledger run`: stop (SIGTERM to itself) when the supervisor is
+    gone, even after a SIGKILL, so that no orphan keeps the port or the queues."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if supervisor is None:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(supervisor):
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def supervise() -> int:

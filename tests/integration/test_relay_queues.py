@@ -1,0 +1,187 @@
+"""Nothing the relay publishes is dropped as unroutable: it declares every projection's
+queue itself before publishing, so events published before any projector has ever
+started wait in the queues, and a publish no queue takes fails its batch, which the
+relay publishes again once the queues are declared again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import pytest
+
+from services.businesses import provision_business
+from services.command_api.appender import Appender
+from services.outbox_relay.relay import Relay
+from shared import events as e
+from shared.config import PROJECTIONS
+from shared.postgres import create_pool
+from shared.views import timestamp
+from shared.worker_loop import run_until_stopped
+from tests.integration.scenarios import create_client, id_of, wait_until
+from tests.support.environment import Environment, create_environment, drop_environment
+from tests.support.service import http_client, workers
+
+
+@pytest.fixture
+async def fresh(servers: tuple[str, str]) -> AsyncIterator[Environment]:
+    """An environment of its own: no queue of it exists before the test runs."""
+    env = await create_environment(*servers, tag="queues")
+    yield env
+    await drop_environment(env)
+
+
+async def _queued(env: Environment) -> dict[str, int]:
+    """Each projection queue's message count (a missing queue fails the test)."""
+    connection = await aio_pika.connect(env.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        counts: dict[str, int] = {}
+        for projection in PROJECTIONS:
+            queue = await channel.declare_queue(
+                env.settings.queue_prefix + projection, passive=True
+            )
+            counts[projection] = int(queue.declaration_result.message_count)
+        return counts
+    finally:
+        await connection.close()
+
+
+async def _relayed_past(pool: asyncpg.Pool, position: int) -> bool:
+    """Whether the relay's saved cursor is at or past the event at `position`."""
+    cursor: int | None = await pool.fetchval(
+        "SELECT position FROM relay_cursor WHERE relay = 'main'"
+    )
+    return cursor is not None and cursor >= position
+
+
+async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
+    fresh: Environment,
+) -> None:
+    """Proves the relay's first publishes wait in the projections' queues, by
+    provisioning a business (its "Uncategorised" category.created event), running only
+    the Relay until its cursor is past that event, checking each queue holds it, then
+    starting the projectors: the category is listed by GET /clients/categories."""
+    settings = fresh.settings
+    business = await provision_business(settings, f"Early {uuid.uuid4().hex[:8]}")
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        [event] = await pool.fetch(
+            "SELECT position, payload->>'category_id' AS category_id, recorded_at"
+            " FROM events WHERE business_id = $1",
+            id_of(business),
+        )
+
+        stop = asyncio.Event()
+        relay = asyncio.ensure_future(run_until_stopped(Relay(settings).run, stop))
+        try:
+            await wait_until(
+                lambda: _relayed_past(pool, event["position"]),
+                "the relay's cursor to pass category.created",
+            )
+        finally:
+            stop.set()
+            await relay
+        assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
+
+        async def projected() -> bool:
+            positions = await pool.fetch(
+                "SELECT position_last FROM projection_checkpoint"
+            )
+            return [row["position_last"] for row in positions] == [
+                event["position"]
+            ] * len(PROJECTIONS)
+
+        async with workers(settings), http_client(settings) as client:
+            await wait_until(projected, "every projection to apply category.created")
+            listed = await client.get(
+                "/api/v3/clients/categories",
+                headers={"Authorization": f"Bearer {business['api_key']}"},
+            )
+            assert listed.status == 200
+            body = await listed.json()
+        created_at = timestamp(event["recorded_at"])
+        assert body == [
+            {
+                "id": int(event["category_id"]),
+                "business_id": id_of(business),
+                "name": "Uncategorised",
+                "description": "",
+                "created_at": created_at,
+                "updated_at": created_at,
+                "archived": False,
+                "customer_count": 0,
+            }
+        ]
+        assert await _queued(fresh) == {name: 0 for name in PROJECTIONS}
+    finally:
+        await pool.close()
+
+
+async def test_an_event_no_queue_takes_is_published_again_not_dropped(
+    fresh: Environment,
+) -> None:
+    """Proves a returned (unroutable) publish fails the relay's batch instead of being
+    dropped, by deleting both projection queues under a running Relay and creating a
+    client: the relay restarts, declares the queues again and republishes, so each
+    queue holds exactly that client.created event and the cursor is past it."""
+    settings = fresh.settings
+    business = await provision_business(settings, f"Lost {uuid.uuid4().hex[:8]}")
+    pool = await create_pool(settings.database_url, max_size=2)
+    appender = Appender(pool, settings.hmac_key.encode(), 500)
+    appender.start()
+    stop = asyncio.Event()
+    relay = asyncio.ensure_future(run_until_stopped(Relay(settings).run, stop))
+    try:
+        category_position: int = await pool.fetchval(
+            "SELECT position FROM events WHERE business_id = $1", id_of(business)
+        )
+        await wait_until(
+            lambda: _relayed_past(pool, category_position),
+            "the relay to publish category.created",
+        )
+        connection = await aio_pika.connect(settings.amqp_url)
+        try:
+            channel = await connection.channel()
+            for projection in PROJECTIONS:
+                await channel.queue_delete(settings.queue_prefix + projection)
+        finally:
+            await connection.close()
+
+        client_id = await create_client(appender, id_of(business), "Unroutable")
+        position: int = await pool.fetchval(
+            "SELECT position FROM events WHERE stream_id = $1",
+            e.client_stream(client_id),
+        )
+
+        async def queued_again() -> bool:
+            try:
+                return await _queued(fresh) == {name: 1 for name in PROJECTIONS}
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return False  # the relay has not declared them again yet
+
+        await wait_until(queued_again, "the client.created event in both queues")
+        await wait_until(
+            lambda: _relayed_past(pool, position), "the cursor to pass client.created"
+        )
+    finally:
+        stop.set()
+        await relay
+        await appender.stop()
+        await pool.close()
+    assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            settings.queue_prefix + "balances", passive=True
+        )
+        message = await queue.get(no_ack=False)
+        await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    assert message.headers["stream_id"] == e.client_stream(client_id)
+    assert message.headers["position"] == position
