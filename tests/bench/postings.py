@@ -229,6 +229,15 @@ def cpu_line(phase: Phase) -> str:
 # ------------------------------------------------------------------------ the service
 
 
+# Settings the bench passes on to the service when set in its own environment, e.g.
+# LEDGER_BATCH_SIZE_MAX=1 to measure one transaction per command against group commit.
+TUNING = ("LEDGER_BATCH_SIZE_MAX",)
+
+
+def tuning() -> dict[str, str]:
+    return {name: os.environ[name] for name in TUNING if name in os.environ}
+
+
 def spawn_service(
     env: Environment, port: int, log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -237,7 +246,7 @@ def spawn_service(
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run"],
             cwd=REPOSITORY,
-            env=service_environment(env, port),
+            env={**service_environment(env, port), **tuning()},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: a failed stop can end it alone
@@ -553,6 +562,8 @@ async def measure(
     ):
         await admin.execute(BASELINE_TABLE)
         print(f"cores {os.cpu_count()} (os.cpu_count)")
+        if tuning():
+            print(f"service settings: {tuning()}")
         print(f"PostgreSQL {await admin.fetchval(SERVER)}")
         print(
             f"{args.seconds:g} s per phase, {CLIENTS} clients, default path "
