@@ -41,6 +41,7 @@ async def test_health_and_readiness_answer_without_a_key(anonymous: Api) -> None
         "rabbitmq": "ok",
         "projection_lag": "ok",
     }
+    assert ready.body["parked_events"] == 0
 
 
 async def test_business_create_prints_the_documented_json(
