@@ -284,6 +284,21 @@ def log_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ledger-run")
 
 
+def launch(environment: Environment, log_path: Path) -> LedgerService:
+    """Start `ledger run` on a free port against the environment, as `make run` does."""
+    port = free_port()
+    env = service_environment(
+        environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
+    )
+    return LedgerService(
+        environment=environment,
+        process=start_supervisor(env, log_path),
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        log_path=log_path,
+    )
+
+
 @pytest.fixture(scope="session")
 async def ledger(
     servers: tuple[str, str], log_directory: Path
@@ -293,19 +308,8 @@ async def ledger(
     Teardown sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
     exits 0 within the deadline, then drops the database, exchange and queues."""
     environment = await create_environment(*servers, tag="e2e")
-    port = free_port()
-    env = service_environment(
-        environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
-    )
-    log_path = log_directory / "ledger-run.log"
-    process = start_supervisor(env, log_path)
-    service = LedgerService(
-        environment=environment,
-        process=process,
-        base_url=f"http://127.0.0.1:{port}",
-        env=env,
-        log_path=log_path,
-    )
+    service = launch(environment, log_directory / "ledger-run.log")
+    process = service.process
     try:
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=5)

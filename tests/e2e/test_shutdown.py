@@ -26,14 +26,12 @@ from tests.e2e.conftest import (
     children_of,
     create_business,
     is_running,
-    start_supervisor,
+    launch,
     wait_until,
 )
 from tests.support.environment import (
     create_environment,
     drop_environment,
-    free_port,
-    service_environment,
 )
 
 # The service's default read-your-writes bound: how long a query waits server-side
@@ -53,19 +51,8 @@ async def own_ledger(
     """`ledger run` on a free port against an environment of its own, answering
     /readyz; teardown kills whatever is left of it and drops the environment."""
     environment = await create_environment(*servers, tag="sigint")
-    port = free_port()
-    env = service_environment(
-        environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
-    )
-    log_path = tmp_path / "ledger-run.log"
-    process = start_supervisor(env, log_path)
-    service = LedgerService(
-        environment=environment,
-        process=process,
-        base_url=f"http://127.0.0.1:{port}",
-        env=env,
-        log_path=log_path,
-    )
+    service = launch(environment, tmp_path / "ledger-run.log")
+    process = service.process
     children: list[int] = []
     try:
         async with aiohttp.ClientSession(
