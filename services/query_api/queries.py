@@ -8,6 +8,7 @@ import re
 import asyncpg
 import msgspec
 
+from shared.config import PROJECTIONS
 from shared.views import ClientFigures
 
 _CLIENT_COLUMNS = """
@@ -201,3 +202,15 @@ async def export_chunk(
         limit,
     )
     return rows
+
+
+async def read_position(pool: asyncpg.Pool) -> int:
+    """The global position every projection has applied up to (their lowest
+    checkpoint; 0 before any): what a query answer reflects at least."""
+    position = await pool.fetchval(
+        "SELECT CASE WHEN count(*) = $2 THEN min(position_last) ELSE 0 END"
+        " FROM projection_checkpoint WHERE projection = ANY($1::text[])",
+        list(PROJECTIONS),
+        len(PROJECTIONS),
+    )
+    return int(position)

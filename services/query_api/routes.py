@@ -33,6 +33,7 @@ from shared.views import (
 )
 
 routes = web.RouteTableDef()
+READ_POSITION = web.RequestKey("read_position", int)
 PER_PAGE_MAX = 1000
 PER_PAGE_DEFAULT = 100
 # An OFFSET beyond this cannot be a bigint (and matches no row anyway).
@@ -94,17 +95,31 @@ def _period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
 
 
 async def _min_position(request: web.Request) -> None:
-    """Honour X-Ledger-Min-Position: wait until the read models have reached it."""
+    """Honour X-Ledger-Min-Position (wait until the read models have reached it), then
+    note the position the read models are at, which the answer carries."""
     header = request.headers.get("X-Ledger-Min-Position")
-    if header is None:
-        return
-    if not is_ascii_digits(header.strip()) or len(header.strip()) > 18:
-        raise ValidationFailed(
-            {"X-Ledger-Min-Position": ["The X-Ledger-Min-Position must be an integer."]}
-        )
-    timeout = request.app[SETTINGS].read_your_writes_timeout_s
-    if not await request.app[WAITER].wait_for_position(int(header), timeout):
-        raise NotYetVisible("The read models have not reached that position yet")
+    if header is not None:
+        if not is_ascii_digits(header.strip()) or len(header.strip()) > 18:
+            raise ValidationFailed(
+                {
+                    "X-Ledger-Min-Position": [
+                        "The X-Ledger-Min-Position must be an integer."
+                    ]
+                }
+            )
+        timeout = request.app[SETTINGS].read_your_writes_timeout_s
+        if not await request.app[WAITER].wait_for_position(int(header), timeout):
+            raise NotYetVisible("The read models have not reached that position yet")
+    # Read before the data: the body then reflects at least this position.
+    request[READ_POSITION] = await queries.read_position(request.app[POOL])
+
+
+def _answer(
+    request: web.Request, body: object, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A query's JSON answer, with the position its read models had reached."""
+    position = {"X-Ledger-Position": str(request[READ_POSITION])}
+    return json_response(body, headers={**position, **(headers or {})})
 
 
 def _page(request: web.Request) -> queries.ClientFilter:
@@ -164,7 +179,7 @@ async def list_clients(request: web.Request) -> web.Response:
             "X-Total-Count": str(total),
             "Link": _link_header(request, where, total),
         }
-    return json_response(body, headers=headers)
+    return _answer(request, body, headers=headers)
 
 
 @routes.get("/api/v3/clients/summary")
@@ -180,7 +195,7 @@ async def summary(request: web.Request) -> web.Response:
         unarchived_customers=row["unarchived_customers"],
         total_balance=to_number(int(row["total_balance"])),
     )
-    return json_response(body)
+    return _answer(request, body)
 
 
 @routes.get("/api/v3/clients/categories")
@@ -202,7 +217,7 @@ async def categories(request: web.Request) -> web.Response:
         )
         for row in rows
     ]
-    return json_response(body)
+    return _answer(request, body)
 
 
 # Registered before the `/api/v3/clients/{id}/...` routes, which would otherwise take
@@ -239,7 +254,7 @@ async def _client_row(request: web.Request) -> asyncpg.Record:
 async def get_client(request: web.Request) -> web.Response:
     row = await _client_row(request)
     body = client_body(queries.figures(row, business_of(request).owner_id))
-    return json_response(body, headers={"ETag": f'"{row["version"]}"'})
+    return _answer(request, body, headers={"ETag": f'"{row["version"]}"'})
 
 
 @routes.get(r"/api/v3/clients/{id}/transactions")
@@ -276,7 +291,7 @@ async def statement(request: web.Request) -> web.Response:
         transactions_count=len(transactions),
         **client_fields(queries.figures(row, business.owner_id)),  # type: ignore[arg-type]
     )
-    return json_response(body)
+    return _answer(request, body)
 
 
 @routes.get(r"/api/v3/clients/{id}/deposits")
@@ -303,4 +318,4 @@ async def deposits(request: web.Request) -> web.Response:
         )
         for line in lines
     ]
-    return json_response(body)
+    return _answer(request, body)

@@ -30,3 +30,27 @@ async def test_create_post_then_list_sees_every_write(
     assert client["balance"] == "20,351,822.92"
     assert client["total_debit"] == "43,228,120.29"
     assert client["total_credit"] == "22,876,297.37"
+
+
+async def test_query_answers_carry_the_position_their_read_models_reached(
+    service: TestClient, business: dict[str, object]
+) -> None:
+    """A command answers with its event's position; once it answered (read-your-writes),
+    every query route answers with an X-Ledger-Position at or past it."""
+    headers = business["headers"]
+    created = await service.post(
+        "/api/v3/clients", json={"business_name": "Positioned"}, headers=headers
+    )
+    written = int(created.headers["X-Ledger-Position"])
+    client_id = (await created.json())["id"]
+    for path in (
+        "/api/v3/clients",
+        "/api/v3/clients/summary",
+        "/api/v3/clients/categories",
+        f"/api/v3/clients/{client_id}",
+        f"/api/v3/clients/{client_id}/transactions",
+        f"/api/v3/clients/{client_id}/deposits",
+    ):
+        answer = await service.get(path, headers=headers)
+        assert answer.status == 200, path
+        assert int(answer.headers["X-Ledger-Position"]) >= written, path
