@@ -98,6 +98,8 @@ async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
         )
     elif isinstance(payload, e.ClientDeleted):
         await _client_deleted(conn, event, payload)
+    # clients.imported only records the import: its clients arrive as their own
+    # client.created and posting events, so this projection has nothing to do.
 
 
 async def _category_created(

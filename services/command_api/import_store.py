@@ -1,0 +1,223 @@
+"""Hop 3 for spreadsheets: the import's reads, and its one short write transaction.
+
+Everything is validated and every event built before BEGIN: the transaction only
+claims new category names, inserts the events in chunks, records the import and the
+Idempotency-Key's response, and commits. It must stay short, because readers of the
+events table stop below the oldest running transaction (read_after's xmin rule): a
+long import transaction would hold back the publication of everyone's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+import msgspec
+
+from services.command_api.batch_io import StoredResponse
+from services.command_api.import_events import ImportIds
+from services.command_api.submissions import IdempotencyClaim, Result
+from shared import events as e
+from shared.config import PROJECTIONS
+from shared.errors import Conflict
+from shared.event_store import NewEvent, append
+
+CHUNK_EVENTS = 10_000
+
+
+async def categories(conn: asyncpg.Pool, business_id: int) -> dict[str, int]:
+    """The business's categories: name key -> id."""
+    rows = await conn.fetch(
+        "SELECT name_key, category_id FROM category_names WHERE business_id = $1",
+        business_id,
+    )
+    return {row["name_key"]: row["category_id"] for row in rows}
+
+
+async def first_import(pool: asyncpg.Pool, business_id: int, sha256: str) -> str | None:
+    """The id of the business's first import of a file with this content."""
+    found: str | None = await pool.fetchval(
+        "SELECT import_id FROM client_imports WHERE business_id = $1"
+        " AND file_sha256 = $2 ORDER BY created_at LIMIT 1",
+        business_id,
+        sha256,
+    )
+    return found
+
+
+async def stored_response(
+    pool: asyncpg.Pool, business_id: int, claim: IdempotencyClaim
+) -> StoredResponse | None:
+    row = await pool.fetchrow(
+        "SELECT request_hash, status, body, position FROM idempotency_keys"
+        " WHERE business_id = $1 AND key = $2",
+        business_id,
+        claim.key,
+    )
+    if row is None:
+        return None
+    result = Result(
+        status=row["status"],
+        body=bytes(row["body"]),
+        position=row["position"] or None,
+        replayed=True,
+    )
+    return StoredResponse(row["request_hash"], result)
+
+
+_ALLOCATE = """
+SELECT array(SELECT nextval('client_id_seq') FROM generate_series(1, $1)) AS clients,
+       array(SELECT nextval('account_id_seq') FROM generate_series(1, $2)) AS accounts,
+       array(SELECT nextval('entry_id_seq') FROM generate_series(1, $3)) AS entries,
+       array(SELECT nextval('category_id_seq') FROM generate_series(1, $4))
+           AS categories
+"""
+
+
+async def allocate(
+    pool: asyncpg.Pool, clients: int, accounts: int, entries: int, categories: int
+) -> ImportIds:
+    """Draw every id the import needs from the sequences, in one query."""
+    row = await pool.fetchrow(_ALLOCATE, clients, accounts, entries, categories)
+    return ImportIds(
+        clients=list(row["clients"]),
+        accounts=list(row["accounts"]),
+        entries=list(row["entries"]),
+        categories=list(row["categories"]),
+    )
+
+
+class ImportRecord(msgspec.Struct, kw_only=True, frozen=True):
+    import_id: str
+    business_id: int
+    file_sha256: str
+    category_id: int
+    imported: int
+    total_unpaid_minor: int
+    new_category_names: dict[str, int]  # name key -> new category id
+    client_streams: list[str]
+
+
+async def commit(
+    pool: asyncpg.Pool,
+    record: ImportRecord,
+    events: Sequence[NewEvent],
+    claim: IdempotencyClaim | None,
+    response: Result,
+) -> e.Envelope:
+    """Write the whole import atomically; returns its last stored event."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _claim_names(conn, record)
+        stored: list[e.Envelope] = []
+        for start in range(0, len(events), CHUNK_EVENTS):
+            stored = await append(conn, events[start : start + CHUNK_EVENTS])
+        last = stored[-1]
+        await _record(conn, record, last)
+        if claim is not None:
+            await _store_response(conn, record.business_id, claim, response, last)
+        await conn.execute("SELECT pg_notify('ledger_events', '')")
+    return last
+
+
+async def _claim_names(conn: asyncpg.Connection, record: ImportRecord) -> None:
+    claims = record.new_category_names
+    if not claims:
+        return
+    rows = await conn.fetch(
+        "INSERT INTO category_names (business_id, name_key, category_id)"
+        " SELECT $1, * FROM unnest($2::text[], $3::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING name_key",
+        record.business_id,
+        list(claims),
+        list(claims.values()),
+    )
+    if len(rows) != len(claims):
+        raise Conflict("A category of the file was created concurrently; retry")
+
+
+async def _record(
+    conn: asyncpg.Connection, record: ImportRecord, last: e.Envelope
+) -> None:
+    await conn.execute(
+        "INSERT INTO client_imports (import_id, business_id, file_sha256,"
+        " category_id, imported, total_unpaid, last_stream_id, last_version,"
+        " client_streams) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        record.import_id,
+        record.business_id,
+        record.file_sha256,
+        record.category_id,
+        record.imported,
+        record.total_unpaid_minor,
+        last.stream_id,
+        last.version,
+        record.client_streams,
+    )
+
+
+async def _store_response(
+    conn: asyncpg.Connection,
+    business_id: int,
+    claim: IdempotencyClaim,
+    response: Result,
+    last: e.Envelope,
+) -> None:
+    inserted = await conn.fetchval(
+        "INSERT INTO idempotency_keys"
+        " (business_id, key, request_hash, status, body, position)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING key",
+        business_id,
+        claim.key,
+        claim.request_hash,
+        response.status,
+        response.body,
+        last.position,
+    )
+    if inserted is None:
+        raise Conflict("A request with this Idempotency-Key committed concurrently")
+
+
+_TRACKED = """
+SELECT projection, count(*) AS streams
+FROM projection_tracking
+WHERE projection = ANY($1::text[]) AND stream_id = ANY($2::text[])
+GROUP BY projection
+"""
+
+
+class ImportStatus(msgspec.Struct, kw_only=True, frozen=True):
+    import_id: str
+    status: str
+    rows_committed: int
+    rows_visible: int
+
+
+async def status(
+    pool: asyncpg.Pool, business_id: int, import_id: str
+) -> ImportStatus | None:
+    """Rows committed, and rows every projection has applied (the client streams
+    tracked by the slowest projection), until the import's last event is visible."""
+    row = await pool.fetchrow(
+        "SELECT imported, client_streams AS streams, last_stream_id,"
+        " last_version FROM client_imports WHERE import_id = $1 AND business_id = $2",
+        import_id,
+        business_id,
+    )
+    if row is None:
+        return None
+    tracked = await pool.fetch(_TRACKED, list(PROJECTIONS), row["streams"])
+    by_projection = {item["projection"]: item["streams"] for item in tracked}
+    visible = min(by_projection.get(name, 0) for name in PROJECTIONS)
+    last_applied = await pool.fetchval(
+        "SELECT count(*) FROM projection_tracking WHERE projection = ANY($1::text[])"
+        " AND stream_id = $2 AND version >= $3",
+        list(PROJECTIONS),
+        row["last_stream_id"],
+        row["last_version"],
+    )
+    done = visible == row["imported"] and last_applied == len(PROJECTIONS)
+    return ImportStatus(
+        import_id=import_id,
+        status="done" if done else "committed",
+        rows_committed=row["imported"],
+        rows_visible=visible,
+    )
