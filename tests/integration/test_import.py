@@ -4,10 +4,12 @@ with xlsx files built by the tests, checked against the read models over HTTP.""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import asyncpg
 import pytest
+import xlsxwriter
 from aiohttp.test_utils import TestClient
 
 from tests.support.workbooks import HEADER, WRITERS, form, workbook
@@ -109,3 +111,105 @@ async def test_import_events_carry_the_import_id_as_correlation_id(
     assert rows[3]["payload"]["amount_minor"] == 550
     [yaw] = await get(service, business, "/api/v3/clients")
     assert (yaw["deposit_amount"], yaw["archived"]) == (5.5, True)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+async def test_every_invalid_row_is_listed_and_nothing_is_created(
+    service: TestClient, business: dict[str, Any], writer: str
+) -> None:
+    """Bad rows (no name, bad email, text amount, three decimals, negative deposit)
+    answer 422 keyed by spreadsheet row and column, and not one client is created."""
+    raw = workbook(
+        writer,
+        [
+            [*HEADER, "Deposit Amount"],
+            ["Good", None, None, None, "1,234.50", None],
+            [None, "024", None, None, "5", None],
+            ["Bad email", None, "not-an-email", None, None, None],
+            ["Text", None, None, None, "twelve", None],
+            ["Mills", None, None, None, "1.005", None],
+            ["Refund", None, None, None, None, -3],
+        ],
+    )
+    status, body = await send(service, business, raw)
+    assert status == 422
+    assert body == {
+        "message": "The given data was invalid.",
+        "errors": {
+            "row 3: Name": ["is required"],
+            "row 4: Email-Address": ["must be a valid email address"],
+            "row 5: Upaid Amount": ["must be a number with at most two decimals"],
+            "row 6: Upaid Amount": ["must be a number with at most two decimals"],
+            "row 7: Deposit Amount": ["may not be negative"],
+        },
+    }
+    assert await get(service, business, "/api/v3/clients") == []
+
+
+async def test_errors_list_a_hundred_rows_and_count_the_rest(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A file of 150 rows without names lists the first 100 bad rows and says how many
+    more there are."""
+    rows: list[list[object]] = [HEADER] + [[None, "024"] for _ in range(150)]
+    status, body = await send(service, business, workbook("xlsxwriter", rows))
+    assert status == 422
+    assert len(body["errors"]) == 101
+    assert body["errors"]["row 101: Name"] == ["is required"]
+    assert body["errors"]["rows"] == ["and 50 more invalid rows not listed"]
+
+
+async def test_a_missing_name_header_is_named(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """Headers match ignoring case and spaces, but a sheet without Name is a 422."""
+    raw = workbook("openpyxl", [["phone number", " UPAID AMOUNT "], ["024", "5"]])
+    status, body = await send(service, business, raw)
+    assert (status, body["errors"]) == (
+        422,
+        {"customers": ["The sheet has no Name column"]},
+    )
+
+
+async def test_a_formula_without_a_cached_value_is_a_row_error(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """openpyxl writes formulas without cached values: such a cell is refused, not read
+    as empty."""
+    raw = workbook("openpyxl", [HEADER, ["Ama", None, None, None, "=1+1"]])
+    status, body = await send(service, business, raw)
+    assert (status, body["errors"]) == (
+        422,
+        {"row 2: Upaid Amount": ["is a formula without a cached value"]},
+    )
+
+
+async def test_a_formula_with_a_cached_value_is_read(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """XlsxWriter stores the formula's value given by the writer: that value counts."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, HEADER)
+    sheet.write(1, 0, "Ama")
+    sheet.write_formula(1, 4, "=10+2.5", None, 12.5)
+    book.close()
+    status, body = await send(service, business, buffer.getvalue())
+    assert (status, body["total_unpaid"]) == (201, 12.5)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([], "The sheet is empty"),
+        ([HEADER], "The sheet has no data rows"),
+        ([HEADER, [None, None]], "The sheet has no data rows"),
+    ],
+)
+async def test_an_empty_sheet_or_header_only_is_refused(
+    service: TestClient, business: dict[str, Any], rows: list[Any], message: str
+) -> None:
+    """A sheet with no rows, or only its header (and empty rows), is a 422."""
+    status, body = await send(service, business, workbook("openpyxl", rows))
+    assert (status, body["errors"]) == (422, {"customers": [message]})
