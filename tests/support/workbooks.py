@@ -44,7 +44,7 @@ def form(raw: bytes, **fields: str) -> aiohttp.FormData:
     data = aiohttp.FormData()
     data.add_field(
         "customers",
-        raw,
+        io.BytesIO(raw),
         filename="customers.xlsx",
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
