@@ -14,6 +14,7 @@ import xlsxwriter
 from aiohttp.test_utils import TestClient
 
 from services.businesses import provision_business
+from tests.integration.scenarios import wait_until
 from tests.support.workbooks import HEADER, WRITERS, form, workbook
 
 IMPORT = "/api/v3/clients/import"
@@ -402,3 +403,72 @@ async def test_an_idempotency_key_replays_the_first_response(
     status, body = await send(service, business, other, headers=key)
     assert (status, list(body["errors"])) == (422, ["Idempotency-Key"])
     assert len(await get(service, business, "/api/v3/clients")) == 1
+
+
+def many_rows(count: int) -> list[list[object]]:
+    rows: list[list[object]] = [HEADER]
+    rows.extend([f"Client {n}", None, None, None, "1.01"] for n in range(count))
+    return rows
+
+
+async def test_a_large_import_answers_202_and_reports_progress_until_done(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """6,000 rows commit before the answer, which is 202 with a status URL; the status
+    reports every row committed, and rows visible until it says done."""
+    raw = workbook("xlsxwriter", many_rows(6_000))
+    status, body = await send(service, business, raw)
+    assert status == 202, body
+    assert (body["imported"], body["total_unpaid"]) == (6_000, 6060)
+    url = body["status_url"]
+    assert url == f"/api/v3/clients/imports/{body['import_id']}"
+    report = await get(service, business, url)
+    assert report["rows_committed"] == 6_000
+    assert 0 <= report["rows_visible"] <= 6_000
+
+    async def done() -> bool:
+        report = await get(service, business, url)
+        return bool(report["status"] == "done")
+
+    await wait_until(done, "the import to be visible", timeout_s=60)
+    assert await get(service, business, url) == {
+        "import_id": body["import_id"],
+        "status": "done",
+        "rows_committed": 6_000,
+        "rows_visible": 6_000,
+    }
+    summary = await get(service, business, "/api/v3/clients/summary")
+    assert (summary["customer_count"], summary["total_balance"]) == (6_000, 6060)
+
+
+async def test_another_business_cannot_see_an_import_status(
+    service: TestClient, business: dict[str, Any], environment: Any
+) -> None:
+    """The status of an import is a 404 for another business's key."""
+    raw = workbook("openpyxl", [HEADER, ["Ama"]])
+    status, body = await send(service, business, raw)
+    other = await provision_business(environment.settings, "Other")
+    response = await service.get(
+        f"/api/v3/clients/imports/{body['import_id']}",
+        headers={"Authorization": f"Bearer {other['api_key']}"},
+    )
+    assert response.status == 404
+
+
+async def test_more_than_a_hundred_thousand_rows_are_refused(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A sheet of 100,001 data rows is a 422 and creates nothing."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "constant_memory": True})
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, HEADER)
+    for row in range(1, 100_002):
+        sheet.write_string(row, 0, "C")
+    book.close()
+    status, body = await send(service, business, buffer.getvalue())
+    assert (status, body["errors"]) == (
+        422,
+        {"customers": ["The sheet has more than 100000 rows"]},
+    )
+    assert await get(service, business, "/api/v3/clients") == []
