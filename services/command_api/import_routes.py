@@ -114,7 +114,9 @@ async def _commit(
         client_streams=[e.client_stream(client_id) for client_id in ids.clients],
     )
     response = Result(status=status, body=body)
-    last = await import_store.commit(pool, record, events, claim, response)
+    last = await import_store.commit(
+        request.app[SETTINGS].database_url, record, events, claim, response
+    )
     headers = {"X-Ledger-Position": str(last.position)}
     if not asynchronous:
         visible = await request.app[WAITER].wait_for_stream(
