@@ -101,6 +101,7 @@ async def _commit(
         pool, len(rows), accounts, entries, len(plan.new_categories)
     )
     events = await asyncio.to_thread(import_events.build, plan, rows, ids)
+    records = await asyncio.to_thread(import_store.copy_records, events)
     asynchronous = len(rows) > SYNC_ROWS_MAX
     status, body = _body(plan, rows, asynchronous)
     record = import_store.ImportRecord(
@@ -115,7 +116,7 @@ async def _commit(
     )
     response = Result(status=status, body=body)
     last = await import_store.commit(
-        request.app[SETTINGS].database_url, record, events, claim, response
+        request.app[SETTINGS].database_url, record, events, records, claim, response
     )
     headers = {"X-Ledger-Position": str(last.position)}
     if not asynchronous:

@@ -9,6 +9,8 @@ long import transaction would hold back the publication of everyone's events.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -85,6 +87,7 @@ async def allocate(
     )
 
 
+log = logging.getLogger(__name__)
 COPY_COLUMNS = (
     "event_id",
     "business_id",
@@ -147,14 +150,15 @@ async def commit(
     dsn: str,
     record: ImportRecord,
     events: Sequence[NewEvent],
+    records: Sequence[tuple[object, ...]],
     claim: IdempotencyClaim | None,
     response: Result,
 ) -> e.Envelope:
-    """Write the whole import atomically; returns its last stored event. The rows are
-    encoded first, so the transaction only copies them in."""
-    records = copy_records(events)
+    """Write the whole import atomically; returns its last stored event. The rows
+    come encoded (copy_records), so the transaction only copies them in."""
     conn = await _copy_connection(dsn)
     try:
+        started = time.perf_counter()
         async with conn.transaction():
             await _claim_names(conn, record)
             await conn.copy_records_to_table(
@@ -169,6 +173,12 @@ async def commit(
             if claim is not None:
                 await _store_response(conn, record.business_id, claim, response, last)
             await conn.execute("SELECT pg_notify('ledger_events', '')")
+        log.info(
+            "import %s: %d events committed in %.3f s",
+            record.import_id,
+            len(records),
+            time.perf_counter() - started,
+        )
     finally:
         await conn.close()
     return last
