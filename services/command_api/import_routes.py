@@ -76,13 +76,17 @@ async def _import(
     rows = await asyncio.to_thread(excel_import.parse, upload.file)
     known = await import_store.categories(pool, business.business_id)
     category_id = _category_id(upload.fields.get("category_id", ""), known)
-    if upload.fields.get("allow_duplicate", "").strip().casefold() != "true":
+    if not _allow_duplicate(upload):
         first = await import_store.first_import(
             pool, business.business_id, upload.sha256
         )
         if first is not None:
             return _duplicate(first)
     return await _commit(request, business, upload, claim, rows, category_id, known)
+
+
+def _allow_duplicate(upload: Upload) -> bool:
+    return upload.fields.get("allow_duplicate", "").strip().casefold() == "true"
 
 
 async def _commit(
@@ -113,11 +117,16 @@ async def _commit(
         total_unpaid_minor=sum(row.unpaid_minor for row in rows),
         new_category_names=dict(zip(plan.new_categories, ids.categories, strict=True)),
         client_streams=[e.client_stream(client_id) for client_id in ids.clients],
+        allow_duplicate=_allow_duplicate(upload),
     )
     response = Result(status=status, body=body)
-    last = await import_store.commit(
+    committed = await import_store.commit(
         request.app[SETTINGS].database_url, record, events, records, claim, response
     )
+    if committed.duplicate_of is not None:
+        return _duplicate(committed.duplicate_of)
+    last = committed.last
+    assert last is not None
     headers = {"X-Ledger-Position": str(last.position)}
     if not asynchronous:
         visible = await request.app[WAITER].wait_for_stream(

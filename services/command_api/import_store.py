@@ -34,9 +34,11 @@ async def categories(conn: asyncpg.Pool, business_id: int) -> dict[str, int]:
     return {row["name_key"]: row["category_id"] for row in rows}
 
 
-async def first_import(pool: asyncpg.Pool, business_id: int, sha256: str) -> str | None:
+async def first_import(
+    conn: asyncpg.Pool | asyncpg.Connection, business_id: int, sha256: str
+) -> str | None:
     """The id of the business's first import of a file with this content."""
-    found: str | None = await pool.fetchval(
+    found: str | None = await conn.fetchval(
         "SELECT import_id FROM client_imports WHERE business_id = $1"
         " AND file_sha256 = $2 ORDER BY created_at LIMIT 1",
         business_id,
@@ -130,6 +132,14 @@ class ImportRecord(msgspec.Struct, kw_only=True, frozen=True):
     total_unpaid_minor: int
     new_category_names: dict[str, int]  # name key -> new category id
     client_streams: list[str]
+    allow_duplicate: bool = False
+
+
+class Committed(msgspec.Struct, kw_only=True, frozen=True):
+    """The import's last stored event, or the id of the import that had the file."""
+
+    last: e.Envelope | None = None
+    duplicate_of: str | None = None
 
 
 async def _copy_connection(dsn: str) -> asyncpg.Connection:
@@ -153,13 +163,16 @@ async def commit(
     records: Sequence[tuple[object, ...]],
     claim: IdempotencyClaim | None,
     response: Result,
-) -> e.Envelope:
-    """Write the whole import atomically; returns its last stored event. The rows
-    come encoded (copy_records), so the transaction only copies them in."""
+) -> Committed:
+    """Write the whole import atomically, unless the business imported the same file
+    meanwhile. The rows come encoded (copy_records): the transaction only copies."""
     conn = await _copy_connection(dsn)
     try:
         started = time.perf_counter()
         async with conn.transaction():
+            first = await _first_locked(conn, record)
+            if first is not None:
+                return Committed(duplicate_of=first)
             await _claim_names(conn, record)
             await conn.copy_records_to_table(
                 "events", records=records, columns=COPY_COLUMNS
@@ -181,7 +194,19 @@ async def commit(
         )
     finally:
         await conn.close()
-    return last
+    return Committed(last=last)
+
+
+async def _first_locked(conn: asyncpg.Connection, record: ImportRecord) -> str | None:
+    """Check for an earlier import of the file under a lock on (business, file), so
+    that two uploads of one file at once cannot both pass the check."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        f"client-import:{record.business_id}:{record.file_sha256}",
+    )
+    if record.allow_duplicate:
+        return None
+    return await first_import(conn, record.business_id, record.file_sha256)
 
 
 async def _claim_names(conn: asyncpg.Connection, record: ImportRecord) -> None:

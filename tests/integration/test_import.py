@@ -3,6 +3,7 @@ with xlsx files built by the tests, checked against the read models over HTTP.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import zipfile
@@ -553,3 +554,19 @@ async def test_an_export_imported_into_another_business_gives_the_same_book(
     ] == ["-250.75"]
     summary = await get(service, target, "/api/v3/clients/summary")
     assert summary == await get(service, business, "/api/v3/clients/summary")
+
+
+async def test_the_same_file_uploaded_twice_at_once_is_imported_once(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """Two concurrent uploads of one file: one answers 201, the other 409 naming it,
+    and the clients exist once."""
+    raw = workbook("xlsxwriter", [HEADER, ["Ama", None, None, None, "5"]])
+    answers = await asyncio.gather(
+        send(service, business, raw), send(service, business, raw)
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201, 409]
+    ids = {body["import_id"] for _, body in answers}
+    assert len(ids) == 1
+    assert len(await get(service, business, "/api/v3/clients")) == 1
