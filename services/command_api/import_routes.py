@@ -106,39 +106,56 @@ async def _commit(
     )
     events = await asyncio.to_thread(import_events.build, plan, rows, ids)
     records = await asyncio.to_thread(import_store.copy_records, events)
-    asynchronous = len(rows) > SYNC_ROWS_MAX
-    status, body = _body(plan, rows, asynchronous)
-    record = import_store.ImportRecord(
+    status, body = _body(plan, rows, len(rows) > SYNC_ROWS_MAX)
+    committed = await import_store.commit(
+        request.app[SETTINGS].database_url,
+        _record(plan, rows, ids, _allow_duplicate(upload)),
+        events,
+        records,
+        claim,
+        Result(status=status, body=body),
+    )
+    if committed.duplicate_of is not None:
+        return _duplicate(committed.duplicate_of)
+    assert committed.last is not None
+    if status == 201:
+        status = await _read_your_writes(request, committed.last, claim)
+    headers = {"X-Ledger-Position": str(committed.last.position)}
+    return json_response(body, status=status, headers=headers)
+
+
+def _record(
+    plan: import_events.ImportPlan,
+    rows: Sequence[ImportRow],
+    ids: import_events.ImportIds,
+    allow_duplicate: bool,
+) -> import_store.ImportRecord:
+    return import_store.ImportRecord(
         import_id=plan.import_id,
-        business_id=business.business_id,
+        business_id=plan.business_id,
         file_sha256=plan.file_sha256,
-        category_id=category_id,
+        category_id=plan.category_id,
         imported=len(rows),
         total_unpaid_minor=sum(row.unpaid_minor for row in rows),
         new_category_names=dict(zip(plan.new_categories, ids.categories, strict=True)),
         client_streams=[e.client_stream(client_id) for client_id in ids.clients],
-        allow_duplicate=_allow_duplicate(upload),
+        allow_duplicate=allow_duplicate,
     )
-    response = Result(status=status, body=body)
-    committed = await import_store.commit(
-        request.app[SETTINGS].database_url, record, events, records, claim, response
+
+
+async def _read_your_writes(
+    request: web.Request, last: e.Envelope, claim: IdempotencyClaim | None
+) -> int:
+    """201 once the read models show the import's last event (the projections apply
+    a queue in order, so every earlier one too); 202 if the wait runs out."""
+    visible = await request.app[WAITER].wait_for_stream(
+        last.stream_id, last.version, request.app[SETTINGS].read_your_writes_timeout_s
     )
-    if committed.duplicate_of is not None:
-        return _duplicate(committed.duplicate_of)
-    last = committed.last
-    assert last is not None
-    headers = {"X-Ledger-Position": str(last.position)}
-    if not asynchronous:
-        visible = await request.app[WAITER].wait_for_stream(
-            last.stream_id,
-            last.version,
-            request.app[SETTINGS].read_your_writes_timeout_s,
-        )
-        if not visible:
-            status = 202
-            if claim is not None:
-                await _record_accepted(request, business.business_id, claim.key)
-    return json_response(body, status=status, headers=headers)
+    if visible:
+        return 201
+    if claim is not None:  # a retry must answer what this request answers
+        await _record_accepted(request, last.business_id, claim.key)
+    return 202
 
 
 async def _record_accepted(request: web.Request, business_id: int, key: str) -> None:
