@@ -27,6 +27,16 @@ ERROR_ROWS_MAX = 100
 TEXT_LENGTH_MAX = 255
 AMOUNT_MESSAGE = "must be a number with at most two decimals"
 NOT_XLSX = "The file must be an Excel workbook (.xlsx)"
+# What openpyxl and zipfile raise on a malformed workbook (ParseError is a
+# SyntaxError); our own ValidationFailed is none of these.
+UNREADABLE = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    SyntaxError,
+    zipfile.BadZipFile,
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _TEXT_FIELDS = ("business_name", "business_phone", "business_email", "business_address")
@@ -89,14 +99,19 @@ def parse(raw: bytes) -> list[ImportRow]:
     with archive:
         check_sizes(archive)
         formulas = has_formulas(archive)
-    book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     try:
-        if not book.worksheets:
-            raise invalid("customers", "The workbook has no sheet")
-        uncached = formula_cells(raw) if formulas else set()
-        return validate(book.worksheets[0].iter_rows(values_only=True), uncached)
-    finally:
-        book.close()
+        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+        try:
+            if not book.worksheets:
+                raise invalid("customers", "The workbook has no sheet")
+            uncached = formula_cells(raw) if formulas else set()
+            return validate(book.worksheets[0].iter_rows(values_only=True), uncached)
+        finally:
+            book.close()
+    except UNREADABLE:
+        # A zip that claims to be a workbook but whose parts openpyxl cannot read
+        # (broken XML, missing parts, a member whose CRC or size does not match).
+        raise invalid("customers", "The workbook could not be read") from None
 
 
 def open_archive(raw: bytes) -> zipfile.ZipFile:

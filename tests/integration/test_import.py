@@ -570,3 +570,18 @@ async def test_the_same_file_uploaded_twice_at_once_is_imported_once(
     ids = {body["import_id"] for _, body in answers}
     assert len(ids) == 1
     assert len(await get(service, business, "/api/v3/clients")) == 1
+
+
+async def test_a_zip_with_a_broken_workbook_is_refused(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A zip holding xl/workbook.xml that is not a workbook answers 422, not 500."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<not a workbook")
+        archive.writestr("[Content_Types].xml", "garbage")
+    status, body = await send(service, business, buffer.getvalue())
+    assert (status, body["errors"]) == (
+        422,
+        {"customers": ["The workbook could not be read"]},
+    )
