@@ -106,7 +106,10 @@ async def _commit(
     )
     events = await asyncio.to_thread(import_events.build, plan, rows, ids)
     records = await asyncio.to_thread(import_store.copy_records, events)
-    status, body = _body(plan, rows, len(rows) > SYNC_ROWS_MAX)
+    # Above 5,000 rows, or when asked (`Prefer: respond-async`), answer 202 with a
+    # status URL right after the commit instead of waiting for the read models.
+    asynchronous = "respond-async" in request.headers.get("Prefer", "")
+    status, body = _body(plan, rows, asynchronous or len(rows) > SYNC_ROWS_MAX)
     committed = await import_store.commit(
         request.app[SETTINGS].database_url,
         _record(plan, rows, ids, _allow_duplicate(upload)),

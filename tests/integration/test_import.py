@@ -585,3 +585,20 @@ async def test_a_zip_with_a_broken_workbook_is_refused(
         422,
         {"customers": ["The workbook could not be read"]},
     )
+
+
+async def test_prefer_respond_async_answers_202_with_a_status_url(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A small import sent with Prefer: respond-async answers 202 with its status URL
+    right after the commit, and the status then reaches done."""
+    raw = workbook("openpyxl", [HEADER, ["Ama", None, None, None, "5"]])
+    headers = {"Prefer": "respond-async"}
+    status, body = await send(service, business, raw, headers=headers)
+    assert (status, body["imported"]) == (202, 1)
+
+    async def done() -> bool:
+        report = await get(service, business, body["status_url"])
+        return bool(report["status"] == "done" and report["rows_visible"] == 1)
+
+    await wait_until(done, "the import to be visible")
