@@ -9,6 +9,7 @@ import io
 import zipfile
 from typing import Any
 
+import aio_pika
 import asyncpg
 import pytest
 import xlsxwriter
@@ -602,3 +603,38 @@ async def test_prefer_respond_async_answers_202_with_a_status_url(
         return bool(report["status"] == "done" and report["rows_visible"] == 1)
 
     await wait_until(done, "the import to be visible")
+
+
+async def test_the_import_events_reach_rabbitmq_in_order(
+    service: TestClient, business: dict[str, Any], environment: Any
+) -> None:
+    """A subscriber bound to the business receives clients.imported, then the client's
+    created and opening posting events, each routed by business and type (after the
+    business's own "Uncategorised" category.created, which is skipped)."""
+    connection = await aio_pika.connect(environment.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        exchange = await channel.get_exchange(environment.settings.exchange)
+        await queue.bind(exchange, routing_key=f"{business['business_id']}.#")
+        raw = workbook("xlsxwriter", [HEADER, ["Ama", None, None, None, "-5"]])
+        status, _ = await send(service, business, raw)
+        assert status == 201
+        keys: list[str] = []
+
+        async def received() -> bool:
+            message = await queue.get(fail=False, no_ack=True)
+            key = (message.routing_key or "") if message is not None else ""
+            if key and not key.endswith(".category.created"):  # the business's own
+                keys.append(key)
+            return len(keys) == 3
+
+        await wait_until(received, "three messages")
+    finally:
+        await connection.close()
+    prefix = f"{business['business_id']}."
+    assert keys == [
+        prefix + "clients.imported",
+        prefix + "client.created",
+        prefix + "transaction.posted",
+    ]
