@@ -113,7 +113,9 @@ async def wait_done(
     while True:
         async with http.get(url, headers=headers) as response:
             report = await response.json()
-        if report["status"] == "done":
+        if response.status != 200:  # reported, and asked again
+            print(f"status {response.status}: {report}")
+        elif report["status"] == "done":
             return time.perf_counter() - started
         await asyncio.sleep(0.5)
 
