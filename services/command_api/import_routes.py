@@ -141,7 +141,6 @@ def _record(
         imported=len(rows),
         total_unpaid_minor=sum(row.unpaid_minor for row in rows),
         new_category_names=dict(zip(plan.new_categories, ids.categories, strict=True)),
-        client_streams=[e.client_stream(client_id) for client_id in ids.clients],
         allow_duplicate=allow_duplicate,
     )
 

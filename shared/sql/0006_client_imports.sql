@@ -10,7 +10,9 @@ CREATE TABLE client_imports (
     total_unpaid    bigint      NOT NULL,
     last_stream_id  text        NOT NULL,
     last_version    integer     NOT NULL,
-    client_streams  text[]      NOT NULL,
+    -- The writing transaction (as in events): the status route counts the import's
+    -- clients the projections have reached through events_by_transaction.
+    transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 
