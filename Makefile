@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench check services migrate clean
+.PHONY: run test bench bench-imports check services migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ check: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m tests.bench.postings $(BENCH_ARGS)
+
+# Imports of 10,000 and 100,000 rows (several minutes: the read models catch up last).
+bench-imports: $(STAMP) services
+	$(BIN)/python -m tests.bench.imports $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

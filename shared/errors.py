@@ -76,3 +76,11 @@ class IdempotencyInProgress(LedgerError):
 
 def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed({field: [message]})
+
+
+class PayloadTooLarge(LedgerError):
+    status = 413
+
+
+class UnsupportedMediaType(LedgerError):
+    status = 415

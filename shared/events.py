@@ -88,6 +88,17 @@ class DepositPosted(Event, tag="deposit.posted", kw_only=True, frozen=True):
     description: str = ""
 
 
+class ClientsImported(Event, tag="clients.imported", kw_only=True, frozen=True):
+    """A spreadsheet import: one per import, on its own stream; the clients and their
+    opening postings follow as ordinary events with the import id as correlation id."""
+
+    import_id: str
+    category_id: int = 0
+    imported: int = 0
+    total_unpaid_minor: int = 0
+    file_sha256: str = ""
+
+
 LedgerEvent = (
     CategoryCreated
     | ClientCreated
@@ -97,6 +108,7 @@ LedgerEvent = (
     | ClientDeleted
     | TransactionPosted
     | DepositPosted
+    | ClientsImported
 )
 
 PROFILE_FIELDS = (
@@ -140,6 +152,10 @@ def client_stream(client_id: int) -> str:
 
 def category_stream(category_id: int) -> str:
     return f"category-{category_id}"
+
+
+def import_stream(import_id: str) -> str:
+    return f"import-{import_id}"
 
 
 def event_type(payload: LedgerEvent) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import asyncpg
@@ -38,16 +39,29 @@ class Sums(msgspec.Struct):
 
 async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     """Apply a batch in order. Postings (the bulk of the traffic) are summed per client
-    and written in one statement; any other event first flushes the sums, so each
+    and client creations gathered (an import brings thousands), each kind written in
+    one statement; any other event first flushes both, creations before sums, so each
     client row still sees its events in stream order."""
     sums: dict[int, Sums] = {}
+    created: list[e.Envelope] = []
     for event in events:
         payload = event.payload
         if isinstance(payload, e.TransactionPosted | e.DepositPosted):
             _add(sums.setdefault(payload.client_id, Sums()), event, payload)
             continue
-        await _flush(conn, sums)
+        if isinstance(payload, e.ClientCreated):
+            created.append(event)
+            continue
+        await _flush_all(conn, created, sums)
         await _apply_one(conn, event)
+    await _flush_all(conn, created, sums)
+
+
+async def _flush_all(
+    conn: asyncpg.Connection, created: list[e.Envelope], sums: dict[int, Sums]
+) -> None:
+    await _clients_created(conn, created)
+    created.clear()
     await _flush(conn, sums)
 
 
@@ -83,8 +97,6 @@ async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
     payload = event.payload
     if isinstance(payload, e.CategoryCreated):
         await _category_created(conn, event, payload)
-    elif isinstance(payload, e.ClientCreated):
-        await _client_created(conn, event, payload)
     elif isinstance(payload, e.ClientUpdated):
         await _client_updated(conn, event, payload)
     elif isinstance(payload, e.ClientArchived | e.ClientUnarchived):
@@ -98,6 +110,8 @@ async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
         )
     elif isinstance(payload, e.ClientDeleted):
         await _client_deleted(conn, event, payload)
+    # clients.imported only records the import: its clients arrive as their own
+    # client.created and posting events, so this projection has nothing to do.
 
 
 async def _category_created(
@@ -114,24 +128,52 @@ async def _category_created(
     )
 
 
-async def _client_created(
-    conn: asyncpg.Connection, event: e.Envelope, payload: e.ClientCreated
+_CLIENTS = """
+INSERT INTO rm_clients (client_id, business_id, account_id, category_id, first_name,
+                        last_name, phone_number, business_name, business_address,
+                        business_phone, business_location, business_email, created_at,
+                        updated_at, version)
+SELECT client_id, business_id, account_id, category_id, first_name, last_name,
+       phone_number, business_name, business_address, business_phone,
+       business_location, business_email, created_at, created_at, version
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
+            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+            $12::text[], $13::timestamptz[], $14::integer[])
+     AS t(client_id, business_id, account_id, category_id, first_name, last_name,
+          phone_number, business_name, business_address, business_phone,
+          business_location, business_email, created_at, version)
+"""
+_COUNTS = """
+UPDATE rm_categories c SET customer_count = c.customer_count + t.change
+FROM unnest($1::bigint[], $2::integer[]) AS t(category_id, change)
+WHERE c.category_id = t.category_id
+"""
+
+
+async def _clients_created(
+    conn: asyncpg.Connection, created: Sequence[e.Envelope]
 ) -> None:
-    await conn.execute(
-        "INSERT INTO rm_clients (client_id, business_id, account_id, category_id,"
-        " first_name, last_name, phone_number, business_name, business_address,"
-        " business_phone, business_location, business_email, created_at, updated_at,"
-        " version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13,"
-        " $14)",
-        payload.client_id,
-        event.business_id,
-        payload.account_id,
-        payload.category_id,
-        *(getattr(payload, name) for name in e.PROFILE_FIELDS),
-        event.recorded_at,
-        event.version,
-    )
-    await _count(conn, payload.category_id, 1)
+    """Insert the gathered client rows, and count them per category, in two
+    statements."""
+    payloads = [event.payload for event in created]
+    clients = [payload for payload in payloads if isinstance(payload, e.ClientCreated)]
+    if not clients:
+        return
+    rows = [
+        (
+            payload.client_id,
+            event.business_id,
+            payload.account_id,
+            payload.category_id,
+            *(getattr(payload, name) for name in e.PROFILE_FIELDS),
+            event.recorded_at,
+            event.version,
+        )
+        for event, payload in zip(created, clients, strict=True)
+    ]
+    await conn.execute(_CLIENTS, *[list(column) for column in zip(*rows, strict=True)])
+    counts = Counter(payload.category_id for payload in clients)
+    await conn.execute(_COUNTS, list(counts), list(counts.values()))
 
 
 async def _client_updated(

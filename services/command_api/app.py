@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.command_api import import_routes
 from services.command_api.appender import Appender
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
 from shared.http_edge import POOL, SETTINGS
@@ -14,6 +15,9 @@ from shared.http_edge import POOL, SETTINGS
 def setup(app: web.Application) -> None:
     """Add the command routes and the appender's lifetime to the app."""
     app[IN_FLIGHT] = set()
+    # The import's fixed path comes before `/api/v3/clients/{id}`, which would take
+    # "import" for a client id.
+    app.router.add_routes(import_routes.routes)
     app.router.add_routes(routes)
 
     async def appender_context(app: web.Application) -> AsyncIterator[None]:
