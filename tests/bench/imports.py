@@ -1,10 +1,15 @@
-"""Bench: xlsx imports of 10,000 and 100,000 rows against `ledger run`.
+"""Bench: xlsx imports of 10,000 and 100,000 rows against `ledger run`, then the export.
 
 Starts the real service on a throwaway database (as tests.bench.postings does), uploads
 files built with XlsxWriter, and reports for each: seconds to the answer, rows/s, how
 long until the status says done, the service process's peak memory, and the slowest
 answer of a GET and of a client POST sent every 50 ms while the import ran (the stall
 other readers and writers see).
+
+Once the last import is done (visible in the read models), it downloads the business's
+export (GET /api/v3/clients/clients-print/{bid}) and reports the rows in the file (read
+back with openpyxl, header left out), its size, seconds, rows/s, the API process's peak
+memory during the export, and the slowest GET /healthz sent every 50 ms meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openpyxl
 import xlsxwriter
 
 from services.businesses import provision_business
@@ -58,6 +64,99 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 peaks.append(int(line.split()[1]) / 1024)
     return max(peaks)
+
+
+def api_pid(pid: int) -> int:
+    """The `ledger api` child of `ledger run`."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"api" in argv:
+            return int(child)
+    raise RuntimeError(f"no `api` child of process {pid}")
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A memory line (VmRSS, VmHWM) of /proc/<pid>/status in MB; 0 once it is gone."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        lines = status.read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    for line in lines:
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: 5 into clear_refs); False if the
+    kernel or the permissions do not allow it."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+async def sample_rss(pid: int, stop: asyncio.Event) -> float:
+    """The largest VmRSS of `pid` sampled every 10 ms while `stop` is unset."""
+    largest = status_mb(pid, "VmRSS")
+    while not stop.is_set():
+        largest = max(largest, status_mb(pid, "VmRSS"))
+        await asyncio.sleep(0.01)
+    return max(largest, status_mb(pid, "VmRSS"))
+
+
+async def probe_health(http: aiohttp.ClientSession, stop: asyncio.Event) -> float:
+    """The slowest GET /healthz, one every 50 ms, while `stop` is unset."""
+    slowest = 0.0
+    while not stop.is_set():
+        started = time.perf_counter()
+        async with http.get("/healthz") as response:
+            await response.read()
+        slowest = max(slowest, time.perf_counter() - started)
+        await asyncio.sleep(PROBE_INTERVAL_S)
+    return slowest
+
+
+def count_rows(raw: bytes) -> int:
+    """Rows of the first sheet, header left out, read back with openpyxl."""
+    book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True)
+    try:
+        rows = sum(1 for _ in book.worksheets[0].iter_rows(values_only=True))
+    finally:
+        book.close()
+    return rows - 1
+
+
+async def export_once(http: aiohttp.ClientSession, bid: str, pid: int) -> str:
+    api = api_pid(pid)
+    reset = reset_peak_rss(api)
+    before_mb = status_mb(api, "VmRSS")
+    stop = asyncio.Event()
+    sampler = asyncio.ensure_future(sample_rss(api, stop))
+    prober = asyncio.ensure_future(probe_health(http, stop))
+    started = time.perf_counter()
+    try:
+        async with http.get(f"/api/v3/clients/clients-print/{bid}") as response:
+            raw = await response.read()
+            status = response.status
+        elapsed_s = time.perf_counter() - started
+    finally:
+        stop.set()
+        sampled_mb = await sampler
+        slowest_health = await prober
+    if status != 200:
+        raise RuntimeError(f"export answered {status}: {raw[:500]!r}")
+    hwm = f"VmHWM {status_mb(api, 'VmHWM'):.0f} MB" if reset else "VmHWM not reset"
+    rows = await asyncio.to_thread(count_rows, raw)
+    return (
+        f"export: {status}, {rows:,} rows, {len(raw):,} bytes"
+        f" ({len(raw) / 2**20:.1f} MiB) in {elapsed_s:.1f} s"
+        f" ({rows / elapsed_s:,.0f} rows/s); API process RSS {before_mb:.0f} MB"
+        f" before, peak {sampled_mb:.0f} MB sampled, {hwm};"
+        f" slowest GET /healthz {slowest_health * 1000:.0f} ms meanwhile"
+    )
 
 
 async def probe(
@@ -135,6 +234,7 @@ async def bench(args: argparse.Namespace) -> int:
                     headers = {"Authorization": f"Bearer {business['api_key']}"}
                     for rows in args.rows:
                         print(await import_once(http, headers, rows, process.pid))
+                    print(await export_once(http, business["bid"], process.pid))
                 print(tail(log_path, 2000))
     finally:
         await drop_environment(env)
@@ -143,7 +243,13 @@ async def bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.imports")
-    parser.add_argument("--rows", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=list(SIZES),
+        help="import sizes, in order; the export follows the last (e.g. --rows 1000)",
+    )
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="superuser URL")
     parser.add_argument("--amqp", default=DEFAULT_AMQP)
     return asyncio.run(bench(parser.parse_args(argv)))
