@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Sequence
 
@@ -18,7 +17,7 @@ from aiohttp import web
 from services.command_api import excel_import, import_events, import_store
 from services.command_api.batch_io import DEFAULT_CATEGORY, name_key
 from services.command_api.excel_import import ImportRow
-from services.command_api.routes import IN_FLIGHT, KEY_LENGTH_MAX
+from services.command_api.routes import IN_FLIGHT, idempotency_claim
 from services.command_api.submissions import IdempotencyClaim, Result
 from services.command_api.uploads import Upload, read_upload
 from shared import events as e
@@ -30,7 +29,6 @@ from shared.http_edge import (
     business_of,
     is_ascii_digits,
     json_response,
-    printable,
 )
 from shared.money import to_number
 from shared.projection_wait import WAITER
@@ -234,22 +232,11 @@ def _body(
 
 
 def _claim(request: web.Request, upload: Upload) -> IdempotencyClaim | None:
-    """The Idempotency-Key with a hash of what the request means: the path, the
-    file's content and the form fields (the multipart boundary changes per retry)."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not printable(key.strip()) or len(key) > KEY_LENGTH_MAX:
-        raise invalid(
-            "Idempotency-Key",
-            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
-        )
-    digest = hashlib.sha256()
+    """What the import means: the path, the file's content and the form fields (the
+    multipart boundary changes per retry, so the raw body cannot be hashed)."""
     fields = sorted(upload.fields.items())
-    for part in (request.path, upload.sha256, *(f"{k}={v}" for k, v in fields)):
-        raw = part.encode()
-        digest.update(len(raw).to_bytes(8, "big") + raw)
-    return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
+    meaning = [request.path, upload.sha256, *(f"{k}={v}" for k, v in fields)]
+    return idempotency_claim(request, [part.encode() for part in meaning])
 
 
 def _replay(result: Result) -> web.Response:

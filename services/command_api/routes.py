@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -37,7 +38,11 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
+def idempotency_claim(
+    request: web.Request, meaning: Sequence[bytes]
+) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key, if any, with a hash of what the request means
+    (the parts are length-prefixed, so no two different lists hash alike)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
@@ -47,9 +52,15 @@ def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
             "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
         )
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), raw):
+    for part in meaning:
         digest.update(len(part).to_bytes(8, "big") + part)
     return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
+
+
+def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
+    return idempotency_claim(
+        request, [request.method.encode(), request.path.encode(), raw]
+    )
 
 
 def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
