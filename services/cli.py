@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("--json", action="store_true")
     key_revoke = key.add_parser("revoke", help="revoke an API key")
     key_revoke.add_argument("key_id", type=int)
+
+    audit = sub.add_parser("audit", help="auditors' checks").add_subparsers(
+        dest="action", required=True
+    )
+    verify = audit.add_parser(
+        "verify", help="recompute every hash chain and read-model figure; 1 on a diff"
+    )
+    verify.add_argument("--business", type=int)
+    verify.add_argument("--json", action="store_true")
+    audit.add_parser("checkpoint", help="record the chain heads of changed streams")
     return parser
 
 
@@ -155,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_run_worker(settings, args))
         elif args.command in ("business", "key"):
             return asyncio.run(_admin(settings, args))
+        elif args.command == "audit":
+            from services.audit import commands
+
+            if args.action == "verify":
+                return asyncio.run(
+                    commands.verify_command(settings, args.business, args.json)
+                )
+            return asyncio.run(commands.checkpoint_command(settings))
     except SettingsError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.audit import routes as audit_api
 from services.command_api import app as command_api
 from services.query_api import app as query_api
 from shared import health
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     health.setup(app)
     command_api.setup(app)
     query_api.setup(app)
+    audit_api.setup(app)
     return app
 
 

@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_window_s: float = 0.002
     batch_size_max: int = 500
     relay_batch_size_max: int = 500
+    checkpoint_interval_s: float = 10.0
     projector_batch_size_max: int = 500
     body_size_max: int = 1024 * 1024
 
@@ -45,6 +46,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
     "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
     "LEDGER_BATCH_SIZE_MAX": ("batch_size_max", int),
+    "LEDGER_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
 }
 
 

@@ -216,3 +216,24 @@ async def read_after(
     return [
         (Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows
     ]
+
+
+async def load_cursor(conn: asyncpg.Connection, follower: str) -> Cursor:
+    row = await conn.fetchrow(
+        "SELECT transaction_id::text::bigint AS txid, position FROM relay_cursor"
+        " WHERE relay = $1",
+        follower,
+    )
+    return Cursor(row["txid"], row["position"]) if row else Cursor()
+
+
+async def save_cursor(conn: asyncpg.Connection, follower: str, cursor: Cursor) -> None:
+    await conn.execute(
+        "INSERT INTO relay_cursor (relay, transaction_id, position)"
+        " VALUES ($1, $2::text::xid8, $3)"
+        " ON CONFLICT (relay) DO UPDATE"
+        " SET transaction_id = excluded.transaction_id, position = excluded.position",
+        follower,
+        str(cursor.transaction_id),
+        cursor.position,
+    )

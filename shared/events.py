@@ -99,6 +99,22 @@ class ClientsImported(Event, tag="clients.imported", kw_only=True, frozen=True):
     file_sha256: str = ""
 
 
+class ChainHead(msgspec.Struct, kw_only=True, frozen=True):
+    """A stream's last event at a checkpoint: its version and hash."""
+
+    stream_id: str
+    version: int
+    hash: str
+
+
+class ChainCheckpoint(Event, tag="ledger.checkpoint", kw_only=True, frozen=True):
+    """Chain heads of a business's streams, recorded outside the events table too and
+    published, so subscribers hold a copy: deleting a stream's last events shows."""
+
+    checkpoint_id: str
+    heads: list[ChainHead]
+
+
 LedgerEvent = (
     CategoryCreated
     | ClientCreated
@@ -109,6 +125,7 @@ LedgerEvent = (
     | TransactionPosted
     | DepositPosted
     | ClientsImported
+    | ChainCheckpoint
 )
 
 PROFILE_FIELDS = (
@@ -156,6 +173,10 @@ def category_stream(category_id: int) -> str:
 
 def import_stream(import_id: str) -> str:
     return f"import-{import_id}"
+
+
+def checkpoint_stream(business_id: int) -> str:
+    return f"checkpoint-{business_id}"
 
 
 def event_type(payload: LedgerEvent) -> str:

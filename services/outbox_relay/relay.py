@@ -5,7 +5,8 @@ batch, waits for the broker's confirms, and only then moves its persisted cursor
 crash between publish and cursor update republishes the batch: at-least-once, and the
 projectors dedupe by stream version. Only one relay publishes at a time: each holds a
 PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
-session ends.
+session ends. The leader also takes the chain-head checkpoints
+(shared/chain_checkpoints) every `checkpoint_interval_s`.
 """
 
 from __future__ import annotations
@@ -13,38 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
 from shared import broker
+from shared.chain_checkpoints import take_checkpoint
 from shared.config import PROJECTIONS, Settings
-from shared.event_store import Cursor, read_after
+from shared.event_store import Cursor, load_cursor, read_after, save_cursor
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_170_002
 IDLE_POLL_S = 0.1
-
-
-async def load_cursor(conn: asyncpg.Connection, relay: str) -> Cursor:
-    row = await conn.fetchrow(
-        "SELECT transaction_id::text::bigint AS txid, position FROM relay_cursor"
-        " WHERE relay = $1",
-        relay,
-    )
-    return Cursor(row["txid"], row["position"]) if row else Cursor()
-
-
-async def save_cursor(conn: asyncpg.Connection, relay: str, cursor: Cursor) -> None:
-    await conn.execute(
-        "INSERT INTO relay_cursor (relay, transaction_id, position)"
-        " VALUES ($1, $2::text::xid8, $3)"
-        " ON CONFLICT (relay) DO UPDATE"
-        " SET transaction_id = excluded.transaction_id, position = excluded.position",
-        relay,
-        str(cursor.transaction_id),
-        cursor.position,
-    )
 
 
 async def publish_next(
@@ -69,6 +51,8 @@ class Relay:
         self._queues = [settings.queue_prefix + p for p in PROJECTIONS]
         self._batch_size_max = settings.relay_batch_size_max
         self._name = name
+        self._key = settings.hmac_key.encode()
+        self._checkpoint_interval_s = settings.checkpoint_interval_s
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -99,6 +83,7 @@ class Relay:
         self, conn: asyncpg.Connection, exchange: AbstractExchange, stop: asyncio.Event
     ) -> None:
         cursor = await load_cursor(conn, self._name)
+        checkpoint_due = time.monotonic() + self._checkpoint_interval_s
         while not stop.is_set():
             self._wake.clear()
             cursor, count = await publish_next(
@@ -107,6 +92,10 @@ class Relay:
             if count:
                 await save_cursor(conn, self._name, cursor)
                 self.published += count
+            if time.monotonic() >= checkpoint_due:
+                await take_checkpoint(conn, self._key)
+                checkpoint_due = time.monotonic() + self._checkpoint_interval_s
+            if count:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)

@@ -16,7 +16,8 @@ from projections.balances.projector import projection as balances
 from projections.runner import apply_batch
 from projections.statements.projector import projection as statements
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import load_cursor, publish_next, save_cursor
+from services.outbox_relay.relay import publish_next
+from shared.event_store import load_cursor, save_cursor
 from shared import broker
 from shared import events as e
 from shared.event_store import load_stream

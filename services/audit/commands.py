@@ -1,0 +1,40 @@
+"""`ledger audit verify` and `ledger audit checkpoint`: print, and exit non-zero on a
+difference."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncpg
+import msgspec
+
+from services.audit.verify import verify
+from shared.chain_checkpoints import take_checkpoint
+from shared.config import Settings
+
+
+async def verify_command(
+    settings: Settings, business_id: int | None, as_json: bool
+) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        report = await verify(conn, settings.hmac_key.encode(), business_id)
+    finally:
+        await conn.close()
+    if as_json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        for difference in report.differences:
+            print(difference.line())
+        print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+async def checkpoint_command(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        heads = await take_checkpoint(conn, settings.hmac_key.encode())
+    finally:
+        await conn.close()
+    print(f"ledger: checkpointed {heads} stream heads")
+    return 0
