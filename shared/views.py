@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import msgspec
 
+from shared import domain
 from shared.money import to_number, to_text
 
 encoder = msgspec.json.Encoder(decimal_format="number")
@@ -156,3 +157,32 @@ def client_fields(figures: ClientFigures) -> dict[str, object]:
 
 def client_body(figures: ClientFigures) -> ClientBody:
     return ClientBody(transactions=[], **client_fields(figures))  # type: ignore[arg-type]
+
+
+def client_figures(
+    state: domain.ClientState, category: str, owner_id: int
+) -> ClientFigures:
+    """A client's figures from its write-side state (folded from its events)."""
+    return ClientFigures(
+        client_id=state.client_id,
+        owner_id=owner_id,
+        business_id=state.business_id,
+        first_name=state.first_name,
+        last_name=state.last_name,
+        phone_number=state.phone_number,
+        business_name=state.business_name,
+        business_address=state.business_address,
+        business_phone=state.business_phone,
+        business_location=state.business_location,
+        business_email=state.business_email,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        account_id=state.account_id,
+        category=category,
+        category_id=state.category_id,
+        deposit_minor=state.deposit_minor,
+        deposit_account_id=state.deposit_account_id,
+        archived=state.archived,
+        debit_minor=state.debit_minor,
+        credit_minor=state.credit_minor,
+    )

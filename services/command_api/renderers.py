@@ -13,46 +13,20 @@ from shared.api_keys import Business
 from shared.money import to_number
 from shared.views import (
     CategoryBody,
-    ClientFigures,
     DepositBody,
     TransactionBody,
     client_body,
+    client_figures,
     encoder,
     timestamp,
 )
-
-
-def figures(state: domain.ClientState, category: str, owner_id: int) -> ClientFigures:
-    return ClientFigures(
-        client_id=state.client_id,
-        owner_id=owner_id,
-        business_id=state.business_id,
-        first_name=state.first_name,
-        last_name=state.last_name,
-        phone_number=state.phone_number,
-        business_name=state.business_name,
-        business_address=state.business_address,
-        business_phone=state.business_phone,
-        business_location=state.business_location,
-        business_email=state.business_email,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        account_id=state.account_id,
-        category=category,
-        category_id=state.category_id,
-        deposit_minor=state.deposit_minor,
-        deposit_account_id=state.deposit_account_id,
-        archived=state.archived,
-        debit_minor=state.debit_minor,
-        credit_minor=state.credit_minor,
-    )
 
 
 def client(business: Business, status: int) -> Render:
     def render(outcome: Outcome) -> tuple[int, bytes]:
         assert outcome.client is not None
         category = outcome.category.name if outcome.category else ""
-        body = client_body(figures(outcome.client, category, business.owner_id))
+        body = client_body(client_figures(outcome.client, category, business.owner_id))
         return status, encoder.encode(body)
 
     return render

@@ -8,7 +8,7 @@ import re
 import asyncpg
 from aiohttp import web
 
-from services.query_api import excel_export, queries
+from services.query_api import as_of, excel_export, queries
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.http_edge import (
     EXPORT_ROUTE,
@@ -29,6 +29,7 @@ from shared.views import (
     TransactionBody,
     client_body,
     client_fields,
+    client_figures,
     timestamp,
 )
 
@@ -186,6 +187,9 @@ async def list_clients(request: web.Request) -> web.Response:
 async def summary(request: web.Request) -> web.Response:
     business = business_of(request)
     category_id = _optional_int(request, "category_id")
+    moment = as_of.parse_as_of(request.query.get("as_of", ""))
+    if moment is not None:
+        return await _summary_as_of(request, category_id, moment)
     await _min_position(request)
     row = await queries.summary(request.app[POOL], business.business_id, category_id)
     body = SummaryBody(
@@ -196,6 +200,24 @@ async def summary(request: web.Request) -> web.Response:
         total_balance=to_number(int(row["total_balance"])),
     )
     return _answer(request, body)
+
+
+async def _summary_as_of(
+    request: web.Request, category_id: int | None, moment: dt.datetime
+) -> web.Response:
+    """The summary from the events recorded up to `moment` (query_api/as_of)."""
+    business_id = business_of(request).business_id
+    figures = await as_of.summary_at(
+        request.app[POOL], business_id, category_id, moment
+    )
+    body = SummaryBody(
+        total_deposits=to_number(figures.total_deposits),
+        customer_count=figures.customer_count,
+        archived_customers=figures.archived_customers,
+        unarchived_customers=figures.unarchived_customers,
+        total_balance=to_number(figures.total_balance),
+    )
+    return json_response(body, headers={"X-Ledger-Position": str(figures.position)})
 
 
 @routes.get("/api/v3/clients/categories")
@@ -252,9 +274,26 @@ async def _client_row(request: web.Request) -> asyncpg.Record:
 
 @routes.get(r"/api/v3/clients/{id}")
 async def get_client(request: web.Request) -> web.Response:
+    moment = as_of.parse_as_of(request.query.get("as_of", ""))
+    if moment is not None:
+        return await _client_as_of(request, moment)
     row = await _client_row(request)
     body = client_body(queries.figures(row, business_of(request).owner_id))
     return _answer(request, body, headers={"ETag": f'"{row["version"]}"'})
+
+
+async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Response:
+    """The client from its events recorded up to `moment` (services/query_api/as_of);
+    404 if it did not exist yet or was deleted by then."""
+    business = business_of(request)
+    client_id = path_id(request)
+    state, category, position = await as_of.client_at(
+        request.app[POOL], business.business_id, client_id, moment
+    )
+    if state is None:
+        raise NotFound(f"Client {client_id} not found")
+    body = client_body(client_figures(state, category, business.owner_id))
+    return json_response(body, headers={"X-Ledger-Position": str(position)})
 
 
 @routes.get(r"/api/v3/clients/{id}/transactions")

@@ -1,0 +1,200 @@
+"""`?as_of=`: a client and the summary as they stood at a moment of recording.
+
+A scripted history; each moment is taken from the events' own `recorded_at` (read back
+by the position each command answered with), so "at" includes that event and "just
+before" (one microsecond earlier) does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Script:
+    def __init__(
+        self, service: TestClient, pool: asyncpg.Pool, business: dict[str, Any]
+    ) -> None:
+        self.service, self.pool, self.headers = service, pool, business["headers"]
+
+    async def do(self, method: str, path: str, body: object = None) -> dt.datetime:
+        """Run a command; returns its event's recorded_at."""
+        answer = await self.service.request(
+            method, path, json=body, headers=self.headers
+        )
+        assert answer.status in (200, 201), await answer.text()
+        self.last = await answer.json()
+        position = int(answer.headers["X-Ledger-Position"])
+        recorded: dt.datetime = await self.pool.fetchval(
+            "SELECT recorded_at FROM events WHERE position = $1", position
+        )
+        return recorded
+
+    async def get(self, path: str, moment: dt.datetime | str) -> tuple[int, Any]:
+        as_of = moment if isinstance(moment, str) else rfc3339(moment)
+        answer = await self.service.get(
+            path, params={"as_of": as_of}, headers=self.headers
+        )
+        return answer.status, await answer.json()
+
+
+def summary(
+    balance: float, deposits: float, customers: int, archived: int
+) -> dict[str, object]:
+    return {
+        "total_deposits": deposits,
+        "customer_count": customers,
+        "archived_customers": archived,
+        "unarchived_customers": customers - archived,
+        "total_balance": balance,
+    }
+
+
+async def test_a_client_and_the_summary_as_of_each_moment(
+    service: TestClient, pool: asyncpg.Pool, business: dict[str, Any]
+) -> None:
+    script = Script(service, pool, business)
+    retail = await script.do(
+        "POST", "/api/v3/clients/category", {"name": "Retail", "description": ""}
+    )
+    retail_id = script.last["id"]
+    created = await script.do("POST", "/api/v3/clients", {"business_name": "Ama"})
+    ama = script.last["id"]
+    path = f"/api/v3/clients/{ama}"
+    debited = await script.do(
+        "POST", f"{path}/transactions", {"type": "debit", "amount": "100.00"}
+    )
+    deposited = await script.do(
+        "POST", f"{path}/deposits", {"type": "debit", "amount": 30}
+    )
+    moved = await script.do("POST", path, {"category_id": retail_id})
+    archived = await script.do("POST", f"{path}/archive", {})
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    backdated = await script.do(
+        "POST",
+        f"{path}/transactions",
+        {"type": "credit", "amount": "25.50", "date": yesterday},
+    )
+    await script.do("POST", "/api/v3/clients", {"business_name": "Kofi"})
+    kofi = script.last["id"]
+    kofi_debited = await script.do(
+        "POST", f"/api/v3/clients/{kofi}/transactions", {"type": "debit", "amount": 10}
+    )
+    await script.do(
+        "POST", f"/api/v3/clients/{kofi}/transactions", {"type": "credit", "amount": 10}
+    )
+    kofi_deleted = await script.do("DELETE", f"/api/v3/clients/{kofi}")
+    assert retail < created
+
+    # Before the client was recorded: no client, an empty summary.
+    status, body = await script.get(path, created - MICROSECOND)
+    assert (status, body) == (404, {"message": f"Client {ama} not found"})
+    assert await script.get("/api/v3/clients/summary", created - MICROSECOND) == (
+        200,
+        summary(0, 0, 0, 0),
+    )
+
+    # At the debit: 100.00 owed, no deposit, still in Uncategorised.
+    status, body = await script.get(path, debited)
+    assert status == 200
+    assert (body["unformated_balance"], body["deposit_amount"], body["archived"]) == (
+        100,
+        0,
+        False,
+    )
+    assert body["category"] == "Uncategorised"
+    assert (await script.get(path, debited - MICROSECOND))[1]["unformated_balance"] == 0
+
+    status, body = await script.get(path, deposited)
+    assert (body["unformated_balance"], body["deposit_amount"]) == (100, 30)
+    status, body = await script.get(path, moved)
+    assert (body["category"], body["category_id"], body["archived"]) == (
+        "Retail",
+        retail_id,
+        False,
+    )
+    assert await script.get("/api/v3/clients/summary", archived) == (
+        200,
+        summary(100, 30, 1, 1),
+    )
+
+    # The back-dated credit is dated yesterday but recorded last: as_of just before
+    # it, the balance is 100.00; the statement's `to` (transaction dates) lists it.
+    status, body = await script.get(path, backdated - MICROSECOND)
+    assert body["unformated_balance"] == 100
+    statement = await service.get(
+        f"{path}/transactions", params={"to": yesterday}, headers=script.headers
+    )
+    lines = (await statement.json())["transactions"]
+    assert [(line["type"], line["amount"]) for line in lines] == [("credit", 25.5)]
+    status, body = await script.get(path, backdated)
+    assert body["unformated_balance"] == 74.5
+
+    # A second client, settled, then deleted.
+    assert await script.get("/api/v3/clients/summary", kofi_debited) == (
+        200,
+        summary(84.5, 30, 2, 1),
+    )
+    assert await script.get(
+        "/api/v3/clients/summary?category_id=" + str(retail_id), kofi_debited
+    ) == (200, summary(74.5, 30, 1, 1))
+    assert await script.get("/api/v3/clients/summary", kofi_deleted) == (
+        200,
+        summary(74.5, 30, 1, 1),
+    )
+    assert (await script.get(f"/api/v3/clients/{kofi}", kofi_deleted))[0] == 404
+    assert (await script.get(f"/api/v3/clients/{kofi}", kofi_debited))[0] == 200
+
+
+async def test_as_of_now_answers_what_the_read_models_answer(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A date means the end of that day (UTC): as_of far ahead, or today, answers
+    byte for byte what the read models answer."""
+    headers = business["headers"]
+    created = await service.post(
+        "/api/v3/clients",
+        json={"business_name": "Esi", "business_email": "esi@example.com"},
+        headers=headers,
+    )
+    client_id = (await created.json())["id"]
+    await service.post(
+        f"/api/v3/clients/{client_id}/transactions",
+        json={"type": "debit", "amount": "1234.56"},
+        headers=headers,
+    )
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for path in (f"/api/v3/clients/{client_id}", "/api/v3/clients/summary"):
+        live = await (await service.get(path, headers=headers)).read()
+        for moment in ("2999-12-31", today, "2999-01-01T00:00:00+01:00"):
+            past = await service.get(path, params={"as_of": moment}, headers=headers)
+            assert (past.status, await past.read()) == (200, live), (path, moment)
+
+
+async def test_a_malformed_as_of_is_a_422(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    error = {
+        "message": "The given data was invalid.",
+        "errors": {
+            "as_of": [
+                "The as_of must be an RFC 3339 timestamp with an offset, or a date."
+            ]
+        },
+    }
+    for moment in ("yesterday", "2026-13-01", "2026-11-25T10:00:00", "1e9"):
+        answer = await service.get(
+            "/api/v3/clients/summary",
+            params={"as_of": moment},
+            headers=business["headers"],
+        )
+        assert (answer.status, await answer.json()) == (422, error), moment
