@@ -41,25 +41,33 @@ async def apply_batch(
 ) -> int:
     """Apply events in one transaction; returns how many were new (not duplicates)."""
     async with pool.acquire() as conn, conn.transaction():
-        streams = sorted({event.stream_id for event in events})
-        rows = await conn.fetch(
-            "SELECT stream_id, version FROM projection_tracking"
-            " WHERE projection = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
-            projection.name,
-            streams,
-        )
-        tracked = {row["stream_id"]: row["version"] for row in rows}
-        advanced: dict[str, int] = {}
-        fresh: list[Envelope] = []
-        for event in events:
-            fresh.extend(await _new_events(conn, tracked, event))
-            advanced[event.stream_id] = tracked.get(event.stream_id, 0)
-        if not fresh:
-            return 0
-        await projection.apply(conn, fresh)
-        position = max(event.position for event in events)
-        await _record(conn, projection.name, advanced, position)
-        return len(fresh)
+        return await apply_in_transaction(conn, projection, events)
+
+
+async def apply_in_transaction(
+    conn: asyncpg.Connection, projection: Projection, events: Sequence[Envelope]
+) -> int:
+    """apply_batch inside the caller's transaction (a rebuild applies to its own
+    tables: the connection's search_path names them)."""
+    streams = sorted({event.stream_id for event in events})
+    rows = await conn.fetch(
+        "SELECT stream_id, version FROM projection_tracking"
+        " WHERE projection = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
+        projection.name,
+        streams,
+    )
+    tracked = {row["stream_id"]: row["version"] for row in rows}
+    advanced: dict[str, int] = {}
+    fresh: list[Envelope] = []
+    for event in events:
+        fresh.extend(await _new_events(conn, tracked, event))
+        advanced[event.stream_id] = tracked.get(event.stream_id, 0)
+    if not fresh:
+        return 0
+    await projection.apply(conn, fresh)
+    position = max(event.position for event in events)
+    await _record(conn, projection.name, advanced, position)
+    return len(fresh)
 
 
 async def _new_events(
@@ -127,7 +135,9 @@ class Projector:
         # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
         # redelivers them on this run's channel.
         self._inbox = asyncio.Queue()
-        pool = await create_pool(self._settings.database_url, max_size=2)
+        pool = await create_pool(
+            self._settings.database_url, max_size=2, custom_plans=True
+        )
         connection = await broker.connect(self._settings.amqp_url)
         try:
             await retry_parked(pool, self._projection)

@@ -10,6 +10,11 @@ HERE = Path(__file__).parent
 def schema_files() -> list[tuple[str, str]]:
     """(name, SQL) for each projection's schema, in a stable order."""
     return [
-        (f"projection/{name}", (HERE / name / "schema.sql").read_text())
-        for name in ("balances", "statements")
+        file for name in ("balances", "statements") for file in projection_schema(name)
     ]
+
+
+def projection_schema(name: str) -> list[tuple[str, str]]:
+    """(name, SQL) of one projection's schema files, in the order they apply (a
+    rebuild runs them all in an empty schema)."""
+    return [(f"projection/{name}", (HERE / name / "schema.sql").read_text())]

@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--business", type=int)
     verify.add_argument("--json", action="store_true")
     audit.add_parser("checkpoint", help="record the chain heads of changed streams")
+
+    replay = sub.add_parser(
+        "replay", help="rebuild read models from the events beside the live ones; swap"
+    )
+    replay.add_argument("--projection", choices=PROJECTIONS, action="append")
+    replay.add_argument("--business", type=int)
+    replay.add_argument("--json", action="store_true")
     return parser
 
 
@@ -165,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_run_worker(settings, args))
         elif args.command in ("business", "key"):
             return asyncio.run(_admin(settings, args))
+        elif args.command == "replay":
+            from services.replay.commands import replay_command
+
+            return asyncio.run(
+                replay_command(
+                    settings, args.projection or [], args.business, args.json
+                )
+            )
         elif args.command == "audit":
             from services.audit import commands
 

@@ -206,13 +206,32 @@ LIMIT $3
 )
 
 
+_READ_AFTER_OF_BUSINESS = _READ_AFTER.replace(
+    "WHERE (transaction_id", "WHERE business_id = $4 AND (transaction_id", 1
+)
+
+
 async def read_after(
-    conn: asyncpg.Connection, cursor: Cursor, *, limit: int
+    conn: asyncpg.Connection,
+    cursor: Cursor,
+    *,
+    limit: int,
+    business_id: int | None = None,
 ) -> list[tuple[Cursor, e.Envelope]]:
-    """Committed events after the cursor in commit-safe order, each with its cursor."""
-    rows = await conn.fetch(
-        _READ_AFTER, str(cursor.transaction_id), cursor.position, limit
-    )
+    """Committed events after the cursor in commit-safe order, each with its cursor
+    (only one business's, if given)."""
+    if business_id is None:
+        rows = await conn.fetch(
+            _READ_AFTER, str(cursor.transaction_id), cursor.position, limit
+        )
+    else:
+        rows = await conn.fetch(
+            _READ_AFTER_OF_BUSINESS,
+            str(cursor.transaction_id),
+            cursor.position,
+            limit,
+            business_id,
+        )
     return [
         (Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows
     ]

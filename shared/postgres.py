@@ -42,7 +42,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     transactions are always closed by their context managers."""
 
 
-async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, max_size: int = 10, custom_plans: bool = False
+) -> asyncpg.Pool:
+    """A pool; `custom_plans` plans every execution of a prepared statement with its
+    parameters and the tables' current size. Projectors want that: a generic plan
+    cached while a table was small (a sequential scan, filtered by `= ANY(array)`)
+    is kept as the table grows, and a 100,000-client import made each tracking
+    lookup take 0.4 s."""
+    settings = {"plan_cache_mode": "force_custom_plan"} if custom_plans else {}
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
@@ -50,6 +58,7 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
         command_timeout=60,
         init=_init_connection,
         reset=_keep_session,
+        server_settings=settings,
     )
     assert pool is not None
     return pool

@@ -1,0 +1,1 @@
+"""`ledger replay`: rebuild read models from the events, beside the live ones."""
