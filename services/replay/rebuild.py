@@ -19,6 +19,7 @@ business's rows (DELETE + INSERT in the same transaction) instead of whole table
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,7 +35,8 @@ REBUILD = "ledger_rebuild"
 RETIRED = "ledger_retired"
 REPLAY_LOCK = 7_170_004
 READ_BATCH = 5_000
-LOCK_TIMEOUT = "30s"
+LOCK_TIMEOUT = "200ms"
+SWAP_ATTEMPTS = 100
 
 
 class ReplayError(RuntimeError):
@@ -84,17 +86,26 @@ async def replay(
                 break
             events += applied
             progress(applied)
-        async with conn.transaction():
-            await _lock(conn, tables)
-            while True:  # what committed since the last batch; the projectors wait
+        for attempt in range(SWAP_ATTEMPTS):
+            try:
+                cursor, applied = await _catch_up_and_swap(
+                    conn, projections, tables, cursor, business_id
+                )
+            except asyncpg.LockNotAvailableError:
+                # A reader or a projector held a table: give way (never deadlock
+                # with them), apply what committed meanwhile, and try again.
                 cursor, applied = await _apply_next(
                     conn, projections, cursor, business_id
                 )
-                if not applied:
-                    break
                 events += applied
                 progress(applied)
-            await _swap(conn, projections, tables, business_id)
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            events += applied
+            progress(applied)
+            break
+        else:
+            raise ReplayError("could not lock the read models for the swap; try again")
     finally:
         await conn.execute("RESET search_path")
         await conn.execute(f"DROP SCHEMA IF EXISTS {REBUILD} CASCADE")
@@ -153,9 +164,32 @@ async def _apply_next(
     return batch[-1][0], len(batch)
 
 
+async def _catch_up_and_swap(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    tables: Sequence[str],
+    cursor: Cursor,
+    business_id: int | None,
+) -> tuple[Cursor, int]:
+    """Under the locks: apply what committed since the last batch, then swap. All in
+    one transaction: on a lock time-out nothing of it happened."""
+    events = 0
+    async with conn.transaction():
+        await _lock(conn, tables)
+        while True:
+            cursor, applied = await _apply_next(conn, projections, cursor, business_id)
+            if not applied:
+                break
+            events += applied
+        await _swap(conn, projections, tables, business_id)
+    return cursor, events
+
+
 async def _lock(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
     """The projectors first (they lock tracking rows before touching a read model),
-    then the read models: no deadlock with a projector mid-batch."""
+    then the read models. Each wait is short (LOCK_TIMEOUT, below PostgreSQL's
+    deadlock_timeout of 1 s): a reader holding one table while it waits for another
+    that we hold makes us give way, never a deadlock that fails the reader."""
     await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     await conn.execute("LOCK TABLE public.projection_tracking IN EXCLUSIVE MODE")
     for table in tables:
