@@ -1,4 +1,4 @@
-"""GET /api/v3/clients/{id}/events: a client's whole history, as its messages carry it."""
+"""GET /api/v3/clients/{id}/events: a client's whole history, as published."""
 
 from __future__ import annotations
 
