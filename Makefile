@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-imports check services migrate clean
+.PHONY: run test bench bench-imports check services migrate asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP) services
 # Imports of 10,000 and 100,000 rows (several minutes: the read models catch up last).
 bench-imports: $(STAMP) services
 	$(BIN)/python -m tests.bench.imports $(BENCH_ARGS)
+
+# Regenerate the AsyncAPI document from the event schemas (a test fails while it is stale).
+asyncapi: $(STAMP)
+	$(BIN)/python -m shared.asyncapi > shared/asyncapi.json
 
 clean:
 	rm -rf $(VENV) *.egg-info

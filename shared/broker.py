@@ -23,6 +23,33 @@ from shared.events import Envelope
 _envelope_encoder = msgspec.json.Encoder()
 
 
+class MessageHeaders(msgspec.Struct, kw_only=True, frozen=True):
+    """The AMQP headers of every event message (documented in the AsyncAPI file)."""
+
+    type: str
+    schema_version: int
+    stream_id: str
+    version: int
+    position: int
+    business_id: int
+
+
+def envelope_body(event: Envelope) -> bytes:
+    """The JSON body of an event's message; the HTTP feed serves exactly these bytes."""
+    return _envelope_encoder.encode(event)
+
+
+def message_headers(event: Envelope) -> MessageHeaders:
+    return MessageHeaders(
+        type=event.type,
+        schema_version=event.schema_version,
+        stream_id=event.stream_id,
+        version=event.version,
+        position=event.position,
+        business_id=event.business_id,
+    )
+
+
 async def connect(amqp_url: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(amqp_url, timeout=10)
 
@@ -47,21 +74,14 @@ def routing_key(event: Envelope) -> str:
 
 def message(event: Envelope) -> aio_pika.Message:
     return aio_pika.Message(
-        body=_envelope_encoder.encode(event),
+        body=envelope_body(event),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(event.event_id),
         correlation_id=event.metadata.correlation_id,
         type=event.type,
         timestamp=event.recorded_at,
-        headers={
-            "type": event.type,
-            "schema_version": event.schema_version,
-            "stream_id": event.stream_id,
-            "version": event.version,
-            "position": event.position,
-            "business_id": event.business_id,
-        },
+        headers=msgspec.structs.asdict(message_headers(event)),
     )
 
 

@@ -15,6 +15,7 @@ import msgspec
 from shared import events as e
 from shared.errors import ConcurrencyConflict
 from shared.hash_chain import event_hash, hashed_content
+from shared.upcasting import UPCASTERS
 
 
 class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,6 +25,7 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
     business_id: int
     stream_id: str
     version: int
+    schema_version: int
     recorded_at: dt.datetime
     metadata: e.Metadata
     payload: e.LedgerEvent
@@ -37,7 +39,7 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
             stream_id=self.stream_id,
             version=self.version,
             position=position,
-            schema_version=e.SCHEMA_VERSION,
+            schema_version=self.schema_version,
             recorded_at=self.recorded_at,
             metadata=self.metadata,
             payload=self.payload,
@@ -56,15 +58,16 @@ def new_event(
     metadata: e.Metadata,
     payload: e.LedgerEvent,
 ) -> NewEvent:
-    """Build an event with its chained hash."""
+    """Build an event with its chained hash, at its type's current schema version."""
     event_id = uuid.uuid4()
+    schema_version = UPCASTERS.current_version(e.event_type(payload))
     content = hashed_content(
         event_id=str(event_id),
         event_type=e.event_type(payload),
         business_id=business_id,
         stream_id=stream_id,
         version=version,
-        schema_version=e.SCHEMA_VERSION,
+        schema_version=schema_version,
         recorded_at=recorded_at.isoformat(),
         metadata=msgspec.to_builtins(metadata),
         payload=msgspec.to_builtins(payload),
@@ -74,6 +77,7 @@ def new_event(
         business_id=business_id,
         stream_id=stream_id,
         version=version,
+        schema_version=schema_version,
         recorded_at=recorded_at,
         metadata=metadata,
         payload=payload,
@@ -119,7 +123,7 @@ async def append(
         [event.stream_id for event in events],
         [event.version for event in events],
         [e.event_type(event.payload) for event in events],
-        [e.SCHEMA_VERSION] * len(events),
+        [event.schema_version for event in events],
         [msgspec.json.encode(event.payload).decode() for event in events],
         [msgspec.json.encode(event.metadata).decode() for event in events],
         [event.recorded_at for event in events],
@@ -133,28 +137,66 @@ async def append(
     return [event.stored(positions[event.event_id]) for event in events]
 
 
-_SELECT = """
+# The columns envelope_from_row decodes; readers add their WHERE and ORDER BY.
+SELECT_EVENTS = """
 SELECT event_id, type, business_id, stream_id, version, position, schema_version,
        recorded_at, metadata::text AS metadata, payload::text AS payload, hash
 FROM events
 """
 _metadata_decoder = msgspec.json.Decoder(e.Metadata)
 _payload_decoder = msgspec.json.Decoder(e.LedgerEvent)
+_object_decoder = msgspec.json.Decoder(dict[str, object])
 
 
 def envelope_from_row(row: asyncpg.Record) -> e.Envelope:
+    """Decode a stored event: the one path every reader takes (load_stream,
+    read_after, the write side's stream states, the history route, the feed, and the
+    audit's replay).
+
+    A payload stored at an older schema version goes through its upcasters first
+    (shared/upcasting.py), so the envelope holds the current payload and the current
+    `schema_version`; its `hash` is still the stored one, which covers the stored
+    content (see stored_hashed_content).
+    """
+    event_type, schema_version = row["type"], row["schema_version"]
+    if UPCASTERS.needs_upcast(event_type, schema_version):
+        schema_version, upcast = UPCASTERS.upcast(
+            event_type, schema_version, _object_decoder.decode(row["payload"])
+        )
+        payload = msgspec.convert(upcast, e.LedgerEvent)
+    else:
+        assert schema_version == UPCASTERS.current_version(event_type), (
+            f"{event_type} version {schema_version} is unknown here"
+        )
+        payload = _payload_decoder.decode(row["payload"])
     return e.Envelope(
         event_id=row["event_id"],
-        type=row["type"],
+        type=event_type,
         business_id=row["business_id"],
         stream_id=row["stream_id"],
         version=row["version"],
         position=row["position"],
-        schema_version=row["schema_version"],
+        schema_version=schema_version,
         recorded_at=row["recorded_at"],
         metadata=_metadata_decoder.decode(row["metadata"]),
-        payload=_payload_decoder.decode(row["payload"]),
+        payload=payload,
         hash=row["hash"],
+    )
+
+
+def stored_hashed_content(row: asyncpg.Record) -> dict[str, object]:
+    """What a stored event's hash covers, from the row exactly as stored (its own
+    schema version and payload, never the upcast ones): the audit chains these."""
+    return hashed_content(
+        event_id=str(row["event_id"]),
+        event_type=row["type"],
+        business_id=row["business_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        schema_version=row["schema_version"],
+        recorded_at=row["recorded_at"].isoformat(),
+        metadata=_object_decoder.decode(row["metadata"]),
+        payload=_object_decoder.decode(row["payload"]),
     )
 
 
@@ -167,7 +209,7 @@ async def load_stream(
 ) -> list[e.Envelope]:
     """A stream's events after `after_version` (and up to `up_to_version`), in order."""
     rows = await conn.fetch(
-        _SELECT + "WHERE stream_id = $1 AND version > $2 AND version <= $3"
+        SELECT_EVENTS + "WHERE stream_id = $1 AND version > $2 AND version <= $3"
         " ORDER BY version",
         stream_id,
         after_version,
@@ -196,7 +238,7 @@ class Cursor(msgspec.Struct, frozen=True):
 # passes a row that becomes visible behind it. A position-only cursor would skip a row
 # whose transaction took a lower position but committed after a higher one.
 _READ_AFTER = (
-    _SELECT.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
+    SELECT_EVENTS.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
     + """
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -13,6 +13,8 @@ from typing import Literal
 import msgspec
 
 EntryType = Literal["debit", "credit"]
+# The version every event type starts at. A type's current version is in
+# shared/upcasting.py (UPCASTERS.current_version), which new events are written with.
 SCHEMA_VERSION = 1
 
 

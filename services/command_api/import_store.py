@@ -113,7 +113,7 @@ def copy_records(events: Sequence[NewEvent]) -> list[tuple[object, ...]]:
             event.stream_id,
             event.version,
             e.event_type(event.payload),
-            e.SCHEMA_VERSION,
+            event.schema_version,
             msgspec.json.encode(event.payload),
             msgspec.json.encode(event.metadata),
             event.recorded_at,

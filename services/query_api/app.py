@@ -1,11 +1,15 @@
-"""The query API: routes that read the read models; the CLI wires it into the app."""
+"""The query API: routes that read the read models (and, for history and the event
+feed, the event store); the CLI wires it into the app."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from services.query_api import feed, history
 from services.query_api.routes import routes
 
 
 def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
+    app.router.add_routes(history.routes)
+    app.router.add_routes(feed.routes)

@@ -1,0 +1,132 @@
+"""The event feed, for subscribers that start late or lost messages (beside hop 4).
+
+`GET /api/v3/events?after=POSITION&limit=N` answers `{"data": [envelope, ...],
+"next_after": POSITION}`: the caller's business's events in the order the relay
+publishes them, each envelope byte for byte the body of its RabbitMQ message
+(`broker.envelope_body`). `limit` defaults to 100 and is capped at 1,000.
+
+Order and cursor. Positions come from a sequence when a row is inserted, not when its
+transaction commits, so a `position > after` cursor would pass a lower position whose
+transaction commits later, and never return it. The feed therefore follows the relay's
+order (`event_store.read_after`): only rows whose transaction is older than every
+transaction still running (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`,
+all committed or rolled back for good), ordered by (transaction_id, position). Its
+cursor is still one position, that of the last event returned: the feed looks that
+event up (it is the business's own and committed) and continues after its
+(transaction_id, position). Every transaction that commits later has an id at or
+above the xmin bound the earlier page used, so it sorts after the cursor: nothing is
+ever skipped, whatever the commit order. The price: positions in the feed rise within
+a transaction, not always across transactions, so `next_after` is the last event's
+position, not the highest one. A position from a RabbitMQ message works as `after`
+too: the relay publishes in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from shared import asyncapi, broker
+from shared import events as e
+from shared.errors import ValidationFailed
+from shared.event_store import SELECT_EVENTS, envelope_from_row
+from shared.http_edge import POOL, business_of, is_ascii_digits, json_response
+
+routes = web.RouteTableDef()
+LIMIT_DEFAULT = 100
+LIMIT_MAX = 1000
+
+
+class FeedQuery(msgspec.Struct, frozen=True):
+    after: int
+    limit: int
+
+
+class EventsBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A list of envelopes as their messages' bytes; the feed adds its cursor."""
+
+    data: list[msgspec.Raw]
+    next_after: int | None = None
+
+
+def feed_query(query: Mapping[str, str]) -> FeedQuery:
+    """`after` (default 0) and `limit` (default 100, at most 1,000: larger is capped);
+    anything not a whole number, a negative one or a zero limit is a 422."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, int] = {}
+    for name, default in (("after", 0), ("limit", LIMIT_DEFAULT)):
+        text = query.get(name, "").strip()
+        if text == "":
+            values[name] = default
+        elif is_ascii_digits(text) and len(text) <= 18:
+            values[name] = int(text)
+        else:
+            errors[name] = [f"The {name} must be a whole number."]
+    if "limit" in values and values["limit"] < 1:
+        errors["limit"] = ["The limit must be at least 1."]
+    if errors:
+        raise ValidationFailed(errors)
+    return FeedQuery(after=values["after"], limit=min(values["limit"], LIMIT_MAX))
+
+
+# The event `after` names: it must be one of the caller's business's events.
+_ANCHOR = """
+SELECT transaction_id::text FROM events WHERE business_id = $1 AND position = $2
+"""
+# The business's events after the anchor in (transaction_id, position) order, only
+# from transactions older than every one still running: see the module docstring.
+# The row comparison leads with business_id to use events_by_business_transaction.
+_PAGE = (
+    SELECT_EVENTS
+    + """
+WHERE business_id = $1
+  AND (business_id, transaction_id, position) > ($1, $2::text::xid8, $3)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY business_id, transaction_id, position
+LIMIT $4
+"""
+)
+
+
+async def page(
+    pool: asyncpg.Pool, business_id: int, query: FeedQuery
+) -> list[e.Envelope]:
+    async with pool.acquire() as conn:
+        anchor: str | None = "0"
+        if query.after:
+            anchor = await conn.fetchval(_ANCHOR, business_id, query.after)
+        if anchor is None:
+            raise ValidationFailed(
+                {
+                    "after": [
+                        "The after must be 0 or the position of one of your events."
+                    ]
+                }
+            )
+        rows = await conn.fetch(_PAGE, business_id, anchor, query.after, query.limit)
+    return [envelope_from_row(row) for row in rows]
+
+
+def events_body(events: list[e.Envelope], next_after: int | None = None) -> EventsBody:
+    return EventsBody(
+        data=[msgspec.Raw(broker.envelope_body(event)) for event in events],
+        next_after=next_after,
+    )
+
+
+@routes.get("/api/v3/events")
+async def events_feed(request: web.Request) -> web.Response:
+    business = business_of(request)
+    query = feed_query(request.query)
+    events = await page(request.app[POOL], business.business_id, query)
+    next_after = events[-1].position if events else query.after
+    return json_response(events_body(events, next_after))
+
+
+# Public (shared/http_edge.py lets this path through without a key).
+@routes.get("/api/v3/asyncapi.json")
+async def asyncapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=asyncapi.rendered(), content_type="application/json")
