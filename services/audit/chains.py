@@ -13,7 +13,8 @@ import asyncpg
 import msgspec
 
 from services.audit.report import Difference
-from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.event_store import stored_hashed_content
+from shared.hash_chain import GENESIS, event_hash
 
 
 class CheckedHead(msgspec.Struct, frozen=True):
@@ -43,17 +44,7 @@ class ChainWalk:
             self.differences.append(
                 _at(row, "version", "version", self._expected_version, row["version"])
             )
-        content = hashed_content(
-            event_id=str(row["event_id"]),
-            event_type=row["type"],
-            business_id=row["business_id"],
-            stream_id=stream_id,
-            version=row["version"],
-            schema_version=row["schema_version"],
-            recorded_at=row["recorded_at"].isoformat(),
-            metadata=msgspec.json.decode(row["metadata"]),
-            payload=msgspec.json.decode(row["payload"]),
-        )
+        content = stored_hashed_content(row)
         recomputed = event_hash(self._key, self._previous, content)
         if recomputed != row["hash"]:
             self.differences.append(_at(row, "hash", "hash", recomputed, row["hash"]))

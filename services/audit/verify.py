@@ -22,14 +22,9 @@ from services.audit.figures import (
 )
 from services.audit.report import Difference, Report
 from shared import events as e
-from shared.event_store import envelope_from_row
+from shared.event_store import SELECT_EVENTS, envelope_from_row
 
-_EVENTS = """
-SELECT event_id, type, business_id, stream_id, version, position, schema_version,
-       recorded_at, metadata::text AS metadata, payload::text AS payload, hash
-FROM events {where}
-ORDER BY stream_id, version
-"""
+_EVENTS = SELECT_EVENTS + "{where} ORDER BY stream_id, version"
 PREFETCH = 2_000
 
 

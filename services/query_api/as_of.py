@@ -23,7 +23,7 @@ import msgspec
 from shared import domain
 from shared import events as e
 from shared.errors import ValidationFailed
-from shared.event_store import envelope_from_row
+from shared.event_store import SELECT_EVENTS, envelope_from_row
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(
@@ -50,13 +50,11 @@ def parse_as_of(text: str) -> dt.datetime | None:
     raise ValidationFailed({"as_of": [_MESSAGE]})
 
 
-_EVENTS = """
-SELECT event_id, type, business_id, stream_id, version, position, schema_version,
-       recorded_at, metadata::text AS metadata, payload::text AS payload, hash
-FROM events
-WHERE business_id = $1 AND recorded_at <= $2 AND {streams}
-ORDER BY stream_id, version
-"""
+_EVENTS = (
+    SELECT_EVENTS
+    + "WHERE business_id = $1 AND recorded_at <= $2 AND {streams}"
+    + " ORDER BY stream_id, version"
+)
 
 
 class Folded:
