@@ -297,16 +297,15 @@ async def test_a_top_up_reversal_racing_a_deposit_use_never_goes_below_zero(
     environment: Environment,
     business: dict[str, object],
 ) -> None:
-    """Round after round, 100.00 is received, then its reversal and a use of 60.00
-    are fired at once through two API instances: only one of them fits, so exactly
-    one answers 201 and the other 422, and the deposit ends at 0 (reversal won) or
-    40.00 (use won) more than before, never below zero."""
+    """Round after round, a fresh client receives 100.00, then its reversal and a
+    use of 60.00 are fired at once through two API instances: only one of them fits,
+    so exactly one answers 201 and the other 422, and the client's deposit ends at 0
+    (the reversal won) or 40.00 (the use won), never below zero."""
     headers = _headers(business)
-    client_id = await _client(service, headers)
-    base = f"/api/v3/clients/{client_id}/deposits"
-    expected_minor = 0
     async with http_client(environment.settings) as second:
         for _ in range(ROUNDS):
+            client_id = await _client(service, headers)
+            base = f"/api/v3/clients/{client_id}/deposits"
             top_up = await _posting(
                 service,
                 client_id,
@@ -319,13 +318,13 @@ async def test_a_top_up_reversal_racing_a_deposit_use_never_goes_below_zero(
                 _post(second, base, {"type": "credit", "amount": 60}, headers),
             )
             assert Counter([reversal[0], use[0]]) == {201: 1, 422: 1}, (reversal, use)
-            expected_minor += 0 if reversal[0] == 201 else 4_000
-    client = decoded(
-        await (
-            await service.get(f"/api/v3/clients/{client_id}", headers=headers)
-        ).read()
-    )
-    assert cents(client["deposit_amount"]) == expected_minor
+            client = decoded(
+                await (
+                    await service.get(f"/api/v3/clients/{client_id}", headers=headers)
+                ).read()
+            )
+            expected_minor = 0 if reversal[0] == 201 else 4_000
+            assert cents(client["deposit_amount"]) == expected_minor
 
 
 async def test_the_fold_of_the_events_gives_the_figures_the_projection_shows(
