@@ -15,6 +15,15 @@ def schema_files() -> list[tuple[str, str]]:
 
 
 def projection_schema(name: str) -> list[tuple[str, str]]:
-    """(name, SQL) of one projection's schema files, in the order they apply (a
-    rebuild runs them all in an empty schema)."""
-    return [(f"projection/{name}", (HERE / name / "schema.sql").read_text())]
+    """(name, SQL) of one projection's schema files in the order they apply: its
+    `schema.sql`, then its numbered changes (`0002_*.sql`, ...). The migrator records
+    each name once, so an existing database gets only the changes it has not had; a
+    rebuild runs them all in an empty schema."""
+    directory = HERE / name
+    return [
+        (f"projection/{name}", (directory / "schema.sql").read_text()),
+        *(
+            (f"projection/{name}/{path.name}", path.read_text())
+            for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        ),
+    ]

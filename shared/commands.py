@@ -70,8 +70,28 @@ class PostDeposit(Command, kw_only=True, frozen=True):
     description: str = ""
 
 
+class ReverseTransaction(Command, kw_only=True, frozen=True):
+    client_id: int
+    transaction_id: int
+    today: dt.date  # the reversal is dated today, or the original's date if later
+    reason: str = ""
+
+
+class ReverseDeposit(Command, kw_only=True, frozen=True):
+    client_id: int
+    deposit_id: int
+    today: dt.date
+    reason: str = ""
+
+
 ClientCommand = (
-    UpdateClient | SetArchived | DeleteClient | PostTransaction | PostDeposit
+    UpdateClient
+    | SetArchived
+    | DeleteClient
+    | PostTransaction
+    | PostDeposit
+    | ReverseTransaction
+    | ReverseDeposit
 )
 LedgerCommand = CreateCategory | CreateClient | ClientCommand
 

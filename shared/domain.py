@@ -26,6 +26,18 @@ class CategoryState(msgspec.Struct, kw_only=True):
     last_hash: str = ""
 
 
+class Entry(msgspec.Struct, kw_only=True, frozen=True):
+    """A transaction or deposit posting on a client's stream, as far as reversing it
+    needs: what it posted, whether it was reversed, and what it reverses (if it is a
+    reversal itself)."""
+
+    entry_type: e.EntryType
+    amount_minor: int
+    date: dt.date
+    reversed: bool = False
+    reversal_of: int | None = None
+
+
 class ClientState(msgspec.Struct, kw_only=True):
     business_id: int
     client_id: int
@@ -50,6 +62,10 @@ class ClientState(msgspec.Struct, kw_only=True):
     # Sums per posting date, for the running balance a back-dated posting lands on.
     balance_by_date: dict[dt.date, int] = msgspec.field(default_factory=dict)
     deposit_by_date: dict[dt.date, int] = msgspec.field(default_factory=dict)
+    # Every posting on the stream by id (transaction ids and deposit ids apart), so a
+    # reversal is decided against the stream's own history.
+    transactions: dict[int, Entry] = msgspec.field(default_factory=dict)
+    deposits: dict[int, Entry] = msgspec.field(default_factory=dict)
     version: int = 0
     last_hash: str = ""
 
@@ -61,6 +77,10 @@ class ClientState(msgspec.Struct, kw_only=True):
 def signed(entry_type: e.EntryType, amount_minor: int) -> int:
     """Debit raises a balance, credit lowers it."""
     return amount_minor if entry_type == "debit" else -amount_minor
+
+
+def opposite(entry_type: e.EntryType) -> e.EntryType:
+    return "credit" if entry_type == "debit" else "debit"
 
 
 def running_total(by_date: dict[dt.date, int], date: dt.date) -> int:
@@ -127,6 +147,10 @@ def decide_client(
         return _decide_delete(live)
     if isinstance(command, c.PostTransaction):
         return [_decide_transaction(command, live, ids)]
+    if isinstance(command, c.ReverseTransaction):
+        return [_decide_transaction_reversal(command, live, ids)]
+    if isinstance(command, c.ReverseDeposit):
+        return [_decide_deposit_reversal(command, live, ids)]
     return [_decide_deposit(command, live, ids)]
 
 
@@ -212,6 +236,66 @@ def _decide_deposit(
     )
 
 
+def _reversible(entries: dict[int, Entry], entry_id: int, noun: str) -> Entry:
+    """The posting to reverse: it must be on this client's stream (404), not be a
+    reversal itself (422: it would be a new posting; post one instead), and not be
+    reversed yet (409: a posting is reversed at most once)."""
+    original = entries.get(entry_id)
+    if original is None:
+        raise NotFound(f"{noun.capitalize()} {entry_id} not found")
+    if original.reversal_of is not None:
+        raise invalid(
+            f"{noun}_id",
+            f"A reversal cannot be reversed; post a new {noun} instead.",
+        )
+    if original.reversed:
+        raise Conflict(f"{noun.capitalize()} {entry_id} has already been reversed")
+    return original
+
+
+def _decide_transaction_reversal(
+    command: c.ReverseTransaction, state: ClientState, ids: c.NewIds
+) -> e.LedgerEvent:
+    original = _reversible(state.transactions, command.transaction_id, "transaction")
+    return e.TransactionReversed(
+        transaction_id=ids.entry_id,
+        reversal_of=command.transaction_id,
+        client_id=state.client_id,
+        account_id=state.account_id,
+        entry_type=opposite(original.entry_type),
+        amount_minor=original.amount_minor,
+        date=max(command.today, original.date),
+        reason=command.reason,
+    )
+
+
+def _decide_deposit_reversal(
+    command: c.ReverseDeposit, state: ClientState, ids: c.NewIds
+) -> e.LedgerEvent:
+    """Reversing a top-up (debit) takes its amount out of the deposit again: refused
+    when the deposit, from the reversal's date on, holds less (the invariant of every
+    deposit credit, checked against the stream's head)."""
+    original = _reversible(state.deposits, command.deposit_id, "deposit")
+    date = max(command.today, original.date)
+    entry_type = opposite(original.entry_type)
+    available = lowest_running_total(state.deposit_by_date, date)
+    if entry_type == "credit" and original.amount_minor > available:
+        raise invalid(
+            "amount", "The amount to reverse may not be greater than the deposit."
+        )
+    assert state.deposit_account_id is not None
+    return e.DepositReversed(
+        deposit_id=ids.entry_id,
+        reversal_of=command.deposit_id,
+        client_id=state.client_id,
+        deposit_account_id=state.deposit_account_id,
+        entry_type=entry_type,
+        amount_minor=original.amount_minor,
+        date=date,
+        reason=command.reason,
+    )
+
+
 # --- evolve ---------------------------------------------------------------------
 
 
@@ -269,16 +353,20 @@ def _apply(state: ClientState, payload: e.LedgerEvent, at: dt.datetime) -> None:
         state.updated_at = at
     elif isinstance(payload, e.ClientDeleted):
         state.deleted = True
-    elif isinstance(payload, e.TransactionPosted):
+    elif isinstance(payload, e.TransactionPosted | e.TransactionReversed):
+        # A reversal is a posting of the opposite type: it counts in total_debit or
+        # total_credit like any posting, and brings the balance back.
         _post(state.balance_by_date, payload.date, payload.entry_type, payload)
         if payload.entry_type == "debit":
             state.debit_minor += payload.amount_minor
         else:
             state.credit_minor += payload.amount_minor
-    elif isinstance(payload, e.DepositPosted):
+        _record(state.transactions, payload.transaction_id, payload)
+    elif isinstance(payload, e.DepositPosted | e.DepositReversed):
         _post(state.deposit_by_date, payload.date, payload.entry_type, payload)
         state.deposit_minor += signed(payload.entry_type, payload.amount_minor)
         state.deposit_account_id = payload.deposit_account_id
+        _record(state.deposits, payload.deposit_id, payload)
     else:
         raise AssertionError(f"event {type(payload).__name__} is not a client event")
 
@@ -287,6 +375,34 @@ def _post(
     by_date: dict[dt.date, int],
     date: dt.date,
     entry_type: e.EntryType,
-    payload: e.TransactionPosted | e.DepositPosted,
+    payload: e.TransactionPosted
+    | e.DepositPosted
+    | e.TransactionReversed
+    | e.DepositReversed,
 ) -> None:
     by_date[date] = by_date.get(date, 0) + signed(entry_type, payload.amount_minor)
+
+
+def _record(
+    entries: dict[int, Entry],
+    entry_id: int,
+    payload: e.TransactionPosted
+    | e.DepositPosted
+    | e.TransactionReversed
+    | e.DepositReversed,
+) -> None:
+    """Remember a posting by id; a reversal also marks its original reversed."""
+    reversal_of = None
+    if isinstance(payload, e.TransactionReversed | e.DepositReversed):
+        original = entries[payload.reversal_of]
+        assert original.reversal_of is None and not original.reversed, "reversed once"
+        assert original.amount_minor == payload.amount_minor
+        assert original.entry_type == opposite(payload.entry_type)
+        entries[payload.reversal_of] = msgspec.structs.replace(original, reversed=True)
+        reversal_of = payload.reversal_of
+    entries[entry_id] = Entry(
+        entry_type=payload.entry_type,
+        amount_minor=payload.amount_minor,
+        date=payload.date,
+        reversal_of=reversal_of,
+    )

@@ -90,6 +90,33 @@ class DepositPosted(Event, tag="deposit.posted", kw_only=True, frozen=True):
     description: str = ""
 
 
+class TransactionReversed(Event, tag="transaction.reversed", kw_only=True, frozen=True):
+    """Undoes a posted transaction: a posting of the opposite entry type and the same
+    amount, with an id of its own. The original stays in the history."""
+
+    transaction_id: int  # the reversal entry's own id
+    reversal_of: int  # the transaction it reverses
+    client_id: int
+    account_id: int
+    entry_type: EntryType  # the opposite of the original's
+    amount_minor: int
+    date: dt.date  # today (UTC), or the original's date when that is later
+    reason: str = ""
+
+
+class DepositReversed(Event, tag="deposit.reversed", kw_only=True, frozen=True):
+    """Undoes a deposit posting, the way TransactionReversed undoes a transaction."""
+
+    deposit_id: int  # the reversal entry's own id
+    reversal_of: int  # the deposit posting it reverses
+    client_id: int
+    deposit_account_id: int
+    entry_type: EntryType  # the opposite of the original's
+    amount_minor: int
+    date: dt.date
+    reason: str = ""
+
+
 class ClientsImported(Event, tag="clients.imported", kw_only=True, frozen=True):
     """A spreadsheet import: one per import, on its own stream; the clients and their
     opening postings follow as ordinary events with the import id as correlation id."""
@@ -127,6 +154,8 @@ LedgerEvent = (
     | TransactionPosted
     | DepositPosted
     | ClientsImported
+    | TransactionReversed
+    | DepositReversed
     | ChainCheckpoint
 )
 

@@ -58,6 +58,8 @@ class TransactionBody(msgspec.Struct, kw_only=True, frozen=True):
     reference: str
     created_at: str
     balance_after: Decimal
+    reversed: bool = False
+    reversal_of: int | None = None
 
 
 class DepositBody(msgspec.Struct, kw_only=True, frozen=True):
@@ -69,6 +71,8 @@ class DepositBody(msgspec.Struct, kw_only=True, frozen=True):
     description: str
     created_at: str
     deposit_after: Decimal
+    reversed: bool = False
+    reversal_of: int | None = None
 
 
 class ClientBody(msgspec.Struct, kw_only=True, frozen=True):

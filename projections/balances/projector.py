@@ -27,6 +27,20 @@ WHERE c.client_id = p.client_id
 """
 
 
+# A reversal is a posting of the opposite entry type (shared.domain.evolve_client
+# counts it the same way): reversing a debit adds to total_credit, and the balance
+# returns to what it was before the original.
+POSTINGS = (
+    e.TransactionPosted,
+    e.DepositPosted,
+    e.TransactionReversed,
+    e.DepositReversed,
+)
+Posting = (
+    e.TransactionPosted | e.DepositPosted | e.TransactionReversed | e.DepositReversed
+)
+
+
 class Sums(msgspec.Struct):
     """One client's postings within a batch, summed (addition commutes)."""
 
@@ -46,7 +60,7 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     created: list[e.Envelope] = []
     for event in events:
         payload = event.payload
-        if isinstance(payload, e.TransactionPosted | e.DepositPosted):
+        if isinstance(payload, POSTINGS):
             _add(sums.setdefault(payload.client_id, Sums()), event, payload)
             continue
         if isinstance(payload, e.ClientCreated):
@@ -65,10 +79,8 @@ async def _flush_all(
     await _flush(conn, sums)
 
 
-def _add(
-    sums: Sums, event: e.Envelope, payload: e.TransactionPosted | e.DepositPosted
-) -> None:
-    if isinstance(payload, e.DepositPosted):
+def _add(sums: Sums, event: e.Envelope, payload: Posting) -> None:
+    if isinstance(payload, e.DepositPosted | e.DepositReversed):
         sums.deposit_minor += signed(payload.entry_type, payload.amount_minor)
         sums.deposit_account_id = payload.deposit_account_id
     elif payload.entry_type == "debit":

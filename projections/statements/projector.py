@@ -12,37 +12,35 @@ from shared import events as e
 _TRANSACTIONS = """
 INSERT INTO rm_transactions (transaction_id, business_id, client_id, entry_type,
                              amount_minor, date, description, reference, created_at,
-                             position)
+                             position, reversal_of)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
                      $5::bigint[], $6::date[], $7::text[], $8::text[],
-                     $9::timestamptz[], $10::bigint[])
+                     $9::timestamptz[], $10::bigint[], $11::bigint[])
 """
 _DEPOSITS = """
 INSERT INTO rm_deposits (deposit_id, business_id, client_id, entry_type, amount_minor,
-                         date, description, created_at, position)
+                         date, description, created_at, position, reversal_of)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
                      $5::bigint[], $6::date[], $7::text[], $8::timestamptz[],
-                     $9::bigint[])
+                     $9::bigint[], $10::bigint[])
+"""
+# The lines a batch's reversals reverse; run after the batch's inserts, so an
+# original posted in the same batch is already there.
+_TRANSACTIONS_REVERSED = """
+UPDATE rm_transactions SET reversed = true WHERE transaction_id = ANY($1::bigint[])
+"""
+_DEPOSITS_REVERSED = """
+UPDATE rm_deposits SET reversed = true WHERE deposit_id = ANY($1::bigint[])
 """
 
 
 async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
-    """Insert every new line of the batch: one statement per table."""
+    """Insert every new line of the batch (a reversal is a line too), one statement
+    per table, then mark the lines the batch reversed."""
     transactions = [
-        (
-            p.transaction_id,
-            ev.business_id,
-            p.client_id,
-            p.entry_type,
-            p.amount_minor,
-            p.date,
-            p.description,
-            p.reference,
-            ev.recorded_at,
-            ev.position,
-        )
+        _transaction_line(ev, p)
         for ev in events
-        if isinstance(p := ev.payload, e.TransactionPosted)
+        if isinstance(p := ev.payload, e.TransactionPosted | e.TransactionReversed)
     ]
     deposits = [
         (
@@ -52,17 +50,56 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
             p.entry_type,
             p.amount_minor,
             p.date,
-            p.description,
+            p.description if isinstance(p, e.DepositPosted) else p.reason,
             ev.recorded_at,
             ev.position,
+            p.reversal_of if isinstance(p, e.DepositReversed) else None,
         )
         for ev in events
-        if isinstance(p := ev.payload, e.DepositPosted)
+        if isinstance(p := ev.payload, e.DepositPosted | e.DepositReversed)
     ]
     if transactions:
         await conn.execute(_TRANSACTIONS, *_columns(transactions))
     if deposits:
         await conn.execute(_DEPOSITS, *_columns(deposits))
+    await _mark_reversed(conn, events)
+
+
+def _transaction_line(
+    event: e.Envelope, posting: e.TransactionPosted | e.TransactionReversed
+) -> tuple[object, ...]:
+    """A statement line; a reversal's reason is its description."""
+    if isinstance(posting, e.TransactionReversed):
+        text, reference, reversal_of = posting.reason, "", posting.reversal_of
+    else:
+        text, reference, reversal_of = posting.description, posting.reference, None
+    return (
+        posting.transaction_id,
+        event.business_id,
+        posting.client_id,
+        posting.entry_type,
+        posting.amount_minor,
+        posting.date,
+        text,
+        reference,
+        event.recorded_at,
+        event.position,
+        reversal_of,
+    )
+
+
+async def _mark_reversed(
+    conn: asyncpg.Connection, events: Sequence[e.Envelope]
+) -> None:
+    payloads = [event.payload for event in events]
+    transactions = [
+        p.reversal_of for p in payloads if isinstance(p, e.TransactionReversed)
+    ]
+    deposits = [p.reversal_of for p in payloads if isinstance(p, e.DepositReversed)]
+    if transactions:
+        await conn.execute(_TRANSACTIONS_REVERSED, transactions)
+    if deposits:
+        await conn.execute(_DEPOSITS_REVERSED, deposits)
 
 
 def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:

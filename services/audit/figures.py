@@ -39,6 +39,8 @@ class Lines(msgspec.Struct):
     credit_minor: int = 0
     deposits: int = 0
     deposit_minor: int = 0
+    transactions_reversed: int = 0
+    deposits_reversed: int = 0
 
 
 class Folds:
@@ -71,15 +73,21 @@ class Folds:
 
 
 def _line(lines: Lines, payload: e.LedgerEvent) -> None:
-    if isinstance(payload, e.TransactionPosted):
+    """Each posting and each reversal is a statement line; a reversal also marks its
+    original `reversed`."""
+    if isinstance(payload, e.TransactionPosted | e.TransactionReversed):
         lines.transactions += 1
         if payload.entry_type == "debit":
             lines.debit_minor += payload.amount_minor
         else:
             lines.credit_minor += payload.amount_minor
-    elif isinstance(payload, e.DepositPosted):
+        if isinstance(payload, e.TransactionReversed):
+            lines.transactions_reversed += 1
+    elif isinstance(payload, e.DepositPosted | e.DepositReversed):
         lines.deposits += 1
         lines.deposit_minor += domain.signed(payload.entry_type, payload.amount_minor)
+        if isinstance(payload, e.DepositReversed):
+            lines.deposits_reversed += 1
 
 
 def _differ(
@@ -231,6 +239,7 @@ async def check_summaries(
 
 _STATEMENT_LINES = """
 SELECT client_id, min(business_id) AS business_id, count(*) AS lines,
+       count(*) FILTER (WHERE reversed) AS reversed_lines,
        sum(amount_minor) FILTER (WHERE entry_type = 'debit') AS debit_minor,
        sum(amount_minor) FILTER (WHERE entry_type = 'credit') AS credit_minor
 FROM {table} {where}
@@ -252,6 +261,8 @@ async def check_statements(
             figures = found[row["client_id"]]
             debit, credit = int(row["debit_minor"] or 0), int(row["credit_minor"] or 0)
             figures[f"{prefix}_lines"] = row["lines"]
+            if row["reversed_lines"]:
+                figures[f"{prefix}_lines_reversed"] = row["reversed_lines"]
             if prefix == "transaction":
                 figures["debit_minor"], figures["credit_minor"] = debit, credit
             else:
@@ -266,11 +277,15 @@ async def check_statements(
                 "debit_minor": lines.debit_minor,
                 "credit_minor": lines.credit_minor,
             }
+        if lines.transactions_reversed:
+            expected["transaction_lines_reversed"] = lines.transactions_reversed
         if lines.deposits:
             expected |= {
                 "deposit_lines": lines.deposits,
                 "deposit_minor": lines.deposit_minor,
             }
+        if lines.deposits_reversed:
+            expected["deposit_lines_reversed"] = lines.deposits_reversed
         state = folds.clients.get(client_id)
         differences += _differ(
             "statement",

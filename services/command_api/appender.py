@@ -322,7 +322,8 @@ class Appender:
 
 
 def _snapshot(state: domain.ClientState) -> domain.ClientState:
-    """A copy of a client state that later in-place evolves cannot change."""
+    """A copy of a client state that later in-place evolves cannot change. The
+    posting-by-id maps are shared, not copied: no renderer reads them."""
     return msgspec.structs.replace(
         state,
         balance_by_date=dict(state.balance_by_date),

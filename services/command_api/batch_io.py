@@ -59,6 +59,14 @@ def category_streams(batch: Sequence[Submission], states: StreamStates) -> set[s
     return needed
 
 
+# The commands that post an entry (a transaction, a deposit posting or a reversal):
+# each draws one id from entry_id_seq.
+ENTRY_COMMANDS = (
+    c.PostTransaction,
+    c.PostDeposit,
+    c.ReverseTransaction,
+    c.ReverseDeposit,
+)
 _ALLOCATE = """
 SELECT array(SELECT nextval('client_id_seq') FROM generate_series(1, $1)) AS clients,
        array(SELECT nextval('account_id_seq') FROM generate_series(1, $2)) AS accounts,
@@ -75,9 +83,7 @@ async def allocate_ids(
     clients = sum(isinstance(command, c.CreateClient) for command in commands)
     deposits = sum(isinstance(command, c.PostDeposit) for command in commands)
     categories = sum(isinstance(command, c.CreateCategory) for command in commands)
-    entries = sum(
-        isinstance(command, c.PostTransaction | c.PostDeposit) for command in commands
-    )
+    entries = sum(isinstance(command, ENTRY_COMMANDS) for command in commands)
     row = await conn.fetchrow(
         _ALLOCATE, clients, clients + deposits, categories, entries
     )
@@ -95,7 +101,7 @@ async def allocate_ids(
             ids = c.NewIds(
                 entry_id=next(entry_ids), deposit_account_id=next(account_ids)
             )
-        elif isinstance(command, c.PostTransaction):
+        elif isinstance(command, ENTRY_COMMANDS):
             ids = c.NewIds(entry_id=next(entry_ids))
         else:
             ids = c.NewIds()

@@ -92,3 +92,46 @@ def deposit(outcome: Outcome) -> tuple[int, bytes]:
         ),
     )
     return 201, encoder.encode(body)
+
+
+def transaction_reversal(outcome: Outcome) -> tuple[int, bytes]:
+    """The reversal entry, shaped like a posted transaction, plus `reversal_of`."""
+    state = outcome.client
+    reversal = outcome.events[-1].payload
+    assert state is not None and isinstance(reversal, e.TransactionReversed)
+    body = TransactionBody(
+        id=reversal.transaction_id,
+        client_id=reversal.client_id,
+        type=reversal.entry_type,
+        amount=to_number(reversal.amount_minor),
+        date=reversal.date,
+        description=reversal.reason,
+        reference="",
+        created_at=timestamp(outcome.events[-1].recorded_at),
+        balance_after=to_number(
+            domain.running_total(state.balance_by_date, reversal.date)
+        ),
+        reversal_of=reversal.reversal_of,
+    )
+    return 201, encoder.encode(body)
+
+
+def deposit_reversal(outcome: Outcome) -> tuple[int, bytes]:
+    """The reversal entry, shaped like a deposit posting, plus `reversal_of`."""
+    state = outcome.client
+    reversal = outcome.events[-1].payload
+    assert state is not None and isinstance(reversal, e.DepositReversed)
+    body = DepositBody(
+        id=reversal.deposit_id,
+        client_id=reversal.client_id,
+        type=reversal.entry_type,
+        amount=to_number(reversal.amount_minor),
+        date=reversal.date,
+        description=reversal.reason,
+        created_at=timestamp(outcome.events[-1].recorded_at),
+        deposit_after=to_number(
+            domain.running_total(state.deposit_by_date, reversal.date)
+        ),
+        reversal_of=reversal.reversal_of,
+    )
+    return 201, encoder.encode(body)

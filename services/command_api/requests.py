@@ -220,3 +220,11 @@ def post_deposit(
         date=fields.date,
         description=fields.description,
     )
+
+
+def reason(body: Body) -> str:
+    """A reversal's optional `reason`: a string of at most 255 characters."""
+    errors = Errors()
+    value = text(body, "reason", errors) or ""
+    errors.raise_any()
+    return value

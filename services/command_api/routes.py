@@ -192,3 +192,35 @@ async def post_deposit(request: web.Request) -> web.Response:
     body, raw = await read_json_object(request)
     command = requests.post_deposit(body, business.business_id, client_id, _today())
     return await _execute(request, command, renderers.deposit, raw)
+
+
+@routes.post(r"/api/v3/clients/{id}/transactions/{transaction_id}/reverse")
+async def reverse_transaction(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    transaction_id = path_id(request, "transaction_id")
+    body, raw = await read_json_object(request)
+    command = c.ReverseTransaction(
+        business_id=business.business_id,
+        client_id=client_id,
+        transaction_id=transaction_id,
+        today=_today(),
+        reason=requests.reason(body),
+    )
+    return await _execute(request, command, renderers.transaction_reversal, raw)
+
+
+@routes.post(r"/api/v3/clients/{id}/deposits/{deposit_id}/reverse")
+async def reverse_deposit(request: web.Request) -> web.Response:
+    business = business_of(request)
+    client_id = path_id(request)
+    deposit_id = path_id(request, "deposit_id")
+    body, raw = await read_json_object(request)
+    command = c.ReverseDeposit(
+        business_id=business.business_id,
+        client_id=client_id,
+        deposit_id=deposit_id,
+        today=_today(),
+        reason=requests.reason(body),
+    )
+    return await _execute(request, command, renderers.deposit_reversal, raw)

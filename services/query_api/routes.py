@@ -319,6 +319,8 @@ async def statement(request: web.Request) -> web.Response:
             reference=line["reference"],
             created_at=timestamp(line["created_at"]),
             balance_after=to_number(int(line["running_minor"])),
+            reversed=line["reversed"],
+            reversal_of=line["reversal_of"],
         )
         for line in lines
     ]
@@ -354,6 +356,8 @@ async def deposits(request: web.Request) -> web.Response:
             description=line["description"],
             created_at=timestamp(line["created_at"]),
             deposit_after=to_number(int(line["running_minor"])),
+            reversed=line["reversed"],
+            reversal_of=line["reversal_of"],
         )
         for line in lines
     ]

@@ -101,6 +101,8 @@ TRANSACTION_FIELDS = [
     "reference",
     "created_at",
     "balance_after",
+    "reversed",
+    "reversal_of",
 ]
 DEPOSIT_FIELDS = [
     "id",
@@ -111,6 +113,8 @@ DEPOSIT_FIELDS = [
     "description",
     "created_at",
     "deposit_after",
+    "reversed",
+    "reversal_of",
 ]
 TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z"
 INVALID = "The given data was invalid."

@@ -61,6 +61,8 @@ async def test_the_seeds_totals_give_the_seeds_balance(api: Api) -> None:
         "reference": "INV-1",
         "created_at": debit["created_at"],
         "balance_after": Decimal("43228120.29"),
+        "reversed": False,
+        "reversal_of": None,
     }
     credit = await api.post_transaction(client["id"], "credit", "22876297.37")
     assert credit["id"] != debit["id"]
@@ -91,7 +93,7 @@ async def test_a_balance_below_zero_is_written_with_a_minus_sign(api: Api) -> No
         {"type": "credit", "amount": "1234.50"},
     )
     assert b'"amount":1234.5,' in reply.raw
-    assert b'"balance_after":-1234.5}' in reply.raw
+    assert b'"balance_after":-1234.5,' in reply.raw
     await api.post_transaction(client["id"], "credit", "0.06")
     fetched = (await api.get(f"/api/v3/clients/{client['id']}")).body
     assert fetched["unformated_balance"] == Decimal("-1234.56")
@@ -299,6 +301,8 @@ async def test_deposits_fill_the_deposit_account_and_never_the_transactions(
         "description": "Prepayment",
         "created_at": first["created_at"],
         "deposit_after": 50939,
+        "reversed": False,
+        "reversal_of": None,
     }
     opened = await api.get(f"/api/v3/clients/{client['id']}")
     account = opened.body["deposit_account_id"]

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -21,8 +22,10 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.audit.verify import verify
 from services.businesses import provision_business
 from services.replay.rebuild import replay
+from shared.postgres import create_pool
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers
 from tests.support.workbooks import HEADER, form, openpyxl_file
@@ -43,6 +46,15 @@ async def api(replayed: Environment) -> AsyncIterator[TestClient]:
         yield client
 
 
+@asynccontextmanager
+async def api_pool(env: Environment) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(env.settings.database_url, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 class Book:
     def __init__(self, api: TestClient, business: dict[str, Any]) -> None:
         self.api = api
@@ -57,7 +69,7 @@ class Book:
 async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[int]]:
     """A business with events of every type: an import (archived clients among them),
     categories, updates, archives and unarchives, back-dated postings, deposits used,
-    and a deleted client."""
+    reversals of both, and a deleted client."""
     business = await provision_business(replayed.settings, "Replayed")
     book = Book(api, business)
     rows: list[list[object]] = [[*HEADER, "Deposit Amount", "Category", "Archived"]]
@@ -82,13 +94,21 @@ async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[in
         )
         path = f"/api/v3/clients/{client['id']}"
         clients.append(client["id"])
-        await book.post(f"{path}/transactions", {"type": "debit", "amount": n + 0.5})
+        debit = await book.post(
+            f"{path}/transactions", {"type": "debit", "amount": n + 0.5}
+        )
         await book.post(
             f"{path}/transactions",
             {"type": "credit", "amount": "0.25", "date": yesterday},
         )
         await book.post(f"{path}/deposits", {"type": "debit", "amount": 20})
-        await book.post(f"{path}/deposits", {"type": "credit", "amount": 5})
+        used = await book.post(f"{path}/deposits", {"type": "credit", "amount": 5})
+        if n % 6 == 0:
+            await book.post(
+                f"{path}/transactions/{debit['id']}/reverse", {"reason": "typo"}
+            )
+        if n % 8 == 0:
+            await book.post(f"{path}/deposits/{used['id']}/reverse", {})
         if n % 4 == 0:
             await book.post(path, {"business_email": f"d{n}@example.com"})
         if n % 5 == 0:
@@ -166,6 +186,9 @@ async def test_a_replay_answers_byte_for_byte_and_the_api_never_sees_half_a_mode
     assert len(seen) >= 2
     assert set(seen) == {(before[summary], before[listing])}
     assert await answers(book, clients) == before
+    async with api_pool(replayed) as pool, pool.acquire() as conn:
+        report = await verify(conn, replayed.settings.hmac_key.encode())
+    assert (report.ok, report.differences) == (True, [])
 
     # The projectors go on against the rebuilt tables.
     client_id = clients[-1]
