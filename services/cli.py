@@ -21,7 +21,8 @@ from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
 from shared.postgres import create_database, migrate, shared_migrations
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `ledger` command line (deploy/ tests check their commands against it)."""
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
@@ -130,7 +131,7 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
