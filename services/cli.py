@@ -16,7 +16,7 @@ import sys
 import asyncpg
 
 from services.businesses import provision_business
-from shared import api_keys
+from shared import api_keys, worker_health
 from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
 from shared.postgres import create_database, migrate, shared_migrations
 
@@ -120,14 +120,15 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if args.command == "relay":
-        from services.outbox_relay.main import run
+    async with worker_health.serving(settings):
+        if args.command == "relay":
+            from services.outbox_relay.main import run
 
-        await run(settings, stop)
-    else:
-        from projections.main import run_projection
+            await run(settings, stop)
+        else:
+            from projections.main import run_projection
 
-        await run_projection(settings, args.projection, stop)
+            await run_projection(settings, args.projection, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
