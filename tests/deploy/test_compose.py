@@ -123,6 +123,20 @@ def test_the_api_listens_on_all_interfaces_and_its_health_check_asks_readyz() ->
     assert f"urlopen('http://127.0.0.1:{port}/readyz'" in probe[3]
 
 
+def test_each_worker_answers_its_health_check_on_its_health_port() -> None:
+    """The relay and the projectors serve no API: each sets LEDGER_HEALTH_PORT and its
+    health check asks /readyz there."""
+    workers = {name: s for name, s in LONG_RUNNING.items() if name != "api"}
+    assert sorted(workers) == ["projector-balances", "projector-statements", "relay"]
+    for name, service in workers.items():
+        port = load_settings(service["environment"]).health_port
+        assert port == 8081, name
+        probe = service["healthcheck"]["test"]
+        assert probe[:3] == ["CMD", "python", "-c"]
+        assert f"urlopen('http://127.0.0.1:{port}/readyz'" in probe[3]
+    assert load_settings(LONG_RUNNING["api"]["environment"]).health_port == 0
+
+
 def test_rabbitmq_has_the_management_plugin_and_the_ledgers_credentials() -> None:
     """The management image; the AMQP URL's user and password are the broker's."""
     rabbitmq = SERVICES["rabbitmq"]

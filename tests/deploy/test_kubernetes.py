@@ -152,6 +152,33 @@ def test_the_api_probes_readyz_and_healthz_on_the_configured_port() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
+def test_the_workers_probe_readyz_and_healthz_on_their_health_port() -> None:
+    """The relay and the projectors serve no API: each sets LEDGER_HEALTH_PORT, names
+    it as the container port `health`, and probes /readyz and /healthz there."""
+    workers = {n: d for n, d in DEPLOYMENTS.items() if n != "ledger-api"}
+    assert sorted(workers) == [
+        "ledger-projector-balances",
+        "ledger-projector-statements",
+        "ledger-relay",
+    ]
+    for name, deployment in workers.items():
+        container = _container(deployment)
+        settings = load_settings(_configured_environment(container))
+        assert settings.health_port == 8081, name
+        assert settings.http_host == "0.0.0.0"
+        assert container["ports"] == [{"name": "health", "containerPort": 8081}]
+        assert container["readinessProbe"]["httpGet"] == {
+            "path": "/readyz",
+            "port": "health",
+        }
+        assert container["livenessProbe"]["httpGet"] == {
+            "path": "/healthz",
+            "port": "health",
+        }
+    api = _container(DEPLOYMENTS["ledger-api"])
+    assert load_settings(_configured_environment(api)).health_port == 0
+
+
 def test_every_container_requests_resources_and_runs_as_the_images_user() -> None:
     """CPU and memory requests, a memory limit, and the Dockerfile's non-root uid."""
     final = final_stage(dockerfile_instructions(DEPLOY / "Dockerfile"))
