@@ -16,12 +16,13 @@ import sys
 import asyncpg
 
 from services.businesses import provision_business
-from shared import api_keys
+from shared import api_keys, worker_health
 from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
 from shared.postgres import create_database, migrate, shared_migrations
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `ledger` command line (deploy/ tests check their commands against it)."""
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
@@ -136,18 +137,19 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if args.command == "relay":
-        from services.outbox_relay.main import run
+    async with worker_health.serving(settings):
+        if args.command == "relay":
+            from services.outbox_relay.main import run
 
-        await run(settings, stop)
-    else:
-        from projections.main import run_projection
+            await run(settings, stop)
+        else:
+            from projections.main import run_projection
 
-        await run_projection(settings, args.projection, stop)
+            await run_projection(settings, args.projection, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -21,6 +21,7 @@ STOP_DEADLINE_S = 15.0
 PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
 RESTART_DELAY_S = 1.0
+HEALTH_PORT = "LEDGER_HEALTH_PORT"
 
 
 def roles() -> list[list[str]]:
@@ -36,6 +37,9 @@ def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
     # then stops each child with exactly one SIGTERM (a second signal would cut the
     # API's in-flight requests short instead of letting them finish).
     environment = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
+    # The workers' probe port is for one worker per container; here they would all
+    # bind it and all but one fail.
+    environment.pop(HEALTH_PORT, None)
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", *role],
         start_new_session=True,

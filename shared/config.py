@@ -21,6 +21,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_prefix: str = "ledger.projection."
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Where `ledger relay` and `ledger projector` answer /healthz and /readyz for
+    # container probes; 0 (the default, and always under `ledger run`) serves nothing.
+    health_port: int = 0
     hmac_key: str = "dev-only-insecure-hmac-key"
     read_your_writes_timeout_s: float = 5.0
     readiness_lag_max_s: float = 30.0
@@ -41,6 +44,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_QUEUE_PREFIX": ("queue_prefix", str),
     "LEDGER_HTTP_HOST": ("http_host", str),
     "LEDGER_HTTP_PORT": ("http_port", int),
+    "LEDGER_HEALTH_PORT": ("health_port", int),
     "LEDGER_HMAC_KEY": ("hmac_key", str),
     "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": ("read_your_writes_timeout_s", float),
     "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
@@ -65,4 +69,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if not 0 < settings.http_port < 65536:
         raise SettingsError(f"LEDGER_HTTP_PORT={settings.http_port} is out of range")
+    if not 0 <= settings.health_port < 65536:
+        raise SettingsError(
+            f"LEDGER_HEALTH_PORT={settings.health_port} is out of range"
+        )
     return settings

@@ -1,0 +1,108 @@
+"""/healthz and /readyz for a worker (the relay, a projector), for container probes.
+
+A worker serves no API, so a container orchestrator has nothing to ask whether it is
+alive. With LEDGER_HEALTH_PORT set (compose and the Kubernetes manifests set it;
+`ledger run` never does, its children would share the port), `ledger relay` and
+`ledger projector` answer on that port:
+
+- /healthz: the process's event loop answers (a wedged loop fails the probe);
+- /readyz: the worker can reach what it works with: a fresh PostgreSQL connection as
+  its own role answers `SELECT 1`, and its RabbitMQ connection is open. Projection
+  lag is the API's /readyz's business: a worker catching up is still a good worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from shared.config import Settings
+from shared.http_edge import SETTINGS, json_response
+
+CHECK_TIMEOUT_S = 2.0
+BROKER = web.AppKey("worker_health_broker", list[AbstractRobustConnection])
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks = {
+        "postgres": await _postgres_check(request.app[SETTINGS].database_url),
+        "rabbitmq": await _broker_check(request.app),
+    }
+    ready = all(value == "ok" for value in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return json_response(body, status=200 if ready else 503)
+
+
+async def _postgres_check(dsn: str) -> str:
+    # A connection of its own each time (probes come every few seconds): a pool
+    # would only hide a server that stopped accepting new sessions.
+    try:
+        conn = await asyncpg.connect(dsn, timeout=CHECK_TIMEOUT_S)
+        try:
+            await conn.fetchval("SELECT 1", timeout=CHECK_TIMEOUT_S)
+        finally:
+            await conn.close(timeout=CHECK_TIMEOUT_S)
+    except Exception as error:  # any failure means not ready
+        return f"failed: {type(error).__name__}"
+    return "ok"
+
+
+async def _broker_check(app: web.Application) -> str:
+    # Kept open between probes (a connection per probe would fill the broker's log).
+    holder = app[BROKER]
+    if holder and not holder[0].is_closed:
+        return "ok"
+    try:
+        connection = await asyncio.wait_for(
+            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=CHECK_TIMEOUT_S
+        )
+    except Exception as error:  # any failure means not ready
+        return f"failed: {type(error).__name__}"
+    holder[:] = [connection]
+    return "ok"
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[BROKER] = []
+    app.router.add_routes(routes)
+
+    async def broker_context(app: web.Application) -> AsyncIterator[None]:
+        yield
+        for connection in app[BROKER]:
+            await connection.close()
+
+    app.cleanup_ctx.append(broker_context)
+    return app
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[None]:
+    """Answer the probes on settings.health_port while the block runs (nothing when
+    it is 0)."""
+    if settings.health_port == 0:
+        yield
+        return
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.health_port)
+        await site.start()
+        yield
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,96 @@
+"""`ledger relay` and `ledger projector` as their own processes, the way a container
+runs each: with LEDGER_HEALTH_PORT set they answer the probes, and SIGTERM (what
+Docker and Kubernetes send) stops them with exit code 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.support.environment import (
+    Environment,
+    create_environment,
+    drop_environment,
+    free_port,
+    service_environment,
+)
+
+
+@pytest.fixture(scope="module")
+async def worker_environment(servers: tuple[str, str]) -> AsyncIterator[Environment]:
+    """A migrated environment of its own: no other relay or projector uses it."""
+    environment = await create_environment(*servers, tag="probes")
+    yield environment
+    await drop_environment(environment)
+
+
+def _start_worker(
+    command: list[str], env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`python -m services.cli COMMAND`, as a container's `ledger COMMAND`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *command],
+            cwd=REPOSITORY,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.mark.parametrize(
+    "command", [["relay"], ["projector", "--projection", "balances"]], ids=" ".join
+)
+async def test_a_worker_answers_its_probes_and_stops_on_sigterm(
+    worker_environment: Environment, command: list[str], tmp_path: Path
+) -> None:
+    """The worker process serves /healthz and /readyz (200, PostgreSQL and RabbitMQ
+    ok) on its health port, then exits 0 within the deadline after one SIGTERM."""
+    health_port = free_port()
+    env = service_environment(worker_environment, free_port())
+    env["LEDGER_HEALTH_PORT"] = str(health_port)
+    log_path = tmp_path / "worker.log"
+    process = _start_worker(command, env, log_path)
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5)
+        ) as http:
+            base = f"http://127.0.0.1:{health_port}"
+
+            async def ready() -> bool:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    async with http.get(f"{base}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(ready, START_DEADLINE_S, f"{command} answers /readyz")
+            async with http.get(f"{base}/readyz") as response:
+                assert await response.json() == {
+                    "status": "ready",
+                    "checks": {"postgres": "ok", "rabbitmq": "ok"},
+                }
+            async with http.get(f"{base}/healthz") as response:
+                assert (response.status, await response.json()) == (
+                    200,
+                    {"status": "ok"},
+                )
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_DEADLINE_S) == 0, log_path.read_text()
+        assert time.monotonic() - started < STOP_DEADLINE_S
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
