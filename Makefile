@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-imports check services migrate asyncapi clean
+.PHONY: run test bench bench-imports bench-replay check services migrate asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-imports: $(STAMP) services
 # Regenerate the AsyncAPI document from the event schemas (a test fails while it is stale).
 asyncapi: $(STAMP)
 	$(BIN)/python -m shared.asyncapi > shared/asyncapi.json
+
+# Rebuild every read model from 1,000,000 events with `ledger replay`, then audit them.
+bench-replay: $(STAMP) services
+	$(BIN)/python -m tests.bench.replay $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
