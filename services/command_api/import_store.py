@@ -141,7 +141,7 @@ class Committed(msgspec.Struct, kw_only=True, frozen=True):
     duplicate_of: str | None = None
 
 
-async def _copy_connection(dsn: str) -> asyncpg.Connection:
+async def copy_connection(dsn: str) -> asyncpg.Connection:
     """A connection of its own whose jsonb codec is binary (COPY needs one), fed the
     JSON bytes encoded before the transaction: version byte 1, then the text."""
     conn = await asyncpg.connect(dsn, command_timeout=120)
@@ -165,7 +165,7 @@ async def commit(
 ) -> Committed:
     """Write the whole import atomically, unless the business imported the same file
     meanwhile. The rows come encoded (copy_records): the transaction only copies."""
-    conn = await _copy_connection(dsn)
+    conn = await copy_connection(dsn)
     try:
         started = time.perf_counter()
         async with conn.transaction():

@@ -19,11 +19,14 @@ import subprocess
 import sys
 import time
 
-import asyncpg
 import msgspec
 
 from services.businesses import provision_business
-from services.command_api.import_store import COPY_COLUMNS, copy_records
+from services.command_api.import_store import (
+    COPY_COLUMNS,
+    copy_connection,
+    copy_records,
+)
 from shared import events as e
 from shared.event_store import NewEvent, new_event
 from shared.hash_chain import GENESIS
@@ -96,14 +99,7 @@ async def write_history(env: Environment, events: int) -> tuple[int, float]:
     for n in range(BUSINESSES):
         created = await provision_business(env.settings, f"Replay bench {n}")
         businesses.append(int(str(created["business_id"])))
-    conn = await asyncpg.connect(env.admin_url)
-    await conn.set_type_codec(
-        "jsonb",
-        encoder=lambda raw: b"\x01" + raw,
-        decoder=lambda raw: raw[1:],
-        schema="pg_catalog",
-        format="binary",
-    )
+    conn = await copy_connection(env.admin_url)
     categories = {
         row["business_id"]: row["category_id"]
         for row in await conn.fetch(
