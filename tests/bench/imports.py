@@ -220,7 +220,9 @@ async def wait_done(
 
 
 async def bench(args: argparse.Namespace) -> int:
-    env = await create_environment(args.postgres, args.amqp, tag="bench")
+    env = await create_environment(
+        args.postgres, args.amqp, tag="bench", checkpoint_interval_s=10.0
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:
             log_path = Path(directory) / "ledger-run.log"

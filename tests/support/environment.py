@@ -23,13 +23,24 @@ from shared.postgres import (
 APP_ROLE = "ledger_app"
 
 
+# Tests count a business's events exactly; a chain-head checkpoint (a ledger.checkpoint
+# event) landing mid-test would add one. Tests of checkpoints take them explicitly or
+# set a short interval; benches keep the service's default.
+TEST_CHECKPOINT_INTERVAL_S = 3600.0
+
+
 class Environment(msgspec.Struct, frozen=True):
     settings: Settings
     admin_url: str
     server_url: str
 
 
-async def create_environment(postgres_url: str, amqp_url: str, tag: str) -> Environment:
+async def create_environment(
+    postgres_url: str,
+    amqp_url: str,
+    tag: str,
+    checkpoint_interval_s: float = TEST_CHECKPOINT_INTERVAL_S,
+) -> Environment:
     suffix = uuid.uuid4().hex[:12]
     database = f"ledger_test_{tag}_{suffix}"
     admin_url = with_database(postgres_url, database)
@@ -42,6 +53,7 @@ async def create_environment(postgres_url: str, amqp_url: str, tag: str) -> Envi
         exchange=f"ledger.events.test-{suffix}",
         queue_prefix=f"ledger.test-{suffix}.projection.",
         read_your_writes_timeout_s=10.0,
+        checkpoint_interval_s=checkpoint_interval_s,
     )
     return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
 
@@ -86,6 +98,7 @@ def service_environment(
         "LEDGER_EXCHANGE": env.settings.exchange,
         "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
         "LEDGER_HTTP_PORT": str(port),
+        "LEDGER_CHECKPOINT_INTERVAL_S": str(env.settings.checkpoint_interval_s),
         "LEDGER_LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
     }
