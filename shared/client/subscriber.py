@@ -80,6 +80,24 @@ class RecentEvents:
             self._ids.popitem(last=False)
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """RabbitMQ's topic rule: words split on ".", `*` is exactly one word, `#` is
+    zero or more. `catch_up` filters the feed with it as the exchange filters the
+    queue, so both ways deliver the same events."""
+    return _words_match(pattern.split("."), routing_key.split("."))
+
+
+def _words_match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_words_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    if not words or (head != "*" and head != words[0]):
+        return False
+    return _words_match(rest, words[1:])
+
+
 class Subscriber:
     """`async with Subscriber(amqp_url, "billing.ledger", ["17.#"], handle) as s:`
     then `await s.catch_up(api)` (optional) and `await s.run(stop)`."""
@@ -141,15 +159,22 @@ class Subscriber:
     async def catch_up(
         self, api: LedgerClient, after: int = 0, limit: int = 1000
     ) -> int:
-        """Deliver the feed's events after `after` (a position), page by page, up to
-        its head; the last position read, to pass as `after` next time."""
+        """Deliver the feed's events after `after` (a position) that the routing keys
+        match, page by page, up to its head; the last position read, to pass as
+        `after` next time. The feed holds the API key's business's events only."""
         while True:
             page = await api.events(after=after, limit=limit)
             if not page.data:
                 return after
             for event in page.data:
-                await self.deliver(event)
+                if self.wanted(event):
+                    await self.deliver(event)
             after = page.next_after
+
+    def wanted(self, event: Envelope) -> bool:
+        """Whether the routing keys match the event's, as the exchange decides."""
+        key = broker.routing_key(event)
+        return any(topic_matches(pattern, key) for pattern in self.routing_keys)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume the queue, one message at a time in queue order, until `stop`."""
