@@ -1,4 +1,9 @@
-"""Hop 5: consume a projection's queue and apply events, exactly once in effect.
+"""Hop 5: consume a projection's queues and apply events, exactly once in effect.
+
+A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/partitions.py), each with
+a single active consumer; every projector of the projection subscribes to all of them
+(projections/partition_claims.py orders the subscriptions so that several projectors
+share them), so each business is applied by one projector at a time, in order.
 
 Messages are applied in batches; each batch's read-model changes and the projection's
 tracking rows (last version per stream) commit in one transaction, then the messages
@@ -17,10 +22,12 @@ import asyncpg
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 
+from projections.partition_claims import subscribe_in_turn
 from shared import broker
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
+from shared.partitions import partition_of_slot
 from shared.postgres import CONNECTION_ERRORS, create_pool
 
 log = logging.getLogger(__name__)
@@ -112,7 +119,7 @@ async def _record(
 
 
 class Projector:
-    """One projection's consumer: its own durable queue, batches, acks after commit."""
+    """One projection's consumer: its partition queues, batches, acks after commit."""
 
     def __init__(
         self,
@@ -130,15 +137,20 @@ class Projector:
         # the projection up again and again. retry_parked() frees them on restart.
         self._parked_streams: set[str] = set()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # The partitions this run has received messages from (logged once each).
+        self._receiving: set[int] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
         # redelivers them on this run's channel.
         self._inbox = asyncio.Queue()
+        self._receiving = set()
         pool = await create_pool(
             self._settings.database_url, max_size=2, custom_plans=True
         )
+        claims = await asyncpg.connect(self._settings.database_url)
         connection = await broker.connect(self._settings.amqp_url)
+        subscribing: asyncio.Task[int | None] | None = None
         try:
             await retry_parked(pool, self._projection)
             channel = await connection.channel()
@@ -146,14 +158,31 @@ class Projector:
                 prefetch_count=self._settings.projector_batch_size_max * 2
             )
             exchange = await broker.declare_exchange(channel, self._settings.exchange)
-            queue = await broker.declare_queue(
-                channel, exchange, self._settings.queue_prefix + self._projection.name
+            queues = await broker.declare_projection_queues(
+                channel,
+                exchange,
+                self._settings.queue_prefix,
+                self._projection.name,
+                self._settings.projection_partitions,
             )
-            await queue.consume(self._inbox.put)
+            subscribing = asyncio.create_task(
+                subscribe_in_turn(
+                    claims,
+                    self._projection.name,
+                    queues,
+                    lambda queue: queue.consume(self._inbox.put),
+                )
+            )
             while not stop.is_set():
+                if subscribing.done():
+                    subscribing.result()  # raises what failed it
                 await self._step(pool)
         finally:
+            if subscribing is not None:
+                subscribing.cancel()
+                await asyncio.gather(subscribing, return_exceptions=True)
             await connection.close()
+            await claims.close()
             await pool.close()
 
     async def _step(self, pool: asyncpg.Pool) -> None:
@@ -172,6 +201,7 @@ class Projector:
     async def _handle(
         self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
     ) -> None:
+        self._note_partitions(batch)
         events: list[Envelope] = []
         for message in batch:
             try:
@@ -195,6 +225,24 @@ class Projector:
             return
         if delivered:
             await delivered[-1].ack(multiple=True)
+
+    def _note_partitions(self, batch: list[AbstractIncomingMessage]) -> None:
+        """Log each partition the first time this run receives from it: the
+        partitions a projector is the active consumer of (and takes over)."""
+        partitions = self._settings.projection_partitions
+        for message in batch:
+            slot = (message.headers or {}).get("business_slot")
+            if not isinstance(slot, int):
+                continue
+            partition = partition_of_slot(slot, partitions)
+            if partition not in self._receiving:
+                self._receiving.add(partition)
+                log.info(
+                    "%s: receiving partition %d of %d",
+                    self._projection.name,
+                    partition,
+                    partitions,
+                )
 
     async def _apply_or_park(
         self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope

@@ -48,7 +48,8 @@ class Relay:
         self._dsn = settings.database_url
         self._amqp_url = settings.amqp_url
         self._exchange_name = settings.exchange
-        self._queues = [settings.queue_prefix + p for p in PROJECTIONS]
+        self._queue_prefix = settings.queue_prefix
+        self._partitions = settings.projection_partitions
         self._batch_size_max = settings.relay_batch_size_max
         self._name = name
         self._key = settings.hmac_key.encode()
@@ -71,8 +72,10 @@ class Relay:
             exchange = await broker.declare_exchange(channel, self._exchange_name)
             # The projections' queues exist before the first publish, so events
             # published before a projector first starts wait for it in its queue.
-            for queue in self._queues:
-                await broker.declare_queue(channel, exchange, queue)
+            for projection in PROJECTIONS:
+                await broker.declare_projection_queues(
+                    channel, exchange, self._queue_prefix, projection, self._partitions
+                )
             await self._loop(conn, exchange, stop)
         finally:
             if connection is not None:

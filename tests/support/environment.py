@@ -12,6 +12,7 @@ import msgspec
 
 from projections.schemas import schema_files
 from shared.config import PROJECTIONS, Settings
+from shared.partitions import queue_names
 from shared.postgres import (
     create_database,
     migrate,
@@ -29,7 +30,9 @@ class Environment(msgspec.Struct, frozen=True):
     server_url: str
 
 
-async def create_environment(postgres_url: str, amqp_url: str, tag: str) -> Environment:
+async def create_environment(
+    postgres_url: str, amqp_url: str, tag: str, partitions: int = 1
+) -> Environment:
     suffix = uuid.uuid4().hex[:12]
     database = f"ledger_test_{tag}_{suffix}"
     admin_url = with_database(postgres_url, database)
@@ -42,6 +45,7 @@ async def create_environment(postgres_url: str, amqp_url: str, tag: str) -> Envi
         exchange=f"ledger.events.test-{suffix}",
         queue_prefix=f"ledger.test-{suffix}.projection.",
         read_your_writes_timeout_s=10.0,
+        projection_partitions=partitions,
     )
     return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
 
@@ -56,9 +60,14 @@ async def drop_environment(env: Environment) -> None:
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
         channel = await connection.channel()
+        settings = env.settings
         for projection in PROJECTIONS:
-            await channel.queue_delete(env.settings.queue_prefix + projection)
-        await channel.exchange_delete(env.settings.exchange)
+            for name in queue_names(
+                settings.queue_prefix, projection, settings.projection_partitions
+            ):
+                await channel.queue_delete(name)
+        await channel.exchange_delete(settings.exchange + ".partitions")
+        await channel.exchange_delete(settings.exchange)
     finally:
         await connection.close()
 
@@ -85,6 +94,7 @@ def service_environment(
         "LEDGER_AMQP_URL": env.settings.amqp_url,
         "LEDGER_EXCHANGE": env.settings.exchange,
         "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
+        "LEDGER_PROJECTION_PARTITIONS": str(env.settings.projection_partitions),
         "LEDGER_HTTP_PORT": str(port),
         "LEDGER_LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
