@@ -31,6 +31,8 @@ from shared.events import Envelope
 from shared.partitions import business_slot, queue_names, slots_of
 
 _envelope_encoder = msgspec.json.Encoder()
+# The AMQP type of the relay's per-partition watermarks (publish_watermarks).
+WATERMARK_TYPE = "ledger.watermark"
 
 
 class MessageHeaders(msgspec.Struct, kw_only=True, frozen=True):
@@ -96,10 +98,7 @@ async def declare_projection_queues(
         queue = await _declare_single_active(channel, names[0])
         await queue.bind(exchange, routing_key="#")
         return [queue]
-    by_slot = await channel.declare_exchange(
-        exchange.name + ".partitions", aio_pika.ExchangeType.HEADERS, durable=True
-    )
-    await by_slot.bind(exchange, routing_key="#")
+    by_slot = await declare_partition_exchange(channel, exchange)
     queues = []
     for partition, name in enumerate(names):
         queue = await _declare_single_active(channel, name)
@@ -109,6 +108,17 @@ async def declare_projection_queues(
             )
         queues.append(queue)
     return queues
+
+
+async def declare_partition_exchange(
+    channel: AbstractChannel, exchange: AbstractExchange
+) -> AbstractExchange:
+    """The headers exchange that routes to the partition queues (partitions > 1)."""
+    by_slot = await channel.declare_exchange(
+        exchange.name + ".partitions", aio_pika.ExchangeType.HEADERS, durable=True
+    )
+    await by_slot.bind(exchange, routing_key="#")
+    return by_slot
 
 
 async def _declare_single_active(channel: AbstractChannel, name: str) -> AbstractQueue:
@@ -153,6 +163,33 @@ async def publish_confirmed(
         *(
             exchange.publish(message(event), routing_key=routing_key(event), timeout=30)
             for event in events
+        )
+    )
+
+
+async def publish_watermarks(
+    by_slot: AbstractExchange, position: int, partitions: int
+) -> None:
+    """Tell every partition queue that the relay has given it everything up to
+    `position` (its projectors' checkpoints move on it: projections/checkpoints.py).
+
+    Published after the batch's events are confirmed, so each watermark is behind
+    them in its queue; only to the partitions' headers exchange, never to
+    subscribers. Slot p routes to partition p, as p < partitions.
+    """
+    await asyncio.gather(
+        *(
+            by_slot.publish(
+                aio_pika.Message(
+                    body=b"",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    type=WATERMARK_TYPE,
+                    headers={"business_slot": partition, "position": position},
+                ),
+                routing_key="",
+                timeout=30,
+            )
+            for partition in range(partitions)
         )
     )
 

@@ -76,14 +76,21 @@ class Relay:
                 await broker.declare_projection_queues(
                     channel, exchange, self._queue_prefix, projection, self._partitions
                 )
-            await self._loop(conn, exchange, stop)
+            by_slot = None
+            if self._partitions > 1:
+                by_slot = await broker.declare_partition_exchange(channel, exchange)
+            await self._loop(conn, exchange, by_slot, stop)
         finally:
             if connection is not None:
                 await connection.close()
             await conn.close()
 
     async def _loop(
-        self, conn: asyncpg.Connection, exchange: AbstractExchange, stop: asyncio.Event
+        self,
+        conn: asyncpg.Connection,
+        exchange: AbstractExchange,
+        by_slot: AbstractExchange | None,
+        stop: asyncio.Event,
     ) -> None:
         cursor = await load_cursor(conn, self._name)
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
@@ -92,6 +99,10 @@ class Relay:
             cursor, count = await publish_next(
                 conn, exchange, cursor, self._batch_size_max
             )
+            if count and by_slot is not None:
+                await broker.publish_watermarks(
+                    by_slot, cursor.position, self._partitions
+                )
             if count:
                 await save_cursor(conn, self._name, cursor)
                 self.published += count

@@ -138,6 +138,21 @@ async def _behind(admin: asyncpg.Connection, projection: str) -> int:
     return count
 
 
+async def _relayed(admin: asyncpg.Connection) -> int:
+    """The position of the last event the relay has published (its cursor)."""
+    position: int = await admin.fetchval(
+        "SELECT position FROM relay_cursor WHERE relay = 'main'"
+    )
+    return position
+
+
+async def _checkpoints(admin: asyncpg.Connection) -> dict[str, int]:
+    rows = await admin.fetch(
+        "SELECT projection, position_last FROM projection_checkpoint"
+    )
+    return {row["projection"]: int(row["position_last"]) for row in rows}
+
+
 async def _post_round(
     appender: Appender,
     clients: list[tuple[int, int]],
@@ -224,6 +239,17 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
         )
 
     await wait_until(caught_up, CATCH_UP_DEADLINE_S, "both projections at the head")
+
+    async def checkpoints_at_the_head() -> bool:
+        head = await _relayed(admin)
+        checkpoints = await _checkpoints(admin)
+        return all(position >= head for position in checkpoints.values())
+
+    await wait_until(checkpoints_at_the_head, START_DEADLINE_S, "checkpoints")
+    checkpoints = await _checkpoints(admin)
+    for projection in ("balances", "statements"):
+        partitions = [checkpoints[f"{projection}.{p}"] for p in range(PARTITIONS)]
+        assert checkpoints[projection] == min(partitions)
     survivors = _received_partitions(logs[1]) | _received_partitions(logs[2])
     assert survivors == {0, 1, 2}
     assert await admin.fetchval(
