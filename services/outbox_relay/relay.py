@@ -6,7 +6,10 @@ crash between publish and cursor update republishes the batch: at-least-once, an
 projectors dedupe by stream version. Only one relay publishes at a time: each holds a
 PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
 session ends. The leader also takes the chain-head checkpoints
-(shared/chain_checkpoints) every `checkpoint_interval_s`.
+(shared/chain_checkpoints) every `checkpoint_interval_s`. With several projection
+partitions it declares every partition queue before publishing and, after each
+confirmed batch, sends each partition a watermark (broker.publish_watermarks) so that
+the partitions' checkpoints move even where the batch had no events.
 """
 
 from __future__ import annotations
