@@ -161,10 +161,13 @@ class Projector:
         pool = await create_pool(
             self._settings.database_url, max_size=2, custom_plans=True
         )
-        claims = await asyncpg.connect(self._settings.database_url)
-        connection = await broker.connect(self._settings.amqp_url)
+        # Holds this projector's partition claims (session advisory locks).
+        claims: asyncpg.Connection | None = None
+        connection = None
         subscribing: asyncio.Task[int | None] | None = None
         try:
+            claims = await asyncpg.connect(self._settings.database_url)
+            connection = await broker.connect(self._settings.amqp_url)
             await retry_parked(
                 pool, self._projection, self._settings.projection_partitions
             )
@@ -196,8 +199,10 @@ class Projector:
             if subscribing is not None:
                 subscribing.cancel()
                 await asyncio.gather(subscribing, return_exceptions=True)
-            await connection.close()
-            await claims.close()
+            if connection is not None:
+                await connection.close()
+            if claims is not None:
+                await claims.close()
             await pool.close()
 
     async def _step(self, pool: asyncpg.Pool) -> None:

@@ -181,8 +181,8 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
     their own partition first, so each one receives events; 2,000 postings across 200
     clients of 8 businesses (spread over the 3 partitions) go in, and after half of
     them, once every projector has received some, one projector is SIGKILLed. The
-    survivors take over its partition (RabbitMQ redelivers its unacked messages to a
-    standby), every stream reaches its head, `ledger audit verify` exits 0, and every
+    survivors take over its partition (RabbitMQ redelivers any unacked messages to
+    a standby), every stream reaches its head, `ledger audit verify` exits 0, and every
     balance equals what the test posted, to the cent."""
     env = service_environment(scaled, free_port(), log_level="INFO")
     businesses = [
