@@ -130,7 +130,7 @@ async def _declare_single_active(channel: AbstractChannel, name: str) -> Abstrac
         raise QueueArgumentsChanged(
             f"queue {name} was declared without x-single-active-consumer by an"
             " earlier version: stop the relay, let the projectors drain it, delete it"
-            " (deploy/OPERATIONS.md, scale-out), then start again"
+            " (deploy/OPERATIONS.md, Running several processes), then start again"
         ) from error
 
 
