@@ -1,4 +1,9 @@
-"""Hop 5: consume a projection's queue and apply events, exactly once in effect.
+"""Hop 5: consume a projection's queues and apply events, exactly once in effect.
+
+A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/partitions.py), each with
+a single active consumer; every projector of the projection subscribes to all of them
+(projections/partition_claims.py orders the subscriptions so that several projectors
+share them), so each business is applied by one projector at a time, in order.
 
 Messages are applied in batches; each batch's read-model changes and the projection's
 tracking rows (last version per stream) commit in one transaction, then the messages
@@ -17,10 +22,17 @@ import asyncpg
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 
+from projections.checkpoints import (
+    PartitionProgress,
+    record_partitions,
+    record_position,
+)
+from projections.partition_claims import subscribe_in_turn
 from shared import broker
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
+from shared.partitions import partition_of_slot
 from shared.postgres import CONNECTION_ERRORS, create_pool
 
 log = logging.getLogger(__name__)
@@ -37,15 +49,25 @@ class Projection(msgspec.Struct, frozen=True):
 
 
 async def apply_batch(
-    pool: asyncpg.Pool, projection: Projection, events: Sequence[Envelope]
+    pool: asyncpg.Pool,
+    projection: Projection,
+    events: Sequence[Envelope],
+    progress: PartitionProgress | None = None,
 ) -> int:
-    """Apply events in one transaction; returns how many were new (not duplicates)."""
+    """Apply events in one transaction; returns how many were new (not duplicates).
+
+    Without `progress` the projection's checkpoint moves to the batch's highest
+    position; with it, the partitions' checkpoints move (projections/checkpoints.py).
+    """
     async with pool.acquire() as conn, conn.transaction():
-        return await apply_in_transaction(conn, projection, events)
+        return await apply_in_transaction(conn, projection, events, progress)
 
 
 async def apply_in_transaction(
-    conn: asyncpg.Connection, projection: Projection, events: Sequence[Envelope]
+    conn: asyncpg.Connection,
+    projection: Projection,
+    events: Sequence[Envelope],
+    progress: PartitionProgress | None = None,
 ) -> int:
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them)."""
@@ -62,11 +84,17 @@ async def apply_in_transaction(
     for event in events:
         fresh.extend(await _new_events(conn, tracked, event))
         advanced[event.stream_id] = tracked.get(event.stream_id, 0)
-    if not fresh:
+    if fresh:
+        await projection.apply(conn, fresh)
+        await _track(conn, projection.name, advanced)
+    if progress is not None:
+        await record_partitions(conn, projection.name, progress)
+    elif fresh:
+        position = max(event.position for event in events)
+        await record_position(conn, projection.name, position)
+    else:
         return 0
-    await projection.apply(conn, fresh)
-    position = max(event.position for event in events)
-    await _record(conn, projection.name, advanced, position)
+    await conn.execute("SELECT pg_notify('ledger_projected', $1)", projection.name)
     return len(fresh)
 
 
@@ -90,8 +118,8 @@ async def _new_events(
     return [*missing, event]
 
 
-async def _record(
-    conn: asyncpg.Connection, projection: str, tracked: dict[str, int], position: int
+async def _track(
+    conn: asyncpg.Connection, projection: str, tracked: dict[str, int]
 ) -> None:
     await conn.execute(
         "INSERT INTO projection_tracking (projection, stream_id, version)"
@@ -101,18 +129,10 @@ async def _record(
         list(tracked),
         list(tracked.values()),
     )
-    await conn.execute(
-        "INSERT INTO projection_checkpoint (projection, position_last) VALUES ($1, $2)"
-        " ON CONFLICT (projection) DO UPDATE SET updated_at = now(),"
-        " position_last = greatest(projection_checkpoint.position_last, $2)",
-        projection,
-        position,
-    )
-    await conn.execute("SELECT pg_notify('ledger_projected', $1)", projection)
 
 
 class Projector:
-    """One projection's consumer: its own durable queue, batches, acks after commit."""
+    """One projection's consumer: its partition queues, batches, acks after commit."""
 
     def __init__(
         self,
@@ -130,30 +150,59 @@ class Projector:
         # the projection up again and again. retry_parked() frees them on restart.
         self._parked_streams: set[str] = set()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # The partitions this run has received messages from (logged once each).
+        self._receiving: set[int] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
         # redelivers them on this run's channel.
         self._inbox = asyncio.Queue()
+        self._receiving = set()
         pool = await create_pool(
             self._settings.database_url, max_size=2, custom_plans=True
         )
-        connection = await broker.connect(self._settings.amqp_url)
+        # Holds this projector's partition claims (session advisory locks).
+        claims: asyncpg.Connection | None = None
+        connection = None
+        subscribing: asyncio.Task[int | None] | None = None
         try:
-            await retry_parked(pool, self._projection)
+            claims = await asyncpg.connect(self._settings.database_url)
+            connection = await broker.connect(self._settings.amqp_url)
+            await retry_parked(
+                pool, self._projection, self._settings.projection_partitions
+            )
             channel = await connection.channel()
             await channel.set_qos(
                 prefetch_count=self._settings.projector_batch_size_max * 2
             )
             exchange = await broker.declare_exchange(channel, self._settings.exchange)
-            queue = await broker.declare_queue(
-                channel, exchange, self._settings.queue_prefix + self._projection.name
+            queues = await broker.declare_projection_queues(
+                channel,
+                exchange,
+                self._settings.queue_prefix,
+                self._projection.name,
+                self._settings.projection_partitions,
             )
-            await queue.consume(self._inbox.put)
+            subscribing = asyncio.create_task(
+                subscribe_in_turn(
+                    claims,
+                    self._projection.name,
+                    queues,
+                    lambda queue: queue.consume(self._inbox.put),
+                )
+            )
             while not stop.is_set():
+                if subscribing.done():
+                    subscribing.result()  # raises what failed it
                 await self._step(pool)
         finally:
-            await connection.close()
+            if subscribing is not None:
+                subscribing.cancel()
+                await asyncio.gather(subscribing, return_exceptions=True)
+            if connection is not None:
+                await connection.close()
+            if claims is not None:
+                await claims.close()
             await pool.close()
 
     async def _step(self, pool: asyncpg.Pool) -> None:
@@ -172,8 +221,12 @@ class Projector:
     async def _handle(
         self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
     ) -> None:
+        self._note_partitions(batch)
+        progress = self._progress(batch)
         events: list[Envelope] = []
         for message in batch:
+            if message.type == broker.WATERMARK_TYPE:
+                continue  # its position is in `progress`; acked with the batch
             try:
                 events.append(broker.envelope_decoder.decode(message.body))
             except msgspec.DecodeError:
@@ -183,18 +236,56 @@ class Projector:
                 await message.reject(requeue=False)
         delivered = [m for m in batch if not m.processed]
         try:
-            await apply_batch(pool, self._projection, events)
+            await apply_batch(pool, self._projection, events, progress)
         except CONNECTION_ERRORS:
             raise  # nothing acked: the worker restarts and RabbitMQ redelivers
         except Exception:  # a process edge: find the event that fails
             log.exception(
                 "%s: batch failed; applying one by one", self._projection.name
             )
-            for message, event in zip(delivered, events, strict=True):
+            applicable = [m for m in delivered if m.type != broker.WATERMARK_TYPE]
+            for message, event in zip(applicable, events, strict=True):
                 await self._apply_or_park(pool, message, event)
-            return
+            if progress is not None:  # the parked events' and watermarks' positions
+                await apply_batch(pool, self._projection, [], progress)
+            delivered = [m for m in delivered if not m.processed]
         if delivered:
             await delivered[-1].ack(multiple=True)
+
+    def _progress(
+        self, batch: list[AbstractIncomingMessage]
+    ) -> PartitionProgress | None:
+        """Per partition, the highest position the batch delivered (events and
+        watermarks carry it in their headers); None with one partition."""
+        partitions = self._settings.projection_partitions
+        if partitions == 1:
+            return None
+        positions: dict[int, int] = {}
+        for message in batch:
+            headers = message.headers or {}
+            slot, position = headers.get("business_slot"), headers.get("position")
+            if isinstance(slot, int) and isinstance(position, int):
+                partition = partition_of_slot(slot, partitions)
+                positions[partition] = max(positions.get(partition, 0), position)
+        return PartitionProgress(partitions=partitions, positions=positions)
+
+    def _note_partitions(self, batch: list[AbstractIncomingMessage]) -> None:
+        """Log each partition the first time this run receives from it: the
+        partitions a projector is the active consumer of (and takes over)."""
+        partitions = self._settings.projection_partitions
+        for message in batch:
+            slot = (message.headers or {}).get("business_slot")
+            if not isinstance(slot, int):
+                continue
+            partition = partition_of_slot(slot, partitions)
+            if partition not in self._receiving:
+                self._receiving.add(partition)
+                log.info(
+                    "%s: receiving partition %d of %d",
+                    self._projection.name,
+                    partition,
+                    partitions,
+                )
 
     async def _apply_or_park(
         self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
@@ -210,7 +301,8 @@ class Projector:
             if attempt:
                 await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
-                await apply_batch(pool, self._projection, [event])
+                progress = self._progress([message])
+                await apply_batch(pool, self._projection, [event], progress)
                 await message.ack()
                 return
             except CONNECTION_ERRORS:
@@ -247,9 +339,13 @@ async def park(
     )
 
 
-async def retry_parked(pool: asyncpg.Pool, projection: Projection) -> None:
+async def retry_parked(
+    pool: asyncpg.Pool, projection: Projection, partitions: int = 1
+) -> None:
     """Apply, from the store, the events parked by earlier runs (the cause may be
-    gone); each one that applies now leaves the parked list."""
+    gone); each one that applies now leaves the parked list. With partitions, the
+    checkpoints stay where the queues' deliveries put them."""
+    progress = None if partitions == 1 else PartitionProgress(partitions, {})
     rows = await pool.fetch(
         "SELECT event_id, stream_id, version FROM projection_parked"
         " WHERE projection = $1 ORDER BY position",
@@ -264,7 +360,7 @@ async def retry_parked(pool: asyncpg.Pool, projection: Projection) -> None:
                     after_version=row["version"] - 1,
                     up_to_version=row["version"],
                 )
-            await apply_batch(pool, projection, events)
+            await apply_batch(pool, projection, events, progress)
         except CONNECTION_ERRORS:
             raise
         except Exception:  # a process edge: still failing, stays parked

@@ -1,7 +1,15 @@
 """RabbitMQ: connect, declare the topology, publish events with publisher confirms.
 
 Topology: one durable topic exchange (`ledger.events`); routing key
-`<business_id>.<event type>`; each projection has its own durable queue bound with `#`.
+`<business_id>.<event type>`. Each projection has LEDGER_PROJECTION_PARTITIONS durable
+queues (shared/partitions.py), each with a single active consumer. One partition: the
+queue `<prefix><projection>` is bound with `#` to the topic exchange, as it always was.
+More: a durable headers exchange `<exchange>.partitions`, bound with `#` to the topic
+exchange (an exchange-to-exchange binding, so the relay still publishes each event
+once), routes each message on its `business_slot` header to its partition's queue.
+The headers exchange needs no broker plugin (the consistent-hash exchange would, and
+is not enabled on our brokers) and routes deterministically: the relay and every
+projector compute the same slot, and a test can say which queue an event is in.
 """
 
 from __future__ import annotations
@@ -17,10 +25,14 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelPreconditionFailed
 
 from shared.events import Envelope
+from shared.partitions import business_slot, queue_names, slots_of
 
 _envelope_encoder = msgspec.json.Encoder()
+# The AMQP type of the relay's per-partition watermarks (publish_watermarks).
+WATERMARK_TYPE = "ledger.watermark"
 
 
 class MessageHeaders(msgspec.Struct, kw_only=True, frozen=True):
@@ -32,6 +44,8 @@ class MessageHeaders(msgspec.Struct, kw_only=True, frozen=True):
     version: int
     position: int
     business_id: int
+    # crc32(str(business_id)) % 64: the projections' queues are partitioned on it.
+    business_slot: int
 
 
 def envelope_body(event: Envelope) -> bytes:
@@ -47,6 +61,7 @@ def message_headers(event: Envelope) -> MessageHeaders:
         version=event.version,
         position=event.position,
         business_id=event.business_id,
+        business_slot=business_slot(event.business_id),
     )
 
 
@@ -60,12 +75,63 @@ async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExcha
     )
 
 
-async def declare_queue(
-    channel: AbstractChannel, exchange: AbstractExchange, name: str
-) -> AbstractQueue:
-    queue = await channel.declare_queue(name, durable=True)
-    await queue.bind(exchange, routing_key="#")
-    return queue
+class QueueArgumentsChanged(RuntimeError):
+    """A projection queue exists with other arguments than this version declares."""
+
+
+async def declare_projection_queues(
+    channel: AbstractChannel,
+    exchange: AbstractExchange,
+    prefix: str,
+    projection: str,
+    partitions: int,
+) -> list[AbstractQueue]:
+    """Declare and bind a projection's partition queues (partition 0 first).
+
+    Each queue has a single active consumer: RabbitMQ delivers it to one consumer at
+    a time and, when that consumer's connection dies, redelivers its unacked messages
+    to the next one in their queue order, so a business's events are never applied
+    by two projectors at once nor out of order.
+    """
+    names = queue_names(prefix, projection, partitions)
+    if partitions == 1:
+        queue = await _declare_single_active(channel, names[0])
+        await queue.bind(exchange, routing_key="#")
+        return [queue]
+    by_slot = await declare_partition_exchange(channel, exchange)
+    queues = []
+    for partition, name in enumerate(names):
+        queue = await _declare_single_active(channel, name)
+        for slot in slots_of(partition, partitions):
+            await queue.bind(
+                by_slot, arguments={"x-match": "all", "business_slot": slot}
+            )
+        queues.append(queue)
+    return queues
+
+
+async def declare_partition_exchange(
+    channel: AbstractChannel, exchange: AbstractExchange
+) -> AbstractExchange:
+    """The headers exchange that routes to the partition queues (partitions > 1)."""
+    by_slot = await channel.declare_exchange(
+        exchange.name + ".partitions", aio_pika.ExchangeType.HEADERS, durable=True
+    )
+    await by_slot.bind(exchange, routing_key="#")
+    return by_slot
+
+
+async def _declare_single_active(channel: AbstractChannel, name: str) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(
+            name, durable=True, arguments={"x-single-active-consumer": True}
+        )
+    except ChannelPreconditionFailed as error:
+        raise QueueArgumentsChanged(
+            f"queue {name} was declared without x-single-active-consumer by an"
+            " earlier version: stop the relay, let the projectors drain it, delete it"
+            " (deploy/OPERATIONS.md, Running several processes), then start again"
+        ) from error
 
 
 def routing_key(event: Envelope) -> str:
@@ -97,6 +163,33 @@ async def publish_confirmed(
         *(
             exchange.publish(message(event), routing_key=routing_key(event), timeout=30)
             for event in events
+        )
+    )
+
+
+async def publish_watermarks(
+    by_slot: AbstractExchange, position: int, partitions: int
+) -> None:
+    """Tell every partition queue that the relay has given it everything up to
+    `position` (its projectors' checkpoints move on it: projections/checkpoints.py).
+
+    Published after the batch's events are confirmed, so each watermark is behind
+    them in its queue; only to the partitions' headers exchange, never to
+    subscribers. Slot p routes to partition p, as p < partitions.
+    """
+    await asyncio.gather(
+        *(
+            by_slot.publish(
+                aio_pika.Message(
+                    body=b"",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    type=WATERMARK_TYPE,
+                    headers={"business_slot": partition, "position": position},
+                ),
+                routing_key="",
+                timeout=30,
+            )
+            for partition in range(partitions)
         )
     )
 

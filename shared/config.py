@@ -7,6 +7,10 @@ from collections.abc import Mapping
 import msgspec
 
 PROJECTIONS = ("balances", "statements")
+# Messages carry a business slot (crc32 of the business id modulo this); partition p
+# takes the slots s with s % partitions == p, so there can be at most this many.
+BUSINESS_SLOTS = 64
+PARTITIONS_MAX = BUSINESS_SLOTS
 
 
 class SettingsError(ValueError):
@@ -32,6 +36,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch_size_max: int = 2000  # bigger batches publish ~20-40% faster
     checkpoint_interval_s: float = 10.0
     projector_batch_size_max: int = 500
+    # Queues per projection (shared/partitions.py): a business's events always go to
+    # the same one, each is consumed by one projector at a time, so several projector
+    # processes share a projection's work and every business stays in order.
+    projection_partitions: int = 1
     body_size_max: int = 1024 * 1024
 
 
@@ -51,6 +59,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
     "LEDGER_BATCH_SIZE_MAX": ("batch_size_max", int),
     "LEDGER_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
+    "LEDGER_PROJECTION_PARTITIONS": ("projection_partitions", int),
 }
 
 
@@ -72,5 +81,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if not 0 <= settings.health_port < 65536:
         raise SettingsError(
             f"LEDGER_HEALTH_PORT={settings.health_port} is out of range"
+        )
+    if not 1 <= settings.projection_partitions <= PARTITIONS_MAX:
+        raise SettingsError(
+            f"LEDGER_PROJECTION_PARTITIONS={settings.projection_partitions}"
+            f" is not between 1 and {PARTITIONS_MAX}"
         )
     return settings

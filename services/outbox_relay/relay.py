@@ -6,7 +6,10 @@ crash between publish and cursor update republishes the batch: at-least-once, an
 projectors dedupe by stream version. Only one relay publishes at a time: each holds a
 PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
 session ends. The leader also takes the chain-head checkpoints
-(shared/chain_checkpoints) every `checkpoint_interval_s`.
+(shared/chain_checkpoints) every `checkpoint_interval_s`. With several projection
+partitions it declares every partition queue before publishing and, after each
+confirmed batch, sends each partition a watermark (broker.publish_watermarks) so that
+the partitions' checkpoints move even where the batch had no events.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class Relay:
         self._dsn = settings.database_url
         self._amqp_url = settings.amqp_url
         self._exchange_name = settings.exchange
-        self._queues = [settings.queue_prefix + p for p in PROJECTIONS]
+        self._queue_prefix = settings.queue_prefix
+        self._partitions = settings.projection_partitions
         self._batch_size_max = settings.relay_batch_size_max
         self._name = name
         self._key = settings.hmac_key.encode()
@@ -71,16 +75,25 @@ class Relay:
             exchange = await broker.declare_exchange(channel, self._exchange_name)
             # The projections' queues exist before the first publish, so events
             # published before a projector first starts wait for it in its queue.
-            for queue in self._queues:
-                await broker.declare_queue(channel, exchange, queue)
-            await self._loop(conn, exchange, stop)
+            for projection in PROJECTIONS:
+                await broker.declare_projection_queues(
+                    channel, exchange, self._queue_prefix, projection, self._partitions
+                )
+            by_slot = None
+            if self._partitions > 1:
+                by_slot = await broker.declare_partition_exchange(channel, exchange)
+            await self._loop(conn, exchange, by_slot, stop)
         finally:
             if connection is not None:
                 await connection.close()
             await conn.close()
 
     async def _loop(
-        self, conn: asyncpg.Connection, exchange: AbstractExchange, stop: asyncio.Event
+        self,
+        conn: asyncpg.Connection,
+        exchange: AbstractExchange,
+        by_slot: AbstractExchange | None,
+        stop: asyncio.Event,
     ) -> None:
         cursor = await load_cursor(conn, self._name)
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
@@ -89,6 +102,10 @@ class Relay:
             cursor, count = await publish_next(
                 conn, exchange, cursor, self._batch_size_max
             )
+            if count and by_slot is not None:
+                await broker.publish_watermarks(
+                    by_slot, cursor.position, self._partitions
+                )
             if count:
                 await save_cursor(conn, self._name, cursor)
                 self.published += count

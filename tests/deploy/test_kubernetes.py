@@ -195,16 +195,22 @@ def test_every_container_requests_resources_and_runs_as_the_images_user() -> Non
         assert container["image"] == "ledger:0.1.0"
 
 
-def test_each_projector_runs_as_its_queues_single_consumer() -> None:
-    """One replica per projection, replaced with Recreate (never two at once); the
-    relay runs a standby beside its leader (advisory lock)."""
+def test_each_projection_runs_two_projectors_over_more_partitions() -> None:
+    """Two replicas per projection share its partitions (at least one each, so
+    neither is only a standby), rolled without a gap; the relay runs a standby beside
+    its leader (advisory lock)."""
     projectors = [
         d for name, d in DEPLOYMENTS.items() if name.startswith("ledger-projector-")
     ]
     assert len(projectors) == 2
+    partitions = load_settings(CONFIG).projection_partitions
+    assert partitions == 4
     for deployment in projectors:
-        assert deployment["spec"]["replicas"] == 1
-        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert deployment["spec"]["replicas"] == 2 <= partitions
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
     assert DEPLOYMENTS["ledger-relay"]["spec"]["replicas"] == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,7 @@ async def test_events_reach_rabbitmq_for_outside_subscribers(
             "version": row["version"],
             "position": row["position"],
             "business_id": business["business_id"],
+            "business_slot": zlib.crc32(str(business["business_id"]).encode()) % 64,
         }
         body = json.loads(message.body)
         assert (body["event_id"], body["type"], body["position"]) == (

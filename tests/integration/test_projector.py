@@ -123,8 +123,10 @@ async def exchange(
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await broker.declare_exchange(channel, isolated.settings.exchange)
-        queue_name = isolated.settings.queue_prefix + balances.name
-        queue = await broker.declare_queue(channel, exchange, queue_name)
+        settings = isolated.settings
+        [queue] = await broker.declare_projection_queues(
+            channel, exchange, settings.queue_prefix, balances.name, 1
+        )
         await queue.purge()
         yield exchange
     finally:

@@ -16,6 +16,7 @@ import pytest
 from services.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
+from shared import broker
 from shared import events as e
 from shared.config import PROJECTIONS
 from shared.postgres import create_pool
@@ -185,3 +186,29 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
         await connection.close()
     assert message.headers["stream_id"] == e.client_stream(client_id)
     assert message.headers["position"] == position
+
+
+async def test_a_queue_from_before_partitions_stops_the_relay_with_the_way_out(
+    fresh: Environment,
+) -> None:
+    """A projection queue declared as earlier versions did (no
+    x-single-active-consumer) cannot be declared again with it: the relay's run fails
+    with QueueArgumentsChanged naming the queue and the operations section, and
+    publishes nothing."""
+    settings = fresh.settings
+    old_queue = settings.queue_prefix + "balances"
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(old_queue, durable=True)
+        relay = Relay(settings)
+        with pytest.raises(broker.QueueArgumentsChanged) as refused:
+            await relay.run(asyncio.Event())
+        assert str(refused.value) == (
+            f"queue {old_queue} was declared without x-single-active-consumer by an"
+            " earlier version: stop the relay, let the projectors drain it, delete it"
+            " (deploy/OPERATIONS.md, Running several processes), then start again"
+        )
+        assert relay.published == 0
+    finally:
+        await connection.close()

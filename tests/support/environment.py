@@ -12,6 +12,7 @@ import msgspec
 
 from projections.schemas import schema_files
 from shared.config import PROJECTIONS, Settings
+from shared.partitions import queue_names
 from shared.postgres import (
     create_database,
     migrate,
@@ -39,6 +40,7 @@ async def create_environment(
     postgres_url: str,
     amqp_url: str,
     tag: str,
+    partitions: int = 1,
     checkpoint_interval_s: float = TEST_CHECKPOINT_INTERVAL_S,
 ) -> Environment:
     suffix = uuid.uuid4().hex[:12]
@@ -54,6 +56,7 @@ async def create_environment(
         queue_prefix=f"ledger.test-{suffix}.projection.",
         read_your_writes_timeout_s=10.0,
         checkpoint_interval_s=checkpoint_interval_s,
+        projection_partitions=partitions,
     )
     return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
 
@@ -68,9 +71,14 @@ async def drop_environment(env: Environment) -> None:
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
         channel = await connection.channel()
+        settings = env.settings
         for projection in PROJECTIONS:
-            await channel.queue_delete(env.settings.queue_prefix + projection)
-        await channel.exchange_delete(env.settings.exchange)
+            for name in queue_names(
+                settings.queue_prefix, projection, settings.projection_partitions
+            ):
+                await channel.queue_delete(name)
+        await channel.exchange_delete(settings.exchange + ".partitions")
+        await channel.exchange_delete(settings.exchange)
     finally:
         await connection.close()
 
@@ -97,6 +105,7 @@ def service_environment(
         "LEDGER_AMQP_URL": env.settings.amqp_url,
         "LEDGER_EXCHANGE": env.settings.exchange,
         "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
+        "LEDGER_PROJECTION_PARTITIONS": str(env.settings.projection_partitions),
         "LEDGER_HTTP_PORT": str(port),
         "LEDGER_CHECKPOINT_INTERVAL_S": str(env.settings.checkpoint_interval_s),
         "LEDGER_LOG_LEVEL": log_level,
