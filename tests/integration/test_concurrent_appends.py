@@ -51,7 +51,9 @@ async def test_loser_of_a_concurrent_append_gets_a_conflict(
     async def write(event: NewEvent) -> list[e.Envelope]:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_current_xact_id()")  # the transaction is open
-            await barrier.wait()
+            # Bounded: if the other writer failed before the barrier, fail here too
+            # rather than hold this transaction (and the server's xmin) open forever.
+            await asyncio.wait_for(barrier.wait(), 10)
             return await append(conn, [event])
 
     outcomes = await asyncio.gather(write(first), write(second), return_exceptions=True)
