@@ -21,9 +21,12 @@ def test_the_health_port_is_read_as_a_number() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("65536", "LEDGER_HEALTH_PORT=65536 is out of range"),
-        ("-1", "LEDGER_HEALTH_PORT=-1 is out of range"),
-        ("http", "LEDGER_HEALTH_PORT='http' is not a valid int"),
+        (
+            "65536",
+            "LEDGER_HEALTH_PORT=65536 is out of range (0 to 65535; 0 serves nothing)",
+        ),
+        ("-1", "LEDGER_HEALTH_PORT=-1 is out of range (0 to 65535; 0 serves nothing)"),
+        ("http", "LEDGER_HEALTH_PORT='http' is not a whole number"),
     ],
 )
 def test_a_health_port_that_cannot_be_one_is_refused(value: str, message: str) -> None:
