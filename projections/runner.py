@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared import broker
+from shared import broker, worker_metrics
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
@@ -172,6 +173,7 @@ class Projector:
     async def _handle(
         self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
     ) -> None:
+        started = time.monotonic()
         events: list[Envelope] = []
         for message in batch:
             try:
@@ -195,6 +197,9 @@ class Projector:
             return
         if delivered:
             await delivered[-1].ack(multiple=True)
+            worker_metrics.projection_applied(
+                self._projection.name, len(delivered), time.monotonic() - started
+            )
 
     async def _apply_or_park(
         self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
@@ -233,7 +238,20 @@ class Projector:
 async def park(
     pool: asyncpg.Pool, projection: str, event: Envelope, error: str
 ) -> None:
-    log.error("%s: parking event %s of %s", projection, event.event_id, event.stream_id)
+    log.error(
+        "%s: parking event %s of %s",
+        projection,
+        event.event_id,
+        event.stream_id,
+        extra={
+            "event": "projection.parked",
+            "projection": projection,
+            "event_id": str(event.event_id),
+            "stream_id": event.stream_id,
+            "position": event.position,
+        },
+    )
+    worker_metrics.PROJECTION_PARKED.labels(projection=projection).inc()
     await pool.execute(
         "INSERT INTO projection_parked"
         " (projection, event_id, stream_id, version, position, error)"
