@@ -82,18 +82,27 @@ def supervise() -> int:
                 )
                 time.sleep(RESTART_DELAY_S)
                 children[role] = _spawn(list(role))
-    return _stop_all(list(children.values()))
+    return _stop_all(children)
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> int:
-    for child in children:
+def _stop_all(children: dict[tuple[str, ...], subprocess.Popen[bytes]]) -> int:
+    """SIGTERM every child, wait for each; 0 only when every one finished its work
+    and exited 0 by itself (1 when one failed or had to be killed)."""
+    for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_DEADLINE_S
-    for child in children:
+    clean = True
+    for role, child in children.items():
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    return 0
+        if child.returncode != 0:
+            print(
+                f"ledger: {' '.join(role)} exited ({child.returncode}) while stopping",
+                file=sys.stderr,
+            )
+            clean = False
+    return 0 if clean else 1
