@@ -34,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch_size_max: int = 500
     checkpoint_interval_s: float = 10.0
     projector_batch_size_max: int = 500
+    # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
+    # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024
     # Logging: a level name, and `auto` (text on a terminal, JSON lines otherwise),
     # `json` or `text` (shared/logs.py).
@@ -59,7 +61,6 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
     "LEDGER_RELAY_BATCH_SIZE_MAX": ("relay_batch_size_max", int),
     "LEDGER_PROJECTOR_BATCH_SIZE_MAX": ("projector_batch_size_max", int),
-    "LEDGER_BODY_SIZE_MAX": ("body_size_max", int),
     "LEDGER_LOG_LEVEL": ("log_level", str),
     "LEDGER_LOG_FORMAT": ("log_format", str),
 }

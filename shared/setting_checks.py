@@ -29,7 +29,6 @@ _AT_LEAST_ONE = [
     "batch_size_max",
     "relay_batch_size_max",
     "projector_batch_size_max",
-    "body_size_max",
 ]
 _POSITIVE_SECONDS = ["readiness_lag_max_s", "checkpoint_interval_s"]
 _SECONDS = ["read_your_writes_timeout_s", "batch_window_s"]
