@@ -35,6 +35,7 @@ from tests.support.environment import (
     free_port,
 )
 from tests.support.service import http_client
+from tests.support.workbooks import HEADER, form, openpyxl_file
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 DEFAULT_BUCKETS = [
@@ -362,3 +363,43 @@ async def test_a_worker_serves_its_counters_beside_its_probes(
         applied = "ledger_projection_applied_events_total"
         was = before.get((applied, frozenset({("projection", projection)})), 0)
         assert sample(after, applied, projection=projection) >= was + 1
+
+
+async def test_an_import_counts_its_rows_and_events(
+    fresh_app: TestClient,
+    business: dict[str, Any],
+    request_log: io.StringIO,
+    pool: asyncpg.Pool,
+) -> None:
+    """Proves the import counters, by importing 3 rows (two with an unpaid amount):
+    3 rows, 1 clients.imported, 3 client.created and 2 transaction.posted events
+    counted, and the request's log line carries the import id as correlation id."""
+    raw = openpyxl_file(
+        [
+            HEADER,
+            ["Ama", "0200000001", "", "", 120],
+            ["Kofi", "", "", "", None],
+            ["Esi", "", "", "", "7.50"],
+        ]
+    )
+    response = await fresh_app.post(
+        "/api/clients-import", data=form(raw), headers=business["headers"]
+    )
+    assert response.status == 201, await response.text()
+    import_id = (await response.json())["import_id"]
+
+    samples = await scrape(fresh_app)
+
+    assert sample(samples, "ledger_import_rows_total") == 3
+    assert family(samples, "ledger_events_appended_total") == {
+        frozenset({("type", "clients.imported")}): 1,
+        frozenset({("type", "client.created")}): 3,
+        frozenset({("type", "transaction.posted")}): 2,
+    }
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE metadata->>'correlation_id' = $1", import_id
+    )
+    assert stored == 6
+    lines = [json.loads(line) for line in request_log.getvalue().splitlines()]
+    line = next(line for line in lines if line["route"] == "/api/clients-import")
+    assert (line["status"], line["correlation_id"]) == (201, import_id)
