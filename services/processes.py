@@ -7,6 +7,7 @@ after a deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from types import FrameType
 
 from shared.config import PROJECTIONS
 
+log = logging.getLogger("ledger.supervisor")
 STOP_DEADLINE_S = 15.0
 PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
@@ -76,9 +78,15 @@ def supervise() -> int:
         time.sleep(0.2)
         for role, child in list(children.items()):
             if child.poll() is not None and not stopping:
-                print(
-                    f"ledger: {' '.join(role)} exited ({child.returncode}); restarting",
-                    file=sys.stderr,
+                log.warning(
+                    "%s exited (%d); restarting",
+                    " ".join(role),
+                    child.returncode,
+                    extra={
+                        "event": "process.restarting",
+                        "role": " ".join(role),
+                        "status": child.returncode,
+                    },
                 )
                 time.sleep(RESTART_DELAY_S)
                 children[role] = _spawn(list(role))
@@ -88,6 +96,7 @@ def supervise() -> int:
 def _stop_all(children: dict[tuple[str, ...], subprocess.Popen[bytes]]) -> int:
     """SIGTERM every child, wait for each; 0 only when every one finished its work
     and exited 0 by itself (1 when one failed or had to be killed)."""
+    log.info("stopping", extra={"event": "process.stopping", "role": "run"})
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -100,9 +109,15 @@ def _stop_all(children: dict[tuple[str, ...], subprocess.Popen[bytes]]) -> int:
             child.kill()
             child.wait()
         if child.returncode != 0:
-            print(
-                f"ledger: {' '.join(role)} exited ({child.returncode}) while stopping",
-                file=sys.stderr,
+            log.error(
+                "%s exited (%d) while stopping",
+                " ".join(role),
+                child.returncode,
+                extra={
+                    "event": "process.failed_to_stop",
+                    "role": " ".join(role),
+                    "status": child.returncode,
+                },
             )
             clean = False
     return 0 if clean else 1
