@@ -3,8 +3,9 @@
 The relay's backlog is the committed events past its cursor in its own order
 (transaction, position); a projection's lag is the events past its checkpoint. Both
 are counted in events and in seconds: the age of the oldest event not yet published,
-or not yet applied (0 when caught up). /readyz (shared/health.py) and /metrics
-(shared/metrics.py) both read them here.
+or not yet applied (0 when caught up). /metrics (shared/metrics.py) reads every
+figure at each scrape; /readyz (shared/health.py) reads only the largest lag in
+seconds, with one index probe instead of counting.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ GROUP BY p.projection
 ORDER BY p.projection
 """
 
+# The lag of the projection furthest behind, in seconds only: one index probe, cheap
+# enough for /readyz at every probe even with a backlog of millions of events.
+_LAG_MAX = """
+SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
+FROM events
+WHERE position > (
+    SELECT coalesce(min(coalesce(c.position_last, 0)), 0)
+    FROM unnest($1::text[]) AS p(projection)
+    LEFT JOIN projection_checkpoint c USING (projection)
+)
+ORDER BY position LIMIT 1
+"""
+
 _PARKED = """
 SELECT p.projection, count(k.event_id) AS events
 FROM unnest($1::text[]) AS p(projection)
@@ -67,6 +81,14 @@ async def projection_lags(
         row["projection"]: Lag(events=row["events"], seconds=row["seconds"])
         for row in rows
     }
+
+
+async def lag_max_seconds(
+    pool: asyncpg.Pool, projections: Sequence[str], timeout_s: float = 2.0
+) -> float:
+    """The age of the oldest event some projection has not applied (0 if none)."""
+    lag = await pool.fetchval(_LAG_MAX, list(projections), timeout=timeout_s)
+    return float(lag or 0.0)
 
 
 async def parked_events(

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from projections.balances.projector import projection as balances
 from projections.runner import apply_batch
+from projections.statements.projector import projection as statements
 from services.businesses import provision_business
 from shared import worker_health
 from shared.event_store import Cursor, read_after, save_cursor
@@ -281,8 +282,9 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
 ) -> None:
     """Proves the backlog and lag gauges, by scraping a database where nothing
     publishes or projects (every event is backlog and lag), then moving the relay's
-    cursor to the head (backlog 0) and applying every event to one projection (its
-    lag 0, the other's unchanged)."""
+    cursor to the head (backlog 0), applying every event to one projection (its lag
+    0, the other's unchanged, /readyz's lag above 0), then to the other (every lag
+    0, /readyz's too)."""
     settings = quiet_environment.settings
     business = await provision_business(settings, "Lagging")
     async with http_client(settings) as client:
@@ -308,6 +310,10 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
             assert len(events) == total
             await apply_batch(pool, balances, events)
             after = await scrape(client)
+            ready_behind = await (await client.get("/readyz")).json()
+            await apply_batch(pool, statements, events)
+            caught_up = await scrape(client)
+            ready_caught_up = await (await client.get("/readyz")).json()
         finally:
             await pool.close()
 
@@ -329,6 +335,17 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
     assert (
         sample(after, "ledger_projection_lag_events", projection="statements") == total
     )
+    # /readyz reads the largest lag from the same module: statements was behind.
+    assert ready_behind["lag_s"] > 0
+    assert ready_behind["parked_events"] == 0
+    for projection in ("balances", "statements"):
+        lag = "ledger_projection_lag_events"
+        assert sample(caught_up, lag, projection=projection) == 0
+        assert (
+            sample(caught_up, "ledger_projection_lag_seconds", projection=projection)
+            == 0
+        )
+    assert ready_caught_up["lag_s"] == 0
 
 
 async def test_a_worker_serves_its_counters_beside_its_probes(
