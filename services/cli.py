@@ -178,9 +178,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
 
 
-def _preflight(settings: Settings) -> int:
-    """0 when PostgreSQL and RabbitMQ answer; else say which does not, and return 1."""
-    messages = asyncio.run(preflight.unreachable(settings))
+def _preflight(settings: Settings, command: str) -> int:
+    """0 when PostgreSQL (and, for `run`, RabbitMQ) answers; else say which does not,
+    and return 1."""
+    messages = asyncio.run(preflight.unreachable(settings, rabbitmq=command == "run"))
     for message in messages:
         print(f"ledger: {message}", file=sys.stderr)
     return 1 if messages else 0
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.log_format,
             sys.stdout if server else sys.stderr,
         )
-        if args.command in ("run", "migrate") and _preflight(settings):
+        if args.command in ("run", "migrate") and _preflight(settings, args.command):
             return 1
         if args.command in ("run", "migrate"):
             asyncio.run(_migrate(settings))

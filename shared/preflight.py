@@ -1,4 +1,6 @@
-"""Before `ledger run` and `ledger migrate` start: do PostgreSQL and RabbitMQ answer?
+"""Before `ledger run` starts: do PostgreSQL and RabbitMQ answer? (`ledger migrate`,
+which a compose file or a Kubernetes Job runs before RabbitMQ may be up, asks only
+about PostgreSQL.)
 
 Without this, a server that is down surfaced as a raw socket error (or, for RabbitMQ,
 as workers restarting in a loop). Each server that does not answer gets one message
@@ -55,8 +57,9 @@ async def _rabbitmq(url: str) -> None:
     await connection.close()
 
 
-async def unreachable(settings: Settings) -> list[str]:
-    """A message for each server that does not answer (none when both do)."""
+async def unreachable(settings: Settings, *, rabbitmq: bool = True) -> list[str]:
+    """A message for each server that does not answer (none when all do); RabbitMQ
+    only when asked (the migrations need PostgreSQL alone)."""
     messages: list[str] = []
     try:
         await _postgres(settings.admin_database_url)
@@ -64,6 +67,8 @@ async def unreachable(settings: Settings) -> list[str]:
         messages.append(
             unreachable_message("PostgreSQL", settings.admin_database_url, error)
         )
+    if not rabbitmq:
+        return messages
     try:
         await _rabbitmq(settings.amqp_url)
     except (*CONNECTION_ERRORS, aio_pika.exceptions.AMQPConnectionError) as error:

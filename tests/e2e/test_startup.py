@@ -1,6 +1,7 @@
 """`ledger run` (what `make run` starts) when a server does not answer or a setting is
 wrong: one clear message naming what and how to fix it, a non-zero exit, and never a
-traceback. Nothing is started and no database is created."""
+traceback. Nothing is started and no database is created; `ledger migrate` needs
+PostgreSQL alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
+import asyncpg
+
+from shared.postgres import with_database
 from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
 from tests.support.environment import free_port
 
@@ -20,8 +25,11 @@ HOW = (
 )
 
 
-async def ledger_run(**variables: str) -> subprocess.CompletedProcess[str]:
-    """`python -m services.cli run` with only these LEDGER_* variables set."""
+async def ledger_run(
+    *command: str, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m services.cli run` (or the command given) with only these LEDGER_*
+    variables set."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -29,7 +37,7 @@ async def ledger_run(**variables: str) -> subprocess.CompletedProcess[str]:
     }
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "run"],
+        [sys.executable, "-m", "services.cli", *(command or ("run",))],
         cwd=REPOSITORY,
         env={**environment, **variables},
         capture_output=True,
@@ -119,3 +127,25 @@ async def test_a_bad_setting_stops_the_start_with_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr == "ledger: LEDGER_HTTP_PORT='80a' is not a whole number\n"
     assert done.stdout == ""
+
+
+async def test_migrate_needs_postgresql_alone(servers: tuple[str, str]) -> None:
+    """Proves `ledger migrate` (which compose and the Kubernetes Job run before
+    RabbitMQ may be up) does not wait for RabbitMQ, by migrating a throwaway
+    database with LEDGER_AMQP_URL at a closed port: exit 0, the database made."""
+    name = f"ledger_test_migrate_{uuid.uuid4().hex[:12]}"
+    admin_url = with_database(servers[0], name)
+    try:
+        done = await ledger_run(
+            "migrate",
+            LEDGER_ADMIN_DATABASE_URL=admin_url,
+            LEDGER_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[0] == "ledger: created the database"
+    finally:
+        conn = await asyncpg.connect(with_database(servers[0], "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
