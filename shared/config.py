@@ -80,7 +80,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             kind = "whole number" if parse is int else "number"
             raise SettingsError(f"{name}={raw!r} is not a {kind}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
-    for problem in setting_checks.problems(settings, _variable_of):
+    problem = next(setting_checks.problems(settings, _variable_of), None)
+    if problem is not None:  # the first one: fixing it may change the others
         raise SettingsError(problem)
     return settings
 
