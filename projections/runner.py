@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -28,7 +29,7 @@ from projections.checkpoints import (
     record_position,
 )
 from projections.partition_claims import subscribe_in_turn
-from shared import broker
+from shared import broker, worker_metrics
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
@@ -221,6 +222,7 @@ class Projector:
     async def _handle(
         self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
     ) -> None:
+        started = time.monotonic()
         self._note_partitions(batch)
         progress = self._progress(batch)
         events: list[Envelope] = []
@@ -251,6 +253,9 @@ class Projector:
             delivered = [m for m in delivered if not m.processed]
         if delivered:
             await delivered[-1].ack(multiple=True)
+            worker_metrics.projection_applied(
+                self._projection.name, len(delivered), time.monotonic() - started
+            )
 
     def _progress(
         self, batch: list[AbstractIncomingMessage]
@@ -325,7 +330,20 @@ class Projector:
 async def park(
     pool: asyncpg.Pool, projection: str, event: Envelope, error: str
 ) -> None:
-    log.error("%s: parking event %s of %s", projection, event.event_id, event.stream_id)
+    log.error(
+        "%s: parking event %s of %s",
+        projection,
+        event.event_id,
+        event.stream_id,
+        extra={
+            "event": "projection.parked",
+            "projection": projection,
+            "event_id": str(event.event_id),
+            "stream_id": event.stream_id,
+            "position": event.position,
+        },
+    )
+    worker_metrics.PROJECTION_PARKED.labels(projection=projection).inc()
     await pool.execute(
         "INSERT INTO projection_parked"
         " (projection, event_id, stream_id, version, position, error)"

@@ -16,9 +16,11 @@ import sys
 import asyncpg
 
 from services.businesses import provision_business
-from shared import api_keys, worker_health
+from shared import api_keys, logs, preflight, worker_health
 from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
 from shared.postgres import create_database, migrate, shared_migrations
+
+log = logging.getLogger("ledger")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,14 +150,55 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
             await run_projection(settings, args.projection, stop)
 
 
+# Long-running processes log to stdout (a container's log); admin commands to
+# stderr, so that their --json output on stdout stays clean.
+SERVER_COMMANDS = ("run", "api", "relay", "projector")
+
+
+def _role(args: argparse.Namespace) -> str:
+    if args.command == "projector":
+        return f"projector {args.projection}"
+    return str(args.command)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    """Run one process of `ledger run` (api, relay, a projector) until SIGTERM, with
+    a log line when it starts and when it has stopped."""
+    from services.processes import exit_with_supervisor
+
+    exit_with_supervisor()
+    role = _role(args)
+    log.info("%s starting", role, extra={"event": "process.started", "role": role})
+    if args.command == "api":
+        from services.http_app import serve
+
+        serve(settings)
+    else:
+        asyncio.run(_run_worker(settings, args))
+    log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
+
+
+def _preflight(settings: Settings, command: str) -> int:
+    """0 when PostgreSQL (and, for `run`, RabbitMQ) answers; else say which does not,
+    and return 1."""
+    messages = asyncio.run(preflight.unreachable(settings, rabbitmq=command == "run"))
+    for message in messages:
+        print(f"ledger: {message}", file=sys.stderr)
+    return 1 if messages else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LEDGER_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = load_settings(os.environ)
+        server = args.command in SERVER_COMMANDS
+        logs.configure(
+            settings.log_level,
+            settings.log_format,
+            sys.stdout if server else sys.stderr,
+        )
+        if args.command in ("run", "migrate") and _preflight(settings, args.command):
+            return 1
         if args.command in ("run", "migrate"):
             asyncio.run(_migrate(settings))
         if args.command == "run":
@@ -163,15 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return supervise()
         if args.command in ("api", "relay", "projector"):
-            from services.processes import exit_with_supervisor
-
-            exit_with_supervisor()
-        if args.command == "api":
-            from services.http_app import serve
-
-            serve(settings)
-        elif args.command in ("relay", "projector"):
-            asyncio.run(_run_worker(settings, args))
+            _serve(settings, args)
         elif args.command in ("business", "key"):
             return asyncio.run(_admin(settings, args))
         elif args.command == "replay":

@@ -9,7 +9,7 @@ from aiohttp import web
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
 from services.query_api import app as query_api
-from shared import health
+from shared import health, metrics, request_log
 from shared.config import PROJECTIONS, Settings
 from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
 from shared.postgres import create_pool
@@ -18,7 +18,12 @@ from shared.projection_wait import WAITER, ProjectionWaiter
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[
+            request_log.request_log_middleware,
+            metrics.metrics_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
         client_max_size=settings.body_size_max,
     )
     app[SETTINGS] = settings
@@ -34,6 +39,8 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(database)
     health.setup(app)
+    metrics.setup(app)
+    request_log.setup(app)
     command_api.setup(app)
     query_api.setup(app)
     audit_api.setup(app)

@@ -7,6 +7,7 @@ after a deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from types import FrameType
 
 from shared.config import PROJECTIONS
 
+log = logging.getLogger("ledger.supervisor")
 STOP_DEADLINE_S = 15.0
 PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
@@ -76,24 +78,46 @@ def supervise() -> int:
         time.sleep(0.2)
         for role, child in list(children.items()):
             if child.poll() is not None and not stopping:
-                print(
-                    f"ledger: {' '.join(role)} exited ({child.returncode}); restarting",
-                    file=sys.stderr,
+                log.warning(
+                    "%s exited (%d); restarting",
+                    " ".join(role),
+                    child.returncode,
+                    extra={
+                        "event": "process.restarting",
+                        "role": " ".join(role),
+                        "status": child.returncode,
+                    },
                 )
                 time.sleep(RESTART_DELAY_S)
                 children[role] = _spawn(list(role))
-    return _stop_all(list(children.values()))
+    return _stop_all(children)
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> int:
-    for child in children:
+def _stop_all(children: dict[tuple[str, ...], subprocess.Popen[bytes]]) -> int:
+    """SIGTERM every child, wait for each; 0 only when every one finished its work
+    and exited 0 by itself (1 when one failed or had to be killed)."""
+    log.info("stopping", extra={"event": "process.stopping", "role": "run"})
+    for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_DEADLINE_S
-    for child in children:
+    clean = True
+    for role, child in children.items():
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    return 0
+        if child.returncode != 0:
+            log.error(
+                "%s exited (%d) while stopping",
+                " ".join(role),
+                child.returncode,
+                extra={
+                    "event": "process.failed_to_stop",
+                    "role": " ".join(role),
+                    "status": child.returncode,
+                },
+            )
+            clean = False
+    return 0 if clean else 1

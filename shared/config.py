@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from shared import setting_checks
+
 PROJECTIONS = ("balances", "statements")
 # Messages carry a business slot (crc32 of the business id modulo this); partition p
 # takes the slots s with s % partitions == p, so there can be at most this many.
@@ -40,7 +42,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the same one, each is consumed by one projector at a time, so several projector
     # processes share a projection's work and every business stays in order.
     projection_partitions: int = 1
+    # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
+    # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024
+    # Logging: a level name, and `auto` (text on a terminal, JSON lines otherwise),
+    # `json` or `text` (shared/logs.py).
+    log_level: str = "INFO"
+    log_format: str = "auto"
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -60,31 +68,37 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_BATCH_SIZE_MAX": ("batch_size_max", int),
     "LEDGER_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
     "LEDGER_PROJECTION_PARTITIONS": ("projection_partitions", int),
+    "LEDGER_RELAY_BATCH_SIZE_MAX": ("relay_batch_size_max", int),
+    "LEDGER_PROJECTOR_BATCH_SIZE_MAX": ("projector_batch_size_max", int),
+    "LEDGER_LOG_LEVEL": ("log_level", str),
+    "LEDGER_LOG_FORMAT": ("log_format", str),
 }
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Build Settings from environment variables; a bad value raises SettingsError."""
+    """Build Settings from environment variables; a bad value raises SettingsError
+    with one line naming the variable, its value and what it must be."""
     values: dict[str, object] = {}
     for name, (field, parse) in _ENVIRONMENT.items():
         raw = environ.get(name)
         if raw is None or raw == "":
             continue
         try:
-            values[field] = parse(raw)
+            values[field] = parse(raw.strip() if parse is not str else raw)
         except ValueError:
-            kind = parse.__name__
-            raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+            kind = "whole number" if parse is int else "number"
+            raise SettingsError(f"{name}={raw!r} is not a {kind}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
-    if not 0 < settings.http_port < 65536:
-        raise SettingsError(f"LEDGER_HTTP_PORT={settings.http_port} is out of range")
-    if not 0 <= settings.health_port < 65536:
-        raise SettingsError(
-            f"LEDGER_HEALTH_PORT={settings.health_port} is out of range"
-        )
+    problem = next(setting_checks.problems(settings, _variable_of), None)
+    if problem is not None:  # the first one: fixing it may change the others
+        raise SettingsError(problem)
     if not 1 <= settings.projection_partitions <= PARTITIONS_MAX:
         raise SettingsError(
             f"LEDGER_PROJECTION_PARTITIONS={settings.projection_partitions}"
             f" is not between 1 and {PARTITIONS_MAX}"
         )
     return settings
+
+
+def _variable_of(field: str) -> str:
+    return next(name for name, (f, _) in _ENVIRONMENT.items() if f == field)

@@ -44,6 +44,14 @@ class NotYetVisible(LedgerError):
     retry_after_s = 1
 
 
+class ServiceStopping(NotYetVisible):
+    """The process is shutting down and takes no new command: 503 with Retry-After
+    (another instance, or this one restarted, will take the retry)."""
+
+    def __init__(self) -> None:
+        super().__init__("The service is shutting down; retry")
+
+
 class ConcurrencyConflict(LedgerError):
     """Another writer appended to the stream first; the appender retries this."""
 

@@ -9,23 +9,11 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from shared import backlog
 from shared.config import PROJECTIONS
 from shared.http_edge import POOL, SETTINGS, json_response
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
-
-_LAG = """
-SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
-FROM events
-WHERE position > (
-    SELECT coalesce(min(coalesce(c.position_last, 0)), 0)
-    FROM unnest($1::text[]) AS p(projection)
-    LEFT JOIN projection_checkpoint c USING (projection)
-)
-ORDER BY position LIMIT 1
-"""
-
-_PARKED = "SELECT count(*) FROM projection_parked"
 
 routes = web.RouteTableDef()
 
@@ -41,9 +29,12 @@ async def readyz(request: web.Request) -> web.Response:
     lag_s = 0.0
     parked = 0
     try:
-        lag = await request.app[POOL].fetchval(_LAG, list(PROJECTIONS), timeout=2)
-        lag_s = float(lag or 0.0)
-        parked = await request.app[POOL].fetchval(_PARKED, timeout=2)
+        # The lag of the projection furthest behind: the age of the oldest event it
+        # has not applied (/metrics shows each projection's).
+        lag_s = await backlog.lag_max_seconds(request.app[POOL], PROJECTIONS)
+        parked = sum(
+            (await backlog.parked_events(request.app[POOL], PROJECTIONS)).values()
+        )
         checks["postgres"] = "ok"
     except Exception as error:  # any failure means not ready
         checks["postgres"] = f"failed: {type(error).__name__}"

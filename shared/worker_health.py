@@ -8,7 +8,8 @@ alive. With LEDGER_HEALTH_PORT set (compose and the Kubernetes manifests set it;
 - /healthz: the process's event loop answers (a wedged loop fails the probe);
 - /readyz: the worker can reach what it works with: a fresh PostgreSQL connection as
   its own role answers `SELECT 1`, and its RabbitMQ connection is open. Projection
-  lag is the API's /readyz's business: a worker catching up is still a good worker.
+  lag is the API's /readyz's business: a worker catching up is still a good worker;
+- /metrics: the worker's Prometheus counters (shared/worker_metrics.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import worker_metrics
 from shared.config import Settings
 from shared.http_edge import SETTINGS, json_response
 
@@ -45,6 +48,15 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(value == "ok" for value in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return json_response(body, status=200 if ready else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """The worker's counters (shared/worker_metrics.py), in Prometheus' text format."""
+    return web.Response(
+        body=generate_latest(worker_metrics.REGISTRY),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
 
 
 async def _postgres_check(dsn: str) -> str:

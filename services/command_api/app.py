@@ -10,6 +10,7 @@ from services.command_api import import_routes
 from services.command_api.appender import Appender
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
 from shared.http_edge import POOL, SETTINGS
+from shared.metrics import METRICS
 
 
 def setup(app: web.Application) -> None:
@@ -22,8 +23,12 @@ def setup(app: web.Application) -> None:
 
     async def appender_context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        metrics = app.get(METRICS)
         appender = Appender(
-            app[POOL], settings.hmac_key.encode(), settings.batch_size_max
+            app[POOL],
+            settings.hmac_key.encode(),
+            settings.batch_size_max,
+            on_appended=metrics.count_appended if metrics is not None else None,
         )
         appender.start()
         app[APPENDER] = appender

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import random
 import uuid
+from collections.abc import Callable, Iterable
 
 import asyncpg
 import msgspec
@@ -33,19 +34,32 @@ from services.command_api.submissions import (
 from shared import commands as c
 from shared import domain
 from shared import events as e
-from shared.errors import ConcurrencyConflict, IdempotencyConflict, LedgerError
+from shared.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    LedgerError,
+    ServiceStopping,
+)
 from shared.event_store import NewEvent, append, new_event
 from shared.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 RETRIES_MAX = 8
+# How long stop() lets the submitted commands finish before it cancels the task.
+STOP_GRACE_S = 10.0
 
 
 class Appender:
     def __init__(
-        self, pool: asyncpg.Pool, hmac_key: bytes, batch_size_max: int
+        self,
+        pool: asyncpg.Pool,
+        hmac_key: bytes,
+        batch_size_max: int,
+        on_appended: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_appended = on_appended  # the types of each committed batch's events
+        self._stopping = False
         self._key = hmac_key
         self._batch_size_max = batch_size_max
         self._queue: asyncio.Queue[Submission] = asyncio.Queue()
@@ -55,10 +69,20 @@ class Appender:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="appender")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Refuse new commands, let every command already submitted be committed (or
+        refused) and answered, then end the task. A batch is never cut off mid-commit
+        unless it outlasts `grace_s` (then, as after a crash, its outcome is what the
+        database decided: committed entirely or not at all)."""
+        self._stopping = True
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), grace_s)
+        except TimeoutError:
+            log.warning("appender: commands still running after %.0f s", grace_s)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
     async def submit(
         self,
@@ -67,6 +91,8 @@ class Appender:
         render: Render,
         idempotency: IdempotencyClaim | None = None,
     ) -> Result:
+        if self._stopping:
+            raise ServiceStopping()
         submission = Submission(command, metadata, render, idempotency)
         await self._queue.put(submission)
         return await submission.future
@@ -77,7 +103,11 @@ class Appender:
             await asyncio.sleep(0)  # let the requests already in flight join
             while len(batch) < self._batch_size_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._commit_isolated(batch)
+            try:
+                await self._commit_isolated(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _commit_isolated(self, batch: list[Submission]) -> None:
         """Commit a batch; if it fails unexpectedly, commit each command on its own so
@@ -127,6 +157,12 @@ class Appender:
                 # never written: drop them all, so nothing is decided on a phantom.
                 self._states.forget(touched | self._states.take_put())
                 raise
+        if self._on_appended is not None:
+            self._on_appended(
+                e.event_type(event.payload)
+                for item in decided
+                for event in item.new_events
+            )
         for submission, error in refused:
             _fail(submission, error)
         for item, result in zip(decided, results, strict=True):

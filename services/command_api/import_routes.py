@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from services.command_api.uploads import Upload, read_upload
 from shared import events as e
 from shared.api_keys import Business
 from shared.errors import IdempotencyConflict, IdempotencyInProgress, invalid
+from shared.event_store import NewEvent
 from shared.http_edge import (
     POOL,
     SETTINGS,
@@ -30,10 +32,13 @@ from shared.http_edge import (
     is_ascii_digits,
     json_response,
 )
+from shared.metrics import METRICS
 from shared.money import to_number
 from shared.projection_wait import WAITER
+from shared.request_log import CORRELATION_ID
 from shared.views import encoder
 
+log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
 routes = web.RouteTableDef()
@@ -98,6 +103,7 @@ async def _commit(
 ) -> web.Response:
     pool = request.app[POOL]
     plan = _plan(request, business, upload, claim, category_id, known, rows)
+    request[CORRELATION_ID] = plan.import_id  # every event of the import carries it
     accounts, entries, _ = import_events.counts(rows)
     ids = await import_store.allocate(
         pool, len(rows), accounts, entries, len(plan.new_categories)
@@ -119,10 +125,37 @@ async def _commit(
     if committed.duplicate_of is not None:
         return _duplicate(committed.duplicate_of)
     assert committed.last is not None
+    _observe(request, plan, rows, events)
     if status == 201:
         status = await _read_your_writes(request, committed.last, claim)
     headers = {"X-Ledger-Position": str(committed.last.position)}
     return json_response(body, status=status, headers=headers)
+
+
+def _observe(
+    request: web.Request,
+    plan: import_events.ImportPlan,
+    rows: Sequence[ImportRow],
+    events: Sequence[NewEvent],
+) -> None:
+    """Count the committed import in /metrics and log it."""
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.import_rows.inc(len(rows))
+        metrics.count_appended(e.event_type(event.payload) for event in events)
+    log.info(
+        "import %s committed: %d rows, %d events",
+        plan.import_id,
+        len(rows),
+        len(events),
+        extra={
+            "event": "import.committed",
+            "import_id": plan.import_id,
+            "business_id": plan.business_id,
+            "rows": len(rows),
+            "events": len(events),
+        },
+    )
 
 
 def _record(

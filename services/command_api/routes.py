@@ -26,6 +26,7 @@ from shared.http_edge import (
     read_json_object,
 )
 from shared.projection_wait import WAITER
+from shared.request_log import CORRELATION_ID, REQUEST_ID
 
 APPENDER = web.AppKey("appender", Appender)
 IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
@@ -65,13 +66,15 @@ def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
 
 def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
     business = business_of(request)
-    correlation = request.headers.get("X-Correlation-Id") or request.headers.get(
-        "X-Request-Id"
-    )
+    # The caller's X-Correlation-Id, else the request id (the caller's X-Request-Id
+    # when it is usable, else a fresh one: shared/request_log.py).
+    correlation = request.headers.get("X-Correlation-Id")
     if correlation is not None and not printable(correlation):
         correlation = None  # an id we cannot store is replaced by a fresh one
+    correlation = (correlation or request.get(REQUEST_ID) or str(uuid.uuid4()))[:255]
+    request[CORRELATION_ID] = correlation
     return Metadata(
-        correlation_id=(correlation or str(uuid.uuid4()))[:255],
+        correlation_id=correlation,
         principal=f"api_key:{business.key_id}",
         idempotency_key=claim.key if claim else None,
     )

@@ -22,7 +22,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from shared import broker
+from shared import broker, worker_metrics
 from shared.chain_checkpoints import take_checkpoint
 from shared.config import PROJECTIONS, Settings
 from shared.event_store import Cursor, load_cursor, read_after, save_cursor
@@ -99,6 +99,7 @@ class Relay:
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
         while not stop.is_set():
             self._wake.clear()
+            started = time.monotonic()
             cursor, count = await publish_next(
                 conn, exchange, cursor, self._batch_size_max
             )
@@ -109,6 +110,9 @@ class Relay:
             if count:
                 await save_cursor(conn, self._name, cursor)
                 self.published += count
+                worker_metrics.relay_published(
+                    count, time.monotonic() - started, cursor.position
+                )
             if time.monotonic() >= checkpoint_due:
                 await take_checkpoint(conn, self._key)
                 checkpoint_due = time.monotonic() + self._checkpoint_interval_s

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import msgspec
 import pytest
 
 from tests.e2e.conftest import (
@@ -23,6 +24,7 @@ from tests.e2e.conftest import (
     STOP_DEADLINE_S,
     Api,
     LedgerService,
+    Reply,
     children_of,
     create_business,
     is_running,
@@ -160,3 +162,167 @@ async def test_children_stop_by_themselves_when_the_supervisor_is_killed(
         return not any(_alive(child) for child in children)
 
     await wait_until(gone, STOP_DEADLINE_S, "every child exited by itself")
+
+
+ACKNOWLEDGED = (201, 202)
+WRITERS = 8
+
+
+async def _post_until_refused(
+    api: Api, client_id: int, signalled: asyncio.Event, outcomes: list[Outcome]
+) -> None:
+    """Post debits one after another until the service refuses the connection."""
+    while True:
+        sent_after_signal = signalled.is_set()
+        try:
+            reply = await api.post(
+                f"/api/v3/clients/{client_id}/transactions",
+                {"type": "debit", "amount": "1.00"},
+            )
+        except aiohttp.ClientConnectionError as error:
+            outcomes.append(Outcome(error=error, sent_after_signal=sent_after_signal))
+            return
+        outcomes.append(
+            Outcome(
+                reply=reply,
+                sent_after_signal=sent_after_signal,
+                answered_after_signal=signalled.is_set(),
+            )
+        )
+        if reply.status not in ACKNOWLEDGED:
+            return
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    reply: Reply | None = None
+    error: BaseException | None = None
+    sent_after_signal: bool = False
+    answered_after_signal: bool = False
+
+
+async def test_sigterm_loses_no_acknowledged_command(
+    own_ledger: LedgerService, tmp_path: Path
+) -> None:
+    """Proves SIGTERM is graceful for writers, by posting debits from 8 concurrent
+    writers and sending SIGTERM to `ledger run` mid-stream: every answer is a 2xx
+    until the listener closes (then only connection errors, never a 5xx or a reset
+    request that had been answered), requests in flight at the signal still get
+    their 2xx, `ledger run` and every child exit 0 within the 10 s hang check, and
+    each acknowledged debit is in the event store exactly once and in the statement
+    after a restart."""
+    business = await create_business(own_ledger)
+    signalled = asyncio.Event()
+    outcomes: list[Outcome] = []
+    async with aiohttp.ClientSession(
+        base_url=own_ledger.base_url, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
+        api = Api(http, str(business["api_key"]))
+        client_id = (await api.create_client())["id"]
+        writers = [
+            asyncio.ensure_future(
+                _post_until_refused(api, client_id, signalled, outcomes)
+            )
+            for _ in range(WRITERS)
+        ]
+
+        async def flowing() -> bool:
+            assert not any(writer.done() for writer in writers), outcomes[-1:]
+            return len(outcomes) >= 40
+
+        await wait_until(flowing, 30.0, "40 debits answered")
+        own_ledger.process.send_signal(signal.SIGTERM)
+        signalled.set()
+        await asyncio.gather(*writers)
+        try:
+            returncode = await asyncio.to_thread(
+                own_ledger.process.wait, STOP_DEADLINE_S
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"`ledger run` did not stop within {STOP_DEADLINE_S} s of SIGTERM"
+            ) from None
+
+    assert returncode == 0, own_ledger.log_tail()
+    answered = [outcome.reply for outcome in outcomes if outcome.reply is not None]
+    assert {reply.status for reply in answered} <= set(ACKNOWLEDGED), [
+        (reply.status, reply.body) for reply in answered
+    ]
+    refused = [outcome for outcome in outcomes if outcome.error is not None]
+    assert len(refused) == WRITERS  # each writer ended on a refused connection
+    # Requests sent before the signal and answered after it: in flight while the
+    # service was stopping, and still answered 2xx.
+    assert any(
+        not outcome.sent_after_signal and outcome.answered_after_signal
+        for outcome in outcomes
+        if outcome.reply is not None
+    )
+    acknowledged = [int(reply.body["id"]) for reply in answered]
+    assert len(acknowledged) == len(set(acknowledged))
+    admin = await asyncpg.connect(own_ledger.environment.admin_url)
+    try:
+        stored = await admin.fetch(
+            "SELECT (payload->>'transaction_id')::bigint AS id FROM events"
+            " WHERE stream_id = $1 AND type = 'transaction.posted'",
+            f"client-{client_id}",
+        )
+    finally:
+        await admin.close()
+    stored_ids = [row["id"] for row in stored]
+    assert len(stored_ids) == len(set(stored_ids))
+    assert set(acknowledged) <= set(stored_ids)
+
+    await _assert_visible_after_restart(
+        own_ledger, tmp_path, str(business["api_key"]), client_id, answered
+    )
+
+
+async def _assert_visible_after_restart(
+    stopped: LedgerService,
+    tmp_path: Path,
+    key: str,
+    client_id: int,
+    answered: list[Reply],
+) -> None:
+    """Start `ledger run` again on the same database: the statement shows every
+    acknowledged debit once the read models reach the last acknowledged position."""
+    restarted = launch(stopped.environment, tmp_path / "ledger-restart.log")
+    try:
+        async with aiohttp.ClientSession(
+            base_url=restarted.base_url, timeout=aiohttp.ClientTimeout(total=30)
+        ) as http:
+
+            async def answering() -> bool:
+                assert restarted.process.poll() is None, restarted.log_tail()
+                try:
+                    async with http.get("/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(answering, START_DEADLINE_S, "the restarted service")
+            last = max(int(reply.headers["X-Ledger-Position"]) for reply in answered)
+
+            async def statement() -> Reply | None:
+                reply = await Api(http, key).get(
+                    f"/api/v3/clients/{client_id}/transactions",
+                    headers={"X-Ledger-Min-Position": str(last)},
+                )
+                return reply if reply.status == 200 else None
+
+            found: list[Reply] = []
+
+            async def reached() -> bool:
+                reply = await statement()
+                found[:] = [reply] if reply is not None else []
+                return reply is not None
+
+            await wait_until(reached, START_DEADLINE_S, "position reached")
+    finally:
+        if restarted.process.poll() is None:
+            restarted.process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.to_thread(
+                restarted.process.wait, STOP_DEADLINE_S
+            )
+            assert returncode == 0, restarted.log_tail()
+    listed = {int(line["id"]) for line in found[0].body["transactions"]}
+    assert {int(reply.body["id"]) for reply in answered} <= listed

@@ -54,8 +54,9 @@ def _start_worker(
 async def test_a_worker_answers_its_probes_and_stops_on_sigterm(
     worker_environment: Environment, command: list[str], tmp_path: Path
 ) -> None:
-    """The worker process serves /healthz and /readyz (200, PostgreSQL and RabbitMQ
-    ok) on its health port, then exits 0 within the deadline after one SIGTERM."""
+    """The worker process serves /healthz, /readyz (200, PostgreSQL and RabbitMQ
+    ok) and /metrics on its health port, then exits 0 within the deadline after one
+    SIGTERM."""
     health_port = free_port()
     env = service_environment(worker_environment, free_port())
     env["LEDGER_HEALTH_PORT"] = str(health_port)
@@ -86,6 +87,12 @@ async def test_a_worker_answers_its_probes_and_stops_on_sigterm(
                     200,
                     {"status": "ok"},
                 )
+            async with http.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                metrics = (await response.text()).splitlines()
+            # Nothing to publish or apply in this environment: counters at zero.
+            assert "ledger_relay_published_events_total 0.0" in metrics
+            assert "# TYPE ledger_projection_applied_events_total counter" in metrics
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STOP_DEADLINE_S) == 0, log_path.read_text()

@@ -1,0 +1,157 @@
+"""Prometheus metrics of the API process, served at /metrics (public, no key).
+
+Counted in the process: requests per route and status, their latency, the events the
+API appended (commands and imports) and the rows imported. Read from the database at
+each scrape, because they belong to other processes: the relay's backlog and each
+projection's lag and parked events (shared/backlog.py), so that one scrape of the API
+shows the whole pipeline even under `ledger run`, where the workers serve no port.
+The workers' own counters are in shared/worker_metrics.py.
+
+Each app has a registry of its own (not the process-wide default), so two apps in one
+process (tests) never mix their counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from shared import backlog
+from shared.config import PROJECTIONS
+from shared.http_edge import POOL, Handler
+from shared.request_log import CLIENT_CLOSED, route_of
+
+log = logging.getLogger(__name__)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "ledger_http_requests",
+            "HTTP requests answered, by method, route pattern and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "ledger_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route pattern",
+            ["method", "route"],
+            registry=registry,
+        )
+        self.events_appended = Counter(
+            "ledger_events_appended",
+            "Events this process appended to the event store, by type",
+            ["type"],
+            registry=registry,
+        )
+        self.import_rows = Counter(
+            "ledger_import_rows",
+            "Spreadsheet rows committed by customer imports",
+            registry=registry,
+        )
+        self.relay_backlog_events = Gauge(
+            "ledger_relay_backlog_events",
+            "Committed events the relay has not yet published (read at scrape)",
+            registry=registry,
+        )
+        self.relay_backlog_seconds = Gauge(
+            "ledger_relay_backlog_seconds",
+            "Age of the oldest event not yet published; 0 when none (read at scrape)",
+            registry=registry,
+        )
+        self._projection_gauges(registry)
+
+    def _projection_gauges(self, registry: CollectorRegistry) -> None:
+        self.projection_lag_events = Gauge(
+            "ledger_projection_lag_events",
+            "Events past the projection's checkpoint (read at scrape)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_lag_seconds = Gauge(
+            "ledger_projection_lag_seconds",
+            "Age of the oldest event the projection has not applied (read at scrape)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_parked = Gauge(
+            "ledger_projection_parked_events",
+            "Events the projection parked after failing to apply them",
+            ["projection"],
+            registry=registry,
+        )
+
+    def count_appended(self, event_types: Iterable[str]) -> None:
+        for event_type in event_types:
+            self.events_appended.labels(type=event_type).inc()
+
+    async def read_backlog(self, pool: asyncpg.Pool) -> None:
+        relay = await backlog.relay_backlog(pool)
+        self.relay_backlog_events.set(relay.events)
+        self.relay_backlog_seconds.set(relay.seconds)
+        lags = await backlog.projection_lags(pool, PROJECTIONS)
+        for name, lag in lags.items():
+            self.projection_lag_events.labels(projection=name).set(lag.events)
+            self.projection_lag_seconds.labels(projection=name).set(lag.seconds)
+        parked = await backlog.parked_events(pool, PROJECTIONS)
+        for name, count in parked.items():
+            self.projection_parked.labels(projection=name).set(count)
+
+
+METRICS = web.AppKey("metrics", ApiMetrics)
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Count and time every answered request under its route's pattern."""
+    started = time.perf_counter()
+    status = CLIENT_CLOSED
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        route = route_of(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.request_seconds.labels(request.method, route).observe(
+            time.perf_counter() - started
+        )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    try:
+        await metrics.read_backlog(request.app[POOL])
+    except Exception as error:  # the counters still answer; the gauges keep old values
+        log.warning("/metrics: backlog not read: %r", error)
+    return web.Response(
+        body=generate_latest(metrics.registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
+
+
+def setup(app: web.Application) -> ApiMetrics:
+    metrics = ApiMetrics()
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_endpoint)
+    return metrics

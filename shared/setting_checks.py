@@ -1,0 +1,105 @@
+"""What each setting must be, checked once at start (shared/config.load_settings).
+
+A process with a bad setting refuses to start with one line naming the variable, the
+value it was given and what it must be, instead of failing later, deep in a request
+or a worker loop, with a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "text")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+AMQP_SCHEMES = ("amqp", "amqps")
+
+_URLS: list[tuple[str, tuple[str, ...]]] = [
+    ("database_url", POSTGRES_SCHEMES),
+    ("admin_database_url", POSTGRES_SCHEMES),
+    ("amqp_url", AMQP_SCHEMES),
+]
+_AT_LEAST_ONE = [
+    "batch_size_max",
+    "relay_batch_size_max",
+    "projector_batch_size_max",
+]
+_POSITIVE_SECONDS = ["readiness_lag_max_s", "checkpoint_interval_s"]
+_SECONDS = ["read_your_writes_timeout_s", "batch_window_s"]
+
+
+def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[str]:
+    """One line per setting that is wrong, in the order of the checks."""
+    for field, schemes in _URLS:
+        url = getattr(settings, field)
+        if not _url_is_valid(url, schemes):
+            safe = redact(url)
+            yield (
+                f"{variable_of(field)}={safe!r} is not a URL of the form "
+                f"{schemes[0]}://user@host:port/..."
+            )
+    yield from _number_problems(settings, variable_of)
+    if not 0 < settings.http_port < 65536:
+        yield f"LEDGER_HTTP_PORT={settings.http_port} is out of range (1 to 65535)"
+    if not 0 <= settings.health_port < 65536:
+        yield (
+            f"LEDGER_HEALTH_PORT={settings.health_port} is out of range "
+            "(0 to 65535; 0 serves nothing)"
+        )
+    if settings.log_level.upper() not in LOG_LEVELS:
+        yield (
+            f"LEDGER_LOG_LEVEL={settings.log_level!r} is not one of "
+            + ", ".join(LOG_LEVELS)
+        )
+    if settings.log_format not in LOG_FORMATS:
+        yield (
+            f"LEDGER_LOG_FORMAT={settings.log_format!r} is not one of "
+            + ", ".join(LOG_FORMATS)
+        )
+
+
+def _number_problems(
+    settings: Settings, variable_of: Callable[[str], str]
+) -> Iterator[str]:
+    for field in _AT_LEAST_ONE:
+        value = getattr(settings, field)
+        if value < 1:
+            yield f"{variable_of(field)}={value} must be at least 1"
+    for field in _POSITIVE_SECONDS:
+        value = getattr(settings, field)
+        if not (math.isfinite(value) and value > 0):
+            yield f"{variable_of(field)}={value} must be a number of seconds above 0"
+    for field in _SECONDS:
+        value = getattr(settings, field)
+        if not (math.isfinite(value) and value >= 0):
+            yield f"{variable_of(field)}={value} must be a number of seconds, 0 or more"
+
+
+def _url_is_valid(url: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    # A socket directory in the query (`?host=/var/run/postgresql`) stands for a host.
+    has_host = bool(parts.hostname) or "host=" in parts.query
+    return parts.scheme in schemes and has_host
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for a message or a log line."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()

@@ -1,0 +1,76 @@
+"""Prometheus metrics of the workers (the relay, a projector), counted in the process.
+
+Served at /metrics beside /healthz and /readyz on LEDGER_HEALTH_PORT
+(shared/worker_health.py); under `ledger run` no worker serves a port, and the API's
+/metrics (shared/metrics.py) shows the relay's backlog and each projection's lag,
+read from the database. One registry per process: a worker process runs one worker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+log = logging.getLogger("ledger.worker")
+REGISTRY = CollectorRegistry()
+
+RELAY_PUBLISHED = Counter(
+    "ledger_relay_published_events",
+    "Events the relay published and RabbitMQ confirmed",
+    registry=REGISTRY,
+)
+RELAY_PUBLISH_SECONDS = Histogram(
+    "ledger_relay_publish_duration_seconds",
+    "Time to publish one batch and receive every publisher confirm",
+    registry=REGISTRY,
+)
+PROJECTION_APPLIED = Counter(
+    "ledger_projection_applied_events",
+    "Event deliveries a projector committed and acked (duplicates included)",
+    ["projection"],
+    registry=REGISTRY,
+)
+PROJECTION_BATCH_SECONDS = Histogram(
+    "ledger_projection_batch_duration_seconds",
+    "Time to apply one batch of deliveries and commit it",
+    ["projection"],
+    registry=REGISTRY,
+)
+PROJECTION_PARKED = Counter(
+    "ledger_projection_parked",
+    "Events a projector parked after they kept failing",
+    ["projection"],
+    registry=REGISTRY,
+)
+
+
+def relay_published(count: int, duration_s: float, position: int) -> None:
+    RELAY_PUBLISHED.inc(count)
+    RELAY_PUBLISH_SECONDS.observe(duration_s)
+    log.info(
+        "relay published %d events",
+        count,
+        extra={
+            "event": "relay.published",
+            "events": count,
+            "position_last": position,
+            "duration_ms": round(duration_s * 1000, 3),
+        },
+    )
+
+
+def projection_applied(projection: str, count: int, duration_s: float) -> None:
+    PROJECTION_APPLIED.labels(projection=projection).inc(count)
+    PROJECTION_BATCH_SECONDS.labels(projection=projection).observe(duration_s)
+    log.info(
+        "%s applied %d events",
+        projection,
+        count,
+        extra={
+            "event": "projection.applied",
+            "projection": projection,
+            "events": count,
+            "duration_ms": round(duration_s * 1000, 3),
+        },
+    )
