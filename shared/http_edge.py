@@ -66,7 +66,10 @@ async def error_middleware(
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, error.reason)
+        response = error_response(error.status, error.reason)
+        if "Allow" in error.headers:  # a 405 names the methods the path has
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except CONNECTION_ERRORS as error:
         log.warning("%s %s: unavailable: %r", request.method, request.path, error)
         response = error_response(503, "The service is temporarily unavailable; retry")
