@@ -11,8 +11,10 @@ import pytest
 
 from services.api_docs import openapi
 from services.http_app import create_app
+from services.query_api.feed import EventsBody
 from shared import views
 from shared.config import Settings
+from shared.events import Envelope
 from shared.http_edge import MessageBody, ValidationBody
 from shared.money import to_number
 
@@ -143,3 +145,14 @@ def test_errors_are_the_laravel_bodies() -> None:
     assert seen == {"400", "401", "404", "412", "413", "415", "422"}
     body = msgspec.json.encode(ValidationBody(message="m", errors={"f": ["e"]}))
     assert body == b'{"message":"m","errors":{"f":["e"]}}'
+
+
+def test_the_feed_pages_are_described_with_the_feeds_own_fields() -> None:
+    """The feed sends envelopes as raw message bytes (`msgspec.Raw`); the document
+    describes them as Envelope, in structs with exactly the feed body's fields."""
+    assert openapi.EventsPage.__struct_fields__ == EventsBody.__struct_fields__
+    assert openapi.EventHistory.__struct_fields__ == ("data",)
+    schemas = _document()["components"]["schemas"]
+    items = schemas["EventsPage"]["properties"]["data"]["items"]
+    assert items == {"$ref": "#/components/schemas/Envelope"}
+    assert list(schemas["Envelope"]["properties"]) == list(Envelope.__struct_fields__)
