@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-imports bench-replay check services migrate asyncapi clean
+.PHONY: run test bench bench-imports bench-replay check services migrate asyncapi \
+	openapi fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,18 @@ asyncapi: $(STAMP)
 # Rebuild every read model from 1,000,000 events with `ledger replay`, then audit them.
 bench-replay: $(STAMP) services
 	$(BIN)/python -m tests.bench.replay $(BENCH_ARGS)
+
+# Regenerate the OpenAPI document from the route table and msgspec schemas (a test
+# fails while it is stale).
+openapi: $(STAMP)
+	$(BIN)/python -m services.api_docs.openapi > shared/openapi.json
+
+# schemathesis at length against `ledger run` (a few minutes): many examples per
+# operation, schema-violating requests too, and the CLI's coverage phase with every
+# check that applies. `make test` runs a short positive pass of the same test.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(STAMP) services
+	LEDGER_FUZZ=1 LEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/e2e/test_openapi_contract.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
 from services.query_api import app as query_api
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     command_api.setup(app)
     query_api.setup(app)
     audit_api.setup(app)
+    api_docs.setup(app)
     return app
 
 

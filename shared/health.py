@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
+import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
@@ -18,9 +19,22 @@ BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
 routes = web.RouteTableDef()
 
 
+class HealthBody(msgspec.Struct, frozen=True):
+    status: str
+
+
+class ReadyBody(msgspec.Struct, kw_only=True, frozen=True):
+    status: str
+    checks: dict[str, str]
+    lag_s: float
+    # Events a projection could not apply (see projection_parked): worth an alert,
+    # but the service still serves, so they do not fail readiness.
+    parked_events: int
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(HealthBody(status="ok"))
 
 
 @routes.get("/readyz")
@@ -42,14 +56,12 @@ async def readyz(request: web.Request) -> web.Response:
     bound = request.app[SETTINGS].readiness_lag_max_s
     checks["projection_lag"] = "ok" if lag_s <= bound else f"{lag_s:.1f} s > {bound} s"
     ready = all(value == "ok" for value in checks.values())
-    body = {
-        "status": "ready" if ready else "not ready",
-        "checks": checks,
-        "lag_s": lag_s,
-        # Events a projection could not apply (see projection_parked): worth an alert,
-        # but the service still serves, so they do not fail readiness.
-        "parked_events": parked,
-    }
+    body = ReadyBody(
+        status="ready" if ready else "not ready",
+        checks=checks,
+        lag_s=lag_s,
+        parked_events=parked,
+    )
     return json_response(body, status=200 if ready else 503)
 
 

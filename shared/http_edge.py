@@ -33,6 +33,19 @@ PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs")
 EXPORT_ROUTE = "/api/v3/clients/clients-print/{bid}"
 
 
+class MessageBody(msgspec.Struct, frozen=True):
+    """Every refusal but a 422: `{"message": ...}`."""
+
+    message: str
+
+
+class ValidationBody(msgspec.Struct, frozen=True):
+    """A 422: Laravel's `{"message", "errors": {field: [message, ...]}}`."""
+
+    message: str
+    errors: dict[str, list[str]]
+
+
 def json_response(
     body: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -43,7 +56,7 @@ def json_response(
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return json_response({"message": message}, status=status)
+    return json_response(MessageBody(message=message), status=status)
 
 
 @web.middleware
@@ -53,7 +66,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ValidationFailed as error:
-        body = {"message": error.message, "errors": error.errors}
+        body = ValidationBody(message=error.message, errors=error.errors)
         return json_response(body, status=error.status)
     except NotYetVisible as error:
         response = error_response(error.status, error.message)
@@ -66,7 +79,10 @@ async def error_middleware(
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, error.reason)
+        response = error_response(error.status, error.reason)
+        if "Allow" in error.headers:  # a 405 names the methods the path has
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except CONNECTION_ERRORS as error:
         log.warning("%s %s: unavailable: %r", request.method, request.path, error)
         response = error_response(503, "The service is temporarily unavailable; retry")

@@ -121,6 +121,11 @@ class CategoryBody(msgspec.Struct, kw_only=True, frozen=True):
     customer_count: int
 
 
+class DeletedBody(msgspec.Struct, kw_only=True, frozen=True):
+    message: str
+    id: int
+
+
 class SummaryBody(msgspec.Struct, kw_only=True, frozen=True):
     total_deposits: Decimal
     customer_count: int

@@ -16,8 +16,6 @@ from shared.metrics import METRICS
 def setup(app: web.Application) -> None:
     """Add the command routes and the appender's lifetime to the app."""
     app[IN_FLIGHT] = set()
-    # The import's fixed path comes before `/api/v3/clients/{id}`, which would take
-    # "import" for a client id.
     app.router.add_routes(import_routes.routes)
     app.router.add_routes(routes)
 

@@ -12,7 +12,9 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 
+import msgspec
 from aiohttp import web
 
 from services.command_api import excel_import, import_events, import_store
@@ -42,6 +44,23 @@ log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
 routes = web.RouteTableDef()
+
+
+class ImportBody(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """An import's answer: 201, or 202 with `status_url` (asynchronous)."""
+
+    import_id: str
+    category_id: int
+    imported: int
+    total_unpaid: Decimal
+    status_url: str | None = None
+
+
+class DuplicateImportBody(msgspec.Struct, kw_only=True, frozen=True):
+    """409: this file was imported into this business before (`import_id`)."""
+
+    message: str
+    import_id: str
 
 
 @routes.post("/api/clients-import")
@@ -252,16 +271,16 @@ def _category_id(text: str, known: dict[str, int]) -> int:
 def _body(
     plan: import_events.ImportPlan, rows: Sequence[ImportRow], asynchronous: bool
 ) -> tuple[int, bytes]:
-    body: dict[str, object] = {
-        "import_id": plan.import_id,
-        "category_id": plan.category_id,
-        "imported": len(rows),
-        "total_unpaid": to_number(sum(row.unpaid_minor for row in rows)),
-    }
-    if asynchronous:
-        body["status_url"] = STATUS_PATH.format(import_id=plan.import_id)
-        return 202, encoder.encode(body)
-    return 201, encoder.encode(body)
+    body = ImportBody(
+        import_id=plan.import_id,
+        category_id=plan.category_id,
+        imported=len(rows),
+        total_unpaid=to_number(sum(row.unpaid_minor for row in rows)),
+        status_url=(
+            STATUS_PATH.format(import_id=plan.import_id) if asynchronous else None
+        ),
+    )
+    return (202 if asynchronous else 201), encoder.encode(body)
 
 
 def _claim(request: web.Request, upload: Upload) -> IdempotencyClaim | None:
@@ -280,10 +299,9 @@ def _replay(result: Result) -> web.Response:
 
 
 def _duplicate(first: str) -> web.Response:
-    body = {
-        "message": "This file was already imported into this business",
-        "import_id": first,
-    }
+    body = DuplicateImportBody(
+        message="This file was already imported into this business", import_id=first
+    )
     return json_response(body, status=409)
 
 

@@ -13,6 +13,7 @@ from shared.api_keys import Business
 from shared.money import to_number
 from shared.views import (
     CategoryBody,
+    DeletedBody,
     DepositBody,
     TransactionBody,
     client_body,
@@ -34,9 +35,8 @@ def client(business: Business, status: int) -> Render:
 
 def deleted(outcome: Outcome) -> tuple[int, bytes]:
     assert outcome.client is not None
-    return 200, encoder.encode(
-        {"message": "Client deleted", "id": outcome.client.client_id}
-    )
+    body = DeletedBody(message="Client deleted", id=outcome.client.client_id)
+    return 200, encoder.encode(body)
 
 
 def category(outcome: Outcome) -> tuple[int, bytes]:

@@ -8,19 +8,93 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Annotated, Literal
 
 import msgspec
 
 from shared import commands as c
 from shared.errors import ValidationFailed
 from shared.events import PROFILE_FIELDS
-from shared.money import AmountError, parse_amount
+from shared.money import AMOUNT_MINOR_MAX, MINOR_PER_UNIT, AmountError, parse_amount
 
 STRING_LENGTH_MAX = 255
+AMOUNT_MAX = AMOUNT_MINOR_MAX / MINOR_PER_UNIT  # 999999999999.99, as the schema says it
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # [0-9], not \d: \d also matches digits such as "２" that no date is written with.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 Body = dict[str, object]
+
+
+# The bodies the functions below accept, as the OpenAPI document describes them
+# (services/api_docs). The parsing stays here, field by field, so that every invalid
+# field is reported; these only describe it. Strings may also be null (read as "").
+Text = (
+    Annotated[str, msgspec.Meta(max_length=STRING_LENGTH_MAX, pattern="^[^\\x00]*$")]
+    | None
+)
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=STRING_LENGTH_MAX, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+    ),
+]
+Email = Annotated[
+    str,
+    msgspec.Meta(max_length=STRING_LENGTH_MAX, extra_json_schema={"format": "email"}),
+]
+Identifier = int | Annotated[str, msgspec.Meta(pattern="^[0-9]{1,17}$")] | None
+
+
+class ClientFields(msgspec.Struct, kw_only=True):
+    """A client's fields (those given are changed). Unknown fields are ignored.
+    `category_id`: one of the business's categories, an integer or a numeric
+    string."""
+
+    first_name: Text = None
+    last_name: Text = None
+    phone_number: Text = None
+    business_name: Name | None = None
+    business_address: Text = None
+    business_phone: Text = None
+    business_location: Text = None
+    business_email: Email | None = None
+    category_id: Identifier = None
+
+
+class NewClient(ClientFields, kw_only=True):
+    """A new client: only `business_name` is required; the category defaults to
+    "Uncategorised"."""
+
+    business_name: Name
+
+
+class CategoryInput(msgspec.Struct, kw_only=True):
+    name: Name
+    description: Text = None
+
+
+class ArchiveInput(msgspec.Struct, kw_only=True):
+    """`archived` sets the flag; absent or null leaves it as it is."""
+
+    archived: bool | None = None
+
+
+class PostingInput(msgspec.Struct, kw_only=True):
+    """A transaction or deposit posting. `amount`: a JSON number or a string such as
+    "1,234.50", greater than zero, at most two decimals; `date` (YYYY-MM-DD, at most
+    tomorrow) defaults to today (UTC). Deposits have no `reference`."""
+
+    type: Literal["debit", "credit"]
+    # A JSON number (decoded exactly, as Decimal: `float` only names the schema's
+    # "number", msgspec allows one string-like type per union) or a string.
+    amount: Annotated[float, msgspec.Meta(gt=0, le=AMOUNT_MAX)] | str
+    date: dt.date | None = None
+    description: Text = None
+    reference: Text = None
+
+
+class ReversalInput(msgspec.Struct, kw_only=True):
+    reason: Text = None
 
 
 class Errors:

@@ -23,7 +23,7 @@ from shared.http_edge import POOL, business_of, json_response, path_id
 routes = web.RouteTableDef()
 
 
-@routes.get(r"/api/v3/clients/{id}/events")
+@routes.get(r"/api/v3/clients/{id:[0-9]+}/events")
 async def client_events(request: web.Request) -> web.Response:
     business = business_of(request)
     client_id = path_id(request)

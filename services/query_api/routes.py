@@ -242,9 +242,9 @@ async def categories(request: web.Request) -> web.Response:
     return _answer(request, body)
 
 
-# Registered before the `/api/v3/clients/{id}/...` routes, which would otherwise take
-# `clients-print` for a client id (`/clients-print/transactions`). No API key: the
-# auth middleware lets this route through, and the bid in its path is the capability.
+# No API key: the auth middleware lets this route through, and the bid in its path is
+# the capability. (Client ids are digits in their routes, so `clients-print` is never
+# taken for one.)
 @routes.get(EXPORT_ROUTE)
 async def export_clients(request: web.Request) -> web.StreamResponse:
     pool = request.app[POOL]
@@ -272,7 +272,7 @@ async def _client_row(request: web.Request) -> asyncpg.Record:
     return row
 
 
-@routes.get(r"/api/v3/clients/{id}")
+@routes.get(r"/api/v3/clients/{id:[0-9]+}")
 async def get_client(request: web.Request) -> web.Response:
     moment = as_of.parse_as_of(request.query.get("as_of", ""))
     if moment is not None:
@@ -296,7 +296,7 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
     return json_response(body, headers={"X-Ledger-Position": str(position)})
 
 
-@routes.get(r"/api/v3/clients/{id}/transactions")
+@routes.get(r"/api/v3/clients/{id:[0-9]+}/transactions")
 async def statement(request: web.Request) -> web.Response:
     period = _period(request)
     row = await _client_row(request)
@@ -335,7 +335,7 @@ async def statement(request: web.Request) -> web.Response:
     return _answer(request, body)
 
 
-@routes.get(r"/api/v3/clients/{id}/deposits")
+@routes.get(r"/api/v3/clients/{id:[0-9]+}/deposits")
 async def deposits(request: web.Request) -> web.Response:
     period = _period(request)
     row = await _client_row(request)

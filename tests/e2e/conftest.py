@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -288,12 +289,18 @@ def log_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ledger-run")
 
 
-def launch(environment: Environment, log_path: Path) -> LedgerService:
-    """Start `ledger run` on a free port against the environment, as `make run` does."""
+def launch(
+    environment: Environment,
+    log_path: Path,
+    overrides: dict[str, str] | None = None,
+) -> LedgerService:
+    """Start `ledger run` on a free port against the environment, as `make run` does
+    (with `overrides` added to its environment)."""
     port = free_port()
     env = service_environment(
         environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
     )
+    env.update(overrides or {})
     return LedgerService(
         environment=environment,
         process=start_supervisor(env, log_path),
@@ -303,16 +310,20 @@ def launch(environment: Environment, log_path: Path) -> LedgerService:
     )
 
 
-@pytest.fixture(scope="session")
-async def ledger(
-    servers: tuple[str, str], log_directory: Path
+@asynccontextmanager
+async def running(
+    servers: tuple[str, str],
+    log_path: Path,
+    tag: str,
+    overrides: dict[str, str] | None = None,
 ) -> AsyncIterator[LedgerService]:
-    """`ledger run` on a free port against a throwaway environment, for the session.
+    """`ledger run` on a free port against a throwaway environment, until the block
+    ends (once /healthz and /readyz answer 200).
 
-    Teardown sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
+    The end sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
     exits 0 within the deadline, then drops the database, exchange and queues."""
-    environment = await create_environment(*servers, tag="e2e")
-    service = launch(environment, log_directory / "ledger-run.log")
+    environment = await create_environment(*servers, tag=tag)
+    service = launch(environment, log_path, overrides)
     process = service.process
     try:
         async with aiohttp.ClientSession(
@@ -348,6 +359,15 @@ async def ledger(
             assert [child for child in children if is_running(child)] == []
         finally:
             await drop_environment(environment)
+
+
+@pytest.fixture(scope="session")
+async def ledger(
+    servers: tuple[str, str], log_directory: Path
+) -> AsyncIterator[LedgerService]:
+    """`ledger run` for the session (see `running`)."""
+    async with running(servers, log_directory / "ledger-run.log", "e2e") as service:
+        yield service
 
 
 async def run_cli(

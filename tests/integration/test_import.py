@@ -307,6 +307,37 @@ async def test_a_json_body_is_refused_with_what_is_expected(
     assert "multipart/form-data" in (await response.json())["message"]
 
 
+async def test_a_part_header_aiohttp_cannot_parse_is_a_400_not_a_500(
+    service: TestClient, business: dict[str, Any], pool: asyncpg.Pool
+) -> None:
+    """A form field whose name holds bytes that are not ASCII (schemathesis sent one)
+    made aiohttp's multipart reader raise InvalidHeader, which escaped as a 500."""
+    before = await pool.fetchval("SELECT count(*) FROM events")
+    boundary = "b0undary"
+    raw = (
+        f"--{boundary}\r\n".encode()
+        + 'Content-Disposition: form-data; name="\u00c2\u00fe\x05"\r\n\r\n'.encode()
+        + b"x\r\n"
+        + f"--{boundary}\r\n".encode()
+        + b'Content-Disposition: form-data; name="customers"\r\n\r\n'
+        + b"PK\r\n"
+        + f"--{boundary}--\r\n".encode()
+    )
+    response = await service.post(
+        IMPORT,
+        data=raw,
+        headers={
+            **business["headers"],
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    assert response.status == 400
+    assert await response.json() == {
+        "message": "The request body is not valid multipart/form-data"
+    }
+    assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+
 async def test_the_import_needs_an_api_key(service: TestClient) -> None:
     """Without a key the import answers 401."""
     raw = workbook("openpyxl", [HEADER, ["Ama"]])

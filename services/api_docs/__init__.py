@@ -1,0 +1,1 @@
+"""The HTTP API's documents: the OpenAPI document and the /docs page that shows it."""
