@@ -113,9 +113,10 @@ async def test_requests_are_counted_and_timed_by_route_pattern(
     fresh_app: TestClient, business: dict[str, Any]
 ) -> None:
     """Proves the request counter and latency histogram use the route's pattern, with
-    exact counts, by making 3 creates, 2 reads of one client, a read of `/clients/abc`
-    (404 on the same pattern) and a request to no route (401, `unmatched`) on an app
-    whose counters start at zero."""
+    exact counts, by making 3 creates, 2 reads of one client, a read of an unknown id
+    (404 on the same pattern), a read of `/clients/abc` (ids are digits: no route, so
+    404 `unmatched`) and a request to no route (401, `unmatched`) on an app whose
+    counters start at zero."""
     headers = business["headers"]
     for number in range(3):
         created = await fresh_app.post(
@@ -126,6 +127,8 @@ async def test_requests_are_counted_and_timed_by_route_pattern(
     for _ in range(2):
         read = await fresh_app.get(f"/api/v3/clients/{client_id}", headers=headers)
         assert read.status == 200
+    unknown = await fresh_app.get("/api/v3/clients/999999999", headers=headers)
+    assert unknown.status == 404
     assert (await fresh_app.get("/api/v3/clients/abc", headers=headers)).status == 404
     assert (await fresh_app.get("/no/such/route")).status == 401
 
@@ -140,6 +143,7 @@ async def test_requests_are_counted_and_timed_by_route_pattern(
     assert sample(samples, requests, method="GET", route=one, status="200") == 2
     assert sample(samples, requests, method="GET", route=one, status="404") == 1
     assert sample(samples, requests, method="GET", route="unmatched", status="401") == 1
+    assert sample(samples, requests, method="GET", route="unmatched", status="404") == 1
     # The raw paths never become labels.
     assert not [labels for labels in family(samples, requests) if "abc" in str(labels)]
     buckets = {
