@@ -44,8 +44,12 @@ def parse_as_of(text: str) -> dt.datetime | None:
             day = dt.date.fromisoformat(text)
             return dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC)
         if _TIMESTAMP.fullmatch(text):
-            return dt.datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+            # In UTC here, where it can still be refused: a moment whose UTC instant
+            # leaves years 1 to 9999 (`9999-12-31T23:59:59-01:00`) cannot be passed
+            # to the store, which would fail the query (a 500).
+            moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
+            return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         pass
     raise ValidationFailed({"as_of": [_MESSAGE]})
 

@@ -198,3 +198,25 @@ async def test_a_malformed_as_of_is_a_422(
             headers=business["headers"],
         )
         assert (answer.status, await answer.json()) == (422, error), moment
+
+
+async def test_an_as_of_beyond_the_calendar_in_utc_is_a_422(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """A well-formed moment whose UTC instant falls outside years 1 to 9999 (the
+    store cannot compare with it) is refused as malformed, for the summary and for a
+    client alike, instead of failing in the database as a 500."""
+    error = {
+        "message": "The given data was invalid.",
+        "errors": {
+            "as_of": [
+                "The as_of must be an RFC 3339 timestamp with an offset, or a date."
+            ]
+        },
+    }
+    for path in ("/api/v3/clients/summary", "/api/v3/clients/1"):
+        for moment in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+            answer = await service.get(
+                path, params={"as_of": moment}, headers=business["headers"]
+            )
+            assert (answer.status, await answer.json()) == (422, error), moment
