@@ -15,6 +15,7 @@ from shared.config import PROJECTIONS
 from shared.http_edge import POOL, SETTINGS, json_response
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
+CHECK_TIMEOUT_S = 2.0
 
 routes = web.RouteTableDef()
 
@@ -52,7 +53,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["postgres"] = "ok"
     except Exception as error:  # any failure means not ready
         checks["postgres"] = f"failed: {type(error).__name__}"
-    checks["rabbitmq"] = await _broker_check(request.app)
+    checks["rabbitmq"] = await broker_check(request.app)
     bound = request.app[SETTINGS].readiness_lag_max_s
     checks["projection_lag"] = "ok" if lag_s <= bound else f"{lag_s:.1f} s > {bound} s"
     ready = all(value == "ok" for value in checks.values())
@@ -65,13 +66,16 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, status=200 if ready else 503)
 
 
-async def _broker_check(app: web.Application) -> str:
+async def broker_check(app: web.Application) -> str:
+    """Whether the app's RabbitMQ connection is open ("ok"). It is opened at the first
+    probe and kept between probes: a connection per probe would fill the broker's log.
+    The API's /readyz and a worker's (shared/worker_health.py) both ask it."""
     holder = app[BROKER]
     if holder and not holder[0].is_closed:
         return "ok"
     try:
         connection = await asyncio.wait_for(
-            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=2
+            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=CHECK_TIMEOUT_S
         )
     except Exception as error:  # any failure means not ready
         return f"failed: {type(error).__name__}"
@@ -80,8 +84,13 @@ async def _broker_check(app: web.Application) -> str:
 
 
 def setup(app: web.Application) -> None:
-    app[BROKER] = []
+    keep_broker(app)
     app.router.add_routes(routes)
+
+
+def keep_broker(app: web.Application) -> None:
+    """Give the app the connection broker_check keeps, closed with the app."""
+    app[BROKER] = []
 
     async def broker_context(app: web.Application) -> AsyncIterator[None]:
         yield

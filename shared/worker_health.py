@@ -14,22 +14,17 @@ alive. With LEDGER_HEALTH_PORT set (compose and the Kubernetes manifests set it;
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aio_pika
 import asyncpg
-from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import worker_metrics
 from shared.config import Settings
+from shared.health import CHECK_TIMEOUT_S, broker_check, keep_broker
 from shared.http_edge import SETTINGS, json_response
-
-CHECK_TIMEOUT_S = 2.0
-BROKER = web.AppKey("worker_health_broker", list[AbstractRobustConnection])
 
 routes = web.RouteTableDef()
 
@@ -43,7 +38,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks = {
         "postgres": await _postgres_check(request.app[SETTINGS].database_url),
-        "rabbitmq": await _broker_check(request.app),
+        "rabbitmq": await broker_check(request.app),
     }
     ready = all(value == "ok" for value in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
@@ -73,33 +68,11 @@ async def _postgres_check(dsn: str) -> str:
     return "ok"
 
 
-async def _broker_check(app: web.Application) -> str:
-    # Kept open between probes (a connection per probe would fill the broker's log).
-    holder = app[BROKER]
-    if holder and not holder[0].is_closed:
-        return "ok"
-    try:
-        connection = await asyncio.wait_for(
-            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=CHECK_TIMEOUT_S
-        )
-    except Exception as error:  # any failure means not ready
-        return f"failed: {type(error).__name__}"
-    holder[:] = [connection]
-    return "ok"
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
-    app[BROKER] = []
+    keep_broker(app)
     app.router.add_routes(routes)
-
-    async def broker_context(app: web.Application) -> AsyncIterator[None]:
-        yield
-        for connection in app[BROKER]:
-            await connection.close()
-
-    app.cleanup_ctx.append(broker_context)
     return app
 
 
