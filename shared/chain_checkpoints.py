@@ -7,10 +7,11 @@ the events table (`chain_checkpoints`) and appended as `ledger.checkpoint` event
 stream per business, which the relay publishes: every subscriber holds a copy. The
 audit then finds a stream that ends below a recorded head.
 
-The checkpointer follows the store like the relay does (read_after, its own cursor),
-so it never passes an event that commits late. The relay, the single leader, takes a
-checkpoint when idle and `checkpoint_interval_s` has passed; `ledger audit checkpoint`
-takes one at once.
+The checkpointer follows the store like the relay does (read_after's order and
+bound, its own cursor), so it never passes an event that commits late; it reads only
+the heads' columns (read_heads_after), never a payload. The relay, the single leader,
+takes a checkpoint between batches once `checkpoint_interval_s` has passed; `ledger
+audit checkpoint` takes one at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import asyncpg
 import msgspec
 
 from shared import events as e
-from shared.event_store import append, load_cursor, new_event, read_after, save_cursor
+from shared.event_store import (
+    append,
+    load_cursor,
+    new_event,
+    read_heads_after,
+    save_cursor,
+)
 from shared.hash_chain import GENESIS
 
 FOLLOWER = "checkpoints"  # its cursor's name in relay_cursor
@@ -46,11 +53,11 @@ async def take_checkpoint(conn: asyncpg.Connection, key: bytes) -> int:
     try:
         cursor = await load_cursor(conn, FOLLOWER)
         heads: dict[str, Head] = {}
-        while batch := await read_after(conn, cursor, limit=READ_BATCH):
+        while batch := await read_heads_after(conn, cursor, limit=READ_BATCH):
             cursor = batch[-1][0]
-            for _, event in batch:
-                heads[event.stream_id] = Head(
-                    event.business_id, event.version, event.hash
+            for _, row in batch:
+                heads[row["stream_id"]] = Head(
+                    row["business_id"], row["version"], row["hash"]
                 )
         if not any(not stream.startswith("checkpoint-") for stream in heads):
             if heads:

@@ -237,14 +237,20 @@ class Cursor(msgspec.Struct, frozen=True):
 # transaction id at or above that bound, so it sorts after our cursor: a reader never
 # passes a row that becomes visible behind it. A position-only cursor would skip a row
 # whose transaction took a lower position but committed after a higher one.
-_READ_AFTER = (
-    SELECT_EVENTS.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
-    + """
+_AFTER_CURSOR = """
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id, position
 LIMIT $3
 """
+_READ_AFTER = (
+    SELECT_EVENTS.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
+    + _AFTER_CURSOR
+)
+# The same rows, only what a chain head needs: no payload to fetch and decode.
+_HEADS_AFTER = (
+    "SELECT transaction_id::text::bigint AS txid, position, stream_id, business_id,"
+    " version, hash FROM events" + _AFTER_CURSOR
 )
 
 
@@ -277,6 +283,17 @@ async def read_after(
     return [
         (Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows
     ]
+
+
+async def read_heads_after(
+    conn: asyncpg.Connection, cursor: Cursor, *, limit: int
+) -> list[tuple[Cursor, asyncpg.Record]]:
+    """read_after's rows, each with its cursor, as records of only `stream_id`,
+    `business_id`, `version` and `hash` (the chain-head checkpointer's reading)."""
+    rows = await conn.fetch(
+        _HEADS_AFTER, str(cursor.transaction_id), cursor.position, limit
+    )
+    return [(Cursor(row["txid"], row["position"]), row) for row in rows]
 
 
 async def load_cursor(conn: asyncpg.Connection, follower: str) -> Cursor:
