@@ -31,8 +31,8 @@ from shared.http_edge import (
     POOL,
     SETTINGS,
     business_of,
-    is_ascii_digits,
     json_response,
+    whole_number,
 )
 from shared.metrics import METRICS
 from shared.money import to_number
@@ -263,9 +263,10 @@ def _category_id(text: str, known: dict[str, int]) -> int:
     text = text.strip()
     if not text:
         return known[name_key(DEFAULT_CATEGORY)]
-    if not is_ascii_digits(text) or int(text) not in known.values():
+    category_id = whole_number(text)
+    if category_id is None or category_id not in known.values():
         raise invalid("category_id", "The selected category id is invalid.")
-    return int(text)
+    return category_id
 
 
 def _body(

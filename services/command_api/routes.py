@@ -20,11 +20,11 @@ from shared.http_edge import (
     POOL,
     SETTINGS,
     business_of,
-    is_ascii_digits,
     json_response,
     path_id,
     printable,
     read_json_object,
+    whole_number,
 )
 from shared.projection_wait import WAITER
 from shared.request_log import CORRELATION_ID, REQUEST_ID
@@ -133,10 +133,10 @@ def _expected_version(request: web.Request) -> int | None:
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    tag = header.strip().removeprefix("W/").strip('"')
-    if not is_ascii_digits(tag):
+    version = whole_number(header.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise PreconditionFailed("The If-Match header does not match the client's ETag")
-    return int(tag)
+    return version
 
 
 @routes.post("/api/v3/clients")

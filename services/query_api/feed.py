@@ -33,7 +33,7 @@ from shared import asyncapi, broker
 from shared import events as e
 from shared.errors import ValidationFailed
 from shared.event_store import SELECT_EVENTS, envelope_from_row
-from shared.http_edge import POOL, business_of, is_ascii_digits, json_response
+from shared.http_edge import POOL, business_of, json_response, whole_number
 
 routes = web.RouteTableDef()
 LIMIT_DEFAULT = 100
@@ -59,12 +59,11 @@ def feed_query(query: Mapping[str, str]) -> FeedQuery:
     values: dict[str, int] = {}
     for name, default in (("after", 0), ("limit", LIMIT_DEFAULT)):
         text = query.get(name, "").strip()
-        if text == "":
-            values[name] = default
-        elif is_ascii_digits(text) and len(text) <= 18:
-            values[name] = int(text)
-        else:
+        number = default if text == "" else whole_number(text)
+        if number is None:
             errors[name] = [f"The {name} must be a whole number."]
+        else:
+            values[name] = number
     if "limit" in values and values["limit"] < 1:
         errors["limit"] = ["The limit must be at least 1."]
     if errors:

@@ -15,9 +15,9 @@ from shared.http_edge import (
     POOL,
     SETTINGS,
     business_of,
-    is_ascii_digits,
     json_response,
     path_id,
+    whole_number,
 )
 from shared.money import to_number
 from shared.projection_wait import WAITER
@@ -45,11 +45,12 @@ def _optional_int(request: web.Request, name: str) -> int | None:
     text = request.query.get(name, "").strip()
     if text == "":
         return None
-    if not is_ascii_digits(text) or len(text) > 18:
+    number = whole_number(text)
+    if number is None:
         raise ValidationFailed(
             {name: [f"The {name.replace('_', ' ')} must be an integer."]}
         )
-    return int(text)
+    return number
 
 
 def _optional_bool(request: web.Request, name: str) -> bool | None:
@@ -100,7 +101,8 @@ async def _min_position(request: web.Request) -> None:
     note the position the read models are at, which the answer carries."""
     header = request.headers.get("X-Ledger-Min-Position")
     if header is not None:
-        if not is_ascii_digits(header.strip()) or len(header.strip()) > 18:
+        position = whole_number(header.strip())
+        if position is None:
             raise ValidationFailed(
                 {
                     "X-Ledger-Min-Position": [
@@ -109,7 +111,7 @@ async def _min_position(request: web.Request) -> None:
                 }
             )
         timeout = request.app[SETTINGS].read_your_writes_timeout_s
-        if not await request.app[WAITER].wait_for_position(int(header), timeout):
+        if not await request.app[WAITER].wait_for_position(position, timeout):
             raise NotYetVisible("The read models have not reached that position yet")
     # Read before the data: the body then reflects at least this position.
     request[READ_POSITION] = await queries.read_position(request.app[POOL])

@@ -86,3 +86,28 @@ async def test_a_malformed_update_is_a_422_even_with_a_stale_if_match(
     )
     assert stale.status == 412
     assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_an_if_match_too_long_to_be_a_version_is_a_412(
+    service: TestClient, business: dict[str, Any], pool: asyncpg.Pool
+) -> None:
+    """An If-Match of 5,000 digits (past what int() converts) is a tag that matches
+    no version: a 412 that writes nothing, as any other mismatch, never a 500."""
+    headers = business["headers"]
+    created = await service.post(
+        "/api/v3/clients", json={"business_name": "Long tag"}, headers=headers
+    )
+    assert created.status == 201
+    client_id = (await created.json())["id"]
+    before = await pool.fetchval("SELECT count(*) FROM events")
+    for tag in ("9" * 5000, '"' + "9" * 5000 + '"'):
+        answer = await service.post(
+            f"/api/v3/clients/{client_id}",
+            json={"first_name": "A"},
+            headers={**headers, "If-Match": tag},
+        )
+        assert (answer.status, await answer.json()) == (
+            412,
+            {"message": "The If-Match header does not match the client's ETag"},
+        )
+    assert await pool.fetchval("SELECT count(*) FROM events") == before
