@@ -10,6 +10,7 @@ long import transaction would hold back the publication of everyone's events.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 
@@ -286,11 +287,19 @@ class ImportStatus(msgspec.Struct, kw_only=True, frozen=True):
     rows_visible: int
 
 
+# The ids imports get (str(uuid.uuid4())). Anything else from the path is refused
+# before it reaches PostgreSQL, where a NUL byte in a text parameter is an error (a
+# 500), not a miss.
+_IMPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 async def status(
     pool: asyncpg.Pool, business_id: int, import_id: str
 ) -> ImportStatus | None:
     """Rows committed, and rows the read models show, until the import's last event
-    is applied by every projection (then it is done)."""
+    is applied by every projection (then it is done); None for an unknown id."""
+    if not _IMPORT_ID.fullmatch(import_id):
+        return None
     row = await pool.fetchrow(
         "SELECT imported, transaction_id::text AS transaction_id, last_stream_id,"
         " last_version"

@@ -488,6 +488,21 @@ async def test_another_business_cannot_see_an_import_status(
     assert response.status == 404
 
 
+async def test_an_import_id_that_cannot_be_one_is_a_404(
+    service: TestClient, business: dict[str, Any]
+) -> None:
+    """An import id holding a NUL byte (which PostgreSQL refuses in text) or one far
+    too long is a 404 like any unknown id, never a 500."""
+    for import_id in ("%00", "a%00b", "x" * 5000):
+        response = await service.get(
+            f"/api/v3/clients/imports/{import_id}", headers=business["headers"]
+        )
+        assert (response.status, await response.json()) == (
+            404,
+            {"message": "Import not found"},
+        ), import_id
+
+
 async def test_more_than_a_hundred_thousand_rows_are_refused(
     service: TestClient, business: dict[str, Any]
 ) -> None:
