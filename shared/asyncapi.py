@@ -11,6 +11,7 @@ against a fresh generation by a test; regenerate it with `make asyncapi`
 
 from __future__ import annotations
 
+import functools
 import typing
 from pathlib import Path
 
@@ -144,8 +145,12 @@ def _channel(messages: dict[str, object], tags: list[str]) -> dict[str, object]:
     }
 
 
+@functools.cache
 def rendered() -> bytes:
-    """The document as the committed file holds it (indented JSON, final newline)."""
+    """The document as the committed file holds it (indented JSON, final newline).
+    Built once per process: it depends on the code alone, and building it takes
+    milliseconds of the event loop that each request to the public route would
+    spend again."""
     return msgspec.json.format(msgspec.json.encode(document()), indent=2) + b"\n"
 
 

@@ -17,6 +17,7 @@ the `Decimal` schema msgspec writes (a string of format `decimal`) is replaced b
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import msgspec
@@ -820,8 +821,12 @@ def document() -> dict[str, object]:
     }
 
 
+@functools.cache
 def rendered() -> bytes:
-    """The document as the committed file holds it (indented JSON, final newline)."""
+    """The document as the committed file holds it (indented JSON, final newline).
+    Built once per process: it depends on the code alone, and building it takes
+    milliseconds of the event loop that each request to the public route would
+    spend again."""
     return msgspec.json.format(msgspec.json.encode(document()), indent=2) + b"\n"
 
 
