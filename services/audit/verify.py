@@ -34,12 +34,17 @@ async def verify(
     """Check every chain, checkpoint and read-model figure (of one business, or all)."""
     where = "WHERE business_id = $1" if business_id else ""
     args = [business_id] if business_id else []
+    # One business's verify (every GET /api/v3/audit/verify) needs the tracking rows
+    # of its own streams only, not every business's.
+    tracking = "SELECT projection, stream_id, version FROM projection_tracking"
+    if business_id:
+        tracking += (
+            " WHERE stream_id IN (SELECT stream_id FROM events WHERE business_id = $1)"
+        )
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         tracked = {
             (row["projection"], row["stream_id"]): row["version"]
-            for row in await conn.fetch(
-                "SELECT projection, stream_id, version FROM projection_tracking"
-            )
+            for row in await conn.fetch(tracking, *args)
         }
         walk, folds = ChainWalk(key), Folds(tracked)
         differences: list[Difference] = []
