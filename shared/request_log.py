@@ -10,7 +10,6 @@ raw path), the status, the duration, the business and the correlation id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -58,8 +57,6 @@ async def request_log_middleware(
         return response
     except web.HTTPException as error:  # redirects and the like: logged, passed on
         status = error.status
-        raise
-    except asyncio.CancelledError:
         raise
     finally:
         _log(request, status, time.perf_counter() - started)
