@@ -4,19 +4,48 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-imports bench-replay check services migrate asyncapi \
+.PHONY: lock run test bench bench-imports bench-replay check services migrate asyncapi \
 	openapi fuzz clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# Installs come from the locks, with hashes, never from whatever is newest today: the
+# dependencies first (setuptools, the pinned build backend, among them), then the project
+# alone (--no-deps, --no-build-isolation: built with the locked setuptools). `make run`
+# installs only what runs the service (requirements-run.lock); `make test`, `make check`
+# and the benchmarks install the whole set (requirements.lock).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+STAMP := $(DEV_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): requirements-run.lock pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-run.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(RUN_STAMP) $(DEV_STAMP)
+
+# Refresh both locks from pyproject.toml as one resolution (the run lock is constrained
+# to the full lock's versions). To upgrade one dependency: `make lock UPGRADE=msgspec`.
+UV_VERSION := 0.13.8
+UV := $(VENV)-tools/bin/uv
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --universal --quiet
+BUILD_BACKEND = $$(sed -n 's/^requires = \["\(setuptools==[^"]*\)"\]/\1/p' pyproject.toml)
+lock:
+	test -x $(UV) || ($(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/pip install --quiet uv==$(UV_VERSION))
+	echo "$(BUILD_BACKEND)" | $(UV) pip compile pyproject.toml - --all-extras $(LOCK_FLAGS) \
+		$(if $(UPGRADE),--upgrade-package $(UPGRADE)) -o requirements.lock
+	echo "$(BUILD_BACKEND)" | $(UV) pip compile pyproject.toml - $(LOCK_FLAGS) \
+		-c requirements.lock -o requirements-run.lock
 
 services:
 	bash deploy/local/ensure-services.sh
 
-run: $(STAMP) services
+run: $(RUN_STAMP) services
 	$(BIN)/ledger run
 
 migrate: $(STAMP) services
@@ -59,4 +88,4 @@ fuzz: $(STAMP) services
 	LEDGER_FUZZ=1 LEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/e2e/test_openapi_contract.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(VENV)-tools *.egg-info
