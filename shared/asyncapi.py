@@ -20,6 +20,7 @@ import msgspec
 from shared import events as e
 from shared.broker import MessageHeaders
 from shared.config import Settings
+from shared.schema_text import clean_descriptions
 from shared.upcasting import UPCASTERS
 
 COMMITTED_PATH = Path(__file__).with_name("asyncapi.json")
@@ -85,7 +86,7 @@ def document() -> dict[str, object]:
     channel_messages: dict[str, object] = {
         tag: {"$ref": f"#/components/messages/{tag}"} for tag, _ in types
     }
-    return {
+    document = {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Ledger events",
@@ -117,6 +118,9 @@ def document() -> dict[str, object]:
             "messages": {tag: _message(tag, struct) for tag, struct in types},
         },
     }
+    cleaned = clean_descriptions(document)
+    assert isinstance(cleaned, dict)
+    return cleaned
 
 
 def _channel(messages: dict[str, object], tags: list[str]) -> dict[str, object]:

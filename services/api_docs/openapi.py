@@ -32,6 +32,7 @@ from shared import events as e
 from shared import views
 from shared.health import HealthBody, ReadyBody
 from shared.http_edge import EXPORT_ROUTE, MessageBody, ValidationBody
+from shared.schema_text import clean_descriptions
 
 COMMITTED_PATH = Path(shared.__file__).with_name("openapi.json")
 _SCHEMAS = "#/components/schemas/{name}"
@@ -798,7 +799,7 @@ def document() -> dict[str, object]:
     paths: dict[str, dict[str, object]] = {}
     for operation in operations():
         paths.setdefault(operation.path, {})[operation.method] = operation.rendered()
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Customers API",
@@ -819,6 +820,9 @@ def document() -> dict[str, object]:
             },
         },
     }
+    cleaned = clean_descriptions(document)
+    assert isinstance(cleaned, dict)
+    return cleaned
 
 
 @functools.cache

@@ -59,11 +59,26 @@ def test_the_entrypoint_is_the_ledger_console_script_and_cmd_a_subcommand() -> N
     assert ledger_arguments(command).command == "api"
 
 
-def test_the_project_is_installed_from_pyproject_with_its_packages() -> None:
-    """The build stage copies pyproject.toml and exactly the packages setuptools
-    includes, then `pip install .` (non-editable: the SQL ships as package data)."""
+def test_dependencies_come_from_the_run_lock_with_hashes_then_the_project_alone() -> (
+    None
+):
+    """The build stage installs requirements-run.lock with --require-hashes and
+    --no-deps before anything else, then copies pyproject.toml and exactly the packages
+    setuptools includes and installs the project alone: `--no-deps` (nothing resolved
+    at build time) and `--no-build-isolation` (built by the locked setuptools),
+    non-editable (the SQL ships as package data)."""
     instructions = dockerfile_instructions(DOCKERFILE)
-    install = instructions.index(("RUN", "/opt/ledger/bin/pip install ."))
+    locked = instructions.index(
+        (
+            "RUN",
+            "/opt/ledger/bin/pip install --require-hashes --no-deps"
+            " -r requirements-run.lock",
+        )
+    )
+    install = instructions.index(
+        ("RUN", "/opt/ledger/bin/pip install --no-deps --no-build-isolation .")
+    )
+    assert locked < install
     copied = [
         arguments.split()[0]
         for name, arguments in instructions[:install]
@@ -71,8 +86,11 @@ def test_the_project_is_installed_from_pyproject_with_its_packages() -> None:
     ]
     included = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     assert sorted(copied) == sorted(
-        ["pyproject.toml"] + [p.rstrip("*") for p in included]
+        ["requirements-run.lock", "pyproject.toml"] + [p.rstrip("*") for p in included]
     )
+    assert [a for n, a in instructions[:locked] if n == "COPY"] == [
+        "requirements-run.lock ./"
+    ]
     assert [a for n, a in instructions[install:] if n == "COPY"] == [
         "--from=build /opt/ledger /opt/ledger"
     ]
@@ -96,6 +114,8 @@ def test_the_image_environment_sets_only_real_settings_and_listens_everywhere() 
     ("path", "left_out"),
     [
         ("pyproject.toml", False),
+        ("requirements-run.lock", False),
+        ("requirements.lock", True),
         ("shared/config.py", False),
         ("shared/sql/0001_events.sql", False),
         ("services/cli.py", False),
@@ -111,6 +131,6 @@ def test_the_build_context_holds_only_what_the_image_copies(
     path: str, left_out: bool
 ) -> None:
     """deploy/Dockerfile.dockerignore (BuildKit reads it beside the Dockerfile) leaves
-    out everything but pyproject.toml and the three packages."""
+    out everything but the run lock, pyproject.toml and the three packages."""
     patterns = dockerignore_patterns(DEPLOY / "Dockerfile.dockerignore")
     assert ignored(patterns, path) is left_out
