@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hmac_key_file: str = ""
     # Keys the audit still verifies with, never signs with: comma-separated.
     hmac_previous_keys: str = ""
+    # The last position written before key ids existed (0: no bound). Rows without a
+    # key id above it are forged; required when a previous key is a known one.
+    hmac_legacy_position_max: int = 0
     read_your_writes_timeout_s: float = 5.0
     readiness_lag_max_s: float = 30.0
     batch_window_s: float = 0.002
@@ -78,6 +81,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_HMAC_KEY": ("hmac_key", str),
     "LEDGER_HMAC_KEY_FILE": ("hmac_key_file", str),
     "LEDGER_HMAC_PREVIOUS_KEYS": ("hmac_previous_keys", str),
+    "LEDGER_HMAC_LEGACY_POSITION_MAX": ("hmac_legacy_position_max", int),
     "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": ("read_your_writes_timeout_s", float),
     "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
     "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
@@ -161,5 +165,9 @@ def _read_key_file(path: str) -> str:
 
 def settings_keyring(settings: Settings) -> Keyring:
     """The keys the audit verifies with: LEDGER_HMAC_KEY (or its file's), then
-    LEDGER_HMAC_PREVIOUS_KEYS."""
-    return keyring(settings.hmac_key, settings.hmac_previous_keys)
+    LEDGER_HMAC_PREVIOUS_KEYS, and where legacy rows end."""
+    return keyring(
+        settings.hmac_key,
+        settings.hmac_previous_keys,
+        settings.hmac_legacy_position_max,
+    )

@@ -2,14 +2,21 @@
 hash, keyed with a secret (HMAC-SHA256) the database never holds.
 
 An event hashed since key ids exist also has its key's id in the hashed content
-(shared/keyring.py). Covering the id does not make a forgery harder by itself: anyone
-holding a key can compute a hash over any id. What it buys is that the id and the hash
-are one statement, so the audit can hold each key to what it may vouch for (a known
-key never for a labelled event, shared/keyring.weakness; a stream never falls back
-from labelled to unlabelled rows; services/audit/chains.py) and a relabelled row is a
-difference at that row, not a row that verifies under whichever key matches. Rows
-from before key ids (key id NULL) keep their content exactly as it was hashed, without
-the field, so they verify unchanged."""
+(shared/keyring.py). Why cover it: an attacker with write access to the database may
+relabel a row to another key and re-chain it with that key. Against a key the
+attacker does not hold, nothing changes: no hash can be made under it, labelled or
+not. Against a key the attacker knows (the public development key, listed among the
+previous keys to verify an old store), coverage alone does not help either, since a
+hash over any id can be made with a known key. What coverage buys is that id and hash
+are one statement, so the audit can hold each key to what it may vouch for and find
+a relabelled row at that row: a known key never vouches for a labelled row (no process
+signs with one), a stream never goes back from labelled to unlabelled rows, and
+unlabelled (legacy) rows end at LEDGER_HMAC_LEGACY_POSITION_MAX, which a known key in
+the ring requires (services/audit/chains.py). So a known key lets an attacker forge
+only what it could forge before: rows it hashed before key ids. Rows from before key
+ids (key id NULL) keep their content exactly as it was hashed, without the field, so
+they verify unchanged.
+"""
 
 from __future__ import annotations
 

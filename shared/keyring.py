@@ -50,10 +50,12 @@ def previous_keys(listed: str) -> tuple[str, ...]:
 
 
 class Keyring(msgspec.Struct, frozen=True):
-    """The current key (signs every new event) and the previous keys (verify only)."""
+    """The current key (signs every new event) and the previous keys (verify only);
+    rows without a key id are legacy only up to `legacy_position_max` (0: no bound)."""
 
     current: bytes
     previous: tuple[bytes, ...] = ()
+    legacy_position_max: int = 0
 
     @property
     def current_id(self) -> str:
@@ -68,9 +70,11 @@ class Keyring(msgspec.Struct, frozen=True):
         return (self.current, *self.previous)
 
 
-def keyring(current: str, previous: str = "") -> Keyring:
-    """The keyring from the settings' key and LEDGER_HMAC_PREVIOUS_KEYS."""
+def keyring(current: str, previous: str = "", legacy_position_max: int = 0) -> Keyring:
+    """The keyring from the settings' key, LEDGER_HMAC_PREVIOUS_KEYS and
+    LEDGER_HMAC_LEGACY_POSITION_MAX."""
     return Keyring(
         current=current.encode(),
         previous=tuple(key.encode() for key in previous_keys(previous)),
+        legacy_position_max=legacy_position_max,
     )

@@ -33,10 +33,12 @@ class ChainWalk:
     difference is a row whose key the ring lacks, a row that names a key unfit to
     sign (a known key, shared/keyring.weakness: no process ever signed with one since
     key ids exist, so such a row was forged), or an unlabelled row after a labelled
-    one in its stream (labels never go away: that row was relabelled). A legacy row
-    (no key id) is checked against every key in the ring, since it does not say which
-    hashed it: so a known key listed among the previous keys vouches for legacy rows
-    only, and only as well as a known key can (README, Tamper evidence).
+    one in its stream (labels never go away: that row was relabelled), or above
+    LEDGER_HMAC_LEGACY_POSITION_MAX when that is set. A legacy row (no key id) is
+    checked against every key in the ring, since it does not say which hashed it. So
+    a known key listed among the previous keys (which needs the bound) vouches only
+    for legacy rows up to the bound: rows it could forge before key ids, and nothing
+    written since (README, Tamper evidence).
     """
 
     def __init__(self, keys: Keyring) -> None:
@@ -82,10 +84,12 @@ class ChainWalk:
         self.differences.append(_at(row, "key", "key_id", expected, row["key_id"]))
 
     def _check_legacy(self, row: asyncpg.Record) -> None:
-        if self._labelled:
-            self.differences.append(
-                _at(row, "key", "key_id", "a key id (the stream has them)", None)
-            )
+        bound = self._keys.legacy_position_max
+        if self._labelled or (bound and row["position"] > bound):
+            expected = "a key id (the stream has them)"
+            if not self._labelled:
+                expected = f"a key id (legacy rows end at position {bound})"
+            self.differences.append(_at(row, "key", "key_id", expected, None))
             return
         content = stored_hashed_content(row)
         keys = self._keys.keys()
