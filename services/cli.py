@@ -212,8 +212,14 @@ def _hmac_key_file(path: Path) -> int:
     except OSError as error:
         print(f"ledger: cannot create the HMAC key file {path}: {error}", file=stderr)
         return 1
-    verb = "created a new random" if created else "kept the existing"
-    print(f"ledger: {verb} HMAC key in {path}", file=stderr)
+    if created:
+        print(
+            f"ledger: created a new random HMAC key in {path}; back it up: the audit"
+            " verifies the events it hashes only with it",
+            file=stderr,
+        )
+    else:
+        print(f"ledger: the HMAC key is in {path} (kept)", file=stderr)
     return 0
 
 
