@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,6 +31,7 @@ from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
 from tests.integration.scenarios import create_client, submit, transaction
 from tests.support.environment import Environment, free_port, strong_key
 from tests.support.service import http_client
+from tests.support.workbooks import HEADER, form, workbook
 
 CHAIN_KINDS = ("hash", "version", "key")
 HOW = (
@@ -288,3 +291,62 @@ async def test_a_development_key_store_verifies_only_below_its_bound(
     ]
     found = await chain_differences(pool, ring, business_id)
     assert sorted(found, key=by_stream) == sorted(expected, key=by_stream)
+
+
+async def test_the_local_key_is_made_once_and_said_where(tmp_path: Path) -> None:
+    """`ledger hmac-key create --file PATH` (what `make run` calls) writes a random key
+    owner-only and says where; the second call keeps it and says so."""
+    path = tmp_path / "ledger" / "hmac.key"
+    command = [sys.executable, "-m", "services.cli", "hmac-key", "create"]
+    made, kept = [
+        await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--file", str(path)],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=CLI_DEADLINE_S,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    assert (made.returncode, made.stdout, made.stderr) == (
+        0,
+        "",
+        f"ledger: created a new random HMAC key in {path}; back it up: the audit"
+        " verifies the events it hashes only with it\n",
+    )
+    assert (kept.returncode, kept.stderr) == (
+        0,
+        f"ledger: the HMAC key is in {path} (kept)\n",
+    )
+    assert len(path.read_text().strip()) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_an_import_labels_its_events_with_the_current_key(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+) -> None:
+    """A workbook imported through the API (events written by COPY) records the
+    current key's id on every event, and the business verifies clean."""
+    raw = workbook("openpyxl", [HEADER, ["Ama Stores", None, None, None, 12.5]])
+    answer = await service.post(
+        "/api/v3/clients/import", data=form(raw), headers=business["headers"]
+    )
+    assert answer.status == 201, await answer.text()
+    business_id = int(business["business_id"])
+    rows = await rows_of(pool, business_id)
+    current = key_id_of(environment.settings.hmac_key.encode())
+    assert sorted(r["type"] for r in rows) == [
+        "category.created",
+        "client.created",
+        "clients.imported",
+        "transaction.posted",
+    ]
+    assert {r["key_id"] for r in rows} == {current}
+    async with pool.acquire() as conn:
+        report = await verify(conn, settings_keyring(environment.settings), business_id)
+    assert (report.ok, report.events, report.differences) == (True, 4, [])
