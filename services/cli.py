@@ -204,9 +204,9 @@ def _preflight(settings: Settings, command: str) -> int:
 
 def _hmac_key_file(path: Path) -> int:
     """Needs no settings (it makes the key they will name), so it runs before them."""
-    stderr = sys.stderr
     from services.hmac_key_file import create_key_file
 
+    stderr = sys.stderr
     try:
         created = create_key_file(path)
     except OSError as error:
