@@ -189,9 +189,10 @@ async def test_a_rotation_keeps_every_event_verifiable_and_tampering_found(
 async def test_a_development_key_store_verifies_only_below_its_bound(
     environment: Environment, pool: asyncpg.Pool, admin: asyncpg.Connection
 ) -> None:
-    """A stream hashed with the development key before key ids (key id NULL) fails
-    with the current key alone and verifies once that key is listed with its bound;
-    rows written since, relabelled to it (as legacy, or by its id), are all named."""
+    """Streams hashed before key ids (key id NULL): one with the current key verifies
+    as it is; one with the development key fails with the current key alone and
+    verifies once that key is listed with its bound; rows written since, relabelled
+    to it (as legacy, or by its id), are all named."""
     strong = strong_key()
     settings = msgspec.structs.replace(environment.settings, hmac_key=strong)
     business = await provision_business(settings, f"Legacy {uuid.uuid4().hex[:8]}")
@@ -200,16 +201,22 @@ async def test_a_development_key_store_verifies_only_below_its_bound(
     appender.start()
     try:
         clients = []
-        for with_posting in (True, True, True, False):  # the legacy stream first
+        # The streams from before key ids first: one hashed with a strong key, one
+        # with the development key.
+        for with_posting in (True, True, True, True, False):
             clients.append(await create_client(appender, business_id))
             if with_posting:
                 await submit(appender, transaction(business_id, clients[-1], 1_000))
     finally:
         await appender.stop()
-    legacy, relabelled, rewritten, renamed = (f"client-{c}" for c in clients)
+    upgraded, legacy, relabelled, rewritten, renamed = (f"client-{c}" for c in clients)
     dev = DEVELOPMENT_KEY.encode()
+    await rechain(admin, upgraded, {1, 2}, strong.encode(), None)
     await rechain(admin, legacy, {1, 2}, dev, None)
     rows = {(r["stream_id"], r["version"]): r for r in await rows_of(pool, business_id)}
+    assert [rows[s, v]["key_id"] for s in (upgraded, legacy) for v in (1, 2)] == [
+        None
+    ] * 4
     current_only = Keyring(current=strong.encode())
     assert await chain_differences(pool, current_only, business_id) == [
         difference(
