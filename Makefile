@@ -45,11 +45,24 @@ lock:
 services:
 	bash deploy/local/ensure-services.sh
 
+# The hash chain's key for `make run` and `make migrate`: a random one, made once by
+# `ledger hmac-key create` and kept outside the repository, in the user's configuration
+# directory (one local database, one key, whichever clone runs it). Back it up: the
+# audit cannot verify events without the key that hashed them. LEDGER_HMAC_KEY or
+# LEDGER_HMAC_KEY_FILE set in the environment are used instead.
+HMAC_KEY_FILE ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/ledger/hmac.key
+ifeq ($(LEDGER_HMAC_KEY)$(LEDGER_HMAC_KEY_FILE),)
+LEDGER_KEY := LEDGER_HMAC_KEY_FILE=$(HMAC_KEY_FILE)
+CREATE_KEY := $(BIN)/ledger hmac-key create --file $(HMAC_KEY_FILE)
+endif
+
 run: $(RUN_STAMP) services
-	$(BIN)/ledger run
+	$(CREATE_KEY)
+	$(LEDGER_KEY) $(BIN)/ledger run
 
 migrate: $(STAMP) services
-	$(BIN)/ledger migrate
+	$(CREATE_KEY)
+	$(LEDGER_KEY) $(BIN)/ledger migrate
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,12 +12,19 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import asyncpg
 
 from services.businesses import provision_business
 from shared import api_keys, logs, preflight, worker_health
-from shared.config import PROJECTIONS, Settings, SettingsError, load_settings
+from shared.config import (
+    PROJECTIONS,
+    Settings,
+    SettingsError,
+    load_settings,
+    resolve_key,
+)
 from shared.postgres import create_database, migrate, shared_migrations
 
 log = logging.getLogger("ledger")
@@ -70,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--projection", choices=PROJECTIONS, action="append")
     replay.add_argument("--business", type=int)
     replay.add_argument("--json", action="store_true")
+
+    hmac_key = sub.add_parser("hmac-key", help="the hash chain's key").add_subparsers(
+        dest="action", required=True
+    )
+    key_file = hmac_key.add_parser(
+        "create", help="write a random key to a file, unless the file exists"
+    )
+    key_file.add_argument("--file", type=Path, required=True)
     return parser
 
 
@@ -187,10 +202,33 @@ def _preflight(settings: Settings, command: str) -> int:
     return 1 if messages else 0
 
 
+def _hmac_key_file(path: Path) -> int:
+    """Needs no settings (it makes the key they will name), so it runs before them."""
+    from services.hmac_key_file import create_key_file
+
+    stderr = sys.stderr
+    try:
+        created = create_key_file(path)
+    except OSError as error:
+        print(f"ledger: cannot create the HMAC key file {path}: {error}", file=stderr)
+        return 1
+    if created:
+        print(
+            f"ledger: created a new random HMAC key in {path}; back it up: the audit"
+            " verifies the events it hashes only with it",
+            file=stderr,
+        )
+    else:
+        print(f"ledger: the HMAC key is in {path} (kept)", file=stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "hmac-key":
+        return _hmac_key_file(args.file)
     try:
-        settings = load_settings(os.environ)
+        settings = resolve_key(load_settings(os.environ))
         server = args.command in SERVER_COMMANDS
         logs.configure(
             settings.log_level,

@@ -7,6 +7,13 @@ from collections.abc import Mapping
 import msgspec
 
 from shared import setting_checks
+from shared.keyring import (
+    DEVELOPMENT_KEY,
+    KEY_BYTES_MIN,
+    Keyring,
+    keyring,
+    weakness,
+)
 
 PROJECTIONS = ("balances", "statements")
 # Messages carry a business slot (crc32 of the business id modulo this); partition p
@@ -30,7 +37,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Where `ledger relay` and `ledger projector` answer /healthz and /readyz for
     # container probes; 0 (the default, and always under `ledger run`) serves nothing.
     health_port: int = 0
-    hmac_key: str = "dev-only-insecure-hmac-key"
+    # The hash chain's key (shared/keyring.py). The default is the public development
+    # key, which no process starts with: set LEDGER_HMAC_KEY or LEDGER_HMAC_KEY_FILE.
+    hmac_key: str = DEVELOPMENT_KEY
+    # A file holding the key (its surrounding whitespace ignored): read once at start
+    # by resolve_key(), in place of LEDGER_HMAC_KEY (a container's mounted secret).
+    hmac_key_file: str = ""
+    # Keys the audit still verifies with, never signs with: comma-separated.
+    hmac_previous_keys: str = ""
+    # The last position written before key ids existed (0: no bound). Rows without a
+    # key id above it are forged; required when a previous key is a known one.
+    hmac_legacy_position_max: int = 0
     read_your_writes_timeout_s: float = 5.0
     readiness_lag_max_s: float = 30.0
     batch_window_s: float = 0.002
@@ -62,6 +79,9 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_HTTP_PORT": ("http_port", int),
     "LEDGER_HEALTH_PORT": ("health_port", int),
     "LEDGER_HMAC_KEY": ("hmac_key", str),
+    "LEDGER_HMAC_KEY_FILE": ("hmac_key_file", str),
+    "LEDGER_HMAC_PREVIOUS_KEYS": ("hmac_previous_keys", str),
+    "LEDGER_HMAC_LEGACY_POSITION_MAX": ("hmac_legacy_position_max", int),
     "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": ("read_your_writes_timeout_s", float),
     "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
     "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
@@ -88,6 +108,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except ValueError:
             kind = "whole number" if parse is int else "number"
             raise SettingsError(f"{name}={raw!r} is not a {kind}") from None
+    if "hmac_key" in values and "hmac_key_file" in values:
+        raise SettingsError(
+            "LEDGER_HMAC_KEY and LEDGER_HMAC_KEY_FILE are both set: set one of them"
+        )
     settings = Settings(**values)  # type: ignore[arg-type]
     problem = next(setting_checks.problems(settings, _variable_of), None)
     if problem is not None:  # the first one: fixing it may change the others
@@ -102,3 +126,48 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 def _variable_of(field: str) -> str:
     return next(name for name, (f, _) in _ENVIRONMENT.items() if f == field)
+
+
+def resolve_key(settings: Settings) -> Settings:
+    """The settings with the key this process will sign with, or SettingsError: read
+    from LEDGER_HMAC_KEY_FILE when that is set (the one setting read from a file,
+    once, at start), then refused when it is weak (shared/keyring.weakness). The key
+    itself never appears in the message, only why it is refused.
+
+    load_settings() reads variables only and checks a key file's path, not its key,
+    which is why every `ledger` command calls this right after it."""
+    key, source = settings.hmac_key, "LEDGER_HMAC_KEY"
+    if settings.hmac_key_file:
+        key = _read_key_file(settings.hmac_key_file)
+        source = f"the key in LEDGER_HMAC_KEY_FILE={settings.hmac_key_file!r}"
+    problem = weakness(key)
+    if problem is not None:
+        raise SettingsError(
+            f"{source} {problem}: give a random key of at least {KEY_BYTES_MIN}"
+            " bytes (`ledger hmac-key create --file PATH` makes one)"
+        )
+    return msgspec.structs.replace(settings, hmac_key=key)
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError as error:
+        raise SettingsError(
+            f"LEDGER_HMAC_KEY_FILE={path!r} cannot be read: {error.strerror}"
+        ) from None
+    except UnicodeDecodeError:
+        raise SettingsError(
+            f"LEDGER_HMAC_KEY_FILE={path!r} is not UTF-8 text"
+        ) from None
+
+
+def settings_keyring(settings: Settings) -> Keyring:
+    """The keys the audit verifies with: LEDGER_HMAC_KEY (or its file's), then
+    LEDGER_HMAC_PREVIOUS_KEYS, and where legacy rows end."""
+    return keyring(
+        settings.hmac_key,
+        settings.hmac_previous_keys,
+        settings.hmac_legacy_position_max,
+    )

@@ -15,6 +15,7 @@ import msgspec
 from shared import events as e
 from shared.errors import ConcurrencyConflict
 from shared.hash_chain import event_hash, hashed_content
+from shared.keyring import key_id_of
 from shared.upcasting import UPCASTERS
 
 
@@ -30,6 +31,7 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
     metadata: e.Metadata
     payload: e.LedgerEvent
     hash: str
+    key_id: str  # the id of the key that hashed it (shared/keyring.key_id_of)
 
     def stored(self, position: int) -> e.Envelope:
         return e.Envelope(
@@ -58,8 +60,10 @@ def new_event(
     metadata: e.Metadata,
     payload: e.LedgerEvent,
 ) -> NewEvent:
-    """Build an event with its chained hash, at its type's current schema version."""
+    """Build an event with its chained hash, at its type's current schema version;
+    the hash covers the id of `key`, recorded beside it."""
     event_id = uuid.uuid4()
+    key_id = key_id_of(key)
     schema_version = UPCASTERS.current_version(e.event_type(payload))
     content = hashed_content(
         event_id=str(event_id),
@@ -71,6 +75,7 @@ def new_event(
         recorded_at=recorded_at.isoformat(),
         metadata=msgspec.to_builtins(metadata),
         payload=msgspec.to_builtins(payload),
+        key_id=key_id,
     )
     return NewEvent(
         event_id=event_id,
@@ -82,18 +87,20 @@ def new_event(
         metadata=metadata,
         payload=payload,
         hash=event_hash(key, previous_hash, content),
+        key_id=key_id,
     )
 
 
 _INSERT = """
 INSERT INTO events (event_id, business_id, stream_id, version, type, schema_version,
-                    payload, metadata, recorded_at, hash)
+                    payload, metadata, recorded_at, hash, key_id)
 SELECT event_id, business_id, stream_id, version, type, schema_version,
-       payload::jsonb, metadata::jsonb, recorded_at, hash
+       payload::jsonb, metadata::jsonb, recorded_at, hash, key_id
 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
-            $6::integer[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+            $6::integer[], $7::text[], $8::text[], $9::timestamptz[], $10::text[],
+            $11::text[])
      AS t(event_id, business_id, stream_id, version, type, schema_version,
-          payload, metadata, recorded_at, hash)
+          payload, metadata, recorded_at, hash, key_id)
 RETURNING event_id, position
 """
 
@@ -128,6 +135,7 @@ async def append(
         [msgspec.json.encode(event.metadata).decode() for event in events],
         [event.recorded_at for event in events],
         [event.hash for event in events],
+        [event.key_id for event in events],
     )
     try:
         rows = await conn.fetch(_INSERT, *columns)
@@ -140,7 +148,8 @@ async def append(
 # The columns envelope_from_row decodes; readers add their WHERE and ORDER BY.
 SELECT_EVENTS = """
 SELECT event_id, type, business_id, stream_id, version, position, schema_version,
-       recorded_at, metadata::text AS metadata, payload::text AS payload, hash
+       recorded_at, metadata::text AS metadata, payload::text AS payload, hash,
+       key_id
 FROM events
 """
 _metadata_decoder = msgspec.json.Decoder(e.Metadata)
@@ -197,6 +206,7 @@ def stored_hashed_content(row: asyncpg.Record) -> dict[str, object]:
         recorded_at=row["recorded_at"].isoformat(),
         metadata=_object_decoder.decode(row["metadata"]),
         payload=_object_decoder.decode(row["payload"]),
+        key_id=row["key_id"],
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from shared.keyring import previous_keys, weakness
+
 if TYPE_CHECKING:
     from shared.config import Settings
 
@@ -45,6 +47,7 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
                 f"{schemes[0]}://user@host:port/..."
             )
     yield from _number_problems(settings, variable_of)
+    yield from _keyring_problems(settings)
     if not 0 < settings.http_port < 65536:
         yield f"LEDGER_HTTP_PORT={settings.http_port} is out of range (1 to 65535)"
     if not 0 <= settings.health_port < 65536:
@@ -79,6 +82,22 @@ def _number_problems(
         value = getattr(settings, field)
         if not (math.isfinite(value) and value >= 0):
             yield f"{variable_of(field)}={value} must be a number of seconds, 0 or more"
+
+
+def _keyring_problems(settings: Settings) -> Iterator[str]:
+    """A known key may verify only what it hashed before key ids existed, so listing
+    one needs the bound that says where that ends (shared/keyring.py, README Keys).
+    Only why a key is refused is said, never the key."""
+    bound = settings.hmac_legacy_position_max
+    if bound < 0:
+        yield f"LEDGER_HMAC_LEGACY_POSITION_MAX={bound} must be 0 (no bound) or more"
+    known = [key for key in previous_keys(settings.hmac_previous_keys) if weakness(key)]
+    if known and bound == 0:
+        yield (
+            f"LEDGER_HMAC_PREVIOUS_KEYS lists {len(known)} weak key(s) (a public, "
+            "placeholder or short one): set LEDGER_HMAC_LEGACY_POSITION_MAX to the "
+            "last position written before key ids, so it verifies nothing newer"
+        )
 
 
 def _url_is_valid(url: str, schemes: tuple[str, ...]) -> bool:

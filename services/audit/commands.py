@@ -10,7 +10,7 @@ import msgspec
 
 from services.audit.verify import verify
 from shared.chain_checkpoints import take_checkpoint
-from shared.config import Settings
+from shared.config import Settings, settings_keyring
 
 
 async def verify_command(
@@ -18,7 +18,7 @@ async def verify_command(
 ) -> int:
     conn = await asyncpg.connect(settings.database_url)
     try:
-        report = await verify(conn, settings.hmac_key.encode(), business_id)
+        report = await verify(conn, settings_keyring(settings), business_id)
     finally:
         await conn.close()
     if as_json:

@@ -10,9 +10,10 @@ Value = str | int | bool | None
 class Difference(msgspec.Struct, frozen=True, kw_only=True):
     """One disagreement. `kind` says what was checked: `hash`, `version` (a gap or a
     repeat in a stream), `short` (the stream ends below a checkpointed head),
-    `checkpoint` (a checkpointed hash differs), `decode` (a payload that no longer
-    reads), `rule` (events that break a ledger rule), or a read model: `client`,
-    `category`, `summary`, `statement`."""
+    `checkpoint` (a checkpointed hash differs), `key` (a row's key id names no key
+    in the keyring or a key unfit to sign, or is missing after labelled rows),
+    `decode` (a payload that no longer reads), `rule` (events that break a ledger
+    rule), or a read model: `client`, `category`, `summary`, `statement`."""
 
     kind: str
     business_id: int | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.audit.verify import verify
+from shared.config import settings_keyring
 from shared.http_edge import POOL, SETTINGS, business_of, json_response
 
 routes = web.RouteTableDef()
@@ -14,9 +15,9 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/v3/audit/verify")
 async def audit_verify(request: web.Request) -> web.Response:
-    key = request.app[SETTINGS].hmac_key.encode()
+    keys = settings_keyring(request.app[SETTINGS])
     async with request.app[POOL].acquire() as conn:
-        report = await verify(conn, key, business_of(request).business_id)
+        report = await verify(conn, keys, business_of(request).business_id)
     return json_response(report)
 
 

@@ -23,13 +23,14 @@ from services.audit.figures import (
 from services.audit.report import Difference, Report
 from shared import events as e
 from shared.event_store import SELECT_EVENTS, envelope_from_row
+from shared.keyring import Keyring
 
 _EVENTS = SELECT_EVENTS + "{where} ORDER BY stream_id, version"
 PREFETCH = 2_000
 
 
 async def verify(
-    conn: asyncpg.Connection, key: bytes, business_id: int | None = None
+    conn: asyncpg.Connection, keys: Keyring, business_id: int | None = None
 ) -> Report:
     """Check every chain, checkpoint and read-model figure (of one business, or all)."""
     where = "WHERE business_id = $1" if business_id else ""
@@ -46,7 +47,7 @@ async def verify(
             (row["projection"], row["stream_id"]): row["version"]
             for row in await conn.fetch(tracking, *args)
         }
-        walk, folds = ChainWalk(key), Folds(tracked)
+        walk, folds = ChainWalk(keys), Folds(tracked)
         differences: list[Difference] = []
         heads: list[CheckedHead] = []
         businesses: set[int] = set()

@@ -102,6 +102,7 @@ COPY_COLUMNS = (
     "metadata",
     "recorded_at",
     "hash",
+    "key_id",
 )
 
 
@@ -119,6 +120,7 @@ def copy_records(events: Sequence[NewEvent]) -> list[tuple[object, ...]]:
             msgspec.json.encode(event.metadata),
             event.recorded_at,
             event.hash,
+            event.key_id,
         )
         for event in events
     ]

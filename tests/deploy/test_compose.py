@@ -6,14 +6,17 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 
-from shared.config import load_settings
+from shared.config import load_settings, resolve_key
 from tests.deploy.deploy_files import (
     DEPLOY,
     REPOSITORY,
@@ -27,6 +30,7 @@ from tests.deploy.deploy_files import (
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 LEDGER = {name: s for name, s in SERVICES.items() if s.get("image") == "ledger:local"}
 LONG_RUNNING = {name: s for name, s in LEDGER.items() if name != "migrate"}
+KEYS = "/var/lib/ledger/keys"  # the hash-chain key's volume, in every container
 
 
 def _compose_schema() -> dict[str, Any]:
@@ -94,14 +98,20 @@ def test_only_migrate_holds_the_admin_database_url() -> None:
 
 
 def test_processes_wait_for_the_migrations_and_restart() -> None:
-    """migrate waits for a healthy PostgreSQL and runs once; every process waits for
-    migrate to exit 0 and for a healthy RabbitMQ, and is restarted when it stops."""
+    """migrate waits for the key and a healthy PostgreSQL and runs once; every process
+    waits for the key, for migrate to exit 0 and for a healthy RabbitMQ, and is
+    restarted when it stops."""
     migrate = LEDGER["migrate"]
-    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    made = {"condition": "service_completed_successfully"}
+    assert migrate["depends_on"] == {
+        "hmac-key": made,
+        "postgres": {"condition": "service_healthy"},
+    }
     assert migrate["restart"] == "no"
     for service in LONG_RUNNING.values():
         assert service["depends_on"] == {
-            "migrate": {"condition": "service_completed_successfully"},
+            "hmac-key": made,
+            "migrate": made,
             "rabbitmq": {"condition": "service_healthy"},
         }
         assert service["restart"] == "unless-stopped"
@@ -187,3 +197,29 @@ def test_postgres_ends_sessions_left_idle_in_a_transaction() -> None:
         "-c",
         "idle_in_transaction_session_timeout=60s",
     ]
+
+
+def test_the_hmac_key_is_made_once_in_a_volume_every_ledger_process_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-shot `hmac-key` service writes a random key, owner 10001 and mode 0600,
+    to the file every ledger service names in LEDGER_HMAC_KEY_FILE and mounts read-only
+    from the same volume; run twice, it keeps the first key, which the service takes."""
+    maker = SERVICES["hmac-key"]
+    assert (maker["restart"], maker["volumes"]) == ("no", [f"ledger-keys:{KEYS}"])
+    assert "ledger-keys" in COMPOSE["volumes"]
+    for name, service in LEDGER.items():
+        assert "LEDGER_HMAC_KEY" not in service["environment"], name
+        assert service["environment"]["LEDGER_HMAC_KEY_FILE"] == f"{KEYS}/hmac.key"
+        assert service["volumes"] == [f"ledger-keys:{KEYS}:ro"], name
+    script = maker["command"][2].replace(KEYS, str(tmp_path))
+    owners: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(os, "chown", lambda *owner: owners.append(owner))
+    exec(script, {})  # noqa: S102 (the compose file's own script)
+    key = (tmp_path / "hmac.key").read_text()
+    exec(script, {})  # noqa: S102
+    assert (tmp_path / "hmac.key").read_text() == key
+    assert owners == [(str(tmp_path / "hmac.key"), 10001, 10001)]
+    assert stat.S_IMODE((tmp_path / "hmac.key").stat().st_mode) == 0o600
+    settings = {"LEDGER_HMAC_KEY_FILE": str(tmp_path / "hmac.key")}
+    assert resolve_key(load_settings(settings)).hmac_key == key.strip()

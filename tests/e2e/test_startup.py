@@ -15,7 +15,7 @@ import asyncpg
 
 from shared.postgres import with_database
 from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
-from tests.support.environment import free_port
+from tests.support.environment import free_port, strong_key
 
 HOW = (
     "  Either start the distribution's package ({package}; `make services` runs "
@@ -29,7 +29,7 @@ async def ledger_run(
     *command: str, **variables: str
 ) -> subprocess.CompletedProcess[str]:
     """`python -m services.cli run` (or the command given) with only these LEDGER_*
-    variables set."""
+    variables set (and a strong random hash-chain key unless they set one)."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -39,7 +39,7 @@ async def ledger_run(
         subprocess.run,
         [sys.executable, "-m", "services.cli", *(command or ("run",))],
         cwd=REPOSITORY,
-        env={**environment, **variables},
+        env={**environment, "LEDGER_HMAC_KEY": strong_key(), **variables},
         capture_output=True,
         text=True,
         timeout=CLI_DEADLINE_S,

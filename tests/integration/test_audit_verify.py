@@ -27,6 +27,7 @@ from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.chain_checkpoints import take_checkpoint
+from shared.config import settings_keyring
 from shared.postgres import create_pool
 from shared.worker_loop import run_until_stopped
 from tests.integration.scenarios import (
@@ -78,7 +79,7 @@ async def report_of(
 ) -> Report:
     async with pool.acquire() as conn:
         return await verify(
-            conn, environment.settings.hmac_key.encode(), business["business_id"]
+            conn, settings_keyring(environment.settings), business["business_id"]
         )
 
 

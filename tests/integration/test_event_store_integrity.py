@@ -13,6 +13,7 @@ from services.command_api.appender import Appender
 from shared import commands as c
 from shared import events as e
 from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.keyring import key_id_of
 from tests.integration.scenarios import (
     create_client,
     deposit,
@@ -153,7 +154,9 @@ async def test_every_stored_event_hash_verifies_from_the_row_alone(
             recorded_at=row["recorded_at"].isoformat(),
             metadata=row["metadata"],
             payload=row["payload"],
+            key_id=key_id_of(key),
         )
+        assert row["key_id"] == key_id_of(key)
         chained_to = previous.get(row["stream_id"], GENESIS)
         assert event_hash(key, chained_to, content) == row["hash"], row["event_id"]
         assert event_hash(b"another key", chained_to, content) != row["hash"]

@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient
 from services.audit.verify import verify
 from services.businesses import provision_business
 from services.replay.rebuild import replay
+from shared.config import settings_keyring
 from shared.postgres import create_pool
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers
@@ -187,7 +188,7 @@ async def test_a_replay_answers_byte_for_byte_and_the_api_never_sees_half_a_mode
     assert set(seen) == {(before[summary], before[listing])}
     assert await answers(book, clients) == before
     async with api_pool(replayed) as pool, pool.acquire() as conn:
-        report = await verify(conn, replayed.settings.hmac_key.encode())
+        report = await verify(conn, settings_keyring(replayed.settings))
     assert (report.ok, report.differences) == (True, [])
 
     # The projectors go on against the rebuilt tables.
@@ -211,6 +212,7 @@ async def test_a_replay_of_one_business_leaves_the_others_alone(
         **os.environ,
         "LEDGER_ADMIN_DATABASE_URL": replayed.admin_url,
         "LEDGER_DATABASE_URL": replayed.settings.database_url,
+        "LEDGER_HMAC_KEY": replayed.settings.hmac_key,
     }
     business_id = await _business_of(replayed, book)
     done = await asyncio.to_thread(

@@ -28,6 +28,7 @@ from services.command_api.appender import Appender
 from services.replay.rebuild import replay
 from shared import broker
 from shared import events as e
+from shared.config import settings_keyring
 from shared.event_store import (
     SELECT_EVENTS,
     Cursor,
@@ -36,6 +37,7 @@ from shared.event_store import (
     stored_hashed_content,
 )
 from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.keyring import key_id_of
 from shared.postgres import create_pool
 from shared.upcasting import UPCASTERS, Payload
 from tests.integration.scenarios import (
@@ -106,12 +108,13 @@ async def _store_version_1_posting(
         recorded_at=recorded_at.isoformat(),
         metadata=metadata,
         payload=payload,
+        key_id=key_id_of(key),
     )
     await conn.execute(
         "INSERT INTO events (event_id, business_id, stream_id, version, type,"
-        " schema_version, payload, metadata, recorded_at, hash)"
+        " schema_version, payload, metadata, recorded_at, hash, key_id)"
         " VALUES ($1, $2, $3, 2, 'transaction.posted', 1, $4::text::jsonb,"
-        " $5::text::jsonb, $6, $7)",
+        " $5::text::jsonb, $6, $7, $8)",
         event_id,
         business_id,
         created.stream_id,
@@ -119,6 +122,7 @@ async def _store_version_1_posting(
         json.dumps(metadata),
         recorded_at,
         event_hash(key, created.hash, content),
+        key_id_of(key),
     )
     return payload
 
@@ -273,7 +277,7 @@ async def _replay_and_serve(
     admin = await asyncpg.connect(env.admin_url)
     try:
         outcome = await replay(admin, [])
-        report = await verify(admin, env.settings.hmac_key.encode())
+        report = await verify(admin, settings_keyring(env.settings))
     finally:
         await admin.close()
     assert outcome.events == len(replayed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import uuid
 
@@ -57,6 +58,7 @@ async def create_environment(
         read_your_writes_timeout_s=10.0,
         checkpoint_interval_s=checkpoint_interval_s,
         projection_partitions=partitions,
+        hmac_key=strong_key(),
     )
     return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
 
@@ -83,6 +85,12 @@ async def drop_environment(env: Environment) -> None:
         await connection.close()
 
 
+def strong_key() -> str:
+    """A random hash-chain key, as `ledger hmac-key create` makes (the service refuses
+    the public development key and anything shorter than 32 bytes)."""
+    return secrets.token_urlsafe(48)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -107,6 +115,7 @@ def service_environment(
         "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
         "LEDGER_PROJECTION_PARTITIONS": str(env.settings.projection_partitions),
         "LEDGER_HTTP_PORT": str(port),
+        "LEDGER_HMAC_KEY": env.settings.hmac_key,
         "LEDGER_CHECKPOINT_INTERVAL_S": str(env.settings.checkpoint_interval_s),
         "LEDGER_LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
