@@ -480,7 +480,7 @@ def operations() -> list[Operation]:
             "post",
             client + "/archive",
             "archiveClient",
-            "Set archived (no field leaves it as it is)",
+            "Archive or unarchive: `archived` sets it; `{}` (no field) toggles it",
             inputs.ArchiveInput,
             views.ClientBody,
             200,
