@@ -26,6 +26,9 @@ from aiohttp.http_exceptions import LineTooLong
 
 log = logging.getLogger(__name__)
 REFUSAL_LINGER_S = 1.0
+# An idle keep-alive connection is closed after this long: web.run_app's default,
+# which the API used before it had a site of its own (RequestHandler's is an hour).
+KEEPALIVE_TIMEOUT_S = 75.0
 SERVER_NAME = "ledger"  # what the Server header says: no library or version
 _encoder = msgspec.json.Encoder()
 
@@ -88,7 +91,11 @@ class EdgeRequestHandler(web.RequestHandler):
     answers (requests the parser refuses) are JSON and logged without a traceback."""
 
     def __init__(self, manager: web.Server, gate: ConnectionGate) -> None:
-        super().__init__(manager, loop=asyncio.get_running_loop())
+        super().__init__(
+            manager,
+            loop=asyncio.get_running_loop(),
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        )
         self.access_logger = None  # the request log middleware writes one line each
         self._gate: ConnectionGate | None = gate
         gate.open += 1
