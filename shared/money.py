@@ -56,10 +56,14 @@ _AMOUNT_TEXT = re.compile(
     r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]*)?|-?\.[0-9]+", re.ASCII
 )
 
+_NOT_FINITE = ("nan", "snan", "inf", "infinity")
+
 
 def _decimal_from_text(text: str) -> Decimal:
     stripped = text.strip()
     if not _AMOUNT_TEXT.fullmatch(stripped):
+        if stripped.lstrip("+-").lower() in _NOT_FINITE:
+            raise AmountError("must be a finite number")  # the more useful reason
         raise AmountError("must be a number")
     return Decimal(stripped.replace(",", ""))
 
