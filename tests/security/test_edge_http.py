@@ -119,6 +119,39 @@ async def test_a_trickled_body_is_answered_408_and_writes_nothing(
     assert (clients.status, clients.body) == (200, [])
 
 
+async def test_a_trickled_upload_is_answered_408(edge: LedgerService) -> None:
+    """Proves the body deadline holds for multipart imports too: an upload whose
+    first part arrives and whose file then trickles in one byte every 0.2 s is
+    answered 408 in the Laravel shape, and the connection is closed."""
+    business = await create_business(edge)
+    boundary = "edge-boundary"
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="customers"; filename="c.xlsx"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + b"P" * 200 + f"\r\n--{boundary}--\r\n".encode()
+    reader, writer = await asyncio.open_connection(*_address(edge))
+    writer.write(
+        b"POST /api/v3/clients/import HTTP/1.1\r\nHost: ledger\r\n"
+        + f"Authorization: Bearer {business['api_key']}\r\n".encode()
+        + f"Content-Type: multipart/form-data; boundary={boundary}\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + head
+    )
+    trickle = asyncio.create_task(_trickle(writer, body[len(head) :]))
+    try:
+        answer = await _read_answer(reader)
+        async with asyncio.timeout(ANSWER_DEADLINE_S):
+            rest = await reader.read()
+    finally:
+        trickle.cancel()
+        writer.close()
+    assert answer.status == 408
+    assert answer.body == {"message": "The request body did not arrive within 1 s"}
+    assert rest == b""
+
+
 async def test_an_oversized_header_is_answered_as_json_without_a_traceback(
     edge: LedgerService,
 ) -> None:
