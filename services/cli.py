@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--currency", default="GHS")
     create.add_argument("--owner-id", type=int)
     create.add_argument("--json", action="store_true")
-    rotate = business.add_parser("rotate-bid", help="replace a business's export bid")
+    rotate = business.add_parser(
+        "rotate-bid", help="replace a business's export bid (shown once, stored hashed)"
+    )
     rotate.add_argument("business_id", type=int)
 
     key = sub.add_parser("key", help="API keys").add_subparsers(
@@ -114,9 +116,9 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "business":
             bid = api_keys.new_bid()
             done = await conn.execute(
-                "UPDATE businesses SET bid = $2 WHERE business_id = $1",
+                "UPDATE businesses SET bid_hash = $2 WHERE business_id = $1",
                 args.business_id,
-                bid,
+                api_keys.key_hash(bid),  # stored hashed: shown this once
             )
             if not done.endswith(" 1"):
                 print(f"ledger: no business {args.business_id}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,8 +13,10 @@ from services.audit import routes as audit_api
 from services.command_api import app as command_api
 from services.query_api import app as query_api
 from shared import health, metrics, request_log
+from shared.body_deadline import body_deadline_middleware
 from shared.config import PROJECTIONS, Settings
 from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
+from shared.http_listener import BoundedSite, set_server_header
 from shared.postgres import create_pool
 from shared.projection_wait import WAITER, ProjectionWaiter
 
@@ -23,6 +27,7 @@ def create_app(settings: Settings) -> web.Application:
             request_log.request_log_middleware,
             metrics.metrics_middleware,
             error_middleware,
+            body_deadline_middleware,
             auth_middleware,
         ],
         client_max_size=settings.body_size_max,
@@ -39,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
         await app[POOL].close()
 
     app.cleanup_ctx.append(database)
+    app.on_response_prepare.append(set_server_header)
     health.setup(app)
     metrics.setup(app)
     request_log.setup(app)
@@ -49,12 +55,34 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def serve(settings: Settings) -> None:
-    web.run_app(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10,
+# How long a stop waits for the requests in flight to finish.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+async def start_server(settings: Settings, port: int) -> web.AppRunner:
+    """The app listening on `port`, with the connection bound (shared/http_listener)."""
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
+    await runner.setup()
+    site = BoundedSite(runner, settings.http_host, port, settings.http_connections_max)
+    await site.start()
+    return runner
+
+
+async def _serve_until_stopped(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = await start_server(settings, settings.http_port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()  # stop listening, finish requests in flight, close
+
+
+def serve(settings: Settings) -> None:
+    """`ledger api`: serve until SIGINT or SIGTERM (web.run_app cannot take the
+    bounded site, so this is its loop, with the same graceful stop)."""
+    asyncio.run(_serve_until_stopped(settings))

@@ -2,11 +2,13 @@
 
 Each process is a child running `ledger <role>`; one that dies is restarted after a
 short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
-after a deadline.
+after a deadline. A supervisor that dies without stopping them (SIGKILL, a crash)
+takes them with it (exit_with_supervisor).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -24,6 +26,7 @@ PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
 RESTART_DELAY_S = 1.0
 HEALTH_PORT = "LEDGER_HEALTH_PORT"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def roles() -> list[list[str]]:
@@ -50,18 +53,46 @@ def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
 
 
 def exit_with_supervisor() -> None:
-    """In a child of `ledger run`: stop (SIGTERM to itself) when the supervisor is
-    gone, even after a SIGKILL, so that no orphan keeps the port or the queues."""
+    """In a child of `ledger run`: end when the supervisor is gone, even after a
+    SIGKILL and even while busy, so that no orphan keeps the port, the queues or a
+    CPU (an API child once parsed a spreadsheet for minutes after `make run` died).
+
+    On Linux the kernel does it: PR_SET_PDEATHSIG sends this process SIGKILL the
+    moment its parent dies, whatever the process is doing (a SIGTERM would wait for
+    an event loop that may be busy). Its commands are atomic and its workers resume
+    from their checkpoints, so nothing is lost that a crash would not lose. Where
+    prctl is missing, a watchdog thread sends SIGTERM, then ends the process after
+    STOP_DEADLINE_S if that was not enough."""
     supervisor = os.environ.get(SUPERVISOR_PID)
     if supervisor is None:
         return
+    if _kill_me_with_parent():
+        if os.getppid() != int(supervisor):  # it died before the request was made
+            os.kill(os.getpid(), signal.SIGKILL)
+        return
+    threading.Thread(
+        target=_watch_parent,
+        args=(int(supervisor),),
+        name="supervisor-watch",
+        daemon=True,
+    ).start()
 
-    def watch() -> None:
-        while os.getppid() == int(supervisor):
-            time.sleep(PARENT_POLL_S)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+def _kill_me_with_parent() -> bool:
+    """Ask Linux for SIGKILL when the parent dies; False where that cannot be had."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+    except (AttributeError, OSError):
+        return False
+
+
+def _watch_parent(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_DEADLINE_S)  # still here: the main thread is stuck
+    os._exit(1)
 
 
 def supervise() -> int:

@@ -1,4 +1,5 @@
-"""Businesses and their API keys (admin data). A key is shown once, stored as a hash."""
+"""Businesses and their API keys (admin data). A key, and a business's export bid,
+is shown once and stored as a hash."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def new_bid() -> str:
 
 
 def key_hash(key: str) -> str:
-    # Keys carry 256 random bits, so a fast hash is enough: nothing to brute-force.
+    """The stored form of an API key or a bid (shared/sql/0010_bid_hash.sql). Both
+    carry 256 random bits, so a fast hash is enough: nothing to brute-force."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -59,13 +61,13 @@ async def create_business(
     """Insert a business and its first key; returns (business, bid, key)."""
     bid = new_bid()
     row = await conn.fetchrow(
-        "INSERT INTO businesses (owner_id, name, currency, bid)"
+        "INSERT INTO businesses (owner_id, name, currency, bid_hash)"
         " VALUES (coalesce($1, nextval('owner_id_seq')), $2, $3, $4)"
         " RETURNING business_id, owner_id",
         owner_id,
         name,
         currency,
-        bid,
+        key_hash(bid),
     )
     business = Business(
         business_id=row["business_id"],

@@ -62,6 +62,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
     # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024
+    # Slow clients (shared/http_connections.py, shared/body_deadline.py): a request
+    # body must arrive whole within this many seconds of its headers (else 408), and
+    # the API holds at most this many connections at once (more are refused with 503).
+    http_body_timeout_s: float = 60.0
+    http_connections_max: int = 1000
+    # /metrics reads the backlog gauges from the database at most this often; scrapes
+    # in between show the last figures (shared/metrics.py). 0 reads at every scrape.
+    metrics_backlog_interval_s: float = 5.0
     # Logging: a level name, and `auto` (text on a terminal, JSON lines otherwise),
     # `json` or `text` (shared/logs.py).
     log_level: str = "INFO"
@@ -90,6 +98,9 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_PROJECTION_PARTITIONS": ("projection_partitions", int),
     "LEDGER_RELAY_BATCH_SIZE_MAX": ("relay_batch_size_max", int),
     "LEDGER_PROJECTOR_BATCH_SIZE_MAX": ("projector_batch_size_max", int),
+    "LEDGER_HTTP_BODY_TIMEOUT_S": ("http_body_timeout_s", float),
+    "LEDGER_HTTP_CONNECTIONS_MAX": ("http_connections_max", int),
+    "LEDGER_METRICS_BACKLOG_INTERVAL_S": ("metrics_backlog_interval_s", float),
     "LEDGER_LOG_LEVEL": ("log_level", str),
     "LEDGER_LOG_FORMAT": ("log_format", str),
 }

@@ -33,6 +33,17 @@ PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs")
 EXPORT_ROUTE = "/api/v3/clients/clients-print/{bid}"
 
 
+class BodyTimeout(TimeoutError):
+    """The request body did not arrive whole in time (shared/body_deadline.py).
+
+    A TimeoutError, so that aiohttp's own drain of an unread body after the answer
+    stops on it quietly instead of logging it as an unhandled error."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"request body not complete within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+
 class MessageBody(msgspec.Struct, frozen=True):
     """Every refusal but a 422: `{"message": ...}`."""
 
@@ -74,6 +85,11 @@ async def error_middleware(
         return response
     except LedgerError as error:
         return error_response(error.status, error.message)
+    except BodyTimeout as error:
+        message = f"The request body did not arrive within {error.timeout_s:g} s"
+        response = error_response(408, message)
+        response.force_close()  # the rest of the body is not worth waiting for
+        return response
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "The request body is too large (1 MiB at most)")
     except web.HTTPException as error:

@@ -1,11 +1,17 @@
 """Prometheus metrics of the API process, served at /metrics (public, no key).
 
 Counted in the process: requests per route and status, their latency, the events the
-API appended (commands and imports) and the rows imported. Read from the database at
-each scrape, because they belong to other processes: the relay's backlog and each
-projection's lag and parked events (shared/backlog.py), so that one scrape of the API
-shows the whole pipeline even under `ledger run`, where the workers serve no port.
-The workers' own counters are in shared/worker_metrics.py.
+API appended (commands and imports) and the rows imported. Read from the database,
+because they belong to other processes: the relay's backlog and each projection's lag
+and parked events (shared/backlog.py), so that one scrape of the API shows the whole
+pipeline even under `ledger run`, where the workers serve no port. The workers' own
+counters are in shared/worker_metrics.py.
+
+/metrics needs no key, and counting a backlog of 300,000 events takes about a second,
+so the database figures are read at most once every `metrics_backlog_interval_s`
+(LEDGER_METRICS_BACKLOG_INTERVAL_S, 5 s): scrapes in between, however many, show the
+last figures and cost the database nothing. `ledger_metrics_backlog_reads` counts
+the reads.
 
 Each app has a registry of its own (not the process-wide default), so two apps in one
 process (tests) never mix their counts.
@@ -13,6 +19,7 @@ process (tests) never mix their counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -30,7 +37,7 @@ from prometheus_client import (
 
 from shared import backlog
 from shared.config import PROJECTIONS
-from shared.http_edge import POOL, Handler
+from shared.http_edge import POOL, SETTINGS, Handler
 from shared.request_log import CLIENT_CLOSED, route_of
 
 log = logging.getLogger(__name__)
@@ -65,26 +72,33 @@ class ApiMetrics:
         )
         self.relay_backlog_events = Gauge(
             "ledger_relay_backlog_events",
-            "Committed events the relay has not yet published (read at scrape)",
+            "Committed events the relay has not yet published (read from the database)",
             registry=registry,
         )
         self.relay_backlog_seconds = Gauge(
             "ledger_relay_backlog_seconds",
-            "Age of the oldest event not yet published; 0 when none (read at scrape)",
+            "Age of the oldest event not yet published, 0 if none (from the database)",
             registry=registry,
         )
         self._projection_gauges(registry)
+        self.backlog_reads = Counter(
+            "ledger_metrics_backlog_reads",
+            "Times /metrics read the backlog and lag gauges from the database",
+            registry=registry,
+        )
+        self._backlog_lock = asyncio.Lock()
+        self._backlog_read_at: float | None = None  # time.monotonic() of the last
 
     def _projection_gauges(self, registry: CollectorRegistry) -> None:
         self.projection_lag_events = Gauge(
             "ledger_projection_lag_events",
-            "Events past the projection's checkpoint (read at scrape)",
+            "Events past the projection's checkpoint (read from the database)",
             ["projection"],
             registry=registry,
         )
         self.projection_lag_seconds = Gauge(
             "ledger_projection_lag_seconds",
-            "Age of the oldest event the projection has not applied (read at scrape)",
+            "Age of the oldest event the projection has not applied (from the db)",
             ["projection"],
             registry=registry,
         )
@@ -98,6 +112,19 @@ class ApiMetrics:
     def count_appended(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:
             self.events_appended.labels(type=event_type).inc()
+
+    async def refresh_backlog(self, pool: asyncpg.Pool, interval_s: float) -> None:
+        """Read the database gauges unless they were read less than `interval_s` ago.
+        One scrape at a time decides: scrapes that arrive together wait for one read
+        instead of each starting its own."""
+        async with self._backlog_lock:
+            now = time.monotonic()
+            last = self._backlog_read_at
+            if last is not None and now - last < interval_s:
+                return
+            self._backlog_read_at = now  # a failed read waits its turn too
+            self.backlog_reads.inc()
+            await self.read_backlog(pool)
 
     async def read_backlog(self, pool: asyncpg.Pool) -> None:
         relay = await backlog.relay_backlog(pool)
@@ -141,7 +168,8 @@ async def metrics_middleware(
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     try:
-        await metrics.read_backlog(request.app[POOL])
+        interval_s = request.app[SETTINGS].metrics_backlog_interval_s
+        await metrics.refresh_backlog(request.app[POOL], interval_s)
     except Exception as error:  # the counters still answer; the gauges keep old values
         log.warning("/metrics: backlog not read: %r", error)
     return web.Response(

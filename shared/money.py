@@ -8,7 +8,7 @@ a Decimal written from integer cents, so no float artifact can appear.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 AMOUNT_MINOR_MIN = 1
 AMOUNT_MINOR_MAX = 99_999_999_999_999  # 999,999,999,999.99: exact in a JS number
@@ -48,20 +48,24 @@ def parse_signed_amount(value: object) -> int:
     return parse_amount(value)
 
 
-_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
+# The only text an amount may be: ASCII digits, commas only between groups of three,
+# one "." and a leading "-" (refused later as "must be greater than zero", the reason
+# a caller can act on). Decimal() alone also takes "1_000", "١٢٣", "+5", "1e2" and
+# "NaN", none of which a person types as an amount.
+_AMOUNT_TEXT = re.compile(
+    r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]*)?|-?\.[0-9]+", re.ASCII
+)
+
+_NOT_FINITE = ("nan", "snan", "inf", "infinity")
 
 
 def _decimal_from_text(text: str) -> Decimal:
     stripped = text.strip()
-    if "," in stripped and not _GROUPED.fullmatch(stripped):
-        raise AmountError("must be a number")  # commas only as thousands separators
-    cleaned = stripped.replace(",", "")
-    if cleaned == "":
+    if not _AMOUNT_TEXT.fullmatch(stripped):
+        if stripped.lstrip("+-").lower() in _NOT_FINITE:
+            raise AmountError("must be a finite number")  # the more useful reason
         raise AmountError("must be a number")
-    try:
-        return Decimal(cleaned)
-    except InvalidOperation:
-        raise AmountError("must be a number") from None
+    return Decimal(stripped.replace(",", ""))
 
 
 def _minor_units(number: Decimal) -> int:

@@ -31,9 +31,18 @@ _AT_LEAST_ONE = [
     "batch_size_max",
     "relay_batch_size_max",
     "projector_batch_size_max",
+    "http_connections_max",
 ]
-_POSITIVE_SECONDS = ["readiness_lag_max_s", "checkpoint_interval_s"]
-_SECONDS = ["read_your_writes_timeout_s", "batch_window_s"]
+_POSITIVE_SECONDS = [
+    "readiness_lag_max_s",
+    "checkpoint_interval_s",
+    "http_body_timeout_s",
+]
+_SECONDS = [
+    "read_your_writes_timeout_s",
+    "batch_window_s",
+    "metrics_backlog_interval_s",
+]
 
 
 def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[str]:

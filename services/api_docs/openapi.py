@@ -98,6 +98,7 @@ _STATUS_TEXT = {
     400: "The body is malformed (not JSON, not a JSON object, not multipart)",
     401: "No API key, or an unknown one",
     404: "Not found (another business's, or a non-numeric id)",
+    408: "The body did not arrive whole in time (LEDGER_HTTP_BODY_TIMEOUT_S)",
     409: "Conflict",
     412: "If-Match does not match the client's ETag",
     413: "The body is too large",
@@ -342,7 +343,7 @@ def _command(
             _ok(schema, status, _POSITION_HEADER),
             _ok(schema, 202, _POSITION_HEADER),
         ],
-        errors=tuple(sorted({400, 409, 413, 415, 422, 503, *errors})),
+        errors=tuple(sorted({400, 408, 409, 413, 415, 422, 503, *errors})),
     )
 
 
@@ -481,7 +482,7 @@ def operations() -> list[Operation]:
             "post",
             client + "/archive",
             "archiveClient",
-            "Set archived (no field leaves it as it is)",
+            "Archive or unarchive: `archived` sets it; `{}` (no field) toggles it",
             inputs.ArchiveInput,
             views.ClientBody,
             200,
@@ -764,7 +765,7 @@ def _import(path: str, operation_id: str) -> Operation:
                 "request with this Idempotency-Key is in progress",
             ),
         ],
-        errors=(400, 413, 415, 422, 503),
+        errors=(400, 408, 413, 415, 422, 503),
     )
 
 

@@ -112,7 +112,11 @@ def _differ(
 
 
 def _where(business_id: int | None) -> tuple[str, list[object]]:
-    return ("WHERE business_id = $1", [business_id]) if business_id else ("", [])
+    return (
+        ("WHERE business_id = $1", [business_id])
+        if business_id is not None
+        else ("", [])
+    )
 
 
 async def check_clients(
@@ -204,8 +208,8 @@ GROUP BY business_id
 async def check_summaries(
     conn: asyncpg.Connection, folds: Folds, business_id: int | None
 ) -> list[Difference]:
-    and_business = "AND business_id = $1" if business_id else ""
-    args = [business_id] if business_id else []
+    and_business = "AND business_id = $1" if business_id is not None else ""
+    args = [business_id] if business_id is not None else []
     rows = await conn.fetch(_SUMMARY.format(and_business=and_business), *args)
     found = {
         row["business_id"]: _plain({k: v for k, v in row.items() if k != "business_id"})

@@ -33,12 +33,12 @@ async def verify(
     conn: asyncpg.Connection, keys: Keyring, business_id: int | None = None
 ) -> Report:
     """Check every chain, checkpoint and read-model figure (of one business, or all)."""
-    where = "WHERE business_id = $1" if business_id else ""
-    args = [business_id] if business_id else []
+    where = "WHERE business_id = $1" if business_id is not None else ""
+    args = [business_id] if business_id is not None else []
     # One business's verify (every GET /api/v3/audit/verify) needs the tracking rows
     # of its own streams only, not every business's.
     tracking = "SELECT projection, stream_id, version FROM projection_tracking"
-    if business_id:
+    if business_id is not None:
         tracking += (
             " WHERE stream_id IN (SELECT stream_id FROM events WHERE business_id = $1)"
         )

@@ -74,7 +74,8 @@ class CategoryInput(msgspec.Struct, kw_only=True):
 
 
 class ArchiveInput(msgspec.Struct, kw_only=True):
-    """`archived` sets the flag; absent or null leaves it as it is."""
+    """`archived` sets the flag; absent or null toggles it (`{}` archives an
+    unarchived client and unarchives an archived one)."""
 
     archived: bool | None = None
 

@@ -178,6 +178,9 @@ async def send_file(
         headers={
             "Content-Type": CONTENT_TYPE,
             "Content-Disposition": f'attachment; filename="{filename}"',
+            # The workbook holds every client's personal data: no cache (browser,
+            # proxy) may keep a copy of it.
+            "Cache-Control": "no-store",
         }
     )
     with await asyncio.to_thread(path.open, "rb") as file:

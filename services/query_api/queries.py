@@ -8,6 +8,7 @@ import re
 import asyncpg
 import msgspec
 
+from shared.api_keys import key_hash
 from shared.config import PROJECTIONS
 from shared.views import ClientFigures
 
@@ -172,7 +173,7 @@ async def business_for_bid(pool: asyncpg.Pool, bid: str) -> int | None:
     if not _BID_PATTERN.fullmatch(bid):
         return None
     business_id: int | None = await pool.fetchval(
-        "SELECT business_id FROM businesses WHERE bid = $1", bid
+        "SELECT business_id FROM businesses WHERE bid_hash = $1", key_hash(bid)
     )
     return business_id
 

@@ -288,8 +288,12 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
     publishes or projects (every event is backlog and lag), then moving the relay's
     cursor to the head (backlog 0), applying every event to one projection (its lag
     0, the other's unchanged, /readyz's lag above 0), then to the other (every lag
-    0, /readyz's too)."""
-    settings = quiet_environment.settings
+    0, /readyz's too). The gauges are read at every scrape here
+    (LEDGER_METRICS_BACKLOG_INTERVAL_S=0); tests/security/test_edge_metrics.py proves
+    the interval."""
+    settings = msgspec.structs.replace(
+        quiet_environment.settings, metrics_backlog_interval_s=0.0
+    )
     business = await provision_business(settings, "Lagging")
     async with http_client(settings) as client:
         for number in range(3):

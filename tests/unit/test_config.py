@@ -108,6 +108,19 @@ def test_a_health_port_that_cannot_be_one_is_refused(value: str, message: str) -
             " amqp://user@host:port/...",
         ),
         (
+            {"LEDGER_HTTP_BODY_TIMEOUT_S": "0"},
+            "LEDGER_HTTP_BODY_TIMEOUT_S=0.0 must be a number of seconds above 0",
+        ),
+        (
+            {"LEDGER_HTTP_CONNECTIONS_MAX": "0"},
+            "LEDGER_HTTP_CONNECTIONS_MAX=0 must be at least 1",
+        ),
+        (
+            {"LEDGER_METRICS_BACKLOG_INTERVAL_S": "-1"},
+            "LEDGER_METRICS_BACKLOG_INTERVAL_S=-1.0 must be a number of seconds,"
+            " 0 or more",
+        ),
+        (
             {"LEDGER_LOG_LEVEL": "LOUD"},
             "LEDGER_LOG_LEVEL='LOUD' is not one of"
             " DEBUG, INFO, WARNING, ERROR, CRITICAL",
@@ -151,6 +164,9 @@ def test_every_variable_is_read_and_every_default_is_valid() -> None:
             "LEDGER_CHECKPOINT_INTERVAL_S": "2.5",
             "LEDGER_RELAY_BATCH_SIZE_MAX": "100",
             "LEDGER_PROJECTOR_BATCH_SIZE_MAX": "200",
+            "LEDGER_HTTP_BODY_TIMEOUT_S": "1.5",
+            "LEDGER_HTTP_CONNECTIONS_MAX": "8",
+            "LEDGER_METRICS_BACKLOG_INTERVAL_S": "0",
             "LEDGER_LOG_LEVEL": "debug",
             "LEDGER_LOG_FORMAT": "json",
         }
@@ -172,6 +188,9 @@ def test_every_variable_is_read_and_every_default_is_valid() -> None:
         checkpoint_interval_s=2.5,
         relay_batch_size_max=100,
         projector_batch_size_max=200,
+        http_body_timeout_s=1.5,
+        http_connections_max=8,
+        metrics_backlog_interval_s=0.0,
         log_level="debug",
         log_format="json",
     )

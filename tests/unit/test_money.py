@@ -42,6 +42,9 @@ def test_valid_amounts_become_exact_minor_units(value: object, minor: int) -> No
         ("NaN", "must be a finite number"),
         ("Infinity", "must be a finite number"),
         ("-Infinity", "must be a finite number"),
+        (Decimal("NaN"), "must be a finite number"),
+        (Decimal("-Infinity"), "must be a finite number"),
+        ("-5", "must be greater than zero"),
         ("abc", "must be a number"),
         ("", "must be a number"),
         (True, "must be a number"),
@@ -129,3 +132,34 @@ def test_a_third_decimal_is_refused_however_far_out(text: str) -> None:
 def test_trailing_zeros_beyond_two_decimals_are_exact() -> None:
     """1.2300000000000000000000000000000 is exactly 123 cents."""
     assert parse_amount("1.2300000000000000000000000000000") == 123
+
+
+@pytest.mark.parametrize(
+    "text", ["1_000", "١٢٣", "+5", "1e2", "1E+2", "１２", "1.2.3", "- 5", "0x10", "."]
+)
+def test_text_amounts_are_only_ascii_digits_one_point_and_thousands_commas(
+    text: str,
+) -> None:
+    """Underscores, non-ASCII digits, a plus sign and exponents, all of which
+    Decimal() reads as numbers, are refused as text amounts."""
+    with pytest.raises(AmountError) as refused:
+        parse_amount(text)
+    assert str(refused.value) == "must be a number"
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"),
+    [("1000", 100000), (" 12.5 ", 1250), ("1,000.00", 100000), (".5", 50)],
+)
+def test_plain_text_amounts_still_parse(text: str, minor: int) -> None:
+    """Digits, one point and thousands commas stay accepted, spaces around trimmed."""
+    assert parse_amount(text) == minor
+
+
+def test_signed_text_amounts_refuse_a_plus_sign_too() -> None:
+    """The import's signed parser takes a leading minus, never "+5" or "-1e2"."""
+    assert parse_signed_amount("-5") == -500
+    for text in ("+5", "-1e2", "-١"):
+        with pytest.raises(AmountError) as refused:
+            parse_signed_amount(text)
+        assert str(refused.value) == "must be a number"
