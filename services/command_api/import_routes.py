@@ -1,6 +1,7 @@
 """Hop 1 for spreadsheets: POST /api/clients-import and /api/v3/clients/import.
 
-Read the upload, validate every row in a worker thread, build every event before
+Read the upload, validate every row in a worker process (parse_pool.py), build every
+event before
 BEGIN, commit them in one short transaction, then wait for read-your-writes (up to
 5,000 rows) or answer 202 with a status URL (above).
 """
@@ -13,13 +14,15 @@ import logging
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import partial
 
 import msgspec
 from aiohttp import web
 
-from services.command_api import excel_import, import_events, import_store
+from services.command_api import import_events, import_store, sheet_worker
 from services.command_api.batch_io import DEFAULT_CATEGORY, name_key
-from services.command_api.excel_import import ImportRow
+from services.command_api.excel_import import ImportRow, SheetBounds
+from services.command_api.parse_pool import ParsePool
 from services.command_api.routes import IN_FLIGHT, idempotency_claim
 from services.command_api.submissions import IdempotencyClaim, Result
 from services.command_api.uploads import Upload, read_upload
@@ -43,6 +46,7 @@ from shared.views import encoder
 log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
+PARSE_POOL = web.AppKey("parse_pool", ParsePool)
 routes = web.RouteTableDef()
 
 
@@ -95,7 +99,7 @@ async def _import(
             raise IdempotencyConflict()
         if stored is not None:
             return _replay(stored.result)
-    rows = await asyncio.to_thread(excel_import.parse, upload.file)
+    rows = await _parse(request, upload.file)
     known = await import_store.categories(pool, business.business_id)
     category_id = _category_id(upload.fields.get("category_id", ""), known)
     if not _allow_duplicate(upload):
@@ -105,6 +109,18 @@ async def _import(
         if first is not None:
             return _duplicate(first)
     return await _commit(request, business, upload, claim, rows, category_id, known)
+
+
+async def _parse(request: web.Request, raw: bytes) -> list[ImportRow]:
+    """The validated rows, parsed in a bounded worker process."""
+    settings = request.app[SETTINGS]
+    bounds = SheetBounds(
+        blank_rows_max=settings.import_blank_rows_max,
+        shared_strings_max=settings.import_shared_strings_max,
+    )
+    target = partial(sheet_worker.parse_to_message, bounds)
+    message = await request.app[PARSE_POOL].run(target, raw)
+    return sheet_worker.rows_from_message(message)
 
 
 def _allow_duplicate(upload: Upload) -> bool:

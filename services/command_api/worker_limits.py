@@ -1,0 +1,64 @@
+"""Hop 1 for spreadsheets: the worker process's side of parse_pool.py.
+
+A worker is forked (by multiprocessing's fork server) for one job. Before it reads
+the job it binds its own life to its parent's and caps its CPU seconds and address
+space, so a crafted file can neither outlive the API process nor burn more than its
+share: past a limit the kernel stops it (SIGXCPU, SIGKILL) or an allocation fails
+(MemoryError), and the API answers 422.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+import msgspec
+
+MIB = 1024 * 1024
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class WorkerLimits(msgspec.Struct, frozen=True, kw_only=True):
+    cpu_s: int
+    memory_mib: int
+
+
+def work(
+    conn: Connection, limits: WorkerLimits, target: Callable[[bytes], bytes]
+) -> None:
+    """The worker's whole life: limits, one payload in, one answer out, exit. If it
+    dies first (a limit), the parent reads end-of-file and knows why."""
+    die_with_parent()
+    apply_limits(limits)
+    payload = conn.recv_bytes()
+    answer = target(payload)
+    del payload
+    conn.send_bytes(answer)
+    conn.close()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the fork server, which
+    exits with the API process) dies, even while it is busy parsing: an orphaned
+    parse kept a core busy for minutes after `make run` was stopped. Elsewhere the
+    worker still ends at its CPU and wall-clock limits."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def apply_limits(limits: WorkerLimits) -> None:
+    """RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL a second later. RLIMIT_AS
+    bounds the address space, so a huge allocation fails with MemoryError."""
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    memory = limits.memory_mib * MIB
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
