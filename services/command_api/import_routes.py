@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
 PARSE_POOL = web.AppKey("parse_pool", ParsePool)
+FORM_FIELDS = ("category_id", "allow_duplicate")
 routes = web.RouteTableDef()
 
 
@@ -71,7 +72,7 @@ class DuplicateImportBody(msgspec.Struct, kw_only=True, frozen=True):
 @routes.post("/api/v3/clients/import")
 async def import_clients(request: web.Request) -> web.Response:
     business = business_of(request)
-    upload = await read_upload(request, "customers")
+    upload = await read_upload(request, "customers", FORM_FIELDS)
     claim = _claim(request, upload)
     slot = (business.business_id, claim.key) if claim else None
     in_flight = request.app[IN_FLIGHT]
