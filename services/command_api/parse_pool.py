@@ -26,7 +26,10 @@ from multiprocessing.process import BaseProcess
 from services.command_api.worker_limits import WorkerLimits, work
 from shared.errors import WorkersBusy
 
-PRELOAD = ["services.command_api.sheet_worker"]
+# The fork server imports these once; each worker is forked with them loaded. The
+# main module among them, or else every worker would import it again before its job
+# (multiprocessing's preparation of a child).
+PRELOAD = ["__main__", "services.command_api.sheet_worker"]
 
 
 class ParsePool:
@@ -44,6 +47,11 @@ class ParsePool:
         self._lock = threading.Lock()
         self._context: ForkServerContext = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
+
+    @property
+    def busy(self) -> int:
+        """Workers running now (for /metrics-like reads and tests)."""
+        return self._busy
 
     async def run(
         self, target: Callable[[bytes], bytes], payload: bytes

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from collections.abc import Callable
+from xml.parsers.expat import ExpatError, ParserCreate
 
 from openpyxl.utils.cell import coordinate_to_tuple
 
@@ -29,8 +29,9 @@ CONTENT_TYPES = "[Content_Types].xml"
 SHARED_STRINGS_TYPE = (
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
 )
-MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-PACKAGE = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+# Tag names as expat reports them with namespace_separator="}".
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+PACKAGE = "http://schemas.openxmlformats.org/package/2006/content-types}"
 
 
 def open_archive(raw: bytes) -> zipfile.ZipFile:
@@ -67,11 +68,15 @@ def check_shared_strings(archive: zipfile.ZipFile, strings_max: int) -> None:
     streaming it: openpyxl would load it whole (1M strings cost it 14 s and 160 MB)."""
     for name in _shared_string_parts(archive):
         count = 0
-        for event, element in _elements(archive, name):
-            if event == "end" and element.tag == MAIN + "si":
+
+        def start(tag: str, attributes: dict[str, str]) -> None:
+            nonlocal count
+            if tag == MAIN + "si":
                 count += 1
                 if count > strings_max:
                     raise invalid("customers", TOO_COMPLEX)
+
+        _parse_part(archive, name, start)
 
 
 def _shared_string_parts(archive: zipfile.ZipFile) -> list[str]:
@@ -83,10 +88,13 @@ def _shared_string_parts(archive: zipfile.ZipFile) -> list[str]:
     if archive.getinfo(CONTENT_TYPES).file_size > CONTENT_TYPES_SIZE_MAX:
         raise invalid("customers", TOO_COMPLEX)
     parts = {"xl/sharedStrings.xml"}
-    for event, element in _elements(archive, CONTENT_TYPES):
-        if event == "end" and element.tag == PACKAGE + "Override":
-            if element.get("ContentType") == SHARED_STRINGS_TYPE:
-                parts.add(element.get("PartName", "").lstrip("/"))
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        if tag == PACKAGE + "Override":
+            if attributes.get("ContentType") == SHARED_STRINGS_TYPE:
+                parts.add(attributes.get("PartName", "").lstrip("/"))
+
+    _parse_part(archive, CONTENT_TYPES, start)
     return sorted(part for part in parts if part in names)
 
 
@@ -95,48 +103,39 @@ def formula_cells(archive: zipfile.ZipFile, sheet_path: str) -> set[tuple[int, i
     as openpyxl numbers them (a row or cell without `r` follows the previous one)."""
     found: set[tuple[int, int]] = set()
     row_number = column = 0
-    for event, element in _elements(archive, sheet_path):
-        if event == "start" and element.tag == MAIN + "row":
-            row_text = element.get("r")
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal row_number, column
+        if tag == MAIN + "row":
+            row_text = attributes.get("r")
             row_number = int(row_text) if row_text else row_number + 1
             column = 0
-        elif event == "end" and element.tag == MAIN + "c":
-            coordinate = element.get("r")
+        elif tag == MAIN + "c":
+            coordinate = attributes.get("r")
             if coordinate:
                 row_number, column = coordinate_to_tuple(coordinate)
             else:
                 column += 1
-            if element.find(MAIN + "f") is not None:
-                found.add((row_number, column - 1))
+        elif tag == MAIN + "f":
+            found.add((row_number, column - 1))
+
+    _parse_part(archive, sheet_path, start)
     return found
 
 
-def _elements(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[str, Element]]:
-    """(event, element) for each start and end tag of one part, streamed in chunks.
-    A finished child or grandchild of the root (a shared string, a sheet's row) is
-    dropped once the caller has seen it, so memory stays flat however long the part.
-    A part that is not well-formed XML is a 422: the file claims to be a workbook but
-    is broken inside."""
-    parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
-    open_elements: list[Element] = []
+def _parse_part(
+    archive: zipfile.ZipFile, name: str, start: Callable[[str, dict[str, str]], None]
+) -> None:
+    """Call `start` for each element of one part, streamed in chunks through expat
+    (which honours the part's declared encoding: a byte search for `<f` missed every
+    formula of a UTF-16 sheet). Nothing is kept but what `start` keeps. A part that is
+    not well-formed XML is a 422: the file claims to be a workbook but is broken."""
+    parser = ParserCreate(namespace_separator="}")
+    parser.StartElementHandler = start
     try:
         with archive.open(name) as member:
             while chunk := member.read(CHUNK_SIZE):
-                parser.feed(chunk)
-                for event, element in _start_and_end(parser):
-                    if event == "start":
-                        open_elements.append(element)
-                    yield event, element
-                    if event == "end":
-                        open_elements.pop()
-                        if 1 <= len(open_elements) <= 2:
-                            open_elements[-1].remove(element)
-            parser.close()
-    except ParseError:
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except ExpatError:
         raise invalid("customers", UNREADABLE) from None
-
-
-def _start_and_end(parser: XMLPullParser[Element]) -> Iterator[tuple[str, Element]]:
-    for event, element in parser.read_events():  # type: ignore[misc]
-        assert isinstance(element, Element)  # only start and end events are asked
-        yield event, element
