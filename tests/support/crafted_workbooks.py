@@ -57,8 +57,10 @@ def declared_dimension(last_row: int) -> bytes:
 
 
 def shared_strings(count: int) -> bytes:
-    """A one-customer workbook whose shared-strings table holds `count` strings."""
-    strings = "".join(f"<si><t>{n}</t></si>" for n in range(count))
+    """A one-customer workbook whose shared-strings table holds `count` strings: the
+    two the sheet uses ("Name", "Ama"), then filler nobody refers to."""
+    filler = "".join(f"<si><t>{n}</t></si>" for n in range(count - 2))
+    strings = f"<si><t>Name</t></si><si><t>Ama</t></si>{filler}"
     table = f'<sst xmlns="{MAIN}" count="{count}" uniqueCount="{count}">{strings}</sst>'
     raw = xlsxwriter_book([["Name"], ["Ama"]])
     return replace_parts(raw, {"xl/sharedStrings.xml": table.encode()})
