@@ -15,6 +15,7 @@ import resource
 import signal
 import sys
 from collections.abc import Callable
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 
 import msgspec
@@ -43,17 +44,30 @@ def work(
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent (the fork server, which
-    exits with the API process) dies, even while it is busy parsing: an orphaned
-    parse kept a core busy for minutes after `make run` was stopped. Elsewhere the
-    worker still ends at its CPU and wall-clock limits."""
+    """Ask Linux to SIGKILL this process when its parent, the fork server, dies, even
+    while it is busy parsing: an orphaned parse kept a core busy for minutes after
+    `make run` was stopped. The fork server exits when the API process does (it
+    reads end-of-file on a pipe only the API process may hold open), so the worker
+    drops its inherited copy of that pipe's write end first. If the API died before
+    this, the worker reads end-of-file instead of its payload and exits. On other
+    systems the worker still ends at its CPU and wall-clock limits."""
+    _drop_fork_server_pipe()
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
+
+
+def _drop_fork_server_pipe() -> None:
+    """multiprocessing hands every forked child the fork server's "alive" pipe (so
+    that the child could start processes of its own, which a worker never does);
+    while a worker holds it, the fork server outlives the API process."""
+    server = getattr(forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive_fd, int):
+        os.close(alive_fd)
+        server._forkserver_alive_fd = None
 
 
 def apply_limits(limits: WorkerLimits) -> None:
