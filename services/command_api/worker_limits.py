@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
+from typing import Any
 
 import msgspec
 
@@ -63,9 +64,9 @@ def _drop_fork_server_pipe() -> None:
     """multiprocessing hands every forked child the fork server's "alive" pipe (so
     that the child could start processes of its own, which a worker never does);
     while a worker holds it, the fork server outlives the API process."""
-    server = getattr(forkserver, "_forkserver", None)
+    server: Any = getattr(forkserver, "_forkserver", None)
     alive_fd = getattr(server, "_forkserver_alive_fd", None)
-    if isinstance(alive_fd, int):
+    if server is not None and isinstance(alive_fd, int):
         os.close(alive_fd)
         server._forkserver_alive_fd = None
 
