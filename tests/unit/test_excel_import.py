@@ -87,4 +87,5 @@ def test_blank_rows_count_against_their_bound() -> None:
     three = iter([HEADER, (None,), ("",), (" ",), ("Ama",)])
     with pytest.raises(ValidationFailed) as refused:
         validate(three, set(), 2)
-    assert refused.value.errors == {"customers": ["The sheet has more than 2 blank rows"]}
+    message = "The sheet has more than 2 blank rows"
+    assert refused.value.errors == {"customers": [message]}
