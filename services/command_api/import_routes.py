@@ -121,7 +121,8 @@ async def _parse(request: web.Request, raw: bytes) -> list[ImportRow]:
     )
     target = partial(sheet_worker.parse_to_message, bounds)
     message = await request.app[PARSE_POOL].run(target, raw)
-    return sheet_worker.rows_from_message(message)
+    # Decoding 100,000 rows takes a while too: not on the event loop either.
+    return await asyncio.to_thread(sheet_worker.rows_from_message, message)
 
 
 def _allow_duplicate(upload: Upload) -> bool:

@@ -84,7 +84,8 @@ class ParsePool:
             return _exchange(ours, payload, self._timeout_s)
         finally:
             ours.close()
-            process.kill()
+            if process.is_alive():  # stopped at the wall clock, or done and exiting
+                process.kill()
             process.join()
             with self._lock:
                 self._running.discard(process)
