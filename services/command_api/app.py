@@ -8,10 +8,8 @@ from aiohttp import web
 
 from services.command_api import import_routes
 from services.command_api.appender import Appender
-from services.command_api.import_routes import PARSE_POOL
-from services.command_api.parse_pool import ParsePool
+from services.command_api.import_parsing import parse_pool_context
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
-from services.command_api.worker_limits import WorkerLimits
 from shared.http_edge import POOL, SETTINGS
 from shared.metrics import METRICS
 
@@ -38,15 +36,3 @@ def setup(app: web.Application) -> None:
 
     app.cleanup_ctx.append(appender_context)
     app.cleanup_ctx.append(parse_pool_context)
-
-
-async def parse_pool_context(app: web.Application) -> AsyncIterator[None]:
-    """The spreadsheet workers' lifetime: none outlives the app."""
-    settings = app[SETTINGS]
-    limits = WorkerLimits(
-        cpu_s=settings.import_cpu_s, memory_mib=settings.import_memory_mib
-    )
-    pool = ParsePool(settings.import_workers, limits, settings.import_timeout_s)
-    app[PARSE_POOL] = pool
-    yield
-    await pool.close()

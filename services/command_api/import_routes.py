@@ -14,15 +14,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from functools import partial
 
 import msgspec
 from aiohttp import web
 
-from services.command_api import import_events, import_store, sheet_worker
+from services.command_api import import_events, import_store
 from services.command_api.batch_io import DEFAULT_CATEGORY, name_key
-from services.command_api.excel_import import ImportRow, SheetBounds
-from services.command_api.parse_pool import ParsePool
+from services.command_api.excel_import import ImportRow
+from services.command_api.import_parsing import parse_upload
 from services.command_api.routes import IN_FLIGHT, idempotency_claim
 from services.command_api.submissions import IdempotencyClaim, Result
 from services.command_api.uploads import Upload, read_upload
@@ -46,7 +45,6 @@ from shared.views import encoder
 log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
-PARSE_POOL = web.AppKey("parse_pool", ParsePool)
 FORM_FIELDS = ("category_id", "allow_duplicate")
 routes = web.RouteTableDef()
 
@@ -100,7 +98,7 @@ async def _import(
             raise IdempotencyConflict()
         if stored is not None:
             return _replay(stored.result)
-    rows = await _parse(request, upload.file)
+    rows = await parse_upload(request, upload.file)
     known = await import_store.categories(pool, business.business_id)
     category_id = _category_id(upload.fields.get("category_id", ""), known)
     if not _allow_duplicate(upload):
@@ -110,19 +108,6 @@ async def _import(
         if first is not None:
             return _duplicate(first)
     return await _commit(request, business, upload, claim, rows, category_id, known)
-
-
-async def _parse(request: web.Request, raw: bytes) -> list[ImportRow]:
-    """The validated rows, parsed in a bounded worker process."""
-    settings = request.app[SETTINGS]
-    bounds = SheetBounds(
-        blank_rows_max=settings.import_blank_rows_max,
-        shared_strings_max=settings.import_shared_strings_max,
-    )
-    target = partial(sheet_worker.parse_to_message, bounds)
-    message = await request.app[PARSE_POOL].run(target, raw)
-    # Decoding 100,000 rows takes a while too: not on the event loop either.
-    return await asyncio.to_thread(sheet_worker.rows_from_message, message)
 
 
 def _allow_duplicate(upload: Upload) -> bool:

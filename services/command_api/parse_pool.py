@@ -48,7 +48,7 @@ class ParsePool:
 
     @property
     def busy(self) -> int:
-        """Workers running now (for /metrics-like reads and tests)."""
+        """How many workers run now."""
         return self._busy
 
     async def run(
