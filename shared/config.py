@@ -74,6 +74,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `json` or `text` (shared/logs.py).
     log_level: str = "INFO"
     log_format: str = "auto"
+    # Spreadsheet imports are parsed in worker processes with these bounds
+    # (services/command_api/parse_pool.py): at most `import_workers` at once (one more
+    # upload answers 503), each with CPU seconds, address space and wall-clock limits.
+    import_workers: int = 2
+    import_cpu_s: int = 60
+    import_memory_mib: int = 1024
+    import_timeout_s: float = 120.0
+    # Blank rows (written or skipped) an imported sheet may hold before its last row,
+    # and shared strings its workbook may declare (excel_import.SheetBounds).
+    import_blank_rows_max: int = 100_000
+    import_shared_strings_max: int = 1_000_000
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -103,6 +114,12 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_METRICS_BACKLOG_INTERVAL_S": ("metrics_backlog_interval_s", float),
     "LEDGER_LOG_LEVEL": ("log_level", str),
     "LEDGER_LOG_FORMAT": ("log_format", str),
+    "LEDGER_IMPORT_WORKERS": ("import_workers", int),
+    "LEDGER_IMPORT_CPU_S": ("import_cpu_s", int),
+    "LEDGER_IMPORT_MEMORY_MIB": ("import_memory_mib", int),
+    "LEDGER_IMPORT_TIMEOUT_S": ("import_timeout_s", float),
+    "LEDGER_IMPORT_BLANK_ROWS_MAX": ("import_blank_rows_max", int),
+    "LEDGER_IMPORT_SHARED_STRINGS_MAX": ("import_shared_strings_max", int),
 }
 
 

@@ -92,3 +92,13 @@ class PayloadTooLarge(LedgerError):
 
 class UnsupportedMediaType(LedgerError):
     status = 415
+
+
+class WorkersBusy(NotYetVisible):
+    """Every spreadsheet worker is busy: 503 with Retry-After. It is the service's
+    capacity, not the caller's fault, and a retry a few seconds later will do."""
+
+    retry_after_s = 5
+
+    def __init__(self) -> None:
+        super().__init__("Every import worker is busy; retry")

@@ -32,11 +32,17 @@ _AT_LEAST_ONE = [
     "relay_batch_size_max",
     "projector_batch_size_max",
     "http_connections_max",
+    "import_workers",
+    "import_cpu_s",
+    "import_memory_mib",
+    "import_blank_rows_max",
+    "import_shared_strings_max",
 ]
 _POSITIVE_SECONDS = [
     "readiness_lag_max_s",
     "checkpoint_interval_s",
     "http_body_timeout_s",
+    "import_timeout_s",
 ]
 _SECONDS = [
     "read_your_writes_timeout_s",

@@ -300,7 +300,9 @@ def _upload() -> dict[str, object]:
                         "customers": {
                             "type": "string",
                             "contentMediaType": XLSX,
-                            "description": "The .xlsx file (20 MiB at most).",
+                            "description": "The .xlsx file (20 MiB at most, "
+                            "counting every part of the form; at most 8 parts, "
+                            "parts other than these three are read and dropped).",
                         },
                         "category_id": {
                             "type": "string",

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from services.command_api import import_routes
 from services.command_api.appender import Appender
+from services.command_api.import_parsing import parse_pool_context
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
 from shared.http_edge import POOL, SETTINGS
 from shared.metrics import METRICS
@@ -34,3 +35,4 @@ def setup(app: web.Application) -> None:
         await appender.stop()
 
     app.cleanup_ctx.append(appender_context)
+    app.cleanup_ctx.append(parse_pool_context)

@@ -1,44 +1,36 @@
 """Hop 1 for spreadsheets: read an uploaded .xlsx and validate every row.
 
-Runs in a worker thread (asyncio.to_thread): openpyxl parses synchronously. The file
-is checked as a zip archive before openpyxl opens it, so a zip bomb is refused from
-its declared sizes (zipfile never inflates a member past its declared size). Cells go
-Decimal(str(value)) -> exactness check -> minor units, here at the boundary.
+Runs in a worker process (parse_pool.py): openpyxl parses synchronously, and a file
+crafted to burn CPU or memory must be stoppable. The archive's parts are checked
+before openpyxl opens it (workbook_parts.py). Cells go Decimal(str(value)) ->
+exactness check -> minor units, here at the boundary.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from openpyxl import load_workbook
 
-from shared.errors import UnsupportedMediaType, ValidationFailed, invalid
+from services.command_api.workbook_parts import (
+    check_shared_strings,
+    check_sizes,
+    formula_cells,
+    open_archive,
+)
+from shared.errors import ValidationFailed, invalid
 from shared.money import AmountError, parse_signed_amount
 
 ROWS_MAX = 100_000
-UNCOMPRESSED_MAX = 256 * 1024 * 1024  # a 100,000-row sheet inflates to ~30 MiB
-RATIO_MAX = 200  # a member inflating more than this per byte, past 1 MiB, is a bomb
 ERROR_ROWS_MAX = 100
 TEXT_LENGTH_MAX = 255
 AMOUNT_MESSAGE = "must be a number with at most two decimals"
-NOT_XLSX = "The file must be an Excel workbook (.xlsx)"
-# What openpyxl and zipfile raise on a malformed workbook (ParseError is a
-# SyntaxError); our own ValidationFailed is none of these.
-UNREADABLE = (
-    KeyError,
-    IndexError,
-    TypeError,
-    ValueError,
-    SyntaxError,
-    zipfile.BadZipFile,
-)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _TEXT_FIELDS = ("business_name", "business_phone", "business_email", "business_address")
 # Header (lower case, stripped) -> field. Both spellings of the unpaid column count.
 HEADERS = {
@@ -93,93 +85,71 @@ class RowErrors(msgspec.Struct):
             raise ValidationFailed(self.errors)
 
 
-def parse(raw: bytes) -> list[ImportRow]:
-    """Every data row of the workbook's first sheet, validated; all or nothing."""
-    archive = open_archive(raw)
-    with archive:
+class SheetBounds(msgspec.Struct, frozen=True, kw_only=True):
+    """What a sheet may hold beyond its data rows (settings, see shared/config.py)."""
+
+    blank_rows_max: int = 100_000
+    shared_strings_max: int = 1_000_000
+
+
+def parse(raw: bytes, bounds: SheetBounds) -> list[ImportRow]:
+    """Every data row of the workbook's first sheet, validated; all or nothing.
+
+    Runs in a worker process with CPU, memory and time limits (parse_pool.py). A file
+    that is not a zip with a workbook is a 415; anything openpyxl or zipfile raises on
+    a broken one is mapped to a 422 at the worker's edge (sheet_worker.py)."""
+    with open_archive(raw) as archive:
         check_sizes(archive)
-        formulas = has_formulas(archive)
-    try:
+        check_shared_strings(archive, bounds.shared_strings_max)
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
         try:
             if not book.worksheets:
                 raise invalid("customers", "The workbook has no sheet")
-            uncached = formula_cells(raw) if formulas else set()
-            return validate(book.worksheets[0].iter_rows(values_only=True), uncached)
+            sheet = book.worksheets[0]
+            # The declared <dimension> is the file's claim, not its content: read
+            # only the rows and cells the sheet holds (A1:XFD1048576 made openpyxl
+            # pad every row to 16,384 cells).
+            sheet.reset_dimensions()
+            uncached = formula_cells(archive, sheet._worksheet_path)
+            return validate(sheet_rows(sheet), uncached, bounds.blank_rows_max)
         finally:
             book.close()
-    except UNREADABLE:
-        # A zip that claims to be a workbook but whose parts openpyxl cannot read
-        # (broken XML, missing parts, a member whose CRC or size does not match).
-        raise invalid("customers", "The workbook could not be read") from None
 
 
-def open_archive(raw: bytes) -> zipfile.ZipFile:
-    if not raw.startswith(b"PK\x03\x04"):
-        raise UnsupportedMediaType(NOT_XLSX)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(raw))
-    except zipfile.BadZipFile:
-        raise UnsupportedMediaType(NOT_XLSX) from None
-    if "xl/workbook.xml" not in archive.namelist():
-        archive.close()
-        raise UnsupportedMediaType(NOT_XLSX)
-    return archive
-
-
-def check_sizes(archive: zipfile.ZipFile) -> None:
-    """Refuse an archive whose members would inflate past a sane bound."""
-    members = archive.infolist()
-    total = sum(member.file_size for member in members)
-    bombs = [
-        member
-        for member in members
-        if member.file_size > 1024 * 1024
-        and member.file_size > RATIO_MAX * max(member.compress_size, 1)
-    ]
-    if total > UNCOMPRESSED_MAX or bombs:
-        raise invalid("customers", "The workbook inflates past a sane size")
-
-
-def has_formulas(archive: zipfile.ZipFile) -> bool:
-    """Whether any worksheet holds a formula, read in chunks (sizes are checked)."""
-    for name in archive.namelist():
-        if name.startswith("xl/worksheets/") and name.endswith(".xml"):
-            with archive.open(name) as member:
-                tail = b""
-                while chunk := member.read(1024 * 1024):
-                    if _FORMULA.search(tail + chunk):
-                        return True
-                    tail = chunk[-16:]
-    return False
-
-
-def formula_cells(raw: bytes) -> set[tuple[int, int]]:
-    """(row, column) of every formula cell of the first sheet, 1-based rows."""
-    book = load_workbook(io.BytesIO(raw), read_only=True, data_only=False)
-    try:
-        found: set[tuple[int, int]] = set()
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        for row_number, row in enumerate(rows, start=1):
-            for index, value in enumerate(row):
-                if isinstance(value, str) and value.startswith("="):
-                    found.add((row_number, index))
-        return found
-    finally:
-        book.close()
+def sheet_rows(sheet: Any) -> Iterator[tuple[object, ...]]:
+    """The header row, then each later row cut to the header's width: cells right of
+    the last header cell belong to no column, so they are never read."""
+    header = next(sheet.iter_rows(max_row=1, values_only=True), None)
+    if header is None:
+        return
+    yield header
+    width = max(
+        (index + 1 for index, value in enumerate(header) if not _blank(value)),
+        default=1,
+    )
+    yield from sheet.iter_rows(min_row=2, max_col=width, values_only=True)
 
 
 def validate(
-    rows: Iterator[tuple[object, ...]], uncached: set[tuple[int, int]]
+    rows: Iterator[tuple[object, ...]],
+    uncached: set[tuple[int, int]],
+    blank_rows_max: int = SheetBounds().blank_rows_max,
 ) -> list[ImportRow]:
+    """Blank rows are skipped but counted: a sheet whose last row is far below its
+    data cannot make the parser walk a million empty rows for free."""
     header = next(rows, None)
     if header is None or all(_blank(value) for value in header):
         raise invalid("customers", "The sheet is empty")
     columns = map_header(header)
     valid: list[ImportRow] = []
     bad = RowErrors()
+    blank_rows = 0
     for row_number, row in enumerate(rows, start=2):
         if all(_blank(value) for value in row):
+            blank_rows += 1
+            if blank_rows > blank_rows_max:
+                message = f"The sheet has more than {blank_rows_max} blank rows"
+                raise invalid("customers", message)
             continue
         if len(valid) + bad.rows >= ROWS_MAX:
             raise invalid("customers", f"The sheet has more than {ROWS_MAX} rows")

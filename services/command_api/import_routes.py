@@ -1,6 +1,7 @@
 """Hop 1 for spreadsheets: POST /api/clients-import and /api/v3/clients/import.
 
-Read the upload, validate every row in a worker thread, build every event before
+Read the upload, validate every row in a worker process (parse_pool.py), build every
+event before
 BEGIN, commit them in one short transaction, then wait for read-your-writes (up to
 5,000 rows) or answer 202 with a status URL (above).
 """
@@ -17,9 +18,10 @@ from decimal import Decimal
 import msgspec
 from aiohttp import web
 
-from services.command_api import excel_import, import_events, import_store
+from services.command_api import import_events, import_store
 from services.command_api.batch_io import DEFAULT_CATEGORY, name_key
 from services.command_api.excel_import import ImportRow
+from services.command_api.import_parsing import parse_upload
 from services.command_api.routes import IN_FLIGHT, idempotency_claim
 from services.command_api.submissions import IdempotencyClaim, Result
 from services.command_api.uploads import Upload, read_upload
@@ -43,6 +45,7 @@ from shared.views import encoder
 log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000
 STATUS_PATH = "/api/v3/clients/imports/{import_id}"
+FORM_FIELDS = ("category_id", "allow_duplicate")
 routes = web.RouteTableDef()
 
 
@@ -67,7 +70,7 @@ class DuplicateImportBody(msgspec.Struct, kw_only=True, frozen=True):
 @routes.post("/api/v3/clients/import")
 async def import_clients(request: web.Request) -> web.Response:
     business = business_of(request)
-    upload = await read_upload(request, "customers")
+    upload = await read_upload(request, "customers", FORM_FIELDS)
     claim = _claim(request, upload)
     slot = (business.business_id, claim.key) if claim else None
     in_flight = request.app[IN_FLIGHT]
@@ -95,7 +98,7 @@ async def _import(
             raise IdempotencyConflict()
         if stored is not None:
             return _replay(stored.result)
-    rows = await asyncio.to_thread(excel_import.parse, upload.file)
+    rows = await parse_upload(request, upload.file)
     known = await import_store.categories(pool, business.business_id)
     category_id = _category_id(upload.fields.get("category_id", ""), known)
     if not _allow_duplicate(upload):

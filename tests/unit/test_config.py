@@ -224,3 +224,58 @@ def test_the_readme_documents_every_variable_with_its_default() -> None:
         default = getattr(defaults, field)
         shown = f"{default:g}" if isinstance(default, float) else str(default)
         assert f"`{shown}`" in rows[name], (name, rows[name])
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"LEDGER_IMPORT_WORKERS": "0"}, "LEDGER_IMPORT_WORKERS=0 must be at least 1"),
+        ({"LEDGER_IMPORT_CPU_S": "0"}, "LEDGER_IMPORT_CPU_S=0 must be at least 1"),
+        (
+            {"LEDGER_IMPORT_MEMORY_MIB": "-5"},
+            "LEDGER_IMPORT_MEMORY_MIB=-5 must be at least 1",
+        ),
+        (
+            {"LEDGER_IMPORT_TIMEOUT_S": "0"},
+            "LEDGER_IMPORT_TIMEOUT_S=0.0 must be a number of seconds above 0",
+        ),
+        (
+            {"LEDGER_IMPORT_BLANK_ROWS_MAX": "0"},
+            "LEDGER_IMPORT_BLANK_ROWS_MAX=0 must be at least 1",
+        ),
+        (
+            {"LEDGER_IMPORT_SHARED_STRINGS_MAX": "many"},
+            "LEDGER_IMPORT_SHARED_STRINGS_MAX='many' is not a whole number",
+        ),
+    ],
+)
+def test_import_limits_that_cannot_work_are_refused(
+    variables: dict[str, str], message: str
+) -> None:
+    """Given a spreadsheet worker count, limit or sheet bound below 1 (or not a
+    number), the process refuses to start with one line naming it."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings(variables)
+    assert str(refused.value) == message
+
+
+def test_import_limits_are_read_from_the_environment() -> None:
+    """Given every import variable, Settings holds each value with its type."""
+    settings = load_settings(
+        {
+            "LEDGER_IMPORT_WORKERS": "3",
+            "LEDGER_IMPORT_CPU_S": "30",
+            "LEDGER_IMPORT_MEMORY_MIB": "512",
+            "LEDGER_IMPORT_TIMEOUT_S": "45.5",
+            "LEDGER_IMPORT_BLANK_ROWS_MAX": "10",
+            "LEDGER_IMPORT_SHARED_STRINGS_MAX": "20",
+        }
+    )
+    assert (
+        settings.import_workers,
+        settings.import_cpu_s,
+        settings.import_memory_mib,
+        settings.import_timeout_s,
+        settings.import_blank_rows_max,
+        settings.import_shared_strings_max,
+    ) == (3, 30, 512, 45.5, 10, 20)

@@ -78,3 +78,14 @@ def test_empty_rows_are_skipped_and_row_numbers_stay_the_sheets() -> None:
         "row 4: NAME": ["is required"],
         "row 5: Unpaid Amount": ["must be a number with at most two decimals"],
     }
+
+
+def test_blank_rows_count_against_their_bound() -> None:
+    """Two blank rows pass a bound of two; a third, even before data, is refused."""
+    two = iter([HEADER, (None,), ("",), ("Ama",)])
+    assert [row.row_number for row in validate(two, set(), 2)] == [4]
+    three = iter([HEADER, (None,), ("",), (" ",), ("Ama",)])
+    with pytest.raises(ValidationFailed) as refused:
+        validate(three, set(), 2)
+    message = "The sheet has more than 2 blank rows"
+    assert refused.value.errors == {"customers": [message]}
