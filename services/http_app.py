@@ -12,6 +12,7 @@ from services.command_api import app as command_api
 from services.query_api import app as query_api
 from shared import health, metrics, request_log
 from shared.config import PROJECTIONS, Settings
+from shared.fair_use import FAIR_USE, FairUse
 from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
 from shared.postgres import create_pool
 from shared.projection_wait import WAITER, ProjectionWaiter
@@ -28,9 +29,14 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.body_size_max,
     )
     app[SETTINGS] = settings
+    app[FAIR_USE] = FairUse(settings)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await create_pool(settings.database_url, max_size=20)
+        app[POOL] = await create_pool(
+            settings.database_url,
+            max_size=settings.api_pool_size_max,
+            acquire_timeout_s=settings.pool_acquire_timeout_s,
+        )
         waiter = ProjectionWaiter(app[POOL], settings.database_url, PROJECTIONS)
         await waiter.start()
         app[WAITER] = waiter

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.audit.verify import verify
+from shared.fair_use import fair_use_of
 from shared.http_edge import POOL, SETTINGS, business_of, json_response
 
 routes = web.RouteTableDef()
@@ -15,8 +16,10 @@ routes = web.RouteTableDef()
 @routes.get("/api/v3/audit/verify")
 async def audit_verify(request: web.Request) -> web.Response:
     key = request.app[SETTINGS].hmac_key.encode()
-    async with request.app[POOL].acquire() as conn:
-        report = await verify(conn, key, business_of(request).business_id)
+    business_id = business_of(request).business_id
+    with fair_use_of(request).expensive_work(business_id):
+        async with request.app[POOL].acquire() as conn:
+            report = await verify(conn, key, business_id)
     return json_response(report)
 
 
