@@ -13,6 +13,7 @@ from services.query_api import app as query_api
 from shared import health, metrics, request_log
 from shared.config import PROJECTIONS, Settings
 from shared.fair_use import FAIR_USE, FairUse
+from shared.fold_processes import fold_processes_context
 from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
 from shared.postgres import create_pool
 from shared.projection_wait import WAITER, ProjectionWaiter
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
         await app[POOL].close()
 
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(fold_processes_context(settings))
     health.setup(app)
     metrics.setup(app)
     request_log.setup(app)

@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # connections before a 503 with Retry-After.
     api_pool_size_max: int = 20
     pool_acquire_timeout_s: float = 5.0
+    # Worker processes folding events for audit verify and as_of (off the event loop).
+    fold_processes: int = 2
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -102,6 +104,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_RATE_TABLE_ENTRIES_MAX": ("rate_table_entries_max", int),
     "LEDGER_API_POOL_SIZE_MAX": ("api_pool_size_max", int),
     "LEDGER_POOL_ACQUIRE_TIMEOUT_S": ("pool_acquire_timeout_s", float),
+    "LEDGER_FOLD_PROCESSES": ("fold_processes", int),
 }
 
 

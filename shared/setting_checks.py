@@ -35,6 +35,7 @@ _AT_LEAST_ONE = [
     "expensive_work_per_business_max",
     "rate_table_entries_max",
     "api_pool_size_max",
+    "fold_processes",
 ]
 _POSITIVE_SECONDS = [
     "readiness_lag_max_s",

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from services.audit.verify import verify
 from shared.fair_use import fair_use_of
-from shared.http_edge import POOL, SETTINGS, business_of, json_response
+from shared.fold_processes import in_fold_process
+from shared.http_edge import SETTINGS, business_of, json_response
 
 routes = web.RouteTableDef()
 
@@ -18,8 +19,8 @@ async def audit_verify(request: web.Request) -> web.Response:
     key = request.app[SETTINGS].hmac_key.encode()
     business_id = business_of(request).business_id
     with fair_use_of(request).expensive_work(business_id):
-        async with request.app[POOL].acquire() as conn:
-            report = await verify(conn, key, business_id)
+        # In a worker process: the walk is CPU-bound (shared/fold_processes.py).
+        report = await in_fold_process(request, verify, key, business_id)
     return json_response(report)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from services.query_api import as_of, excel_export, queries
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.fair_use import client_address, fair_use_of
+from shared.fold_processes import in_fold_process
 from shared.http_edge import (
     EXPORT_ROUTE,
     POOL,
@@ -211,8 +212,8 @@ async def _summary_as_of(
     """The summary from the events recorded up to `moment` (query_api/as_of)."""
     business_id = business_of(request).business_id
     with fair_use_of(request).expensive_work(business_id):
-        figures = await as_of.summary_at(
-            request.app[POOL], business_id, category_id, moment
+        figures = await in_fold_process(
+            request, as_of.summary_at, business_id, category_id, moment
         )
     body = SummaryBody(
         total_deposits=to_number(figures.total_deposits),
@@ -298,8 +299,8 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
     business = business_of(request)
     client_id = path_id(request)
     with fair_use_of(request).expensive_work(business.business_id):
-        state, category, position = await as_of.client_at(
-            request.app[POOL], business.business_id, client_id, moment
+        state, category, position = await in_fold_process(
+            request, as_of.client_at, business.business_id, client_id, moment
         )
     if state is None:
         raise NotFound(f"Client {client_id} not found")

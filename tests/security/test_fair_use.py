@@ -103,6 +103,8 @@ async def audit_held(
         )
 
         async def verify_waits() -> bool:
+            # pg_stat_activity is read once per transaction unless cleared.
+            await admin.execute("SELECT pg_stat_clear_snapshot()")
             waiting: int = await admin.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname ="
                 " current_database() AND wait_event_type = 'Lock'"

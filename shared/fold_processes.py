@@ -1,0 +1,84 @@
+"""Worker processes where the API folds events: audit verify and `as_of`.
+
+Folding is CPU-bound pure Python. On the event loop it stalled every other request;
+in a thread it still held the GIL (the loop waited for it at every wake-up) and its
+garbage collections of hundreds of thousands of objects paused the whole process:
+with four audits and four `as_of` summaries running, /healthz p99 was 954 ms on the
+loop and 318 ms from one thread (tests/bench/folds.py). In a process of its own a fold
+shares only the CPU, which the kernel divides fairly.
+
+A fold is `function(conn, *args)`, an async function importable by name (it is sent
+to the worker by reference): the worker runs it on its own connection to PostgreSQL
+and sends back its (picklable) answer. At most `fold_processes` folds run at once;
+more wait for a worker (each business has at most `expensive_work_per_business_max`
+of them in flight, shared/fair_use.py). Workers are started with `spawn` (a fork of a
+process with threads running is unsafe), on first use, and live until the app stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from shared.config import Settings
+from shared.http_edge import SETTINGS
+from shared.postgres import connect
+
+T = TypeVar("T")
+Fold = Callable[..., Awaitable[T]]
+FOLD_PROCESSES = web.AppKey("fold_processes", ProcessPoolExecutor)
+
+
+def fold_processes_context(
+    settings: Settings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry: the worker pool for the app's lifetime."""
+
+    async def pool(app: web.Application) -> AsyncIterator[None]:
+        executor = ProcessPoolExecutor(
+            max_workers=settings.fold_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
+        )
+        app[FOLD_PROCESSES] = executor
+        yield
+        # Folds still running are not waited for: their requests are gone.
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    return pool
+
+
+async def in_fold_process(request: web.Request, function: Fold[T], *args: object) -> T:
+    """`await function(conn, *args)` in a worker, on a connection of its own."""
+    dsn = request.app[SETTINGS].database_url
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        request.app[FOLD_PROCESSES], _run, dsn, function, args
+    )
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group; a worker leaves stopping to the API
+    process, which shuts the pool down (a worker whose parent is gone sees its task
+    queue close and exits)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
+    """In the worker: one fold, on a connection opened and closed around it."""
+    return asyncio.run(_connected(dsn, function, args))
+
+
+async def _connected(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
+    conn: asyncpg.Connection = await connect(dsn)
+    try:
+        return await function(conn, *args)
+    finally:
+        await conn.close()
