@@ -92,7 +92,8 @@ async def measure(
     return (
         f"/healthz x{len(latencies)}: p50 {percentile(latencies, 0.5) * 1000:.1f} ms,"
         f" p99 {percentile(latencies, 0.99) * 1000:.1f} ms,"
-        f" max {max(latencies) * 1000:.1f} ms; answered: {dict(sorted(statuses.items()))}"
+        f" max {max(latencies) * 1000:.1f} ms;"
+        f" answered: {dict(sorted(statuses.items()))}"
     )
 
 

@@ -4,11 +4,13 @@ TooManyRequests when the attempts run out."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from shared.client import LedgerClient, RetryPolicy, TooManyRequests
+from shared.views import SummaryBody
 from tests.security.conftest import ServiceWith
 
 # Fast backoff: four attempts take well under a second unless Retry-After is honoured.
@@ -27,11 +29,16 @@ async def test_the_client_waits_retry_after_on_429_and_then_succeeds(
     async with service_with(**ONE_A_SECOND) as service:
         base_url = str(service.make_url("")).rstrip("/")
         async with LedgerClient(base_url, business["api_key"], retry=FAST) as client:
-            first = await client.categories()
-            second = await client.categories()
-    # No projector runs here, so the read model holds no category yet: both answers
-    # are the same empty list, i.e. both calls succeeded.
-    assert (first, second) == ([], [])
+            first = await client.summary()
+            second = await client.summary()
+    empty = SummaryBody(
+        total_deposits=Decimal(0),
+        customer_count=0,
+        archived_customers=0,
+        unarchived_customers=0,
+        total_balance=Decimal(0),
+    )
+    assert (first, second) == (empty, empty)  # a business without clients, twice
 
 
 async def test_the_client_raises_too_many_requests_when_attempts_run_out(
@@ -42,8 +49,8 @@ async def test_the_client_raises_too_many_requests_when_attempts_run_out(
     async with service_with(**ONE_A_SECOND) as service:
         base_url = str(service.make_url("")).rstrip("/")
         async with LedgerClient(base_url, business["api_key"], retry=ONCE) as client:
-            await client.categories()
+            await client.summary()
             with pytest.raises(TooManyRequests) as raised:
-                await client.categories()
+                await client.summary()
     assert (raised.value.status, raised.value.retry_after_s) == (429, 1.0)
     assert raised.value.message == "Too many requests with this API key; slow down"
