@@ -107,7 +107,8 @@ async def audit_held(
             await admin.execute("SELECT pg_stat_clear_snapshot()")
             waiting: int = await admin.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                " current_database() AND wait_event_type = 'Lock'"
+                " current_database() AND wait_event_type = 'Lock' AND query LIKE"
+                " 'SELECT projection, stream_id, version FROM projection_tracking%'"
             )
             return waiting == 1
 
