@@ -18,8 +18,11 @@ process with threads running is unsafe), on first use, and live until the app st
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -31,6 +34,7 @@ from shared.config import Settings
 from shared.http_edge import SETTINGS
 from shared.postgres import connect
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
 FOLD_PROCESSES = web.AppKey("fold_processes", ProcessPoolExecutor)
@@ -45,7 +49,8 @@ def fold_processes_context(
         executor = ProcessPoolExecutor(
             max_workers=settings.fold_processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
         app[FOLD_PROCESSES] = executor
         yield
@@ -64,11 +69,18 @@ async def in_fold_process(request: web.Request, function: Fold[T], *args: object
     )
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group; a worker leaves stopping to the API
-    process, which shuts the pool down (a worker whose parent is gone sees its task
-    queue close and exits)."""
+def _start_worker(parent_pid: int) -> None:
+    """A worker dies with the API process that started it, even mid-fold: left to
+    itself it would outlive a killed parent, waiting on its task queue for ever.
+    Linux's PR_SET_PDEATHSIG sends it SIGKILL when the parent ends (elsewhere the
+    pool's shutdown is all there is). Ctrl-C reaches the whole process group: a
+    worker leaves stopping to the API process, which shuts the pool down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent ended before prctl took effect
+        os._exit(1)
 
 
 def _run(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
