@@ -54,8 +54,13 @@ def fold_processes_context(
         )
         app[FOLD_PROCESSES] = executor
         yield
-        # Folds still running are not waited for: their requests are gone.
+        # Folds still running are not waited for: their requests are gone, and the
+        # interpreter's exit would otherwise join the workers (the pool keeps them in
+        # a private mapping; there is no public way to stop a running task).
+        workers = list(executor._processes.values())
         executor.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
 
     return pool
 

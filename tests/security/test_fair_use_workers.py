@@ -7,8 +7,14 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
+import pytest
+from aiohttp import web
+
+from shared.config import Settings
+from shared.fold_processes import FOLD_PROCESSES, fold_processes_context
 from tests.integration.scenarios import wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -87,3 +93,27 @@ async def test_a_busy_fold_worker_dies_with_its_api_process(tmp_path: Path) -> N
         if api.returncode is None and is_alive(api.pid):
             api.kill()
         await api.wait()
+
+
+async def test_stopping_the_app_ends_a_busy_fold_worker() -> None:
+    """Run the app's fold pool here with one worker mid-task (a ten-minute sleep),
+    stop it as the app's cleanup does, and wait (on a deadline) until the worker is
+    gone: a fold whose request is gone must not hold the process's exit."""
+    others = set(workers_of(os.getpid()))  # other apps' pools in this session
+    app = web.Application()
+    context = fold_processes_context(Settings())(app)
+    await context.__anext__()
+    app[FOLD_PROCESSES].submit(time.sleep, 600)
+
+    async def one_worker() -> bool:
+        return len(set(workers_of(os.getpid())) - others) == 1
+
+    await wait_until(one_worker, "the worker to start")
+    [worker] = set(workers_of(os.getpid())) - others
+    with pytest.raises(StopAsyncIteration):
+        await context.__anext__()
+
+    async def worker_gone() -> bool:
+        return not is_alive(worker)
+
+    await wait_until(worker_gone, "the worker to end with the pool")
