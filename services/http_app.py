@@ -15,6 +15,8 @@ from services.query_api import app as query_api
 from shared import health, metrics, request_log
 from shared.body_deadline import body_deadline_middleware
 from shared.config import PROJECTIONS, Settings
+from shared.fair_use import FAIR_USE, FairUse
+from shared.fold_processes import fold_processes_context
 from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
 from shared.http_listener import BoundedSite, set_server_header
 from shared.postgres import create_pool
@@ -33,9 +35,14 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.body_size_max,
     )
     app[SETTINGS] = settings
+    app[FAIR_USE] = FairUse(settings)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await create_pool(settings.database_url, max_size=20)
+        app[POOL] = await create_pool(
+            settings.database_url,
+            max_size=settings.api_pool_size_max,
+            acquire_timeout_s=settings.pool_acquire_timeout_s,
+        )
         waiter = ProjectionWaiter(app[POOL], settings.database_url, PROJECTIONS)
         await waiter.start()
         app[WAITER] = waiter
@@ -45,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(database)
     app.on_response_prepare.append(set_server_header)
+    app.cleanup_ctx.append(fold_processes_context(settings))
     health.setup(app)
     metrics.setup(app)
     request_log.setup(app)

@@ -85,6 +85,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and shared strings its workbook may declare (excel_import.SheetBounds).
     import_blank_rows_max: int = 100_000
     import_shared_strings_max: int = 1_000_000
+    # Fair use (shared/fair_use.py, README "Fair use"). Per API key: `make bench`
+    # sends at most ~900 requests/s from its one key (64 at once, ~835 postings/s);
+    # 3,000/s with a 6,000 burst leaves it more than three times that.
+    key_requests_per_s: float = 3000.0
+    key_requests_burst: int = 6000
+    # Failed authentications per client address: past the burst, an address gets a
+    # 429 (no key lookup) until its bucket refills.
+    auth_failures_per_s: float = 10.0
+    auth_failures_burst: int = 100
+    # The key-less export, per business (bid).
+    export_per_bid_per_s: float = 1.0
+    export_per_bid_burst: int = 10
+    # Imports, exports, audit verifies and as_of queries of one business at once.
+    expensive_work_per_business_max: int = 4
+    # Buckets kept per table (keys, addresses, bids); least recently used dropped.
+    rate_table_entries_max: int = 10_000
+    # The API process's PostgreSQL pool, and how long a request waits for one of its
+    # connections before a 503 with Retry-After.
+    api_pool_size_max: int = 20
+    pool_acquire_timeout_s: float = 5.0
+    # Worker processes folding events for audit verify and as_of (off the event loop).
+    fold_processes: int = 2
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -120,6 +142,17 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_IMPORT_TIMEOUT_S": ("import_timeout_s", float),
     "LEDGER_IMPORT_BLANK_ROWS_MAX": ("import_blank_rows_max", int),
     "LEDGER_IMPORT_SHARED_STRINGS_MAX": ("import_shared_strings_max", int),
+    "LEDGER_KEY_REQUESTS_PER_S": ("key_requests_per_s", float),
+    "LEDGER_KEY_REQUESTS_BURST": ("key_requests_burst", int),
+    "LEDGER_AUTH_FAILURES_PER_S": ("auth_failures_per_s", float),
+    "LEDGER_AUTH_FAILURES_BURST": ("auth_failures_burst", int),
+    "LEDGER_EXPORT_PER_BID_PER_S": ("export_per_bid_per_s", float),
+    "LEDGER_EXPORT_PER_BID_BURST": ("export_per_bid_burst", int),
+    "LEDGER_EXPENSIVE_WORK_PER_BUSINESS_MAX": ("expensive_work_per_business_max", int),
+    "LEDGER_RATE_TABLE_ENTRIES_MAX": ("rate_table_entries_max", int),
+    "LEDGER_API_POOL_SIZE_MAX": ("api_pool_size_max", int),
+    "LEDGER_POOL_ACQUIRE_TIMEOUT_S": ("pool_acquire_timeout_s", float),
+    "LEDGER_FOLD_PROCESSES": ("fold_processes", int),
 }
 
 

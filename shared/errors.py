@@ -4,9 +4,11 @@ from __future__ import annotations
 
 
 class LedgerError(Exception):
-    """A request the ledger refuses; `status` is the HTTP status it maps to."""
+    """A request the ledger refuses; `status` is the HTTP status it maps to, and
+    `retry_after_s`, when set, the Retry-After header (whole seconds) it carries."""
 
     status = 400
+    retry_after_s: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -102,3 +104,28 @@ class WorkersBusy(NotYetVisible):
 
     def __init__(self) -> None:
         super().__init__("Every import worker is busy; retry")
+
+
+class TooManyRequests(LedgerError):
+    """A fair-use limit was reached (shared/fair_use.py): 429 with Retry-After, the
+    whole seconds after which the same request would be let through."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class PoolExhausted(LedgerError):
+    """No database connection came free within the pool-acquire timeout: 503 with
+    Retry-After. It is the service's capacity, not the caller's fault."""
+
+    status = 503
+    retry_after_s = 1
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"The service is busy (no database connection free in {timeout_s:g} s);"
+            " retry"
+        )

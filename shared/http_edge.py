@@ -16,7 +16,8 @@ from aiohttp import web
 
 from shared.api_keys import Business, business_for_key
 from shared.config import Settings
-from shared.errors import LedgerError, NotYetVisible, ValidationFailed
+from shared.errors import LedgerError, ValidationFailed
+from shared.fair_use import client_address, fair_use_of
 from shared.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,11 @@ async def error_middleware(
     except ValidationFailed as error:
         body = ValidationBody(message=error.message, errors=error.errors)
         return json_response(body, status=error.status)
-    except NotYetVisible as error:
-        response = error_response(error.status, error.message)
-        response.headers["Retry-After"] = str(error.retry_after_s)
-        return response
     except LedgerError as error:
-        return error_response(error.status, error.message)
+        response = error_response(error.status, error.message)
+        if error.retry_after_s is not None:  # 429, and the 503s worth retrying
+            response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
     except BodyTimeout as error:
         message = f"The request body did not arrive within {error.timeout_s:g} s"
         response = error_response(408, message)
@@ -113,13 +113,19 @@ async def error_middleware(
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(PUBLIC_PREFIXES) or _is_public(request):
         return await handler(request)
+    fair_use, address = fair_use_of(request), client_address(request)
+    # An address that used up its failed authentications is refused before its key
+    # is looked up: a flood of bad keys then costs no database query.
+    fair_use.refuse_failing_address(address)
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not printable(key.strip()):
-        return error_response(401, "Unauthenticated.")
-    business = await business_for_key(request.app[POOL], key.strip())
+    business = None
+    if scheme.lower() == "bearer" and printable(key.strip()):
+        business = await business_for_key(request.app[POOL], key.strip())
     if business is None:
+        fair_use.note_failure(address)
         return error_response(401, "Unauthenticated.")
+    fair_use.admit_key(business.key_id)
     request[BUSINESS] = business
     return await handler(request)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import asyncpg.pool
 import msgspec
+
+from shared.errors import PoolExhausted
 
 SQL_DIR = Path(__file__).parent / "sql"
 # PostgreSQL unreachable, refusing connections, shutting down or gone mid-statement:
@@ -42,24 +45,89 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     transactions are always closed by their context managers."""
 
 
+class _BoundedAcquire:
+    """pool.acquire() whose wait for a free connection ends after `timeout_s` with
+    PoolExhausted (a 503 with Retry-After at the HTTP edge), not a TimeoutError that
+    reads like a lost server."""
+
+    def __init__(
+        self, inner: asyncpg.pool.PoolAcquireContext, timeout_s: float
+    ) -> None:
+        self._inner = inner
+        self._timeout_s = timeout_s
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._inner.__aenter__()
+        except TimeoutError:
+            raise PoolExhausted(self._timeout_s) from None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._inner.__aexit__(*exc_info)
+
+    def __await__(self) -> Generator[object, None, asyncpg.Connection]:
+        return self._acquire().__await__()
+
+    async def _acquire(self) -> asyncpg.Connection:
+        try:
+            return await self._inner
+        except TimeoutError:
+            raise PoolExhausted(self._timeout_s) from None
+
+
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose every acquire (the pool's own fetch/execute included, which
+    acquire through this method) waits at most `acquire_timeout_s` unless the caller
+    gives its own timeout. Without it, a request waited as long as every connection
+    stayed busy."""
+
+    def __init__(
+        self, *args: object, acquire_timeout_s: float, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> _BoundedAcquire:
+        timeout_s = self._acquire_timeout_s if timeout is None else timeout
+        return _BoundedAcquire(super().acquire(timeout=timeout_s), timeout_s)
+
+
 async def create_pool(
-    dsn: str, *, max_size: int = 10, custom_plans: bool = False
+    dsn: str,
+    *,
+    max_size: int = 10,
+    custom_plans: bool = False,
+    acquire_timeout_s: float | None = None,
 ) -> asyncpg.Pool:
     """A pool; `custom_plans` plans every execution of a prepared statement with its
     parameters and the tables' current size. Projectors want that: a generic plan
     cached while a table was small (a sequential scan, filtered by `= ANY(array)`)
     is kept as the table grows, and a 100,000-client import made each tracking
-    lookup take 0.4 s."""
+    lookup take 0.4 s. With `acquire_timeout_s`, waiting for a connection is bounded
+    (BoundedPool); without, it is not (the workers, which have nobody to answer)."""
     settings = {"plan_cache_mode": "force_custom_plan"} if custom_plans else {}
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=1,
-        max_size=max_size,
-        command_timeout=60,
-        init=_init_connection,
-        reset=_keep_session,
-        server_settings=settings,
-    )
+    options: dict[str, object] = {
+        "min_size": 1,
+        "max_size": max_size,
+        "command_timeout": 60,
+        "init": _init_connection,
+        "reset": _keep_session,
+        "server_settings": settings,
+    }
+    if acquire_timeout_s is None:
+        pool = await asyncpg.create_pool(dsn, **options)
+    else:
+        # asyncpg.create_pool's own defaults, spelled out: it cannot build a subclass.
+        pool = await BoundedPool(
+            dsn,
+            acquire_timeout_s=acquire_timeout_s,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            max_queries=50_000,
+            max_inactive_connection_lifetime=300.0,
+            loop=None,
+            **options,
+        )
     assert pool is not None
     return pool
 

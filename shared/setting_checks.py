@@ -37,13 +37,23 @@ _AT_LEAST_ONE = [
     "import_memory_mib",
     "import_blank_rows_max",
     "import_shared_strings_max",
+    "key_requests_burst",
+    "auth_failures_burst",
+    "export_per_bid_burst",
+    "expensive_work_per_business_max",
+    "rate_table_entries_max",
+    "api_pool_size_max",
+    "fold_processes",
 ]
 _POSITIVE_SECONDS = [
     "readiness_lag_max_s",
     "checkpoint_interval_s",
     "http_body_timeout_s",
     "import_timeout_s",
+    "pool_acquire_timeout_s",
 ]
+# Rates (per second) a token bucket refills at: finite and above 0.
+_RATES = ["key_requests_per_s", "auth_failures_per_s", "export_per_bid_per_s"]
 _SECONDS = [
     "read_your_writes_timeout_s",
     "batch_window_s",
@@ -97,6 +107,10 @@ def _number_problems(
         value = getattr(settings, field)
         if not (math.isfinite(value) and value >= 0):
             yield f"{variable_of(field)}={value} must be a number of seconds, 0 or more"
+    for field in _RATES:
+        value = getattr(settings, field)
+        if not (math.isfinite(value) and value > 0):
+            yield f"{variable_of(field)}={value} must be a number per second above 0"
 
 
 def _keyring_problems(settings: Settings) -> Iterator[str]:

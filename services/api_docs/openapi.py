@@ -44,11 +44,12 @@ spreadsheet import and export, and the event history behind them. Every route bu
 the public ones (health, these documents, the export by `bid`) needs \
 `Authorization: Bearer <API key>` (a key belongs to one business). Refusals are \
 Laravel-shaped: 422 `{"message", "errors": {field: [...]}}`, any other `{"message"}`; \
-503 carries `Retry-After`. Amounts are exact JSON numbers (requests may also send \
-strings such as "1,234.50"). Commands answer once the read models show them, or 202 \
-(`Prefer: respond-async`, or when they take longer); `X-Ledger-Position` on a \
-command's answer, sent back as `X-Ledger-Min-Position`, makes a query wait for it. \
-Events reach subscribers over RabbitMQ: see `/api/v3/asyncapi.json`."""
+429 (a fair-use limit) and 503 carry `Retry-After`. Amounts are exact JSON numbers \
+(requests may also send strings such as "1,234.50"). Commands answer once the read \
+models show them, or 202 (`Prefer: respond-async`, or when they take longer); \
+`X-Ledger-Position` on a command's answer, sent back as `X-Ledger-Min-Position`, \
+makes a query wait for it. Events reach subscribers over RabbitMQ: see \
+`/api/v3/asyncapi.json`."""
 
 
 class EventsPage(msgspec.Struct, kw_only=True):
@@ -104,6 +105,9 @@ _STATUS_TEXT = {
     413: "The body is too large",
     415: "Wrong Content-Type",
     422: "Invalid fields, query parameters or headers",
+    429: "A fair-use limit was reached (requests per key, failed authentications"
+    " per address, expensive work per business, exports per bid); retry after"
+    " Retry-After seconds",
     503: "Not available now; retry after Retry-After seconds",
 }
 _POSITION_HEADER: dict[str, object] = {
@@ -134,7 +138,7 @@ def _error(status: int) -> dict[str, object]:
         "description": _STATUS_TEXT[status],
         "content": _json(_ref(body)),
     }
-    if status == 503:
+    if status in (429, 503):
         response["headers"] = _RETRY_HEADER
     return response
 
@@ -259,7 +263,9 @@ class Operation(msgspec.Struct, kw_only=True, frozen=True):
         responses: dict[str, object] = {
             str(status): response for status, response in self.responses
         }
-        statuses = (*self.errors, *(() if self.public else (401,)))
+        # Every keyed route may meet a fair-use limit (429) or a busy pool (503).
+        keyed = () if self.public else (401, 429, 503)
+        statuses = tuple(sorted({*self.errors, *keyed}))
         for status in sorted(statuses):
             responses[str(status)] = _error(status)
         operation: dict[str, object] = {
@@ -623,7 +629,7 @@ def operations() -> list[Operation]:
                     },
                 )
             ],
-            errors=(404, 422, 503),
+            errors=(404, 422, 429, 503),
         ),
         Operation(
             method="get",

@@ -8,7 +8,9 @@ from aiohttp import web
 
 from services.audit.verify import verify
 from shared.config import settings_keyring
-from shared.http_edge import POOL, SETTINGS, business_of, json_response
+from shared.fair_use import fair_use_of
+from shared.fold_processes import in_fold_process
+from shared.http_edge import SETTINGS, business_of, json_response
 
 routes = web.RouteTableDef()
 
@@ -16,8 +18,10 @@ routes = web.RouteTableDef()
 @routes.get("/api/v3/audit/verify")
 async def audit_verify(request: web.Request) -> web.Response:
     keys = settings_keyring(request.app[SETTINGS])
-    async with request.app[POOL].acquire() as conn:
-        report = await verify(conn, keys, business_of(request).business_id)
+    business_id = business_of(request).business_id
+    with fair_use_of(request).expensive_work(business_id):
+        # In a worker process: the walk is CPU-bound (shared/fold_processes.py).
+        report = await in_fold_process(request, verify, keys, business_id)
     return json_response(report)
 
 

@@ -38,6 +38,7 @@ from shared.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
     LedgerError,
+    PoolExhausted,
     ServiceStopping,
 )
 from shared.event_store import NewEvent, append, new_event
@@ -118,6 +119,9 @@ class Appender:
         except CommitOutcomeUnknown as unknown:
             for submission in batch:  # re-deciding could post twice: 503 for all
                 _fail(submission, unknown.cause)
+        except PoolExhausted as busy:  # nothing was tried: splitting would wait again
+            for submission in batch:
+                _fail(submission, busy)
         except Exception as error:  # a process edge: no caller may hang
             if len(batch) > 1:
                 log.warning("batch of %d failed; committing one by one", len(batch))

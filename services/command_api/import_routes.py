@@ -29,6 +29,7 @@ from shared import events as e
 from shared.api_keys import Business
 from shared.errors import IdempotencyConflict, IdempotencyInProgress, invalid
 from shared.event_store import NewEvent
+from shared.fair_use import fair_use_of
 from shared.http_edge import (
     POOL,
     SETTINGS,
@@ -70,6 +71,12 @@ class DuplicateImportBody(msgspec.Struct, kw_only=True, frozen=True):
 @routes.post("/api/v3/clients/import")
 async def import_clients(request: web.Request) -> web.Response:
     business = business_of(request)
+    # The slot is taken before the upload is read: reading 20 MiB is work too.
+    with fair_use_of(request).expensive_work(business.business_id):
+        return await _read_and_import(request, business)
+
+
+async def _read_and_import(request: web.Request, business: Business) -> web.Response:
     upload = await read_upload(request, "customers", FORM_FIELDS)
     claim = _claim(request, upload)
     slot = (business.business_id, claim.key) if claim else None

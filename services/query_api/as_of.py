@@ -9,7 +9,9 @@ today to last month shows in last month's statement, but not `as_of` last month.
 
 `as_of` is RFC 3339 with an offset (`2026-11-25T10:00:00+01:00`, `...Z`), or a date,
 meaning the end of that day in UTC. The cost grows with the events folded (one
-client's stream, or every client stream of the business for the summary).
+client's stream, or every client stream of the business for the summary), so the
+routes run these functions in a fold worker process (shared/fold_processes.py), on
+the worker's own connection: the API's event loop never folds.
 """
 
 from __future__ import annotations
@@ -83,24 +85,21 @@ class Folded:
 
 
 async def client_at(
-    pool: asyncpg.Pool, business_id: int, client_id: int, moment: dt.datetime
+    conn: asyncpg.Connection, business_id: int, client_id: int, moment: dt.datetime
 ) -> tuple[domain.ClientState | None, str, int]:
     """The client's state at `moment` (None if it did not exist or was deleted),
     its category's name, and the last position folded."""
     folded = Folded()
-    async with pool.acquire() as conn:
-        query = _EVENTS.format(streams="stream_id = $3")
-        for row in await conn.fetch(
-            query, business_id, moment, e.client_stream(client_id)
-        ):
-            folded.add(row)
-        state = folded.clients.get(client_id)
-        if state is None or state.deleted:
-            return None, "", folded.position
-        for row in await conn.fetch(
-            query, business_id, moment, e.category_stream(state.category_id)
-        ):
-            folded.add(row)
+    query = _EVENTS.format(streams="stream_id = $3")
+    for row in await conn.fetch(query, business_id, moment, e.client_stream(client_id)):
+        folded.add(row)
+    state = folded.clients.get(client_id)
+    if state is None or state.deleted:
+        return None, "", folded.position
+    for row in await conn.fetch(
+        query, business_id, moment, e.category_stream(state.category_id)
+    ):
+        folded.add(row)
     return state, folded.category_names.get(state.category_id, ""), folded.position
 
 
@@ -116,12 +115,15 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def summary_at(
-    pool: asyncpg.Pool, business_id: int, category_id: int | None, moment: dt.datetime
+    conn: asyncpg.Connection,
+    business_id: int,
+    category_id: int | None,
+    moment: dt.datetime,
 ) -> Summary:
     """The business's summary at `moment`: every client stream folded up to it."""
     folded = Folded()
     query = _EVENTS.format(streams="stream_id LIKE 'client-%'")
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
+    async with conn.transaction(readonly=True):
         async for row in conn.cursor(query, business_id, moment, prefetch=PREFETCH):
             folded.add(row)
     live = [

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from services.query_api import as_of, excel_export, queries
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
+from shared.fair_use import client_address, fair_use_of
+from shared.fold_processes import in_fold_process
 from shared.http_edge import (
     EXPORT_ROUTE,
     POOL,
@@ -209,9 +211,10 @@ async def _summary_as_of(
 ) -> web.Response:
     """The summary from the events recorded up to `moment` (query_api/as_of)."""
     business_id = business_of(request).business_id
-    figures = await as_of.summary_at(
-        request.app[POOL], business_id, category_id, moment
-    )
+    with fair_use_of(request).expensive_work(business_id):
+        figures = await in_fold_process(
+            request, as_of.summary_at, business_id, category_id, moment
+        )
     body = SummaryBody(
         total_deposits=to_number(figures.total_deposits),
         customer_count=figures.customer_count,
@@ -249,19 +252,25 @@ async def categories(request: web.Request) -> web.Response:
 # taken for one.)
 @routes.get(EXPORT_ROUTE)
 async def export_clients(request: web.Request) -> web.StreamResponse:
-    pool = request.app[POOL]
+    pool, fair_use = request.app[POOL], fair_use_of(request)
+    # An unknown bid counts as a failed authentication of the address, as a bad key
+    # does: guessing bids is refused (429) before it costs a lookup.
+    fair_use.refuse_failing_address(client_address(request))
     business_id = await queries.business_for_bid(pool, request.match_info["bid"])
     if business_id is None:
+        fair_use.note_failure(client_address(request))
         raise NotFound("Business not found")
     category_id = _optional_int(request, "category_id")
-    await _min_position(request)
-    filename = f"clients-{dt.datetime.now(dt.UTC).date().isoformat()}.xlsx"
-    path = excel_export.temporary_path()
-    try:
-        await excel_export.write_workbook(pool, business_id, category_id, path)
-        return await excel_export.send_file(request, path, filename)
-    finally:
-        path.unlink(missing_ok=True)
+    fair_use.admit_export(business_id)
+    with fair_use.expensive_work(business_id):
+        await _min_position(request)
+        filename = f"clients-{dt.datetime.now(dt.UTC).date().isoformat()}.xlsx"
+        path = excel_export.temporary_path()
+        try:
+            await excel_export.write_workbook(pool, business_id, category_id, path)
+            return await excel_export.send_file(request, path, filename)
+        finally:
+            path.unlink(missing_ok=True)
 
 
 async def _client_row(request: web.Request) -> asyncpg.Record:
@@ -289,9 +298,10 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
     404 if it did not exist yet or was deleted by then."""
     business = business_of(request)
     client_id = path_id(request)
-    state, category, position = await as_of.client_at(
-        request.app[POOL], business.business_id, client_id, moment
-    )
+    with fair_use_of(request).expensive_work(business.business_id):
+        state, category, position = await in_fold_process(
+            request, as_of.client_at, business.business_id, client_id, moment
+        )
     if state is None:
         raise NotFound(f"Client {client_id} not found")
     body = client_body(client_figures(state, category, business.owner_id))

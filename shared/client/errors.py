@@ -78,6 +78,17 @@ class Unavailable(LedgerApiError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyRequests(LedgerApiError):
+    """429: a fair-use limit of the service (requests per key, failed
+    authentications per address, expensive work per business, exports per bid);
+    the client waited `retry_after_s` and retried, within its RetryPolicy, before
+    raising this."""
+
+    def __init__(self, status: int, message: str, retry_after_s: float) -> None:
+        super().__init__(status, message)
+        self.retry_after_s = retry_after_s
+
+
 class ServerError(LedgerApiError):
     """5xx other than 503, or any status the client does not expect."""
 
@@ -129,4 +140,6 @@ def error_for(status: int, raw: bytes, retry_after: str | None) -> LedgerApiErro
         return Conflict(status, body.message, body.import_id)
     if status == 503:
         return Unavailable(status, body.message, retry_after_s(retry_after))
+    if status == 429:
+        return TooManyRequests(status, body.message, retry_after_s(retry_after))
     return _BY_STATUS.get(status, ServerError)(status, body.message)

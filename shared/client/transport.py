@@ -5,10 +5,10 @@ and every write carries an `Idempotency-Key` (the service stores the key with th
 response in the transaction of the events, so a retry returns the first response and
 writes nothing). A request is therefore sent again, with the same key and body, when
 its outcome is unknown or the service asks for it: the connection failed or was lost,
-it timed out, 502/503/504 (503 honours `Retry-After`), or 409 "in progress" (the first
-attempt is still running on the service). A business refusal (400, 401, 404, 409,
-412, 413, 415, 422, 500) is raised at once, never retried: sending it again cannot
-change the answer.
+it timed out, 502/503/504 (503 honours `Retry-After`), 429 (a fair-use limit: the
+pause is at least its `Retry-After`), or 409 "in progress" (the first attempt is still
+running on the service). A business refusal (400, 401, 404, 409, 412, 413, 415, 422,
+500) is raised at once, never retried: sending it again cannot change the answer.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shared.client.errors import (
     IdempotencyInProgress,
     LedgerApiError,
     ServerError,
+    TooManyRequests,
     Unavailable,
     Unreachable,
     error_for,
@@ -56,7 +57,7 @@ class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True):
             self.backoff_max_s, self.backoff_first_s * 2.0 ** (attempt - 1)
         )
         pause = exponential * random.uniform(0.5, 1.0)
-        if isinstance(refusal, Unavailable):
+        if isinstance(refusal, Unavailable | TooManyRequests):
             pause = max(pause, min(refusal.retry_after_s, self.retry_after_max_s))
         return pause
 
@@ -89,7 +90,7 @@ class Request:
 
 def retried(refusal: LedgerApiError) -> bool:
     """The refusals that say "try again", never a business refusal."""
-    if isinstance(refusal, Unavailable | IdempotencyInProgress):
+    if isinstance(refusal, Unavailable | TooManyRequests | IdempotencyInProgress):
         return True
     return isinstance(refusal, ServerError) and refusal.status in RETRIED_STATUSES
 

@@ -1,0 +1,101 @@
+"""Worker processes where the API folds events: audit verify and `as_of`.
+
+Folding is CPU-bound pure Python. On the event loop it stalled every other request;
+in a thread it still held the GIL, which the loop had to win back at every wake-up:
+with four audits and four `as_of` summaries running, /healthz p99 was 954 ms on the
+loop, 455 ms in the default thread pool, 318 ms in one dedicated thread, and 11 ms in
+worker processes (tests/bench/folds.py). In a process of its own a fold shares only
+the CPU, which the kernel divides fairly, and nothing of the API's GIL.
+
+A fold is `function(conn, *args)`, an async function importable by name (it is sent
+to the worker by reference): the worker runs it on its own connection to PostgreSQL
+and sends back its (picklable) answer. At most `fold_processes` folds run at once;
+more wait for a worker (each business has at most `expensive_work_per_business_max`
+of them in flight, shared/fair_use.py). Workers are started with `spawn` (a fork of a
+process with threads running is unsafe), on first use, and live until the app stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from shared.config import Settings
+from shared.http_edge import SETTINGS
+from shared.postgres import connect
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+T = TypeVar("T")
+Fold = Callable[..., Awaitable[T]]
+FOLD_PROCESSES = web.AppKey("fold_processes", ProcessPoolExecutor)
+
+
+def fold_processes_context(
+    settings: Settings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry: the worker pool for the app's lifetime."""
+
+    async def pool(app: web.Application) -> AsyncIterator[None]:
+        executor = ProcessPoolExecutor(
+            max_workers=settings.fold_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+        app[FOLD_PROCESSES] = executor
+        yield
+        # Folds still running are not waited for: their requests are gone, and the
+        # interpreter's exit would otherwise join the workers (the pool keeps them in
+        # a private mapping; there is no public way to stop a running task).
+        workers = list(executor._processes.values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+
+    return pool
+
+
+async def in_fold_process(request: web.Request, function: Fold[T], *args: object) -> T:
+    """`await function(conn, *args)` in a worker, on a connection of its own."""
+    dsn = request.app[SETTINGS].database_url
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        request.app[FOLD_PROCESSES], _run, dsn, function, args
+    )
+
+
+def _start_worker(parent_pid: int) -> None:
+    """A worker dies with the API process that started it, even mid-fold: left to
+    itself it would outlive a killed parent, waiting on its task queue for ever.
+    Linux's PR_SET_PDEATHSIG sends it SIGKILL when the parent ends (elsewhere the
+    pool's shutdown is all there is). Ctrl-C reaches the whole process group: a
+    worker leaves stopping to the API process, which shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent ended before prctl took effect
+        os._exit(1)
+
+
+def _run(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
+    """In the worker: one fold, on a connection opened and closed around it."""
+    return asyncio.run(_connected(dsn, function, args))
+
+
+async def _connected(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
+    conn: asyncpg.Connection = await connect(dsn)
+    try:
+        return await function(conn, *args)
+    finally:
+        await conn.close()
