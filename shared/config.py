@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and shared strings its workbook may declare (excel_import.SheetBounds).
     import_blank_rows_max: int = 100_000
     import_shared_strings_max: int = 1_000_000
+    # Test-only (shared/clock.py): an RFC 3339 instant the clock reads when the process
+    # starts, running on from there. Empty, the default: the real UTC time.
+    test_clock_start: str = ""
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -120,6 +123,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_IMPORT_TIMEOUT_S": ("import_timeout_s", float),
     "LEDGER_IMPORT_BLANK_ROWS_MAX": ("import_blank_rows_max", int),
     "LEDGER_IMPORT_SHARED_STRINGS_MAX": ("import_shared_strings_max", int),
+    "LEDGER_TEST_CLOCK_START": ("test_clock_start", str),
 }
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from services.query_api import as_of, excel_export, queries
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.http_edge import (
+    CLOCK,
     EXPORT_ROUTE,
     POOL,
     SETTINGS,
@@ -255,7 +256,7 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
         raise NotFound("Business not found")
     category_id = _optional_int(request, "category_id")
     await _min_position(request)
-    filename = f"clients-{dt.datetime.now(dt.UTC).date().isoformat()}.xlsx"
+    filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
     path = excel_export.temporary_path()
     try:
         await excel_export.write_workbook(pool, business_id, category_id, path)
