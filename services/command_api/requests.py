@@ -83,7 +83,8 @@ class ArchiveInput(msgspec.Struct, kw_only=True):
 class PostingInput(msgspec.Struct, kw_only=True):
     """A transaction or deposit posting. `amount`: a JSON number or a string such as
     "1,234.50", greater than zero, at most two decimals; `date` (YYYY-MM-DD, at most
-    tomorrow) defaults to today (UTC). Deposits have no `reference`."""
+    tomorrow, UTC) defaults to the UTC date of the posting's `created_at`. Deposits
+    have no `reference`."""
 
     type: Literal["debit", "credit"]
     # A JSON number (decoded exactly, as Decimal: `float` only names the schema's
