@@ -8,12 +8,15 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.clock import Clock
+from tests.integration.test_import import send
 from tests.support.environment import Environment
 from tests.support.service import http_client
+from tests.support.workbooks import HEADER, workbook
 
 DAY = dt.date(2031, 3, 14)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -22,23 +25,24 @@ KIRITIMATI = dt.timezone(dt.timedelta(hours=14))
 
 
 class MidnightClock(Clock):
-    """A clock that, once crossed, reads `before` the first time and `after` from then
-    on: the first reader of a request sees one day, every later reader the next."""
+    """A clock that, once crossed, reads `before` exactly the first time, then runs
+    on from `after`: the first reader of a request sees one day, every later reader
+    the next, however long the request takes."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._after: dt.datetime | None = None
+        self._crossing: tuple[dt.datetime, dt.datetime] | None = None
 
     def cross(self, before: dt.datetime, after: dt.datetime) -> None:
-        self.set(before)
-        self._after = after
+        self._crossing = (before, after)
 
     def now(self) -> dt.datetime:
-        reading = super().now()
-        if self._after is not None:
-            self.set(self._after)
-            self._after = None
-        return reading
+        if self._crossing is None:
+            return super().now()
+        before, after = self._crossing
+        self._crossing = None
+        self.set(after)
+        return before
 
 
 @pytest.fixture
@@ -138,8 +142,10 @@ async def test_a_reversal_that_crosses_midnight_is_dated_the_day_it_is_recorded(
         client, business, base + f"/transactions/{posted['id']}/reverse", {}
     )
     reversed_at = _recorded(reversal)
-    assert (reversal["date"], reversal["created_at"][:10]) == (str(DAY), str(DAY))
-    assert MIDNIGHT - dt.timedelta(milliseconds=100) <= reversed_at < MIDNIGHT
+    assert (reversal["date"], reversal["created_at"]) == (
+        str(DAY),
+        f"{DAY}T23:59:59.900000Z",
+    )
     lines = {}
     for day in (DAY, NEXT_DAY):
         status, statement = await _get(
@@ -163,3 +169,33 @@ async def test_a_reversal_that_crosses_midnight_is_dated_the_day_it_is_recorded(
         assert status == 200, body
         balances[as_of] = body["unformated_balance"]
     assert list(balances.values()) == [7.25, 0, 0]
+
+
+async def test_an_import_is_dated_by_the_same_clock(
+    clocked: tuple[TestClient, MidnightClock],
+    business: dict[str, Any],
+    pool: asyncpg.Pool,
+) -> None:
+    """An import read at 23:59:59.9 UTC records every event at that instant and dates
+    the opening debit and deposit that same UTC day (one reading for the import)."""
+    client, clock = clocked
+    clock.cross(MIDNIGHT - dt.timedelta(milliseconds=100), MIDNIGHT)
+    raw = workbook(
+        "openpyxl", [[*HEADER, "Deposit Amount"], ["Ama", None, None, None, "12", "3"]]
+    )
+    status, body = await send(client, business, raw)
+    assert status == 201, body
+    rows = await pool.fetch(
+        "SELECT type, payload->>'date' AS date, recorded_at FROM events"
+        " WHERE metadata->>'correlation_id' = $1 ORDER BY position",
+        body["import_id"],
+    )
+    assert {row["recorded_at"] for row in rows} == {
+        MIDNIGHT - dt.timedelta(milliseconds=100)
+    }
+    assert [(row["type"], row["date"]) for row in rows] == [
+        ("clients.imported", None),
+        ("client.created", None),
+        ("transaction.posted", str(DAY)),
+        ("deposit.posted", str(DAY)),
+    ]
