@@ -7,6 +7,7 @@ import uuid
 from services.command_api.appender import Appender
 from services.command_api.batch_io import DEFAULT_CATEGORY
 from shared import api_keys
+from shared.clock import clock_from
 from shared.commands import CreateCategory
 from shared.config import Settings
 from shared.events import Metadata
@@ -24,7 +25,12 @@ async def provision_business(
             business, bid, key = await api_keys.create_business(
                 conn, name, currency, owner_id
             )
-        appender = Appender(pool, settings.hmac_key.encode(), batch_size_max=1)
+        appender = Appender(
+            pool,
+            settings.hmac_key.encode(),
+            batch_size_max=1,
+            clock=clock_from(settings.test_clock_start),
+        )
         appender.start()
         try:
             command = CreateCategory(

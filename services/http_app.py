@@ -14,16 +14,18 @@ from services.command_api import app as command_api
 from services.query_api import app as query_api
 from shared import health, metrics, request_log
 from shared.body_deadline import body_deadline_middleware
+from shared.clock import Clock, clock_from
 from shared.config import PROJECTIONS, Settings
 from shared.fair_use import FAIR_USE, FairUse
 from shared.fold_processes import fold_processes_context
-from shared.http_edge import POOL, SETTINGS, auth_middleware, error_middleware
+from shared.http_edge import CLOCK, POOL, SETTINGS, auth_middleware, error_middleware
 from shared.http_listener import BoundedSite, set_server_header
 from shared.postgres import create_pool
 from shared.projection_wait import WAITER, ProjectionWaiter
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    """The app; `clock` is for in-process tests (default: the settings' clock)."""
     app = web.Application(
         middlewares=[
             request_log.request_log_middleware,
@@ -36,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[FAIR_USE] = FairUse(settings)
+    app[CLOCK] = clock or clock_from(settings.test_clock_start)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
 import msgspec
 
@@ -11,6 +12,9 @@ from shared.events import EntryType
 
 class Command(msgspec.Struct, kw_only=True, frozen=True):
     business_id: int
+
+
+AnyCommand = TypeVar("AnyCommand", bound=Command)
 
 
 class CreateCategory(Command, kw_only=True, frozen=True):
@@ -57,7 +61,8 @@ class PostTransaction(Command, kw_only=True, frozen=True):
     client_id: int
     entry_type: EntryType
     amount_minor: int
-    date: dt.date
+    # None: the UTC date of the commit's recorded_at, set by the appender (stamped())
+    date: dt.date | None = None
     description: str = ""
     reference: str = ""
 
@@ -66,21 +71,23 @@ class PostDeposit(Command, kw_only=True, frozen=True):
     client_id: int
     entry_type: EntryType
     amount_minor: int
-    date: dt.date
+    date: dt.date | None = None  # None: as PostTransaction's
     description: str = ""
 
 
 class ReverseTransaction(Command, kw_only=True, frozen=True):
     client_id: int
     transaction_id: int
-    today: dt.date  # the reversal is dated today, or the original's date if later
+    # The reversal is dated today, or the original's date if later. None: the UTC
+    # date of the commit's recorded_at, set by the appender (stamped()).
+    today: dt.date | None = None
     reason: str = ""
 
 
 class ReverseDeposit(Command, kw_only=True, frozen=True):
     client_id: int
     deposit_id: int
-    today: dt.date
+    today: dt.date | None = None  # None: as ReverseTransaction's
     reason: str = ""
 
 
@@ -104,3 +111,16 @@ class NewIds(msgspec.Struct, kw_only=True, frozen=True):
     category_id: int = 0
     entry_id: int = 0
     deposit_account_id: int = 0
+
+
+def stamped(command: AnyCommand, today: dt.date) -> AnyCommand:
+    """The command with the dates it left to the commit filled with `today`, the
+    UTC date of the instant that becomes its events' recorded_at: a posting's default
+    date and a reversal's date then never land on another day than the commit, even
+    for a request that crosses midnight (the appender decides each attempt afresh)."""
+    if isinstance(command, PostTransaction | PostDeposit) and command.date is None:
+        return msgspec.structs.replace(command, date=today)
+    if isinstance(command, ReverseTransaction | ReverseDeposit):
+        if command.today is None:
+            return msgspec.structs.replace(command, today=today)
+    return command

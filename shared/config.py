@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_acquire_timeout_s: float = 5.0
     # Worker processes folding events for audit verify and as_of (off the event loop).
     fold_processes: int = 2
+    # Test-only (shared/clock.py): an RFC 3339 instant the clock reads when the process
+    # starts, running on from there. Empty, the default: the real UTC time.
+    test_clock_start: str = ""
 
 
 # Environment variable -> (field, parser). Every setting has a documented default above.
@@ -153,6 +156,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_API_POOL_SIZE_MAX": ("api_pool_size_max", int),
     "LEDGER_POOL_ACQUIRE_TIMEOUT_S": ("pool_acquire_timeout_s", float),
     "LEDGER_FOLD_PROCESSES": ("fold_processes", int),
+    "LEDGER_TEST_CLOCK_START": ("test_clock_start", str),
 }
 
 

@@ -203,6 +203,11 @@ def _decide_delete(state: ClientState) -> list[e.LedgerEvent]:
     return [e.ClientDeleted(client_id=state.client_id)]
 
 
+def _stamped(date: dt.date | None) -> dt.date:
+    assert date is not None, "the appender fills default dates (commands.stamped)"
+    return date
+
+
 def _decide_transaction(
     command: c.PostTransaction, state: ClientState, ids: c.NewIds
 ) -> e.LedgerEvent:
@@ -212,7 +217,7 @@ def _decide_transaction(
         account_id=state.account_id,
         entry_type=command.entry_type,
         amount_minor=command.amount_minor,
-        date=command.date,
+        date=_stamped(command.date),
         description=command.description,
         reference=command.reference,
     )
@@ -221,7 +226,7 @@ def _decide_transaction(
 def _decide_deposit(
     command: c.PostDeposit, state: ClientState, ids: c.NewIds
 ) -> e.LedgerEvent:
-    available = lowest_running_total(state.deposit_by_date, command.date)
+    available = lowest_running_total(state.deposit_by_date, _stamped(command.date))
     if command.entry_type == "credit" and command.amount_minor > available:
         raise invalid("amount", "The amount may not be greater than the deposit.")
     account_id = state.deposit_account_id or ids.deposit_account_id
@@ -231,7 +236,7 @@ def _decide_deposit(
         deposit_account_id=account_id,
         entry_type=command.entry_type,
         amount_minor=command.amount_minor,
-        date=command.date,
+        date=_stamped(command.date),
         description=command.description,
     )
 
@@ -264,7 +269,7 @@ def _decide_transaction_reversal(
         account_id=state.account_id,
         entry_type=opposite(original.entry_type),
         amount_minor=original.amount_minor,
-        date=max(command.today, original.date),
+        date=max(_stamped(command.today), original.date),
         reason=command.reason,
     )
 
@@ -276,7 +281,7 @@ def _decide_deposit_reversal(
     when the deposit, from the reversal's date on, holds less (the invariant of every
     deposit credit, checked against the stream's head)."""
     original = _reversible(state.deposits, command.deposit_id, "deposit")
-    date = max(command.today, original.date)
+    date = max(_stamped(command.today), original.date)
     entry_type = opposite(original.entry_type)
     available = lowest_running_total(state.deposit_by_date, date)
     if entry_type == "credit" and original.amount_minor > available:

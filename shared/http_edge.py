@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from shared.api_keys import Business, business_for_key
+from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import LedgerError, ValidationFailed
 from shared.fair_use import client_address, fair_use_of
@@ -25,6 +26,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BUSINESS = web.RequestKey("business", Business)
 POOL = web.AppKey("pool", asyncpg.Pool)
 SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)  # shared/clock.py: every "now" of the app
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 # JSON numbers decode as Decimal, never float: an amount stays exact from the wire on.

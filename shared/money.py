@@ -38,10 +38,17 @@ def parse_amount(value: object) -> int:
 
 
 def parse_signed_amount(value: object) -> int:
-    """Like parse_amount, but zero and negative amounts are allowed (imports)."""
-    if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_signed_amount(value.strip()[1:])
-    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value < 0:
+    """Like parse_amount, but zero and negative amounts are allowed (imports).
+
+    Text is checked against the amount pattern first, so one leading "-" is a sign
+    and "--5" is refused (stripping signs one by one turned it into +5), and "0" or
+    "0.00" mean zero as the numeric cell 0 does. Decimals are negated with
+    copy_negate(), which never rounds (unary minus rounds to the context's digits)."""
+    if isinstance(value, str):
+        value = _decimal_from_text(value)
+    if isinstance(value, Decimal) and value.is_finite() and value.is_signed():
+        return -parse_signed_amount(value.copy_negate())
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
         return -parse_signed_amount(-value)
     if isinstance(value, Decimal | int) and not isinstance(value, bool) and value == 0:
         return 0

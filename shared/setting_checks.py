@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from shared.clock import parse_instant
 from shared.keyring import previous_keys, weakness
 
 if TYPE_CHECKING:
@@ -84,6 +85,12 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
         yield (
             f"LEDGER_LOG_LEVEL={settings.log_level!r} is not one of "
             + ", ".join(LOG_LEVELS)
+        )
+    start = settings.test_clock_start
+    if start != "" and parse_instant(start) is None:
+        yield (
+            f"LEDGER_TEST_CLOCK_START={start!r} is not an RFC 3339 timestamp with an"
+            " offset (2030-01-01T23:59:59.9Z), or empty for the real time"
         )
     if settings.log_format not in LOG_FORMATS:
         yield (

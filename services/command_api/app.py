@@ -10,7 +10,7 @@ from services.command_api import import_routes
 from services.command_api.appender import Appender
 from services.command_api.import_parsing import parse_pool_context
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
-from shared.http_edge import POOL, SETTINGS
+from shared.http_edge import CLOCK, POOL, SETTINGS
 from shared.metrics import METRICS
 
 
@@ -28,6 +28,7 @@ def setup(app: web.Application) -> None:
             settings.hmac_key.encode(),
             settings.batch_size_max,
             on_appended=metrics.count_appended if metrics is not None else None,
+            clock=app[CLOCK],
         )
         appender.start()
         app[APPENDER] = appender

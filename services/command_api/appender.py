@@ -34,6 +34,7 @@ from services.command_api.submissions import (
 from shared import commands as c
 from shared import domain
 from shared import events as e
+from shared.clock import Clock
 from shared.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -57,8 +58,10 @@ class Appender:
         hmac_key: bytes,
         batch_size_max: int,
         on_appended: Callable[[Iterable[str]], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._pool = pool
+        self._clock = clock or Clock()
         self._on_appended = on_appended  # the types of each committed batch's events
         self._stopping = False
         self._key = hmac_key
@@ -207,7 +210,9 @@ class Appender:
         )
         decided: list[Decided] = []
         refused: list[tuple[Submission, LedgerError]] = []
-        now = dt.datetime.now(dt.UTC)
+        # One reading per attempt: it is every event's recorded_at and, through
+        # commands.stamped(), the date of postings without one and of reversals.
+        now = self._clock.now()
         for submission, new_ids in zip(batch, ids, strict=True):
             try:
                 decided.append(self._decide(submission, new_ids, taken, defaults, now))
@@ -223,7 +228,7 @@ class Appender:
         defaults: dict[int, int],
         now: dt.datetime,
     ) -> Decided:
-        command = submission.command
+        command = c.stamped(submission.command, now.date())
         if isinstance(command, c.CreateCategory):
             return self._decide_category(submission, command, ids, taken, now)
         state: domain.ClientState | None = None

@@ -9,7 +9,6 @@ BEGIN, commit them in one short transaction, then wait for read-your-writes (up 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from shared.errors import IdempotencyConflict, IdempotencyInProgress, invalid
 from shared.event_store import NewEvent
 from shared.fair_use import fair_use_of
 from shared.http_edge import (
+    CLOCK,
     POOL,
     SETTINGS,
     business_of,
@@ -238,7 +238,7 @@ def _plan(
     rows: Sequence[ImportRow],
 ) -> import_events.ImportPlan:
     import_id = str(uuid.uuid4())
-    now = dt.datetime.now(dt.UTC)
+    now = request.app[CLOCK].now()  # recorded_at and the opening entries' date
     return import_events.ImportPlan(
         import_id=import_id,
         business_id=business.business_id,

@@ -83,7 +83,8 @@ class ArchiveInput(msgspec.Struct, kw_only=True):
 class PostingInput(msgspec.Struct, kw_only=True):
     """A transaction or deposit posting. `amount`: a JSON number or a string such as
     "1,234.50", greater than zero, at most two decimals; `date` (YYYY-MM-DD, at most
-    tomorrow) defaults to today (UTC). Deposits have no `reference`."""
+    tomorrow, UTC) defaults to the UTC date of the posting's `created_at`. Deposits
+    have no `reference`."""
 
     type: Literal["debit", "credit"]
     # A JSON number (decoded exactly, as Decimal: `float` only names the schema's
@@ -220,7 +221,7 @@ def create_category(body: Body, business_id: int) -> c.CreateCategory:
 class Posting(msgspec.Struct, frozen=True, kw_only=True):
     entry_type: str
     amount_minor: int
-    date: dt.date
+    date: dt.date | None  # None: the commit's UTC date (commands.stamped)
     description: str
     reference: str
 
@@ -252,17 +253,19 @@ def posting(body: Body, today: dt.date, *, with_reference: bool) -> Posting:
     )
 
 
-def _date(value: object, today: dt.date, errors: Errors) -> dt.date:
+def _date(value: object, today: dt.date, errors: Errors) -> dt.date | None:
+    """The date given, or None for the default: the appender fills it from the
+    instant it records, not this request's `today`, which only bounds the date."""
     if value is None or value == "":
-        return today
+        return None
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         errors.add("date", "The date must be a date in the format YYYY-MM-DD.")
-        return today
+        return None
     try:
         date = dt.date.fromisoformat(value)
     except ValueError:
         errors.add("date", "The date is not a valid date.")
-        return today
+        return None
     if date > today + dt.timedelta(days=1):
         errors.add("date", "The date may not be later than tomorrow.")
     return date

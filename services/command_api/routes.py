@@ -17,6 +17,7 @@ from shared import commands as c
 from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
 from shared.events import Metadata
 from shared.http_edge import (
+    CLOCK,
     POOL,
     SETTINGS,
     business_of,
@@ -40,8 +41,9 @@ CLIENT = "/api/v3/clients/{id:[0-9]+}"
 routes = web.RouteTableDef()
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+def _today(request: web.Request) -> dt.date:
+    """The UTC date now, by the app's clock: the bound of a posting's date."""
+    return request.app[CLOCK].today()
 
 
 def idempotency_claim(
@@ -192,7 +194,8 @@ async def post_transaction(request: web.Request) -> web.Response:
     business = business_of(request)
     client_id = path_id(request)
     body, raw = await read_json_object(request)
-    command = requests.post_transaction(body, business.business_id, client_id, _today())
+    today = _today(request)
+    command = requests.post_transaction(body, business.business_id, client_id, today)
     return await _execute(request, command, renderers.transaction, raw)
 
 
@@ -201,7 +204,8 @@ async def post_deposit(request: web.Request) -> web.Response:
     business = business_of(request)
     client_id = path_id(request)
     body, raw = await read_json_object(request)
-    command = requests.post_deposit(body, business.business_id, client_id, _today())
+    today = _today(request)
+    command = requests.post_deposit(body, business.business_id, client_id, today)
     return await _execute(request, command, renderers.deposit, raw)
 
 
@@ -215,7 +219,6 @@ async def reverse_transaction(request: web.Request) -> web.Response:
         business_id=business.business_id,
         client_id=client_id,
         transaction_id=transaction_id,
-        today=_today(),
         reason=requests.reason(body),
     )
     return await _execute(request, command, renderers.transaction_reversal, raw)
@@ -231,7 +234,6 @@ async def reverse_deposit(request: web.Request) -> web.Response:
         business_id=business.business_id,
         client_id=client_id,
         deposit_id=deposit_id,
-        today=_today(),
         reason=requests.reason(body),
     )
     return await _execute(request, command, renderers.deposit_reversal, raw)

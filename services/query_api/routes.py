@@ -13,6 +13,7 @@ from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.fair_use import client_address, fair_use_of
 from shared.fold_processes import in_fold_process
 from shared.http_edge import (
+    CLOCK,
     EXPORT_ROUTE,
     POOL,
     SETTINGS,
@@ -264,7 +265,7 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
     fair_use.admit_export(business_id)
     with fair_use.expensive_work(business_id):
         await _min_position(request)
-        filename = f"clients-{dt.datetime.now(dt.UTC).date().isoformat()}.xlsx"
+        filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
         path = excel_export.temporary_path()
         try:
             await excel_export.write_workbook(pool, business_id, category_id, path)

@@ -56,7 +56,7 @@ async def test_the_seeds_totals_give_the_seeds_balance(api: Api) -> None:
         "client_id": client["id"],
         "type": "debit",
         "amount": Decimal("43228120.29"),
-        "date": today().isoformat(),
+        "date": debit["created_at"][:10],  # the UTC day it was recorded
         "description": "Sales",
         "reference": "INV-1",
         "created_at": debit["created_at"],
@@ -243,32 +243,53 @@ async def test_bad_statement_dates_are_422s(api: Api) -> None:
         )
 
 
+async def _service_day(api: Api, client_id: int) -> dt.date:
+    """The service's today (UTC), read from an undated posting's answer: its date,
+    which is the UTC date of its created_at."""
+    posted = await api.post_transaction(client_id, "debit", "1")
+    assert posted["date"] == posted["created_at"][:10]
+    return dt.date.fromisoformat(posted["date"])
+
+
+async def _late_dates_refused(
+    api: Api, client_id: int, tomorrow: dt.date
+) -> list[tuple[int, Any]]:
+    answers = []
+    for route in ("transactions", "deposits"):
+        for late in (tomorrow + dt.timedelta(days=1), dt.date(9999, 12, 31)):
+            reply = await api.post(
+                f"/api/v3/clients/{client_id}/{route}",
+                {"type": "debit", "amount": "1", "date": late.isoformat()},
+            )
+            answers.append((reply.status, reply.body))
+    return answers
+
+
 async def test_a_transaction_may_be_dated_tomorrow_but_not_later(
     api: Api, business: dict[str, Any], admin_pool: asyncpg.Pool
 ) -> None:
     """Proves the date bound (UTC): tomorrow is accepted, the day after is a 422 that
-    writes nothing, and no date means today, by posting each."""
+    writes nothing, and no date means the day of recording, by posting each; the day
+    is read from the service's answers (checked again if midnight UTC passed)."""
     client = await api.create_client(business_name="Future")
-    tomorrow = today() + dt.timedelta(days=1)
-    accepted = await api.post_transaction(
-        client["id"], "debit", "1", date=tomorrow.isoformat()
-    )
-    assert accepted["date"] == tomorrow.isoformat()
-    before = await event_count(admin_pool, business["business_id"])
-    for route in ("transactions", "deposits"):
-        for late in (tomorrow + dt.timedelta(days=1), dt.date(9999, 12, 31)):
-            reply = await api.post(
-                f"/api/v3/clients/{client['id']}/{route}",
-                {"type": "debit", "amount": "1", "date": late.isoformat()},
-            )
-            assert (reply.status, reply.body) == (
-                422,
-                invalid({"date": ["The date may not be later than tomorrow."]}),
-            )
-    assert await event_count(admin_pool, business["business_id"]) == before
     for undated in ({}, {"date": None}, {"date": ""}):
         posted = await api.post_transaction(client["id"], "debit", "1", **undated)
-        assert posted["date"] == today().isoformat()
+        assert posted["date"] == posted["created_at"][:10]
+    for _ in range(2):  # a second time only if the service's day changed meanwhile
+        day = await _service_day(api, client["id"])
+        tomorrow = day + dt.timedelta(days=1)
+        accepted = await api.post_transaction(
+            client["id"], "debit", "1", date=tomorrow.isoformat()
+        )
+        assert accepted["date"] == tomorrow.isoformat()
+        before = await event_count(admin_pool, business["business_id"])
+        answers = await _late_dates_refused(api, client["id"], tomorrow)
+        after = await event_count(admin_pool, business["business_id"])
+        if await _service_day(api, client["id"]) == day:
+            break
+    refused = (422, invalid({"date": ["The date may not be later than tomorrow."]}))
+    assert answers == [refused] * 4
+    assert after == before
 
 
 async def test_deposits_fill_the_deposit_account_and_never_the_transactions(
@@ -297,7 +318,7 @@ async def test_deposits_fill_the_deposit_account_and_never_the_transactions(
         "client_id": client["id"],
         "type": "debit",
         "amount": 50939,
-        "date": today().isoformat(),
+        "date": first["created_at"][:10],  # the UTC day it was recorded
         "description": "Prepayment",
         "created_at": first["created_at"],
         "deposit_after": 50939,

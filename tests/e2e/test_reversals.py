@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.e2e.conftest import DEPOSIT_FIELDS, TRANSACTION_FIELDS, Api, today
+from tests.e2e.conftest import DEPOSIT_FIELDS, TRANSACTION_FIELDS, Api
 
 
 async def test_a_reversal_undoes_a_posting_and_both_stay_in_the_statement(
@@ -29,7 +29,7 @@ async def test_a_reversal_undoes_a_posting_and_both_stay_in_the_statement(
         "client_id": client["id"],
         "type": "credit",
         "amount": Decimal("1234.5"),
-        "date": today().isoformat(),
+        "date": reversal["created_at"][:10],  # the UTC day it was recorded
         "description": "",
         "reference": "",
         "created_at": "",

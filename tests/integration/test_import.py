@@ -99,7 +99,8 @@ async def test_import_events_carry_the_import_id_as_correlation_id(
     status, body = await send(service, business, raw, path="/api/clients-import")
     assert status == 201, body
     rows = await pool.fetch(
-        "SELECT type, payload FROM events WHERE metadata->>'correlation_id' = $1"
+        "SELECT type, payload, recorded_at FROM events"
+        " WHERE metadata->>'correlation_id' = $1"
         " ORDER BY position",
         body["import_id"],
     )
@@ -110,7 +111,8 @@ async def test_import_events_carry_the_import_id_as_correlation_id(
         "deposit.posted",
         "client.archived",
     ]
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    # Dated the UTC day the import was recorded, whenever the test runs.
+    today = rows[2]["recorded_at"].astimezone(dt.UTC).date().isoformat()
     assert rows[2]["payload"]["amount_minor"] == 1000
     assert rows[2]["payload"]["date"] == today
     assert rows[3]["payload"]["amount_minor"] == 550

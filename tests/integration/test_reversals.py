@@ -116,6 +116,8 @@ async def test_a_reversed_transaction_stays_in_the_statement_beside_its_reversal
     stored = await _reversal_event(pool, client_id, "transaction.reversed")
     assert stored is not None
     reversal_id = stored["payload"]["transaction_id"]
+    # Dated the UTC day it was recorded (the original, 10 days back, is earlier).
+    recorded_day = stored["recorded_at"].astimezone(dt.UTC).date().isoformat()
     assert stored["payload"] == {
         "type": "transaction.reversed",
         "transaction_id": reversal_id,
@@ -124,7 +126,7 @@ async def test_a_reversed_transaction_stays_in_the_statement_beside_its_reversal
         "account_id": stored["payload"]["account_id"],
         "entry_type": "credit",
         "amount_minor": 15_000,
-        "date": _today().isoformat(),
+        "date": recorded_day,
         "reason": "Posted twice",
     }
     assert reversal_id not in (original, other)
@@ -133,7 +135,7 @@ async def test_a_reversed_transaction_stays_in_the_statement_beside_its_reversal
         "client_id": client_id,
         "type": "credit",
         "amount": 15_000,
-        "date": _today().isoformat(),
+        "date": recorded_day,
         "description": "Posted twice",
         "reference": "",
         "created_at": timestamp(stored["recorded_at"]),

@@ -16,6 +16,7 @@ from projections.registry import PROJECTIONS
 from projections.runner import Projector
 from services.http_app import create_app
 from services.outbox_relay.relay import Relay
+from shared.clock import Clock
 from shared.config import Settings
 from shared.worker_loop import run_until_stopped
 
@@ -37,8 +38,11 @@ async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
 
 
 @asynccontextmanager
-async def http_client(settings: Settings) -> AsyncIterator[TestClient]:
-    server = TestServer(create_app(settings))
+async def http_client(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[TestClient]:
+    """The HTTP app in-process; `clock` replaces the real one (shared/clock.py)."""
+    server = TestServer(create_app(settings, clock))
     client = TestClient(server)
     await client.start_server()
     try:
