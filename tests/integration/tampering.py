@@ -144,3 +144,34 @@ async def insert_forged(
             event_hash(key, previous, stored_hashed_content(row)),
             row["key_id"],
         )
+
+
+def figures(
+    bid: int, stream: str, kind: str, **pairs: tuple[object, object]
+) -> list[Difference]:
+    """Read-model differences of one kind: field=(expected, found), sorted by field."""
+    return [
+        Difference(
+            kind=kind,
+            business_id=bid,
+            stream_id=stream if kind != "summary" else None,
+            field=field,
+            expected=expected,  # type: ignore[arg-type]
+            found=found,  # type: ignore[arg-type]
+        )
+        for field, (expected, found) in sorted(pairs.items())
+    ]
+
+
+def forge_debit(payload: dict[str, Any]) -> None:
+    assert payload["amount_minor"] == 15000
+    payload["amount_minor"] = 1500
+
+
+def forged_debit_figures(bid: int, stream: str) -> list[Difference]:
+    """The read models still hold the 150.00 debit the forged history says was 15.00."""
+    return [
+        *figures(bid, stream, "client", debit_minor=(1500, 15000)),
+        *figures(bid, stream, "summary", total_balance_minor=(-525, 12975)),
+        *figures(bid, stream, "statement", debit_minor=(1500, 15000)),
+    ]

@@ -15,10 +15,12 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from services.audit.report import Difference
 from shared.keyring import key_id_of
 from tests.integration.tampering import (
     at,
+    figures,
+    forge_debit,
+    forged_debit_figures,
     hash_differences,
     insert_forged,
     rechain,
@@ -27,23 +29,6 @@ from tests.integration.tampering import (
 )
 from tests.integration.test_audit_verify import history, report_of, tamper
 from tests.support.environment import Environment, strong_key
-
-
-def figures(
-    bid: int, stream: str, kind: str, **pairs: tuple[object, object]
-) -> list[Difference]:
-    """Read-model differences of one kind: field=(expected, found), sorted by field."""
-    return [
-        Difference(
-            kind=kind,
-            business_id=bid,
-            stream_id=stream if kind != "summary" else None,
-            field=field,
-            expected=expected,  # type: ignore[arg-type]
-            found=found,  # type: ignore[arg-type]
-        )
-        for field, (expected, found) in sorted(pairs.items())
-    ]
 
 
 async def test_an_event_inserted_inside_a_stream_fails_its_own_hash_and_every_later_one(
@@ -211,18 +196,4 @@ async def test_a_chain_rebuilt_under_its_own_key_id_is_a_key_difference_per_even
             for row in before
         ),
         *forged_debit_figures(bid, stream),
-    ]
-
-
-def forge_debit(payload: dict[str, Any]) -> None:
-    assert payload["amount_minor"] == 15000
-    payload["amount_minor"] = 1500
-
-
-def forged_debit_figures(bid: int, stream: str) -> list[Difference]:
-    """The read models still hold the 150.00 debit the forged history says was 15.00."""
-    return [
-        *figures(bid, stream, "client", debit_minor=(1500, 15000)),
-        *figures(bid, stream, "summary", total_balance_minor=(-525, 12975)),
-        *figures(bid, stream, "statement", debit_minor=(1500, 15000)),
     ]
