@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.keyring import key_id_of
@@ -75,6 +76,43 @@ async def test_an_event_inserted_inside_a_stream_fails_its_own_hash_and_every_la
                  transaction_lines=(3, 2)),
     ]  # fmt: skip
     assert (report.ok, report.events) == (False, 10)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "event_id = gen_random_uuid()",
+        "type = 'client.unarchived'",
+        "recorded_at = recorded_at - interval '1 day'",
+        "metadata = jsonb_set(metadata, '{principal}', '\"forger\"')",
+        "business_id = business_id",  # the control: nothing changed, nothing found
+    ],
+    ids=["event_id", "type", "recorded_at", "metadata", "unchanged"],
+)
+async def test_each_hashed_column_edited_in_place_fails_that_event_alone(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+    admin: asyncpg.Connection,
+    change: str,
+) -> None:
+    """One column of `first`'s last event (the archive) edited in place: exactly that
+    event is a hash difference, expected the real key's HMAC over what is now
+    stored, found its stored hash; the read models follow the payload, so they agree."""
+    ids = await history(service, business)
+    stream = f"client-{ids['first']}"
+    last = (await stream_rows(admin, stream))[-1]
+    edit = f"UPDATE events SET {change} WHERE position = $1"
+    await tamper(admin, edit, last["position"])
+    after = await stream_rows(admin, stream)
+    chain = hash_differences(environment.settings.hmac_key.encode(), after)
+    edited = change != "business_id = business_id"
+    assert [(d.version, d.position, d.found) for d in chain] == (
+        [(5, last["position"], last["hash"])] if edited else []
+    )
+    report = await report_of(environment, pool, business)
+    assert report.differences == chain
 
 
 async def test_swapped_payloads_fail_the_hashes_of_both_events(
