@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -28,11 +29,14 @@ from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.config import settings_keyring
+from shared.event_store import append
 from shared.postgres import create_pool
 from shared.worker_loop import run_until_stopped
 from tests.integration.scenarios import (
+    blocked_on_lock,
     create_client,
     id_of,
+    next_posting,
     submit,
     transaction,
     wait_until,
@@ -202,3 +206,54 @@ async def tamper_debit(environment: Environment, client_id: int, debit: int) -> 
         )
     finally:
         await admin.close()
+
+
+async def test_work_committed_while_verify_runs_is_not_half_seen(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+    admin: asyncpg.Connection,
+) -> None:
+    """Verify held on a lock on rm_clients after reading the events, while one
+    transaction appends a debit of 7.00 and applies it to rm_clients and the balances
+    tracking: verify still reports its own snapshot clean (3 events), and the next
+    run sees the debit and is clean too (4 events)."""
+    bid = business["business_id"]
+    answer = await service.post(
+        "/api/v3/clients", json={"business_name": "Snapshot"},
+        headers=business["headers"],
+    )  # fmt: skip
+    client_id = int((await answer.json())["id"])
+    answer = await service.post(
+        f"/api/v3/clients/{client_id}/transactions",
+        json={"type": "debit", "amount": 5},
+        headers=business["headers"],
+    )
+    assert answer.status == 201, await answer.text()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE rm_clients IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.ensure_future(report_of(environment, pool, business))
+
+        async def verify_waits() -> bool:
+            return await blocked_on_lock(admin, "SELECT client_id,") == 1
+
+        await wait_until(verify_waits, "verify waiting on rm_clients")
+        key = environment.settings.hmac_key.encode()
+        await append(conn, [await next_posting(conn, key, bid, client_id, 700)])
+        await conn.execute(
+            "UPDATE rm_clients SET debit_minor = debit_minor + 700, version = 3"
+            " WHERE client_id = $1",
+            client_id,
+        )
+        await conn.execute(
+            "UPDATE projection_tracking SET version = 3"
+            " WHERE projection = 'balances' AND stream_id = $1",
+            e.client_stream(client_id),
+        )
+    clean = Report(ok=True, businesses=1, streams=2, events=3, differences=[])
+    assert await running == clean
+    assert await client_figures(pool, client_id) == (1200, 0, 3)
+    assert await report_of(environment, pool, business) == msgspec.structs.replace(
+        clean, events=4
+    )
