@@ -62,7 +62,7 @@ async def test_read_model_rows_added_behind_the_projections_back_are_named(
     """A copy of client `first` under a new id, of category Retail under a new id, and
     of `first`'s debit and deposit lines: each extra row is named (`row` absent
     expected, present found), and the business's summary and `first`'s statement
-    count and sum them."""
+    count and sum them; the HTTP route answers the same report."""
     ids = await history(service, business)
     bid, stream = business["business_id"], f"client-{ids['first']}"
     new = 10**12 + uuid.uuid4().int % 10**9
@@ -85,6 +85,10 @@ async def test_read_model_rows_added_behind_the_projections_back_are_named(
                  deposit_lines=(1, 2), deposit_minor=(4000, 8000),
                  transaction_lines=(2, 3)),
     ]  # fmt: skip
+    # The caller's GET /api/v3/audit/verify answers the same report: 200, ok false.
+    answer = await service.get("/api/v3/audit/verify", headers=business["headers"])
+    assert answer.status == 200
+    assert await answer.json() == msgspec.to_builtins(report)
 
 
 @pytest.fixture
