@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import asyncpg
 import msgspec
 
-from services.command_api import batch_io
+from services.command_api import batch_io, pause_points
 from services.command_api.stream_states import StreamStates
 from services.command_api.submissions import (
     Decided,
@@ -326,6 +326,8 @@ class Appender:
                 await batch_io.store_responses(conn, decided, results)
                 if stored:
                     await conn.execute("SELECT pg_notify('ledger_events', '')")
+                await pause_points.pause("api.before_commit")  # test-only, inert
+            await pause_points.pause("api.after_commit")  # test-only, inert
         except CONNECTION_ERRORS:
             if results and await self._committed(decided):
                 return results
