@@ -69,18 +69,10 @@ class ApiProcesses:
         port = free_port()
         env = service_environment(environment, port, "WARNING")
         env.update(overrides or {})
-        log_path = self._log_directory / f"ledger-api-{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "api"],
-                cwd=REPOSITORY,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
         api = ApiProcess(
-            process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path
+            process=_spawn(env, self._log_directory / f"ledger-api-{name}.log"),
+            base_url=f"http://127.0.0.1:{port}",
+            log_path=self._log_directory / f"ledger-api-{name}.log",
         )
         self._started.append(api)
         await _wait_healthy(api)
@@ -90,6 +82,19 @@ class ApiProcesses:
         for api in self._started:
             if api.process.poll() is None:
                 api.kill()
+
+
+def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m services.cli api`, its output to `log_path`, in its own group."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "api"],
+            cwd=REPOSITORY,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 async def _wait_healthy(api: ApiProcess) -> None:

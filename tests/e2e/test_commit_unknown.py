@@ -74,10 +74,14 @@ async def _terminate(environment: Environment, where: str) -> None:
     conn = await _server(environment)
     query = f"FROM pg_stat_activity WHERE datname = $1 AND ({where})"
     try:
-        await conn.fetch(f"SELECT pg_terminate_backend(pid) {query}", _database(environment))
+        await conn.fetch(
+            f"SELECT pg_terminate_backend(pid) {query}", _database(environment)
+        )
 
         async def gone() -> bool:
-            count = await conn.fetchval(f"SELECT count(*) {query}", _database(environment))
+            count = await conn.fetchval(
+                f"SELECT count(*) {query}", _database(environment)
+            )
             return bool(count == 0)
 
         await wait_until(gone, BACKENDS_GONE_DEADLINE_S, "the backends ended")

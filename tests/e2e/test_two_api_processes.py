@@ -49,7 +49,9 @@ async def _credits(api: ApiProcess, api_key: str, path: str) -> list[Any]:
                 json={"type": "credit", "amount": "1.00"},
                 headers={"Authorization": f"Bearer {api_key}"},
             ) as response:
-                return response.status, json.loads(await response.read(), parse_float=Decimal)
+                return response.status, json.loads(
+                    await response.read(), parse_float=Decimal
+                )
 
         return await asyncio.gather(*(one() for _ in range(CREDITS_PER_PROCESS)))
 
