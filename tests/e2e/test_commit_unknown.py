@@ -10,10 +10,12 @@ Each test has a database of its own (no relay or projector: commands send
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -22,6 +24,7 @@ import pytest
 from services.businesses import provision_business
 from shared.postgres import with_database
 from tests.e2e.api_processes import ApiProcess, ApiProcesses
+from tests.e2e.commit_cutter import CommitCutter
 from tests.e2e.conftest import wait_until
 from tests.support.environment import Environment, create_environment, drop_environment
 
@@ -120,13 +123,18 @@ async def _events_with_key(environment: Environment, key: str) -> list[str]:
 
 
 async def _paused_command(
-    own: Environment, api_processes: ApiProcesses, key: str
+    own: Environment,
+    api_processes: ApiProcesses,
+    key: str,
+    overrides: dict[str, str] | None = None,
 ) -> tuple[ApiProcess, str, Any]:
     """A `ledger api` holding a keyed client creation just before its COMMIT."""
     business = await provision_business(own.settings, f"Cut {uuid.uuid4().hex[:8]}")
     api_key = str(business["api_key"])
     api = await api_processes.start(
-        own, "paused", {"LEDGER_TEST_PAUSE_AT": "api.before_commit"}
+        own,
+        "paused",
+        {"LEDGER_TEST_PAUSE_AT": "api.before_commit", **(overrides or {})},
     )
     pending = asyncio.ensure_future(_keyed_create(api, api_key, key))
     await api.wait_for_log("test pause at api.before_commit")
@@ -181,3 +189,38 @@ async def test_commit_cut_and_found_not_applied_answers_503_and_retry_writes_onc
     assert raw == b'{"message":"' + UNAVAILABLE_MESSAGE.encode() + b'"}'
     assert await _events_with_key(own, key) == []
     await _retried_once(own, api, api_key, key)
+
+
+@pytest.fixture
+async def cutter(own: Environment) -> AsyncIterator[CommitCutter]:
+    parts = urlsplit(own.settings.database_url)
+    proxy = CommitCutter(parts.hostname or "127.0.0.1", parts.port or 5432)
+    yield proxy
+    await proxy.close()
+
+
+async def test_commit_applied_whose_reply_is_lost_answers_its_result_once(
+    own: Environment, api_processes: ApiProcesses, cutter: CommitCutter
+) -> None:
+    """A COMMIT that PostgreSQL applied but whose reply never reached the API is
+    settled by asking the store: the first answer is the command's own 202 (not a
+    503), over exactly one event, and the keyed retry replays it. The API reaches
+    PostgreSQL through a proxy that drops that one reply and closes the connection."""
+    port = await cutter.start()
+    parts = urlsplit(own.settings.database_url)
+    through_proxy = parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}")
+    key = str(uuid.uuid4())
+    api, api_key, pending = await _paused_command(
+        own, api_processes, key, {"LEDGER_DATABASE_URL": through_proxy.geturl()}
+    )
+    cutter.arm()
+    api.release()
+    status, headers, raw = await pending
+    assert cutter.reply_lost.is_set()
+    assert (status, "Idempotent-Replayed" in headers) == (202, False), raw
+    assert json.loads(raw)["business_name"] == "Cut at commit"
+    assert await _events_with_key(own, key) == ["client.created"]
+    replay_status, replay_headers, replay_raw = await _keyed_create(api, api_key, key)
+    assert (replay_status, replay_headers["Idempotent-Replayed"]) == (202, "true")
+    assert replay_raw == raw
+    assert await _events_with_key(own, key) == ["client.created"]
