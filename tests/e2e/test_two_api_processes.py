@@ -57,9 +57,12 @@ async def _credits(api: ApiProcess, api_key: str, path: str) -> list[Any]:
 
 
 async def _waits_on_a_lock(pool: asyncpg.Pool) -> bool:
+    """Whether an append to the events table waits on a lock (on the unique index
+    entry of a row another transaction inserted and has not committed yet)."""
     count = await pool.fetchval(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " AND query LIKE '%INSERT INTO events%'"
     )
     return bool(count > 0)
 
