@@ -14,7 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from services.businesses import provision_business
 from tests.e2e.api_processes import ApiProcesses
 from tests.e2e.conftest import DEPOSIT_FIELDS, Api, LedgerService
+from tests.support.environment import Environment, create_environment, drop_environment
 
 AMOUNT = "250.00"
 
@@ -45,14 +47,29 @@ async def _events_with_key(pool: asyncpg.Pool, business_id: int, key: str) -> An
     )
 
 
-async def _post(base_url: str, api_key: str, path: str, key: str) -> Any:
+@pytest.fixture
+async def unprojected(servers: tuple[str, str]) -> AsyncIterator[Environment]:
+    """A database of its own where no relay or projector runs: nothing committed
+    ever becomes visible in the read models."""
+    environment = await create_environment(*servers, tag="crash")
+    yield environment
+    await drop_environment(environment)
+
+
+async def _post(
+    base_url: str,
+    api_key: str,
+    path: str,
+    key: str,
+    body: dict[str, str] | None = None,
+) -> Any:
     async with (
         aiohttp.ClientSession(
             base_url=base_url, timeout=aiohttp.ClientTimeout(total=60)
         ) as http,
         http.post(
             path,
-            json={"type": "debit", "amount": AMOUNT},
+            json=body or {"type": "debit", "amount": AMOUNT},
             headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": key},
         ) as response,
     ):
@@ -113,3 +130,46 @@ async def test_keyed_deposit_killed_after_commit_replays_once_after_restart(
     assert body == _expected_body(rows[0], client_id)
     client = await api.get(f"/api/v3/clients/{client_id}")
     assert client.body["deposit_amount"] == Decimal("250")
+
+
+async def test_replay_after_a_crash_answers_202_while_the_events_are_not_visible(
+    unprojected: Environment, api_processes: ApiProcesses
+) -> None:
+    """A keyed client creation whose `ledger api` is SIGKILLed after COMMIT, replayed
+    by a restarted API while no projector has applied it, answers what the first
+    attempt would have answered after its bounded read-your-writes wait: 202 with the
+    same client body (never a 201 the read models do not back), one event, and the
+    next replay answers the same 202."""
+    created = await provision_business(unprojected.settings, "Crash, unprojected")
+    api_key, key = str(created["api_key"]), str(uuid.uuid4())
+    bound = {"LEDGER_READ_YOUR_WRITES_TIMEOUT_S": "1"}
+    paused = await api_processes.start(
+        unprojected, "paused", {"LEDGER_TEST_PAUSE_AT": "api.after_commit", **bound}
+    )
+    body = {"business_name": "Killed after commit"}
+    first = asyncio.ensure_future(
+        _post(paused.base_url, api_key, "/api/v3/clients", key, body)
+    )
+    await paused.wait_for_log("test pause at api.after_commit")
+    paused.kill()
+    with pytest.raises(aiohttp.ClientError):
+        await first
+    restarted = await api_processes.start(unprojected, "restarted", bound)
+    answers = [
+        await _post(restarted.base_url, api_key, "/api/v3/clients", key, body)
+        for _ in range(2)
+    ]
+    assert [(status, h["Idempotent-Replayed"]) for status, h, _ in answers] == [
+        (202, "true"),
+        (202, "true"),
+    ]
+    assert answers[0][2] == answers[1][2]
+    assert json.loads(answers[0][2])["business_name"] == "Killed after commit"
+    conn = await asyncpg.connect(unprojected.admin_url)
+    try:
+        types = await conn.fetch(
+            "SELECT type FROM events WHERE metadata->>'idempotency_key' = $1", key
+        )
+    finally:
+        await conn.close()
+    assert [row["type"] for row in types] == ["client.created"]
