@@ -187,8 +187,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     role = _role(args)
     log.info("%s starting", role, extra={"event": "process.started", "role": role})
     if args.command == "api":
+        from services.command_api import pause_points
         from services.http_app import serve
 
+        pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
         serve(settings)
     else:
         asyncio.run(_run_worker(settings, args))

@@ -54,6 +54,27 @@ class ServiceStopping(NotYetVisible):
         super().__init__("The service is shutting down; retry")
 
 
+class CommitUnconfirmed(NotYetVisible):
+    """The connection failed at COMMIT and the store could not be asked whether the
+    command was written: 503 with Retry-After. Retrying with the same Idempotency-Key
+    is safe: it replays the first result if the COMMIT was applied, else writes once."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The outcome of the request is unknown;"
+            " retry it with the same Idempotency-Key"
+        )
+
+
+class CommitFailed(NotYetVisible):
+    """COMMIT raised an error that is not a connection error (asyncpg reports some
+    cuts as its own protocol errors) and the store says nothing was written: the
+    same 503 with Retry-After as a lost connection, since the retry is safe."""
+
+    def __init__(self) -> None:
+        super().__init__("The service is temporarily unavailable; retry")
+
+
 class ConcurrencyConflict(LedgerError):
     """Another writer appended to the stream first; the appender retries this."""
 

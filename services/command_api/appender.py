@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import asyncpg
 import msgspec
 
-from services.command_api import batch_io
+from services.command_api import batch_io, pause_points
 from services.command_api.stream_states import StreamStates
 from services.command_api.submissions import (
     Decided,
@@ -36,6 +36,8 @@ from shared import domain
 from shared import events as e
 from shared.clock import Clock
 from shared.errors import (
+    CommitFailed,
+    CommitUnconfirmed,
     ConcurrencyConflict,
     IdempotencyConflict,
     LedgerError,
@@ -120,8 +122,9 @@ class Appender:
         try:
             await self._commit_with_retries(batch)
         except CommitOutcomeUnknown as unknown:
+            log.warning("commit outcome unknown: %r", unknown.cause)
             for submission in batch:  # re-deciding could post twice: 503 for all
-                _fail(submission, unknown.cause)
+                _fail(submission, CommitUnconfirmed())
         except PoolExhausted as busy:  # nothing was tried: splitting would wait again
             for submission in batch:
                 _fail(submission, busy)
@@ -319,11 +322,12 @@ class Appender:
     ) -> list[Result]:
         """Append every decided command's events in one transaction.
 
-        A connection lost once the events were inserted leaves the outcome unknown
-        (COMMIT may have been applied without its reply arriving); the store is then
-        asked whether the events exist, so that a committed batch is never decided
-        and written a second time."""
+        A connection lost once the events were inserted, or any error raised by the
+        COMMIT itself, leaves the outcome unknown (COMMIT may have been applied
+        without its reply arriving); the store is then asked whether the events
+        exist, so that a committed batch is never decided and written a second time."""
         results: list[Result] = []
+        committing = False
         try:
             async with conn.transaction():
                 await batch_io.claim_names(conn, decided)
@@ -335,10 +339,17 @@ class Appender:
                 await batch_io.store_responses(conn, decided, results)
                 if stored:
                     await conn.execute("SELECT pg_notify('ledger_events', '')")
-        except CONNECTION_ERRORS:
+                await pause_points.pause("api.before_commit")  # test-only, inert
+                committing = True  # what fails from here on is the COMMIT itself
+            await pause_points.pause("api.after_commit")  # test-only, inert
+        except Exception as error:
+            if not (committing or isinstance(error, CONNECTION_ERRORS)):
+                raise
             if results and await self._committed(decided):
                 return results
-            raise
+            if isinstance(error, CONNECTION_ERRORS):
+                raise
+            raise CommitFailed() from error
         return results
 
     async def _committed(self, decided: list[Decided]) -> bool:
@@ -378,7 +389,8 @@ def _snapshot(state: domain.ClientState) -> domain.ClientState:
 
 class CommitOutcomeUnknown(Exception):
     """The batch's COMMIT may or may not have been applied, and the store could not be
-    asked: every caller gets the connection error (a 503), and nothing is retried."""
+    asked: every caller gets CommitUnconfirmed (a 503, whatever the store's error
+    was), and nothing is retried."""
 
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))

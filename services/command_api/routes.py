@@ -117,18 +117,32 @@ async def _respond(
         headers["X-Ledger-Position"] = str(result.position)
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    elif result.stream_id is not None and result.version is not None:
-        asynchronous = "respond-async" in request.headers.get("Prefer", "")
-        visible = not asynchronous and await request.app[WAITER].wait_for_stream(
-            result.stream_id,
-            result.version,
-            request.app[SETTINGS].read_your_writes_timeout_s,
-        )
-        if not visible:
-            status = 202
-            if slot is not None:  # a retry must answer what this request answers
-                await batch_io.record_accepted(request.app[POOL], *slot)
+    if not await _visible(request, result):
+        status = 202
+        if slot is not None:  # a retry must answer what this request answers
+            await batch_io.record_accepted(request.app[POOL], *slot)
     return json_response(result.body, status=status, headers=headers)
+
+
+async def _visible(request: web.Request, result: Result) -> bool:
+    """Whether the read models show the result's events (bounded wait), so that the
+    answer may keep its 2xx; `Prefer: respond-async` does not wait (202).
+
+    A replay waits too: after a crash between COMMIT and the answer, the retry can
+    arrive before the projectors applied what the first attempt committed, and the
+    stored 201 was the answer the first attempt would have sent only once visible.
+    A replay of a 202, or of a result without events, is answered as stored."""
+    timeout_s = request.app[SETTINGS].read_your_writes_timeout_s
+    asynchronous = "respond-async" in request.headers.get("Prefer", "")
+    if result.replayed:
+        if result.status == 202 or result.position is None or asynchronous:
+            return True
+        return await request.app[WAITER].wait_for_position(result.position, timeout_s)
+    if result.stream_id is None or result.version is None:
+        return True
+    return not asynchronous and await request.app[WAITER].wait_for_stream(
+        result.stream_id, result.version, timeout_s
+    )
 
 
 def _expected_version(request: web.Request) -> int | None:
