@@ -152,6 +152,9 @@ def _print(result: dict[str, object], as_json: bool) -> None:
 
 
 async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
+    from shared import pause_points
+
+    pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
