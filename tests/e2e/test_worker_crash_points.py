@@ -18,7 +18,7 @@ import random
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -32,6 +32,7 @@ from tests.e2e.conftest import START_DEADLINE_S, wait_until
 from tests.e2e.worker_processes import (
     admin_connection,
     behind,
+    checkpoints,
     killed_at_end,
     partitioned_environment,
     post_round,
@@ -77,18 +78,19 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 async def _clients(
-    scaled: Environment, appender: Appender
+    environment: Environment, appender: Appender
 ) -> tuple[list[tuple[int, int]], dict[int, list[int]]]:
-    """(business, client) pairs over all three partitions, and their [debit, credit]
+    """(business, client) pairs over all the partitions, and their [debit, credit]
     figures, all zero."""
     businesses = [
-        id_of(await provision_business(scaled.settings, f"Crash {index}"))
+        id_of(await provision_business(environment.settings, f"Crash {index}"))
         for index in range(BUSINESSES)
     ]
+    partitions = environment.settings.projection_partitions
     assert {
-        partition_of_slot(business_slot(business_id), PARTITIONS)
+        partition_of_slot(business_slot(business_id), partitions)
         for business_id in businesses
-    } == {0, 1, 2}
+    } == set(range(partitions))
     clients = [
         (business_id, await create_client(appender, business_id, f"Client {index}"))
         for business_id in businesses
@@ -256,3 +258,93 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
         client_id: [debit, credit, 3] for client_id, (debit, credit) in expected.items()
     }
     assert await admin.fetchval("SELECT count(*) FROM projection_parked") == 0
+
+
+async def _assert_exact(
+    admin: asyncpg.Connection, expected: dict[int, list[int]], rounds: int
+) -> None:
+    """The store, both projections and their tracking rows, exactly."""
+    assert await _stored_counts(admin) == _expected_counts(len(expected), rounds)
+    assert await _balances(admin) == expected
+    assert await _statement_sums(admin) == {
+        client: [debit, credit, rounds] for client, (debit, credit) in expected.items()
+    }
+    heads = await _heads(admin)
+    assert await _tracked(admin, "balances") == heads
+    assert await _tracked(admin, "statements") == heads
+    assert await admin.fetchval("SELECT count(*) FROM projection_parked") == 0
+
+
+async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_batch(
+    servers: tuple[str, str],
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """All events wait in the queue; a balances and a statements projector each
+    commit their first batch and are held before acking it, then SIGKILLed; RabbitMQ
+    redelivers that batch to their restarted processes, which skip it: every balance
+    exact to the cent, every client exactly 3 statement lines, every tracking row at
+    its stream's head, the checkpoint at the last position, nothing parked."""
+    async with (
+        partitioned_environment(servers, "crash", 1) as environment,
+        running_appender(environment) as appender,
+        admin_connection(environment) as admin,
+    ):
+        env = service_environment(environment, free_port(), log_level="INFO")
+        clients, expected = await _clients(environment, appender)
+        rng = random.Random(20)
+        for _ in range(2):
+            await post_round(appender, clients, expected, rng)
+        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+        last = await admin.fetchval("SELECT max(position) FROM events")
+        await wait_until(
+            lambda: _equals(relayed(admin), last), START_DEADLINE_S, "all relayed"
+        )
+        held = {
+            projection: start_worker(
+                processes,
+                ["projector", "--projection", projection],
+                {**env, "LEDGER_TEST_PAUSE_AT": "projector.after_commit"},
+                tmp_path / f"{projection}-held.log",
+            )
+            for projection in ("balances", "statements")
+        }
+
+        async def both_held() -> bool:
+            return all(
+                _paused(
+                    process, tmp_path / f"{name}-held.log", "projector.after_commit"
+                )
+                for name, process in held.items()
+            )
+
+        await wait_until(both_held, START_DEADLINE_S, "both projectors held")
+        for projection in held:
+            assert await _tracked(admin, projection) != {}  # the batch is committed
+        await post_round(appender, clients, expected, rng)
+        for process in held.values():
+            sigkill(process)
+        for projection in held:
+            start_worker(
+                processes,
+                ["projector", "--projection", projection],
+                env,
+                tmp_path / f"{projection}.log",
+            )
+        await wait_until(
+            lambda: _caught_up(admin), CATCH_UP_DEADLINE_S, "both at the head"
+        )
+        await _assert_exact(admin, expected, 3)
+        last = await admin.fetchval("SELECT max(position) FROM events")
+        assert await checkpoints(admin) == {"balances": last, "statements": last}
+
+
+async def _equals(value: Awaitable[object], wanted: object) -> bool:
+    return await value == wanted
+
+
+async def _caught_up(admin: asyncpg.Connection) -> bool:
+    """Both projections have applied every stream up to its head."""
+    return (
+        await behind(admin, "balances") == 0 and await behind(admin, "statements") == 0
+    )
