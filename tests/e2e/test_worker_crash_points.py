@@ -18,38 +18,52 @@ import random
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
 from services.command_api.appender import Appender
-from shared.partitions import business_slot, partition_of_slot
 from tests.e2e.conftest import START_DEADLINE_S, wait_until
+from tests.e2e.worker_figures import (
+    applied_order,
+    assert_exact,
+    caught_up,
+    equals,
+    event_ids_in_relay_order,
+    relay_order,
+)
 from tests.e2e.worker_processes import (
     admin_connection,
+    all_paused,
     behind,
     checkpoints,
+    clients_over_partitions,
+    held_in_batch,
     killed_at_end,
     partitioned_environment,
+    paused,
     post_round,
+    projectors,
+    ready_members,
+    received_partitions,
     relayed,
     running_appender,
     sigkill,
     start_worker,
+    statements_members,
 )
-from tests.integration.scenarios import create_client, id_of
 from tests.support.environment import Environment, free_port, service_environment
 
 PARTITIONS = 3
 BUSINESSES = 8  # business ids 1-8 fall in all three partitions
-CLIENTS_PER_BUSINESS = 4
+CLIENTS_EACH = 4
+# Waits on the relay: it reads only below the oldest open transaction on the server,
+# and other test sessions may hold one for a while.
 CATCH_UP_DEADLINE_S = 120.0
 RELAY_BATCH = 25
-PAUSE_LINE = "test pause at "
 
 
 @pytest.fixture
@@ -75,101 +89,6 @@ async def admin(scaled: Environment) -> AsyncIterator[asyncpg.Connection]:
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     with killed_at_end() as started:
         yield started
-
-
-async def _clients(
-    environment: Environment, appender: Appender
-) -> tuple[list[tuple[int, int]], dict[int, list[int]]]:
-    """(business, client) pairs over all the partitions, and their [debit, credit]
-    figures, all zero."""
-    businesses = [
-        id_of(await provision_business(environment.settings, f"Crash {index}"))
-        for index in range(BUSINESSES)
-    ]
-    partitions = environment.settings.projection_partitions
-    assert {
-        partition_of_slot(business_slot(business_id), partitions)
-        for business_id in businesses
-    } == set(range(partitions))
-    clients = [
-        (business_id, await create_client(appender, business_id, f"Client {index}"))
-        for business_id in businesses
-        for index in range(CLIENTS_PER_BUSINESS)
-    ]
-    return clients, {client_id: [0, 0] for _, client_id in clients}
-
-
-def _paused(process: subprocess.Popen[bytes], log_path: Path, point: str) -> bool:
-    """True once the process logged that it holds at `point`."""
-    text = log_path.read_text(errors="replace")
-    assert process.poll() is None, text
-    return f"{PAUSE_LINE}{point}" in text
-
-
-async def _event_ids_in_relay_order(admin: asyncpg.Connection) -> list[str]:
-    """Every stored event id in the relay's order (event_store.read_after's)."""
-    rows = await admin.fetch(
-        "SELECT event_id FROM events ORDER BY transaction_id, position"
-    )
-    return [str(row["event_id"]) for row in rows]
-
-
-async def _stored_counts(admin: asyncpg.Connection) -> dict[str, int]:
-    rows = await admin.fetch("SELECT type, count(*) AS n FROM events GROUP BY type")
-    return {row["type"]: int(row["n"]) for row in rows}
-
-
-async def _balances(admin: asyncpg.Connection) -> dict[int, list[int]]:
-    rows = await admin.fetch(
-        "SELECT client_id, debit_minor, credit_minor FROM rm_clients"
-    )
-    return {
-        row["client_id"]: [int(row["debit_minor"]), int(row["credit_minor"])]
-        for row in rows
-    }
-
-
-async def _statement_sums(admin: asyncpg.Connection) -> dict[int, list[int]]:
-    """Per client: [debit, credit, line count] of its statement lines."""
-    rows = await admin.fetch(
-        "SELECT client_id,"
-        " sum(amount_minor) FILTER (WHERE entry_type = 'debit') AS debit,"
-        " sum(amount_minor) FILTER (WHERE entry_type = 'credit') AS credit,"
-        " count(*) AS lines FROM rm_transactions GROUP BY client_id"
-    )
-    return {
-        row["client_id"]: [
-            int(row["debit"] or 0),
-            int(row["credit"] or 0),
-            row["lines"],
-        ]
-        for row in rows
-    }
-
-
-async def _tracked(admin: asyncpg.Connection, projection: str) -> dict[str, int]:
-    rows = await admin.fetch(
-        "SELECT stream_id, version FROM projection_tracking WHERE projection = $1",
-        projection,
-    )
-    return {row["stream_id"]: int(row["version"]) for row in rows}
-
-
-async def _heads(admin: asyncpg.Connection) -> dict[str, int]:
-    rows = await admin.fetch(
-        "SELECT stream_id, max(version) AS head FROM events GROUP BY stream_id"
-    )
-    return {row["stream_id"]: int(row["head"]) for row in rows}
-
-
-def _expected_counts(clients: int, rounds: int) -> dict[str, int]:
-    """The store after BUSINESSES businesses, `clients` clients, `rounds` postings
-    each: one event per command."""
-    return {
-        "category.created": BUSINESSES,
-        "client.created": clients,
-        "transaction.posted": clients * rounds,
-    }
 
 
 async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_batch(
@@ -203,7 +122,9 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
             await message.ack()
 
         await queue.consume(collect)
-        clients, expected = await _clients(scaled, appender)
+        clients, expected = await clients_over_partitions(
+            scaled, appender, BUSINESSES, CLIENTS_EACH
+        )
         rng = random.Random(10)
         await post_round(appender, clients, expected, rng)
         held_log = tmp_path / "relay-held.log"
@@ -215,12 +136,12 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
         )
 
         async def held_after_confirms() -> bool:
-            return _paused(held, held_log, "relay.after_confirm") and (
+            return paused(held, held_log, "relay.after_confirm") and (
                 len(received) == RELAY_BATCH
             )
 
-        await wait_until(held_after_confirms, START_DEADLINE_S, "the relay held")
-        killed_batch = (await _event_ids_in_relay_order(admin))[:RELAY_BATCH]
+        await wait_until(held_after_confirms, CATCH_UP_DEADLINE_S, "the relay held")
+        killed_batch = (await event_ids_in_relay_order(admin))[:RELAY_BATCH]
         assert received == killed_batch
         assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
         await post_round(appender, clients, expected, rng)
@@ -235,7 +156,7 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
             )
         start_worker(processes, ["relay"], env, tmp_path / "relay.log")
         await post_round(appender, clients, expected, rng)
-        stored = await _event_ids_in_relay_order(admin)
+        stored = await event_ids_in_relay_order(admin)
 
         async def all_published_and_applied() -> bool:
             return (
@@ -252,27 +173,7 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
         assert len(received) == len(stored) + RELAY_BATCH
     finally:
         await connection.close()
-    assert await _stored_counts(admin) == _expected_counts(len(clients), 3)
-    assert await _balances(admin) == expected
-    assert await _statement_sums(admin) == {
-        client_id: [debit, credit, 3] for client_id, (debit, credit) in expected.items()
-    }
-    assert await admin.fetchval("SELECT count(*) FROM projection_parked") == 0
-
-
-async def _assert_exact(
-    admin: asyncpg.Connection, expected: dict[int, list[int]], rounds: int
-) -> None:
-    """The store, both projections and their tracking rows, exactly."""
-    assert await _stored_counts(admin) == _expected_counts(len(expected), rounds)
-    assert await _balances(admin) == expected
-    assert await _statement_sums(admin) == {
-        client: [debit, credit, rounds] for client, (debit, credit) in expected.items()
-    }
-    heads = await _heads(admin)
-    assert await _tracked(admin, "balances") == heads
-    assert await _tracked(admin, "statements") == heads
-    assert await admin.fetchval("SELECT count(*) FROM projection_parked") == 0
+    await assert_exact(admin, BUSINESSES, expected, 3)
 
 
 async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_batch(
@@ -280,71 +181,113 @@ async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_bat
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    """All events wait in the queue; a balances and a statements projector each
-    commit their first batch and are held before acking it, then SIGKILLed; RabbitMQ
-    redelivers that batch to their restarted processes, which skip it: every balance
-    exact to the cent, every client exactly 3 statement lines, every tracking row at
-    its stream's head, the checkpoint at the last position, nothing parked."""
+    """With the clients projected, two rounds of postings wait in the queue; a
+    balances and a statements projector each commit their first batch of postings and
+    are held before acking it, then SIGKILLed; RabbitMQ redelivers that batch to their
+    restarted processes, which skip it: every balance exact to the cent, every client
+    exactly 3 statement lines, every tracking row at its stream's head, the checkpoint
+    at the last position, nothing parked."""
     async with (
         partitioned_environment(servers, "crash", 1) as environment,
         running_appender(environment) as appender,
         admin_connection(environment) as admin,
     ):
         env = service_environment(environment, free_port(), log_level="INFO")
-        clients, expected = await _clients(environment, appender)
+        clients, expected = await clients_over_partitions(
+            environment, appender, BUSINESSES, CLIENTS_EACH
+        )
+        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+        first = projectors(processes, env, tmp_path, "first")
+        await wait_until(lambda: caught_up(admin), START_DEADLINE_S, "the clients")
+        for process in first.values():
+            sigkill(process)
         rng = random.Random(20)
         for _ in range(2):
             await post_round(appender, clients, expected, rng)
-        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
         last = await admin.fetchval("SELECT max(position) FROM events")
         await wait_until(
-            lambda: _equals(relayed(admin), last), START_DEADLINE_S, "all relayed"
+            lambda: equals(relayed(admin), last), CATCH_UP_DEADLINE_S, "all relayed"
         )
-        held = {
-            projection: start_worker(
-                processes,
-                ["projector", "--projection", projection],
-                {**env, "LEDGER_TEST_PAUSE_AT": "projector.after_commit"},
-                tmp_path / f"{projection}-held.log",
+        held = projectors(processes, env, tmp_path, "held", "projector.after_commit")
+        await wait_until(
+            lambda: all_paused(held, tmp_path, "held", "projector.after_commit"),
+            START_DEADLINE_S,
+            "both projectors held after a commit",
+        )
+        # The held batches are committed and carry postings.
+        assert await admin.fetchval("SELECT count(*) FROM rm_transactions") > 0
+        assert (
+            await admin.fetchval(
+                "SELECT sum(debit_minor + credit_minor) FROM rm_clients"
             )
-            for projection in ("balances", "statements")
-        }
-
-        async def both_held() -> bool:
-            return all(
-                _paused(
-                    process, tmp_path / f"{name}-held.log", "projector.after_commit"
-                )
-                for name, process in held.items()
-            )
-
-        await wait_until(both_held, START_DEADLINE_S, "both projectors held")
-        for projection in held:
-            assert await _tracked(admin, projection) != {}  # the batch is committed
+            > 0
+        )
         await post_round(appender, clients, expected, rng)
         for process in held.values():
             sigkill(process)
-        for projection in held:
-            start_worker(
-                processes,
-                ["projector", "--projection", projection],
-                env,
-                tmp_path / f"{projection}.log",
-            )
-        await wait_until(
-            lambda: _caught_up(admin), CATCH_UP_DEADLINE_S, "both at the head"
-        )
-        await _assert_exact(admin, expected, 3)
+        projectors(processes, env, tmp_path, "restarted")
+        await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "the head")
+        await assert_exact(admin, BUSINESSES, expected, 3)
         last = await admin.fetchval("SELECT max(position) FROM events")
         assert await checkpoints(admin) == {"balances": last, "statements": last}
 
 
-async def _equals(value: Awaitable[object], wanted: object) -> bool:
-    return await value == wanted
-
-
-async def _caught_up(admin: asyncpg.Connection) -> bool:
-    """Both projections have applied every stream up to its head."""
-    return (
-        await behind(admin, "balances") == 0 and await behind(admin, "statements") == 0
+async def test_a_projector_killed_inside_a_batch_leaves_each_statement_in_relay_order(
+    scaled: Environment,
+    appender: Appender,
+    admin: asyncpg.Connection,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """With the clients projected, three new statements projectors share the 3
+    partitions; one is held inside its first batch of postings' transaction (applied,
+    not committed) while two more rounds are posted, and is SIGKILLed there; the
+    survivors take its partition over and two more rounds follow. Each client's
+    statement lines, in the order their transactions committed, carry the positions
+    of its postings in the relay's order, strictly increasing; the store, balances,
+    statements and tracking rows are exact."""
+    env = service_environment(scaled, free_port(), log_level="INFO")
+    clients, expected = await clients_over_partitions(
+        scaled, appender, BUSINESSES, CLIENTS_EACH
     )
+    start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+    balances_log = tmp_path / "balances.log"
+    start_worker(
+        processes, ["projector", "--projection", "balances"], env, balances_log
+    )
+    first = await statements_members(processes, env, admin, tmp_path / "first", "")
+    await wait_until(
+        lambda: equals(behind(admin, "statements"), 0), START_DEADLINE_S, "clients"
+    )
+    for process in first:
+        sigkill(process)
+    await wait_until(
+        lambda: equals(ready_members(admin, "statements"), {}),
+        START_DEADLINE_S,
+        "the killed members' claims released",
+    )
+    victim, *survivors = await statements_members(
+        processes, env, admin, tmp_path / "second", "projector.before_commit"
+    )
+    rng = random.Random(30)
+    await post_round(appender, clients, expected, rng)
+    await wait_until(
+        lambda: held_in_batch(victim, tmp_path / "second-0.log"),
+        START_DEADLINE_S,
+        "the victim held inside a batch",
+    )
+    for _ in range(2):
+        await post_round(appender, clients, expected, rng)
+    sigkill(victim)
+    for _ in range(2):
+        await post_round(appender, clients, expected, rng)
+    await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "at the head")
+    assert [survivor.poll() for survivor in survivors] == [None, None]
+    assert received_partitions(
+        tmp_path / "second-1.log", "statements"
+    ) | received_partitions(tmp_path / "second-2.log", "statements") == {0, 1, 2}
+    in_relay_order = await relay_order(admin, clients)
+    assert await applied_order(admin) == in_relay_order
+    for positions in in_relay_order.values():
+        assert positions == sorted(set(positions))
+    await assert_exact(admin, BUSINESSES, expected, 5)

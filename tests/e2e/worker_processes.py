@@ -18,11 +18,13 @@ from pathlib import Path
 import asyncpg
 
 from projections.partition_claims import lock_key
+from services.businesses import provision_business
 from services.command_api.appender import Appender
 from shared import events as e
+from shared.partitions import business_slot, partition_of_slot
 from shared.postgres import create_pool
-from tests.e2e.conftest import REPOSITORY
-from tests.integration.scenarios import submit, transaction
+from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, wait_until
+from tests.integration.scenarios import create_client, id_of, submit, transaction
 from tests.support.environment import Environment, create_environment, drop_environment
 
 # pg_locks lists every database's locks; other test sessions run relays too.
@@ -169,3 +171,91 @@ async def post_round(
         expected[client_id][0 if entry_type == "debit" else 1] += amount_minor
         commands.append(transaction(business_id, client_id, amount_minor, entry_type))
     await asyncio.gather(*(submit(appender, command) for command in commands))
+
+
+async def clients_over_partitions(
+    environment: Environment, appender: Appender, businesses: int, clients_each: int
+) -> tuple[list[tuple[int, int]], dict[int, list[int]]]:
+    """(business, client) pairs of new businesses over all the partitions, and their
+    [debit, credit] figures, all zero."""
+    business_ids = [
+        id_of(await provision_business(environment.settings, f"Business {index}"))
+        for index in range(businesses)
+    ]
+    partitions = environment.settings.projection_partitions
+    assert {
+        partition_of_slot(business_slot(business_id), partitions)
+        for business_id in business_ids
+    } == set(range(partitions))
+    clients = [
+        (business_id, await create_client(appender, business_id, f"Client {index}"))
+        for business_id in business_ids
+        for index in range(clients_each)
+    ]
+    return clients, {client_id: [0, 0] for _, client_id in clients}
+
+
+def paused(process: subprocess.Popen[bytes], log_path: Path, point: str) -> bool:
+    """True once the process logged that it holds at `point`."""
+    text = log_path.read_text(errors="replace")
+    assert process.poll() is None, text
+    return f"test pause at {point}" in text  # shared/pause_points.py
+
+
+def projectors(
+    processes: list[subprocess.Popen[bytes]],
+    env: dict[str, str],
+    tmp_path: Path,
+    tag: str,
+    pause_at: str = "",
+) -> dict[str, subprocess.Popen[bytes]]:
+    """A balances and a statements projector, logging to PROJECTION-TAG.log."""
+    return {
+        projection: start_worker(
+            processes,
+            ["projector", "--projection", projection],
+            {**env, "LEDGER_TEST_PAUSE_AT": pause_at},
+            tmp_path / f"{projection}-{tag}.log",
+        )
+        for projection in ("balances", "statements")
+    }
+
+
+async def all_paused(
+    started: dict[str, subprocess.Popen[bytes]], tmp_path: Path, tag: str, point: str
+) -> bool:
+    return all(
+        paused(process, tmp_path / f"{projection}-{tag}.log", point)
+        for projection, process in started.items()
+    )
+
+
+async def statements_members(
+    processes: list[subprocess.Popen[bytes]],
+    env: dict[str, str],
+    admin: asyncpg.Connection,
+    log_stem: Path,
+    pause_at: str,
+) -> list[subprocess.Popen[bytes]]:
+    """Three statements projectors (the first armed at `pause_at`, logging to
+    STEM-0.log), once each has claimed a partition of its own."""
+    started = [
+        start_worker(
+            processes,
+            ["projector", "--projection", "statements"],
+            {**env, "LEDGER_TEST_PAUSE_AT": pause_at if index == 0 else ""},
+            log_stem.with_name(f"{log_stem.name}-{index}.log"),
+        )
+        for index in range(3)
+    ]
+
+    async def three_members() -> bool:
+        members = await ready_members(admin, "statements")
+        return sorted(members) == [0, 1, 2] and len(set(members.values())) == 3
+
+    await wait_until(three_members, START_DEADLINE_S, "three statements members")
+    return started
+
+
+async def held_in_batch(process: subprocess.Popen[bytes], log_path: Path) -> bool:
+    return paused(process, log_path, "projector.before_commit")
