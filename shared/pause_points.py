@@ -24,6 +24,8 @@ import logging
 import signal
 from collections.abc import Mapping
 
+from shared.config import SettingsError
+
 log = logging.getLogger(__name__)
 POINTS = ("relay.after_confirm", "projector.before_commit", "projector.after_commit")
 _armed: list[str] = []  # the one point this process pauses at, until reached
@@ -35,7 +37,9 @@ def arm(environ: Mapping[str, str]) -> None:
     if point == "":
         return
     if point not in POINTS:
-        raise ValueError(f"LEDGER_TEST_PAUSE_AT must be one of {', '.join(POINTS)}")
+        raise SettingsError(
+            f"LEDGER_TEST_PAUSE_AT={point!r} is not one of {', '.join(POINTS)}"
+        )
     _armed[:] = [point]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared import pause_points
+from shared.config import SettingsError
 
 
 @pytest.fixture(autouse=True)
@@ -31,13 +32,14 @@ async def test_an_unarmed_point_returns_at_once() -> None:
 
 
 def test_an_unknown_point_stops_the_start() -> None:
-    """Given a misspelt point, when the worker starts, then arm raises naming the
-    points there are, and nothing is armed."""
-    with pytest.raises(ValueError) as refused:
+    """Given a misspelt point, when the worker starts, then arm raises the settings
+    error naming the points there are (the CLI prints it and exits 2), and nothing is
+    armed."""
+    with pytest.raises(SettingsError) as refused:
         pause_points.arm({"LEDGER_TEST_PAUSE_AT": "relay.after_confrm"})
     assert str(refused.value) == (
-        "LEDGER_TEST_PAUSE_AT must be one of relay.after_confirm,"
-        " projector.before_commit, projector.after_commit"
+        "LEDGER_TEST_PAUSE_AT='relay.after_confrm' is not one of"
+        " relay.after_confirm, projector.before_commit, projector.after_commit"
     )
     assert pause_points._armed == []
 
