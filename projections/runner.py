@@ -29,7 +29,7 @@ from projections.checkpoints import (
     record_position,
 )
 from projections.partition_claims import subscribe_in_turn
-from shared import broker, worker_metrics
+from shared import broker, pause_points, worker_metrics
 from shared.config import Settings
 from shared.event_store import load_stream
 from shared.events import Envelope
@@ -61,7 +61,10 @@ async def apply_batch(
     position; with it, the partitions' checkpoints move (projections/checkpoints.py).
     """
     async with pool.acquire() as conn, conn.transaction():
-        return await apply_in_transaction(conn, projection, events, progress)
+        applied = await apply_in_transaction(conn, projection, events, progress)
+        if applied:
+            await pause_points.pause("projector.before_commit")  # test-only
+        return applied
 
 
 async def apply_in_transaction(
@@ -237,8 +240,9 @@ class Projector:
                 )
                 await message.reject(requeue=False)
         delivered = [m for m in batch if not m.processed]
+        applied = 0
         try:
-            await apply_batch(pool, self._projection, events, progress)
+            applied = await apply_batch(pool, self._projection, events, progress)
         except CONNECTION_ERRORS:
             raise  # nothing acked: the worker restarts and RabbitMQ redelivers
         except Exception:  # a process edge: find the event that fails
@@ -251,6 +255,8 @@ class Projector:
             if progress is not None:  # the parked events' and watermarks' positions
                 await apply_batch(pool, self._projection, [], progress)
             delivered = [m for m in delivered if not m.processed]
+        if applied:
+            await pause_points.pause("projector.after_commit")  # test-only
         if delivered:
             await delivered[-1].ack(multiple=True)
             worker_metrics.projection_applied(

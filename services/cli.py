@@ -152,6 +152,9 @@ def _print(result: dict[str, object], as_json: bool) -> None:
 
 
 async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
+    from shared import pause_points
+
+    pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -187,8 +190,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     role = _role(args)
     log.info("%s starting", role, extra={"event": "process.started", "role": role})
     if args.command == "api":
-        from services.command_api import pause_points
         from services.http_app import serve
+        from shared import pause_points
 
         pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
         serve(settings)

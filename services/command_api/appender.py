@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import asyncpg
 import msgspec
 
-from services.command_api import batch_io, pause_points
+from services.command_api import batch_io
 from services.command_api.stream_states import StreamStates
 from services.command_api.submissions import (
     Decided,
@@ -32,7 +32,7 @@ from services.command_api.submissions import (
     Submission,
 )
 from shared import commands as c
-from shared import domain
+from shared import domain, pause_points
 from shared import events as e
 from shared.clock import Clock
 from shared.errors import (

@@ -22,7 +22,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from shared import broker, worker_metrics
+from shared import broker, pause_points, worker_metrics
 from shared.chain_checkpoints import take_checkpoint
 from shared.config import PROJECTIONS, Settings
 from shared.event_store import Cursor, load_cursor, read_after, save_cursor
@@ -108,6 +108,7 @@ class Relay:
                     by_slot, cursor.position, self._partitions
                 )
             if count:
+                await pause_points.pause("relay.after_confirm")  # test-only
                 await save_cursor(conn, self._name, cursor)
                 self.published += count
                 worker_metrics.relay_published(

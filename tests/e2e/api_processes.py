@@ -3,7 +3,7 @@ concurrency tests: started on a free port against an environment, waited for unt
 /healthz answers, and SIGKILLed at the end of the test if still running.
 
 Each process logs to its own file, so that a test can wait for the line a test-only
-pause point writes (services/command_api/pause_points.py) and show the log on failure.
+pause point writes (shared/pause_points.py) and show the log on failure.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ its COMMIT returned and before it wrote the answer, then a keyed retry against t
 restarted API.
 
 The kill happens at that exact moment: the process is started with the test-only
-pause point LEDGER_TEST_PAUSE_AT=api.after_commit (services/command_api/pause_points.py)
+pause point LEDGER_TEST_PAUSE_AT=api.after_commit (shared/pause_points.py)
 and killed once its log says it holds there. The session's `ledger run` (relay and
 projectors) serves the same database, so the first answer would have been a 201.
 """

@@ -10,9 +10,7 @@ and the projectors are `python -m services.cli` processes, as in a deployment.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
 import subprocess
 import sys
 import uuid
@@ -23,151 +21,60 @@ import aio_pika
 import asyncpg
 import pytest
 
-from projections.partition_claims import lock_key
 from services.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import LEADER_LOCK
-from shared import events as e
 from shared.partitions import business_slot, partition_of_slot
-from shared.postgres import create_pool
 from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY, START_DEADLINE_S, wait_until
-from tests.integration.scenarios import create_client, id_of, submit, transaction
-from tests.support.environment import (
-    Environment,
-    create_environment,
-    drop_environment,
-    free_port,
-    service_environment,
+from tests.e2e.worker_processes import (
+    THIS_DATABASE,
+    admin_connection,
+    behind,
+    checkpoints,
+    killed_at_end,
+    partitioned_environment,
+    post_round,
+    ready_members,
+    received_partitions,
+    relayed,
+    running_appender,
+    sigkill,
+    start_worker,
 )
+from tests.integration.scenarios import create_client, id_of
+from tests.support.environment import Environment, free_port, service_environment
 
 PARTITIONS = 3
 BUSINESSES = 8
 CLIENTS_PER_BUSINESS = 25
 POSTINGS_PER_CLIENT = 10
 CATCH_UP_DEADLINE_S = 120.0
-# pg_locks lists every database's locks; other test sessions run relays too.
-_THIS_DATABASE = (
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-)
 
 
 @pytest.fixture
 async def scaled(servers: tuple[str, str]) -> AsyncIterator[Environment]:
     """An environment of its own with three partitions per projection."""
-    environment = await create_environment(*servers, tag="scale", partitions=PARTITIONS)
-    yield environment
-    await drop_environment(environment)
+    async with partitioned_environment(servers, "scale", PARTITIONS) as environment:
+        yield environment
 
 
 @pytest.fixture
 async def appender(scaled: Environment) -> AsyncIterator[Appender]:
-    pool = await create_pool(scaled.settings.database_url, max_size=5)
-    appender = Appender(pool, scaled.settings.hmac_key.encode(), 500)
-    appender.start()
-    yield appender
-    await appender.stop()
-    await pool.close()
+    async with running_appender(scaled) as appender:
+        yield appender
 
 
 @pytest.fixture
 async def admin(scaled: Environment) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(scaled.admin_url)
-    yield conn
-    await conn.close()
+    async with admin_connection(scaled) as conn:
+        yield conn
 
 
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Processes a test starts; any still running at its end are killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _start(
-    started: list[subprocess.Popen[bytes]],
-    command: list[str],
-    env: dict[str, str],
-    log_path: Path,
-) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *command],
-            cwd=REPOSITORY,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    started.append(process)
-    return process
-
-
-def _received_partitions(log_path: Path) -> set[int]:
-    """The balances partitions a projector's log says it received messages from."""
-    marker = "balances: receiving partition "
-    return {
-        int(line.split(marker)[1].split()[0])
-        for line in log_path.read_text().splitlines()
-        if marker in line
-    }
-
-
-async def _ready_members(admin: asyncpg.Connection, projection: str) -> dict[int, int]:
-    """Partition -> backend pid of the projector that marked it ready (subscribed)."""
-    rows = await admin.fetch(
-        "SELECT objid::int8 AS partition, pid FROM pg_locks WHERE locktype = 'advisory'"
-        " AND granted AND objsubid = 2 AND classid::int8 = $1" + _THIS_DATABASE,
-        lock_key("ready", projection),
-    )
-    return {int(row["partition"]): int(row["pid"]) for row in rows}
-
-
-async def _behind(admin: asyncpg.Connection, projection: str) -> int:
-    """How many streams the projection has not applied up to their head."""
-    count: int = await admin.fetchval(
-        "SELECT count(*) FROM (SELECT stream_id, max(version) AS head FROM events"
-        " GROUP BY stream_id) AS s LEFT JOIN projection_tracking t"
-        " ON t.projection = $1 AND t.stream_id = s.stream_id"
-        " WHERE coalesce(t.version, 0) < s.head",
-        projection,
-    )
-    return count
-
-
-async def _relayed(admin: asyncpg.Connection) -> int:
-    """The position of the last event the relay has published (its cursor)."""
-    position: int = await admin.fetchval(
-        "SELECT position FROM relay_cursor WHERE relay = 'main'"
-    )
-    return position
-
-
-async def _checkpoints(admin: asyncpg.Connection) -> dict[str, int]:
-    rows = await admin.fetch(
-        "SELECT projection, position_last FROM projection_checkpoint"
-    )
-    return {row["projection"]: int(row["position_last"]) for row in rows}
-
-
-async def _post_round(
-    appender: Appender,
-    clients: list[tuple[int, int]],
-    expected: dict[int, list[int]],
-    rng: random.Random,
-) -> None:
-    """One posting to every (business, client), all at once; `expected` keeps
-    [debit, credit] per client."""
-    commands = []
-    for business_id, client_id in clients:
-        amount_minor = rng.randint(1, 500_000)
-        entry_type: e.EntryType = rng.choice(["debit", "credit"])
-        expected[client_id][0 if entry_type == "debit" else 1] += amount_minor
-        commands.append(transaction(business_id, client_id, amount_minor, entry_type))
-    await asyncio.gather(*(submit(appender, command) for command in commands))
+    with killed_at_end() as started:
+        yield started
 
 
 async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing(
@@ -195,16 +102,18 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
     } == {0, 1, 2}
     logs = [tmp_path / f"balances-{index}.log" for index in range(3)]
     projectors = [
-        _start(processes, ["projector", "--projection", "balances"], env, log)
+        start_worker(processes, ["projector", "--projection", "balances"], env, log)
         for log in logs
     ]
-    _start(processes, ["projector", "--projection", "statements"], env, tmp_path / "s")
-    _start(processes, ["relay"], env, tmp_path / "relay.log")
+    start_worker(
+        processes, ["projector", "--projection", "statements"], env, tmp_path / "s"
+    )
+    start_worker(processes, ["relay"], env, tmp_path / "relay.log")
 
     async def all_members_subscribed() -> bool:
         for process, log in zip(projectors, logs, strict=True):
             assert process.poll() is None, log.read_text()
-        members = await _ready_members(admin, "balances")
+        members = await ready_members(admin, "balances")
         return sorted(members) == [0, 1, 2] and len(set(members.values())) == 3
 
     await wait_until(all_members_subscribed, START_DEADLINE_S, "three balances members")
@@ -216,41 +125,40 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
     expected = {client_id: [0, 0] for _, client_id in clients}
     rng = random.Random(20261125)
     for _ in range(POSTINGS_PER_CLIENT // 2):
-        await _post_round(appender, clients, expected, rng)
+        await post_round(appender, clients, expected, rng)
 
     async def each_projector_received() -> bool:
-        return all(_received_partitions(log) for log in logs)
+        return all(received_partitions(log) for log in logs)
 
     await wait_until(
         each_projector_received, CATCH_UP_DEADLINE_S, "every projector receiving"
     )
     victim = projectors[0]
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    sigkill(victim)
     for _ in range(POSTINGS_PER_CLIENT - POSTINGS_PER_CLIENT // 2):
-        await _post_round(appender, clients, expected, rng)
+        await post_round(appender, clients, expected, rng)
 
     async def caught_up() -> bool:
         for process in processes[1:]:
             assert process.poll() is None
         return (
-            await _behind(admin, "balances") == 0
-            and await _behind(admin, "statements") == 0
+            await behind(admin, "balances") == 0
+            and await behind(admin, "statements") == 0
         )
 
     await wait_until(caught_up, CATCH_UP_DEADLINE_S, "both projections at the head")
 
     async def checkpoints_at_the_head() -> bool:
-        head = await _relayed(admin)
-        checkpoints = await _checkpoints(admin)
-        return all(position >= head for position in checkpoints.values())
+        head = await relayed(admin)
+        marks = await checkpoints(admin)
+        return all(position >= head for position in marks.values())
 
     await wait_until(checkpoints_at_the_head, START_DEADLINE_S, "checkpoints")
-    checkpoints = await _checkpoints(admin)
+    marks = await checkpoints(admin)
     for projection in ("balances", "statements"):
-        partitions = [checkpoints[f"{projection}.{p}"] for p in range(PARTITIONS)]
-        assert checkpoints[projection] == min(partitions)
-    survivors = _received_partitions(logs[1]) | _received_partitions(logs[2])
+        partitions = [marks[f"{projection}.{p}"] for p in range(PARTITIONS)]
+        assert marks[projection] == min(partitions)
+    survivors = received_partitions(logs[1]) | received_partitions(logs[2])
     assert survivors == {0, 1, 2}
     assert await admin.fetchval(
         "SELECT count(*) FROM events WHERE type = 'transaction.posted'"
@@ -282,7 +190,7 @@ async def _lock_holders(admin: asyncpg.Connection) -> list[tuple[int, bool]]:
     rows = await admin.fetch(
         "SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory'"
         " AND objsubid = 1 AND (classid::int8 << 32) + objid::int8 = $1"
-        + _THIS_DATABASE,
+        + THIS_DATABASE,
         LEADER_LOCK,
     )
     return sorted((int(row["pid"]), bool(row["granted"])) for row in rows)
@@ -317,7 +225,7 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
             await message.ack()
 
         await queue.consume(collect)
-        leader = _start(processes, ["relay"], env, tmp_path / "leader.log")
+        leader = start_worker(processes, ["relay"], env, tmp_path / "leader.log")
 
         async def holders_are(count: int, waiting: int) -> bool:
             holders = await _lock_holders(admin)
@@ -328,7 +236,7 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
 
         await wait_until(lambda: holders_are(1, 0), START_DEADLINE_S, "a leader")
         [(leader_pid, _)] = await _lock_holders(admin)
-        _start(processes, ["relay"], env, tmp_path / "standby.log")
+        start_worker(processes, ["relay"], env, tmp_path / "standby.log")
         await wait_until(lambda: holders_are(1, 1), START_DEADLINE_S, "a standby")
         business_id = id_of(await provision_business(scaled.settings, "Takeover"))
         clients = [
@@ -336,7 +244,7 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
         ]
         expected = {client_id: [0, 0] for _, client_id in clients}
         rng = random.Random(7)
-        await _post_round(appender, clients, expected, rng)
+        await post_round(appender, clients, expected, rng)
 
         async def all_published() -> bool:
             await wait_holders_at_most_one()
@@ -351,9 +259,8 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
         assert [pid for pid, granted in await _lock_holders(admin) if granted] == [
             leader_pid
         ]
-        os.killpg(leader.pid, signal.SIGKILL)
-        leader.wait()
-        await _post_round(appender, clients, expected, rng)
+        sigkill(leader)
+        await post_round(appender, clients, expected, rng)
         await wait_until(lambda: holders_are(1, 0), START_DEADLINE_S, "a new leader")
         [(new_leader_pid, _)] = await _lock_holders(admin)
         assert new_leader_pid != leader_pid

@@ -1,0 +1,64 @@
+"""Test-only pause points (hops 2, 4 and 5): hold a real `ledger api`, relay or
+projector process at a named moment, so that an end-to-end test can SIGKILL it (or
+cut its database connection) exactly there instead of at a moment of luck.
+
+TEST-ONLY. `LEDGER_TEST_PAUSE_AT=<point>` is read once, when `ledger api`, `ledger
+relay` or `ledger projector` starts (`arm`); unset, as in every deployment, each point
+is an immediate return. Nothing in the HTTP API can set or reach it. The points:
+
+- `api.before_commit`: the appender's batch rows are inserted, its transaction still
+  open;
+- `api.after_commit`: COMMIT has returned, no response is rendered or written yet;
+- `relay.after_confirm`: a batch (and its watermarks) is confirmed by the broker, the
+  relay's cursor not yet saved;
+- `projector.before_commit`: a batch's events are applied inside its transaction,
+  not committed;
+- `projector.after_commit`: the batch's transaction has committed, nothing is acked.
+
+The first command or batch with events to reach the armed point logs `test pause at
+<point>` (the line a test waits for) and waits until the process receives SIGUSR1;
+later ones pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+
+from shared.config import SettingsError
+
+log = logging.getLogger(__name__)
+POINTS = (
+    "api.before_commit",
+    "api.after_commit",
+    "relay.after_confirm",
+    "projector.before_commit",
+    "projector.after_commit",
+)
+_armed: list[str] = []  # the one point this process pauses at, until reached
+
+
+def arm(environ: Mapping[str, str]) -> None:
+    """Read LEDGER_TEST_PAUSE_AT once, at start; an unknown point stops the start."""
+    point = environ.get("LEDGER_TEST_PAUSE_AT", "")
+    if point == "":
+        return
+    if point not in POINTS:
+        raise SettingsError(
+            f"LEDGER_TEST_PAUSE_AT={point!r} is not one of {', '.join(POINTS)}"
+        )
+    _armed[:] = [point]
+
+
+async def pause(point: str) -> None:
+    """Hold here until SIGUSR1 if the process was armed at `point` (once only)."""
+    if point not in _armed:
+        return
+    _armed.clear()
+    released = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, released.set)
+    log.warning("test pause at %s", point)
+    await released.wait()
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)

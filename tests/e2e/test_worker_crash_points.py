@@ -1,0 +1,293 @@
+"""Crashes at the named moment: a real relay or projector process is held at a
+test-only pause point (LEDGER_TEST_PAUSE_AT, shared/pause_points.py) and SIGKILLed
+there, then the figures are checked exactly.
+
+- The relay between its broker confirms and its cursor save: at-least-once, and
+  only the killed batch twice.
+- A projector between its commit and its acks: the redelivered batch changes nothing.
+- One of three projectors inside a batch's transaction: the survivors apply its
+  partition in the relay's order.
+
+Commands go through an in-process Appender (tests/e2e/worker_processes.py); the relay
+and the projectors are `python -m services.cli` processes, as in a deployment.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from services.command_api.appender import Appender
+from tests.e2e.conftest import START_DEADLINE_S, wait_until
+from tests.e2e.worker_figures import (
+    applied_order,
+    assert_exact,
+    caught_up,
+    equals,
+    event_ids_in_relay_order,
+    relay_order,
+)
+from tests.e2e.worker_processes import (
+    admin_connection,
+    all_paused,
+    behind,
+    checkpoints,
+    clients_over_partitions,
+    held_in_batch,
+    killed_at_end,
+    partitioned_environment,
+    paused,
+    post_round,
+    projectors,
+    ready_members,
+    received_partitions,
+    relayed,
+    running_appender,
+    sigkill,
+    start_worker,
+    statements_members,
+)
+from tests.support.environment import Environment, free_port, service_environment
+
+PARTITIONS = 3
+BUSINESSES = 8  # business ids 1-8 fall in all three partitions
+CLIENTS_EACH = 4
+# Waits on the relay: it reads only below the oldest open transaction on the server,
+# and other test sessions may hold one for a while.
+CATCH_UP_DEADLINE_S = 120.0
+RELAY_BATCH = 25
+
+
+@pytest.fixture
+async def scaled(servers: tuple[str, str]) -> AsyncIterator[Environment]:
+    """An environment of its own with three partitions per projection."""
+    async with partitioned_environment(servers, "crash", PARTITIONS) as environment:
+        yield environment
+
+
+@pytest.fixture
+async def appender(scaled: Environment) -> AsyncIterator[Appender]:
+    async with running_appender(scaled) as appender:
+        yield appender
+
+
+@pytest.fixture
+async def admin(scaled: Environment) -> AsyncIterator[asyncpg.Connection]:
+    async with admin_connection(scaled) as conn:
+        yield conn
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    with killed_at_end() as started:
+        yield started
+
+
+async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_batch(
+    scaled: Environment,
+    appender: Appender,
+    admin: asyncpg.Connection,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """A relay (3 partitions, batches of 25) is held after the broker confirmed its
+    first batch and before save_cursor, and SIGKILLed there; a new relay publishes
+    everything: a subscriber's queue holds every stored event once and exactly the
+    killed batch's 25 twice, the store holds exactly the events posted, and both
+    projections end exact to the cent (the duplicates skipped)."""
+    env = service_environment(scaled, free_port(), log_level="INFO")
+    env["LEDGER_RELAY_BATCH_SIZE_MAX"] = str(RELAY_BATCH)
+    received: list[str] = []
+    connection = await aio_pika.connect(scaled.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            scaled.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(
+            f"test.relay-crash-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True
+        )
+        await queue.bind(exchange, routing_key="#")
+
+        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            received.append(str(message.message_id))
+            await message.ack()
+
+        await queue.consume(collect)
+        clients, expected = await clients_over_partitions(
+            scaled, appender, BUSINESSES, CLIENTS_EACH
+        )
+        rng = random.Random(10)
+        await post_round(appender, clients, expected, rng)
+        held_log = tmp_path / "relay-held.log"
+        held = start_worker(
+            processes,
+            ["relay"],
+            {**env, "LEDGER_TEST_PAUSE_AT": "relay.after_confirm"},
+            held_log,
+        )
+
+        async def held_after_confirms() -> bool:
+            return paused(held, held_log, "relay.after_confirm") and (
+                len(received) == RELAY_BATCH
+            )
+
+        await wait_until(held_after_confirms, CATCH_UP_DEADLINE_S, "the relay held")
+        killed_batch = (await event_ids_in_relay_order(admin))[:RELAY_BATCH]
+        assert received == killed_batch
+        assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
+        await post_round(appender, clients, expected, rng)
+        sigkill(held)
+        assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
+        for projection in ("balances", "statements"):
+            start_worker(
+                processes,
+                ["projector", "--projection", projection],
+                env,
+                tmp_path / f"{projection}.log",
+            )
+        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+        await post_round(appender, clients, expected, rng)
+        stored = await event_ids_in_relay_order(admin)
+
+        async def all_published_and_applied() -> bool:
+            return (
+                len(received) >= len(stored) + RELAY_BATCH
+                and await behind(admin, "balances") == 0
+                and await behind(admin, "statements") == 0
+            )
+
+        await wait_until(all_published_and_applied, CATCH_UP_DEADLINE_S, "caught up")
+        assert await relayed(admin) == await admin.fetchval(
+            "SELECT max(position) FROM events"
+        )
+        assert Counter(received) == Counter(stored) + Counter(killed_batch)
+        assert len(received) == len(stored) + RELAY_BATCH
+    finally:
+        await connection.close()
+    await assert_exact(admin, BUSINESSES, expected, 3)
+
+
+async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_batch(
+    servers: tuple[str, str],
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """With the clients projected, two rounds of postings wait in the queue; a
+    balances and a statements projector each commit their first batch of postings and
+    are held before acking it, then SIGKILLed; RabbitMQ redelivers that batch to their
+    restarted processes, which skip it: every balance exact to the cent, every client
+    exactly 3 statement lines, every tracking row at its stream's head, the checkpoint
+    at the last position, nothing parked."""
+    async with (
+        partitioned_environment(servers, "crash", 1) as environment,
+        running_appender(environment) as appender,
+        admin_connection(environment) as admin,
+    ):
+        env = service_environment(environment, free_port(), log_level="INFO")
+        clients, expected = await clients_over_partitions(
+            environment, appender, BUSINESSES, CLIENTS_EACH
+        )
+        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+        first = projectors(processes, env, tmp_path, "first")
+        await wait_until(lambda: caught_up(admin), START_DEADLINE_S, "the clients")
+        for process in first.values():
+            sigkill(process)
+        rng = random.Random(20)
+        for _ in range(2):
+            await post_round(appender, clients, expected, rng)
+        last = await admin.fetchval("SELECT max(position) FROM events")
+        await wait_until(
+            lambda: equals(relayed(admin), last), CATCH_UP_DEADLINE_S, "all relayed"
+        )
+        held = projectors(processes, env, tmp_path, "held", "projector.after_commit")
+        await wait_until(
+            lambda: all_paused(held, tmp_path, "held", "projector.after_commit"),
+            START_DEADLINE_S,
+            "both projectors held after a commit",
+        )
+        # The held batches are committed and carry postings.
+        assert await admin.fetchval("SELECT count(*) FROM rm_transactions") > 0
+        assert (
+            await admin.fetchval(
+                "SELECT sum(debit_minor + credit_minor) FROM rm_clients"
+            )
+            > 0
+        )
+        await post_round(appender, clients, expected, rng)
+        for process in held.values():
+            sigkill(process)
+        projectors(processes, env, tmp_path, "restarted")
+        await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "the head")
+        await assert_exact(admin, BUSINESSES, expected, 3)
+        last = await admin.fetchval("SELECT max(position) FROM events")
+        assert await checkpoints(admin) == {"balances": last, "statements": last}
+
+
+async def test_a_projector_killed_inside_a_batch_leaves_each_statement_in_relay_order(
+    scaled: Environment,
+    appender: Appender,
+    admin: asyncpg.Connection,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """With the clients projected, three new statements projectors share the 3
+    partitions; one is held inside its first batch of postings' transaction (applied,
+    not committed) while two more rounds are posted, and is SIGKILLed there; the
+    survivors take its partition over and two more rounds follow. Each client's
+    statement lines, in the order their transactions committed, carry the positions
+    of its postings in the relay's order, strictly increasing; the store, balances,
+    statements and tracking rows are exact."""
+    env = service_environment(scaled, free_port(), log_level="INFO")
+    clients, expected = await clients_over_partitions(
+        scaled, appender, BUSINESSES, CLIENTS_EACH
+    )
+    start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+    balances_log = tmp_path / "balances.log"
+    start_worker(
+        processes, ["projector", "--projection", "balances"], env, balances_log
+    )
+    first = await statements_members(processes, env, admin, tmp_path / "first", "")
+    await wait_until(
+        lambda: equals(behind(admin, "statements"), 0), START_DEADLINE_S, "clients"
+    )
+    for process in first:
+        sigkill(process)
+    await wait_until(
+        lambda: equals(ready_members(admin, "statements"), {}),
+        START_DEADLINE_S,
+        "the killed members' claims released",
+    )
+    victim, *survivors = await statements_members(
+        processes, env, admin, tmp_path / "second", "projector.before_commit"
+    )
+    rng = random.Random(30)
+    await post_round(appender, clients, expected, rng)
+    await wait_until(
+        lambda: held_in_batch(victim, tmp_path / "second-0.log"),
+        START_DEADLINE_S,
+        "the victim held inside a batch",
+    )
+    for _ in range(2):
+        await post_round(appender, clients, expected, rng)
+    sigkill(victim)
+    for _ in range(2):
+        await post_round(appender, clients, expected, rng)
+    await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "at the head")
+    assert [survivor.poll() for survivor in survivors] == [None, None]
+    assert received_partitions(
+        tmp_path / "second-1.log", "statements"
+    ) | received_partitions(tmp_path / "second-2.log", "statements") == {0, 1, 2}
+    in_relay_order = await relay_order(admin, clients)
+    assert await applied_order(admin) == in_relay_order
+    for positions in in_relay_order.values():
+        assert positions == sorted(set(positions))
+    await assert_exact(admin, BUSINESSES, expected, 5)
