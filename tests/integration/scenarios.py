@@ -198,6 +198,43 @@ async def wait_until_readable(
     await wait_until(below_horizon, "committed events to fall below the xmin horizon")
 
 
+@asynccontextmanager
+async def horizon_held_until_checked(
+    admin_url: str, reader: int
+) -> AsyncIterator[None]:
+    """Hold the server's xmin horizon back with an open write transaction, as any
+    other session may at any moment, until the backend `reader` has run
+    wait_until_readable's check once: until then read_after returns nothing committed
+    after this block began. A reader that does not wait for the horizon fails."""
+    holder = await asyncpg.connect(admin_url)
+    watcher = await asyncpg.connect(admin_url)
+    held = holder.transaction()
+    await held.start()
+    await holder.fetchval("SELECT pg_current_xact_id()")  # a write transaction's id
+
+    async def checked() -> bool:
+        await watcher.execute("SELECT pg_stat_clear_snapshot()")
+        count: int = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+            " AND query LIKE '%max(transaction_id) < pg_snapshot_xmin(%'",
+            reader,
+        )
+        return count > 0
+
+    async def release_once_checked() -> None:
+        await wait_until(checked, "the reader to check the xmin horizon")
+        await held.rollback()
+
+    releaser = asyncio.ensure_future(release_once_checked())
+    try:
+        yield
+    finally:
+        releaser.cancel()
+        await asyncio.gather(releaser, return_exceptions=True)
+        await holder.close()
+        await watcher.close()
+
+
 async def head_cursor(conn: asyncpg.Connection) -> Cursor:
     """The read_after cursor past every event readable now."""
     cursor = Cursor()
