@@ -5,8 +5,8 @@ The service is the e2e session's `ledger run`. Requests carry a real business's
 key, and the business holds a category and a client with postings, so that some
 generated ids and bodies reach real rows. X-Ledger-Min-Position is pinned to a
 position the store has reached: a generated one is mostly far ahead, and its
-documented answer is a 503 (with Retry-After) after a 5 s wait, which the strict
-"no 5xx" check would count.
+documented answer is a 503 (with Retry-After) after the read-your-writes bound, which
+the strict "no 5xx" check would count.
 
 LEDGER_FUZZ_EXAMPLES (default 15) sets the examples per operation; `make fuzz` runs
 many more, and also sends schema-violating requests (negative mode), where only "no
