@@ -10,7 +10,10 @@ the strict "no 5xx" check would count.
 
 LEDGER_FUZZ_EXAMPLES (default 15) sets the examples per operation; `make fuzz` runs
 many more, and also sends schema-violating requests (negative mode), where only "no
-5xx" and the documented status codes are checked.
+5xx" and the documented status codes are checked. An operation for which no request
+could be generated fails instead of passing untested. `make test` also runs the
+schemathesis CLI's coverage phase alone, on a time budget; `make fuzz` runs every
+phase.
 """
 
 from __future__ import annotations
@@ -49,6 +52,25 @@ POSITIVE_CHECKS = [
     response_schema_conformance,
 ]
 NEGATIVE_CHECKS = [not_a_server_error, status_code_conformance]
+# Operations no request can violate (no parameter, no body, or only a path that
+# takes any string): negative mode skips them by name, and
+# test_negative_mode_skips_exactly_the_operations_with_nothing_to_violate keeps this
+# list exact. Anywhere else, an operation with no generated request fails.
+NOTHING_TO_VIOLATE = frozenset(
+    {
+        "GET /api/v3/asyncapi.json",
+        "GET /api/v3/openapi.json",
+        "GET /docs",
+        "GET /docs/{asset}",
+        "GET /healthz",
+        "GET /metrics",
+        "GET /readyz",
+    }
+)
+NOTHING_SENT = "no request was generated for this operation"
+# The coverage phase's time budget in `make test` (schemathesis --max-time): about
+# 15 s on a 2-core machine, 3x that before the budget would cut the phase short.
+COVERAGE_BUDGET_S = 45
 CLI_CHECKS = ["all"]
 # A request valid by its schema may still break a business rule (an unknown category,
 # an Idempotency-Key reused with another body): 422, not the 2xx this check expects.
@@ -77,8 +99,11 @@ def _run_operation(
     statuses: set[int],
 ) -> Failure | None:
     """Up to EXAMPLES generated cases against the service (adding each answer's
-    status to `statuses`); the first failure."""
+    status to `statuses`); the first failure. An operation for which no request
+    could be generated (hypothesis's Unsatisfiable) is a failure too: it was not
+    tested, and must not pass as if it had been."""
     checks = POSITIVE_CHECKS if mode == GenerationMode.POSITIVE else NEGATIVE_CHECKS
+    sent = 0
 
     @settings(
         max_examples=EXAMPLES,
@@ -90,6 +115,8 @@ def _run_operation(
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
+        nonlocal sent
+        sent += 1
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         statuses.add(response.status_code)
         case.validate_response(response, checks=checks, headers=headers)
@@ -97,11 +124,11 @@ def _run_operation(
     try:
         run()
     except Unsatisfiable:
-        # Negative mode on an operation that takes nothing (or any string): there is
-        # no request that violates its schema.
-        return None
+        return Failure(operation=operation.label, mode=mode.value, error=NOTHING_SENT)
     except (Exception, BaseExceptionGroup) as error:  # reported per operation
         return Failure(operation=operation.label, mode=mode.value, error=str(error))
+    if sent == 0:
+        return Failure(operation=operation.label, mode=mode.value, error=NOTHING_SENT)
     return None
 
 
@@ -109,20 +136,28 @@ def _run_all(
     base_url: str, headers: dict[str, str]
 ) -> tuple[dict[str, set[int]], list[Failure]]:
     """Every operation's statuses seen, and the failures."""
-    schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.rendered()))
     modes = [GenerationMode.POSITIVE]
     if FUZZ:
         modes.append(GenerationMode.NEGATIVE)
     statuses: dict[str, set[int]] = {}
     failures: list[Failure] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in _operations():
         seen = statuses.setdefault(operation.label, set())
         for mode in modes:
+            if (
+                mode == GenerationMode.NEGATIVE
+                and operation.label in NOTHING_TO_VIOLATE
+            ):
+                continue
             failure = _run_operation(operation, mode, base_url, headers, seen)
             if failure is not None:
                 failures.append(failure)
     return statuses, failures
+
+
+def _operations() -> list[Any]:
+    schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.rendered()))
+    return [result.ok() for result in schema.get_all_operations()]
 
 
 async def _seed(api: Api) -> int:
@@ -175,12 +210,83 @@ async def test_every_operation_answers_as_documented_and_never_5xx(
     assert failures == [], f"{report}\n\n{ledger.log_tail()}"
 
 
+def test_an_operation_with_no_generated_request_fails_the_contract() -> None:
+    """Proves an operation the contract test cannot generate a request for is a
+    failure, not a silent pass, by running negative mode on GET /healthz (nothing to
+    violate: hypothesis raises Unsatisfiable before any request is sent)."""
+    [healthz] = [op for op in _operations() if op.label == "GET /healthz"]
+    statuses: set[int] = set()
+    failure = _run_operation(
+        healthz, GenerationMode.NEGATIVE, "http://127.0.0.1:9", {}, statuses
+    )
+    assert failure == Failure(
+        operation="GET /healthz", mode="negative", error=NOTHING_SENT
+    )
+    assert statuses == set()
+
+
+def test_negative_mode_skips_exactly_the_operations_with_nothing_to_violate() -> None:
+    """Proves NOTHING_TO_VIOLATE names exactly the operations negative mode cannot
+    generate a request for, so the skip hides no operation that could be tested, by
+    generating (not sending) up to 5 negative cases for every operation."""
+    unsatisfiable: set[str] = set()
+    generated: list[str] = []
+    for operation in _operations():
+        strategy = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+
+        @settings(
+            max_examples=5,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=strategy)
+        def generate(case: Any) -> None:
+            generated.append(case.operation.label)
+
+        try:
+            generate()
+        except Unsatisfiable:
+            unsatisfiable.add(operation.label)
+    assert unsatisfiable == NOTHING_TO_VIOLATE
+    assert set(generated) == {op.label for op in _operations()} - NOTHING_TO_VIOLATE
+
+
+async def test_the_schemathesis_cli_coverage_phase_finds_nothing(
+    ledger: LedgerService, api: Api, tmp_path: Path
+) -> None:
+    """Proves every operation answers as documented to the CLI's coverage phase
+    (boundary and just-outside values of every parameter and body, valid and
+    invalid), with every check that applies, by running that phase alone in `make
+    test`, on a budget of COVERAGE_BUDGET_S; `make fuzz` runs it with the others."""
+    budget = ["--max-time", str(COVERAGE_BUDGET_S)]
+    done = await _schemathesis_cli(
+        ledger, api, tmp_path, ["--phases", "coverage", *budget]
+    )
+    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+    # The budget did not cut the phase short: it tested all 30 operations.
+    assert "Tested: 30\n" in done.stdout, done.stdout[-20000:]
+    assert "✅ 30 passed" in done.stdout, done.stdout[-20000:]
+
+
 @pytest.mark.skipif(not FUZZ, reason="`make fuzz` (LEDGER_FUZZ=1) runs it")
 async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
     ledger: LedgerService, api: Api, tmp_path: Path
 ) -> None:
     """`make fuzz`: the schemathesis CLI with its examples, coverage (boundary values
     of every parameter and body) and fuzzing phases, and every check that applies."""
+    phases = ["--phases", "examples,coverage,fuzzing", "--max-examples", str(EXAMPLES)]
+    done = await _schemathesis_cli(ledger, api, tmp_path, phases)
+    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+
+
+async def _schemathesis_cli(
+    ledger: LedgerService, api: Api, tmp_path: Path, phases: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """`schemathesis run` against the service with the seeded business's key, the
+    given phase options, and every check that applies."""
     position = await _seed(api)
     document = tmp_path / "openapi.json"
     document.write_bytes(openapi.rendered())
@@ -198,10 +304,7 @@ async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
         f"Authorization: Bearer {api.key}",
         "--header",
         f"X-Ledger-Min-Position: {position}",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--max-examples",
-        str(EXAMPLES),
+        *phases,
         "--workers",
         "1",
         "--checks",
@@ -212,7 +315,7 @@ async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
         "all",
         "--no-color",
     ]
-    done = await asyncio.to_thread(
+    return await asyncio.to_thread(
         subprocess.run,
         command,
         cwd=tmp_path,  # its own state folder (.schemathesis) goes there
@@ -220,4 +323,3 @@ async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
         text=True,
         check=False,
     )
-    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
