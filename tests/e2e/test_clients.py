@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     Api,
     event_count,
     invalid,
+    last_position,
 )
 
 SEED_REQUEST = {
@@ -37,15 +38,17 @@ async def uncategorised(api: Api) -> dict[str, Any]:
 
 
 async def test_a_client_created_with_only_business_name_has_the_seeds_shape(
-    api: Api, business: dict[str, Any]
+    api: Api, business: dict[str, Any], admin_pool: asyncpg.Pool
 ) -> None:
     """Proves only business_name is required and the 201 body is the seed's create
-    response field for field, in order, by creating "Echis Viper" with nothing else."""
+    response field for field, in order, with X-Ledger-Position its event's position in
+    the store, by creating "Echis Viper" with nothing else."""
     reply = await api.post("/api/v3/clients", {"business_name": "Echis Viper"})
     assert reply.status == 201
     body = reply.body
     assert list(body) == CLIENT_FIELDS
-    assert int(reply.headers["X-Ledger-Position"]) > 0
+    written = await last_position(admin_pool, business["business_id"])
+    assert int(reply.headers["X-Ledger-Position"]) == written
     assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
     assert isinstance(body["id"], int) and isinstance(body["account_id"], int)
     assert body["account_id"] != body["id"]

@@ -161,6 +161,17 @@ async def stream_versions(
     return [row["version"] for row in rows]
 
 
+async def last_position(
+    conn: asyncpg.Connection | asyncpg.Pool, business_id: int
+) -> int:
+    """The position of the business's latest event: exactly the X-Ledger-Position of
+    the command that wrote it, while nothing else writes for the business."""
+    position: int = await conn.fetchval(
+        "SELECT max(position) FROM events WHERE business_id = $1", business_id
+    )
+    return position
+
+
 def cents(value: object) -> int:
     """An exact JSON amount (parsed as Decimal) in minor units."""
     assert isinstance(value, Decimal | int), value
