@@ -63,8 +63,9 @@ async def test_business_create_prints_the_documented_json(
         isinstance(created[name], int) for name in ("business_id", "owner_id", "key_id")
     )
     assert created["currency"] == "GHS"
-    assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", created["bid"])
-    assert len(created["api_key"]) >= 32
+    # 32 random bytes each, URL-safe base64 (shared/api_keys.py); keys carry "lk_".
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", created["bid"])
+    assert re.fullmatch(r"lk_[A-Za-z0-9_-]{43}", created["api_key"])
     other = await create_business(ledger)
     assert other["business_id"] != created["business_id"]
     assert other["bid"] != created["bid"]
