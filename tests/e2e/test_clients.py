@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.views import timestamp
 from tests.e2e.conftest import (
     CLIENT_FIELDS,
     TIMESTAMP_PATTERN,
@@ -50,11 +51,18 @@ async def test_a_client_created_with_only_business_name_has_the_seeds_shape(
     written = await last_position(admin_pool, business["business_id"])
     assert int(reply.headers["X-Ledger-Position"]) == written
     assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
-    assert isinstance(body["id"], int) and isinstance(body["account_id"], int)
-    assert body["account_id"] != body["id"]
+    # The ids and the time are the client.created event's, as the store holds it.
+    stored = await admin_pool.fetchrow(
+        "SELECT type, (payload->>'client_id')::bigint AS client_id,"
+        " (payload->>'account_id')::bigint AS account_id, recorded_at"
+        " FROM events WHERE position = $1",
+        written,
+    )
+    assert stored["type"] == "client.created"
+    assert stored["account_id"] != stored["client_id"]
     default = await uncategorised(api)
     assert body == {
-        "id": body["id"],
+        "id": stored["client_id"],
         "owner_id": business["owner_id"],
         "business_id": business["business_id"],
         "first_name": "",
@@ -65,9 +73,9 @@ async def test_a_client_created_with_only_business_name_has_the_seeds_shape(
         "business_phone": "",
         "business_location": "",
         "business_email": "",
-        "created_at": body["created_at"],
-        "updated_at": body["created_at"],
-        "account_id": body["account_id"],
+        "created_at": timestamp(stored["recorded_at"]),
+        "updated_at": timestamp(stored["recorded_at"]),
+        "account_id": stored["account_id"],
         "category": "Uncategorised",
         "category_id": default["id"],
         "deposit_amount": 0,

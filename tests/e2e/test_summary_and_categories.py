@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from shared.views import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,
     SUMMARY_FIELDS,
@@ -169,13 +170,19 @@ async def test_a_category_is_created_with_the_seeds_shape(
     body = reply.body
     assert list(body) == CATEGORY_FIELDS
     assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
-    assert isinstance(body["id"], int)
+    # The id and the time are the category.created event's, as the store holds it.
+    stored = await admin_pool.fetchrow(
+        "SELECT type, (payload->>'category_id')::bigint AS category_id, recorded_at"
+        " FROM events WHERE position = $1",
+        written,
+    )
+    assert stored["type"] == "category.created"
     assert body == {
-        "id": body["id"],
+        "id": stored["category_id"],
         "business_id": business["business_id"],
         **TECHNOLOGY,
-        "created_at": body["created_at"],
-        "updated_at": body["created_at"],
+        "created_at": timestamp(stored["recorded_at"]),
+        "updated_at": timestamp(stored["recorded_at"]),
         "archived": False,
         "customer_count": 0,
     }
