@@ -412,7 +412,25 @@ async def create_business(service: LedgerService, *extra: str) -> dict[str, Any]
     done = await run_cli(service, "business", "create", name, "--json", *extra)
     assert done.returncode == 0, done.stderr
     created: dict[str, Any] = json.loads(done.stdout)
+    await _wait_until_projected(service, created)
     return created
+
+
+async def _wait_until_projected(
+    service: LedgerService, business: dict[str, Any]
+) -> None:
+    """Wait until the read models show what the CLI wrote (its "Uncategorised"
+    category): the CLI commits and exits without read-your-writes, so a test listing
+    the categories at once could otherwise find none."""
+    conn = await asyncpg.connect(service.environment.admin_url)
+    try:
+        position = await last_position(conn, business["business_id"])
+    finally:
+        await conn.close()
+    async with aiohttp.ClientSession(
+        base_url=service.base_url, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
+        await Api(http, str(business["api_key"])).wait_for_position(position)
 
 
 @pytest.fixture(scope="session")
@@ -456,7 +474,9 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-async def last_position(pool: asyncpg.Pool, business_id: int) -> int:
+async def last_position(
+    pool: asyncpg.Pool | asyncpg.Connection, business_id: int
+) -> int:
     """The position of the business's latest event in the store: the exact
     X-Ledger-Position of the command that wrote it, while nothing else writes for
     the business."""
