@@ -11,22 +11,16 @@ the strict "no 5xx" check would count.
 LEDGER_FUZZ_EXAMPLES (default 15) sets the examples per operation; `make fuzz` runs
 many more, and also sends schema-violating requests (negative mode), where only "no
 5xx" and the documented status codes are checked. An operation for which no request
-could be generated fails instead of passing untested. `make test` also runs the
-schemathesis CLI's coverage phase alone, on a time budget; `make fuzz` runs every
-phase.
+could be generated fails instead of passing untested. The schemathesis CLI runs in
+test_openapi_cli.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -41,9 +35,8 @@ from schemathesis.checks import (
 
 from services.api_docs import openapi
 from tests.e2e.conftest import Api, LedgerService
+from tests.e2e.contract_seed import EXAMPLES, FUZZ, seed
 
-FUZZ = os.environ.get("LEDGER_FUZZ", "") == "1"
-EXAMPLES = int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "200" if FUZZ else "15"))
 POSITIVE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -68,21 +61,6 @@ NOTHING_TO_VIOLATE = frozenset(
     }
 )
 NOTHING_SENT = "no request was generated for this operation"
-# The coverage phase's time budget in `make test` (schemathesis --max-time): about
-# 15 s on a 2-core machine, 3x that before the budget would cut the phase short.
-COVERAGE_BUDGET_S = 45
-CLI_CHECKS = ["all"]
-# A request valid by its schema may still break a business rule (an unknown category,
-# an Idempotency-Key reused with another body): 422, not the 2xx this check expects.
-CLI_EXCLUDED = ["positive_data_acceptance"]
-# A refused request: 412 (a stale or malformed If-Match) and 413 count as refusals.
-CLI_CONFIG = """
-[checks.negative_data_rejection]
-expected-statuses = [
-  "400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422",
-  "428", "429",
-]
-"""
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -160,29 +138,10 @@ def _operations() -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-async def _seed(api: Api) -> int:
-    """A category, a client with a transaction and a deposit, for ids to hit; the
-    position of the last write (202, written but not yet visible, is fine here)."""
-    client_id = 0
-    position = 0
-    for path, body in [
-        ("/api/v3/clients/category", {"name": "Contract"}),
-        ("/api/v3/clients", {"business_name": "Contract client"}),
-        ("/api/v3/clients/{id}/transactions", {"type": "debit", "amount": "120.50"}),
-        ("/api/v3/clients/{id}/deposits", {"type": "debit", "amount": 30}),
-    ]:
-        reply = await api.post(path.format(id=client_id), body)
-        assert reply.status in (201, 202), reply.body
-        if path == "/api/v3/clients":
-            client_id = reply.body["id"]
-        position = int(reply.headers["X-Ledger-Position"])
-    return position
-
-
 async def test_every_operation_answers_as_documented_and_never_5xx(
     ledger: LedgerService, api: Api
 ) -> None:
-    position = await _seed(api)
+    position = await seed(api)
     headers = {
         "Authorization": f"Bearer {api.key}",
         "X-Ledger-Min-Position": str(position),
@@ -252,74 +211,3 @@ def test_negative_mode_skips_exactly_the_operations_with_nothing_to_violate() ->
             unsatisfiable.add(operation.label)
     assert unsatisfiable == NOTHING_TO_VIOLATE
     assert set(generated) == {op.label for op in _operations()} - NOTHING_TO_VIOLATE
-
-
-async def test_the_schemathesis_cli_coverage_phase_finds_nothing(
-    ledger: LedgerService, api: Api, tmp_path: Path
-) -> None:
-    """Proves every operation answers as documented to the CLI's coverage phase
-    (boundary and just-outside values of every parameter and body, valid and
-    invalid), with every check that applies, by running that phase alone in `make
-    test`, on a budget of COVERAGE_BUDGET_S; `make fuzz` runs it with the others."""
-    budget = ["--max-time", str(COVERAGE_BUDGET_S)]
-    done = await _schemathesis_cli(
-        ledger, api, tmp_path, ["--phases", "coverage", *budget]
-    )
-    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
-    # The budget did not cut the phase short: it tested all 30 operations.
-    assert "Tested: 30\n" in done.stdout, done.stdout[-20000:]
-    assert "✅ 30 passed" in done.stdout, done.stdout[-20000:]
-
-
-@pytest.mark.skipif(not FUZZ, reason="`make fuzz` (LEDGER_FUZZ=1) runs it")
-async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
-    ledger: LedgerService, api: Api, tmp_path: Path
-) -> None:
-    """`make fuzz`: the schemathesis CLI with its examples, coverage (boundary values
-    of every parameter and body) and fuzzing phases, and every check that applies."""
-    phases = ["--phases", "examples,coverage,fuzzing", "--max-examples", str(EXAMPLES)]
-    done = await _schemathesis_cli(ledger, api, tmp_path, phases)
-    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
-
-
-async def _schemathesis_cli(
-    ledger: LedgerService, api: Api, tmp_path: Path, phases: list[str]
-) -> subprocess.CompletedProcess[str]:
-    """`schemathesis run` against the service with the seeded business's key, the
-    given phase options, and every check that applies."""
-    position = await _seed(api)
-    document = tmp_path / "openapi.json"
-    document.write_bytes(openapi.rendered())
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CLI_CONFIG)
-    command = [
-        str(Path(sys.executable).with_name("schemathesis")),
-        "--config-file",
-        str(config),
-        "run",
-        str(document),
-        "--url",
-        ledger.base_url,
-        "--header",
-        f"Authorization: Bearer {api.key}",
-        "--header",
-        f"X-Ledger-Min-Position: {position}",
-        *phases,
-        "--workers",
-        "1",
-        "--checks",
-        ",".join(CLI_CHECKS),
-        "--exclude-checks",
-        ",".join(CLI_EXCLUDED),
-        "--suppress-health-check",
-        "all",
-        "--no-color",
-    ]
-    return await asyncio.to_thread(
-        subprocess.run,
-        command,
-        cwd=tmp_path,  # its own state folder (.schemathesis) goes there
-        capture_output=True,
-        text=True,
-        check=False,
-    )
