@@ -95,10 +95,12 @@ openapi: $(STAMP)
 
 # schemathesis at length against `ledger run` (a few minutes): many examples per
 # operation, schema-violating requests too, and the CLI's coverage phase with every
-# check that applies. `make test` runs a short positive pass of the same test.
+# check that applies. `make test` runs a short positive pass of the same tests and
+# the CLI's coverage phase alone, on a time budget.
 FUZZ_EXAMPLES ?= 200
 fuzz: $(STAMP) services
-	LEDGER_FUZZ=1 LEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/e2e/test_openapi_contract.py $(PYTEST_ARGS)
+	LEDGER_FUZZ=1 LEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest \
+		tests/e2e/test_openapi_contract.py tests/e2e/test_openapi_cli.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools *.egg-info

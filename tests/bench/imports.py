@@ -28,6 +28,7 @@ import openpyxl
 import xlsxwriter
 
 from services.businesses import provision_business
+from shared.config import Settings
 from tests.bench.postings import (
     DEFAULT_AMQP,
     DEFAULT_POSTGRES,
@@ -221,7 +222,12 @@ async def wait_done(
 
 async def bench(args: argparse.Namespace) -> int:
     env = await create_environment(
-        args.postgres, args.amqp, tag="bench", checkpoint_interval_s=10.0
+        args.postgres,
+        args.amqp,
+        tag="bench",
+        checkpoint_interval_s=10.0,
+        # The service's own read-your-writes bound, not the tests' longer one.
+        read_your_writes_timeout_s=Settings().read_your_writes_timeout_s,
     )
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:

@@ -7,12 +7,14 @@ from typing import Any
 
 import asyncpg
 
+from shared.views import timestamp
 from tests.e2e.conftest import (
     CLIENT_FIELDS,
     TIMESTAMP_PATTERN,
     Api,
     event_count,
     invalid,
+    last_position,
 )
 
 SEED_REQUEST = {
@@ -37,21 +39,30 @@ async def uncategorised(api: Api) -> dict[str, Any]:
 
 
 async def test_a_client_created_with_only_business_name_has_the_seeds_shape(
-    api: Api, business: dict[str, Any]
+    api: Api, business: dict[str, Any], admin_pool: asyncpg.Pool
 ) -> None:
     """Proves only business_name is required and the 201 body is the seed's create
-    response field for field, in order, by creating "Echis Viper" with nothing else."""
+    response field for field, in order, with X-Ledger-Position its event's position in
+    the store, by creating "Echis Viper" with nothing else."""
     reply = await api.post("/api/v3/clients", {"business_name": "Echis Viper"})
     assert reply.status == 201
     body = reply.body
     assert list(body) == CLIENT_FIELDS
-    assert int(reply.headers["X-Ledger-Position"]) > 0
+    written = await last_position(admin_pool, business["business_id"])
+    assert int(reply.headers["X-Ledger-Position"]) == written
     assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
-    assert isinstance(body["id"], int) and isinstance(body["account_id"], int)
-    assert body["account_id"] != body["id"]
+    # The ids and the time are the client.created event's, as the store holds it.
+    stored = await admin_pool.fetchrow(
+        "SELECT type, (payload->>'client_id')::bigint AS client_id,"
+        " (payload->>'account_id')::bigint AS account_id, recorded_at"
+        " FROM events WHERE position = $1",
+        written,
+    )
+    assert stored["type"] == "client.created"
+    assert stored["account_id"] != stored["client_id"]
     default = await uncategorised(api)
     assert body == {
-        "id": body["id"],
+        "id": stored["client_id"],
         "owner_id": business["owner_id"],
         "business_id": business["business_id"],
         "first_name": "",
@@ -62,9 +73,9 @@ async def test_a_client_created_with_only_business_name_has_the_seeds_shape(
         "business_phone": "",
         "business_location": "",
         "business_email": "",
-        "created_at": body["created_at"],
-        "updated_at": body["created_at"],
-        "account_id": body["account_id"],
+        "created_at": timestamp(stored["recorded_at"]),
+        "updated_at": timestamp(stored["recorded_at"]),
+        "account_id": stored["account_id"],
         "category": "Uncategorised",
         "category_id": default["id"],
         "deposit_amount": 0,

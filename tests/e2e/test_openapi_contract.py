@@ -5,25 +5,22 @@ The service is the e2e session's `ledger run`. Requests carry a real business's
 key, and the business holds a category and a client with postings, so that some
 generated ids and bodies reach real rows. X-Ledger-Min-Position is pinned to a
 position the store has reached: a generated one is mostly far ahead, and its
-documented answer is a 503 (with Retry-After) after a 5 s wait, which the strict
-"no 5xx" check would count.
+documented answer is a 503 (with Retry-After) after the read-your-writes bound, which
+the strict "no 5xx" check would count.
 
 LEDGER_FUZZ_EXAMPLES (default 15) sets the examples per operation; `make fuzz` runs
 many more, and also sends schema-violating requests (negative mode), where only "no
-5xx" and the documented status codes are checked.
+5xx" and the documented status codes are checked. An operation for which no request
+could be generated fails instead of passing untested. The schemathesis CLI runs in
+test_openapi_cli.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -38,9 +35,8 @@ from schemathesis.checks import (
 
 from services.api_docs import openapi
 from tests.e2e.conftest import Api, LedgerService
+from tests.e2e.contract_seed import EXAMPLES, FUZZ, seed
 
-FUZZ = os.environ.get("LEDGER_FUZZ", "") == "1"
-EXAMPLES = int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "200" if FUZZ else "15"))
 POSITIVE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -49,18 +45,22 @@ POSITIVE_CHECKS = [
     response_schema_conformance,
 ]
 NEGATIVE_CHECKS = [not_a_server_error, status_code_conformance]
-CLI_CHECKS = ["all"]
-# A request valid by its schema may still break a business rule (an unknown category,
-# an Idempotency-Key reused with another body): 422, not the 2xx this check expects.
-CLI_EXCLUDED = ["positive_data_acceptance"]
-# A refused request: 412 (a stale or malformed If-Match) and 413 count as refusals.
-CLI_CONFIG = """
-[checks.negative_data_rejection]
-expected-statuses = [
-  "400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422",
-  "428", "429",
-]
-"""
+# Operations no request can violate (no parameter, no body, or only a path that
+# takes any string): negative mode skips them by name, and
+# test_negative_mode_skips_exactly_the_operations_with_nothing_to_violate keeps this
+# list exact. Anywhere else, an operation with no generated request fails.
+NOTHING_TO_VIOLATE = frozenset(
+    {
+        "GET /api/v3/asyncapi.json",
+        "GET /api/v3/openapi.json",
+        "GET /docs",
+        "GET /docs/{asset}",
+        "GET /healthz",
+        "GET /metrics",
+        "GET /readyz",
+    }
+)
+NOTHING_SENT = "no request was generated for this operation"
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -77,8 +77,11 @@ def _run_operation(
     statuses: set[int],
 ) -> Failure | None:
     """Up to EXAMPLES generated cases against the service (adding each answer's
-    status to `statuses`); the first failure."""
+    status to `statuses`); the first failure. An operation for which no request
+    could be generated (hypothesis's Unsatisfiable) is a failure too: it was not
+    tested, and must not pass as if it had been."""
     checks = POSITIVE_CHECKS if mode == GenerationMode.POSITIVE else NEGATIVE_CHECKS
+    sent = 0
 
     @settings(
         max_examples=EXAMPLES,
@@ -90,6 +93,8 @@ def _run_operation(
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
+        nonlocal sent
+        sent += 1
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         statuses.add(response.status_code)
         case.validate_response(response, checks=checks, headers=headers)
@@ -97,11 +102,11 @@ def _run_operation(
     try:
         run()
     except Unsatisfiable:
-        # Negative mode on an operation that takes nothing (or any string): there is
-        # no request that violates its schema.
-        return None
+        return Failure(operation=operation.label, mode=mode.value, error=NOTHING_SENT)
     except (Exception, BaseExceptionGroup) as error:  # reported per operation
         return Failure(operation=operation.label, mode=mode.value, error=str(error))
+    if sent == 0:
+        return Failure(operation=operation.label, mode=mode.value, error=NOTHING_SENT)
     return None
 
 
@@ -109,45 +114,34 @@ def _run_all(
     base_url: str, headers: dict[str, str]
 ) -> tuple[dict[str, set[int]], list[Failure]]:
     """Every operation's statuses seen, and the failures."""
-    schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.rendered()))
     modes = [GenerationMode.POSITIVE]
     if FUZZ:
         modes.append(GenerationMode.NEGATIVE)
     statuses: dict[str, set[int]] = {}
     failures: list[Failure] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in _operations():
         seen = statuses.setdefault(operation.label, set())
         for mode in modes:
+            if (
+                mode == GenerationMode.NEGATIVE
+                and operation.label in NOTHING_TO_VIOLATE
+            ):
+                continue
             failure = _run_operation(operation, mode, base_url, headers, seen)
             if failure is not None:
                 failures.append(failure)
     return statuses, failures
 
 
-async def _seed(api: Api) -> int:
-    """A category, a client with a transaction and a deposit, for ids to hit; the
-    position of the last write (202, written but not yet visible, is fine here)."""
-    client_id = 0
-    position = 0
-    for path, body in [
-        ("/api/v3/clients/category", {"name": "Contract"}),
-        ("/api/v3/clients", {"business_name": "Contract client"}),
-        ("/api/v3/clients/{id}/transactions", {"type": "debit", "amount": "120.50"}),
-        ("/api/v3/clients/{id}/deposits", {"type": "debit", "amount": 30}),
-    ]:
-        reply = await api.post(path.format(id=client_id), body)
-        assert reply.status in (201, 202), reply.body
-        if path == "/api/v3/clients":
-            client_id = reply.body["id"]
-        position = int(reply.headers["X-Ledger-Position"])
-    return position
+def _operations() -> list[Any]:
+    schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.rendered()))
+    return [result.ok() for result in schema.get_all_operations()]
 
 
 async def test_every_operation_answers_as_documented_and_never_5xx(
     ledger: LedgerService, api: Api
 ) -> None:
-    position = await _seed(api)
+    position = await seed(api)
     headers = {
         "Authorization": f"Bearer {api.key}",
         "X-Ledger-Min-Position": str(position),
@@ -175,49 +169,45 @@ async def test_every_operation_answers_as_documented_and_never_5xx(
     assert failures == [], f"{report}\n\n{ledger.log_tail()}"
 
 
-@pytest.mark.skipif(not FUZZ, reason="`make fuzz` (LEDGER_FUZZ=1) runs it")
-async def test_the_schemathesis_cli_finds_nothing_with_every_phase(
-    ledger: LedgerService, api: Api, tmp_path: Path
-) -> None:
-    """`make fuzz`: the schemathesis CLI with its examples, coverage (boundary values
-    of every parameter and body) and fuzzing phases, and every check that applies."""
-    position = await _seed(api)
-    document = tmp_path / "openapi.json"
-    document.write_bytes(openapi.rendered())
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CLI_CONFIG)
-    command = [
-        str(Path(sys.executable).with_name("schemathesis")),
-        "--config-file",
-        str(config),
-        "run",
-        str(document),
-        "--url",
-        ledger.base_url,
-        "--header",
-        f"Authorization: Bearer {api.key}",
-        "--header",
-        f"X-Ledger-Min-Position: {position}",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--max-examples",
-        str(EXAMPLES),
-        "--workers",
-        "1",
-        "--checks",
-        ",".join(CLI_CHECKS),
-        "--exclude-checks",
-        ",".join(CLI_EXCLUDED),
-        "--suppress-health-check",
-        "all",
-        "--no-color",
-    ]
-    done = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        cwd=tmp_path,  # its own state folder (.schemathesis) goes there
-        capture_output=True,
-        text=True,
-        check=False,
+def test_an_operation_with_no_generated_request_fails_the_contract() -> None:
+    """Proves an operation the contract test cannot generate a request for is a
+    failure, not a silent pass, by running negative mode on GET /healthz (nothing to
+    violate: hypothesis raises Unsatisfiable before any request is sent)."""
+    [healthz] = [op for op in _operations() if op.label == "GET /healthz"]
+    statuses: set[int] = set()
+    failure = _run_operation(
+        healthz, GenerationMode.NEGATIVE, "http://127.0.0.1:9", {}, statuses
     )
-    assert done.returncode == 0, f"{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+    assert failure == Failure(
+        operation="GET /healthz", mode="negative", error=NOTHING_SENT
+    )
+    assert statuses == set()
+
+
+def test_negative_mode_skips_exactly_the_operations_with_nothing_to_violate() -> None:
+    """Proves NOTHING_TO_VIOLATE names exactly the operations negative mode cannot
+    generate a request for, so the skip hides no operation that could be tested, by
+    generating (not sending) up to 5 negative cases for every operation."""
+    unsatisfiable: set[str] = set()
+    generated: list[str] = []
+    for operation in _operations():
+        strategy = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+
+        @settings(
+            max_examples=5,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=strategy)
+        def generate(case: Any) -> None:
+            generated.append(case.operation.label)
+
+        try:
+            generate()
+        except Unsatisfiable:
+            unsatisfiable.add(operation.label)
+    assert unsatisfiable == NOTHING_TO_VIOLATE
+    assert set(generated) == {op.label for op in _operations()} - NOTHING_TO_VIOLATE

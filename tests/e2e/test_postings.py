@@ -367,7 +367,13 @@ async def test_a_deposit_credit_may_use_the_deposit_but_never_overdraw_it(
     assert used["deposit_after"] == 0
     fetched = (await api.get(f"/api/v3/clients/{client['id']}")).body
     assert fetched["deposit_amount"] == 0
-    assert fetched["deposit_account_id"] is not None
+    # The deposit account the first top-up opened, as both postings' events name it.
+    accounts = await admin_pool.fetch(
+        "SELECT DISTINCT (payload->>'deposit_account_id')::bigint AS id FROM events"
+        " WHERE stream_id = $1 AND type = 'deposit.posted'",
+        f"client-{client['id']}",
+    )
+    assert [row["id"] for row in accounts] == [fetched["deposit_account_id"]]
 
 
 async def test_the_deposit_list_takes_a_period_with_running_totals(api: Api) -> None:

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from shared.config import PROJECTIONS
+from shared.views import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,
     TIMESTAMP_PATTERN,
@@ -63,8 +64,9 @@ async def test_business_create_prints_the_documented_json(
         isinstance(created[name], int) for name in ("business_id", "owner_id", "key_id")
     )
     assert created["currency"] == "GHS"
-    assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", created["bid"])
-    assert len(created["api_key"]) >= 32
+    # 32 random bytes each, URL-safe base64 (shared/api_keys.py); keys carry "lk_".
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", created["bid"])
+    assert re.fullmatch(r"lk_[A-Za-z0-9_-]{43}", created["api_key"])
     other = await create_business(ledger)
     assert other["business_id"] != created["business_id"]
     assert other["bid"] != created["bid"]
@@ -87,22 +89,28 @@ async def test_business_create_takes_a_currency_and_refuses_a_bad_one(
 
 
 async def test_each_business_starts_with_the_uncategorised_category(
-    api: Api, business: dict[str, Any]
+    api: Api, business: dict[str, Any], admin_pool: asyncpg.Pool
 ) -> None:
     """Proves a new business has exactly one category, "Uncategorised", with no
-    customers, by listing the categories of a business the CLI just made."""
+    customers, its id and time those of its one category.created event, by listing
+    the categories of a business the CLI just made."""
     listed = await api.get("/api/v3/clients/categories")
     assert listed.status == 200
     [category] = listed.body
     assert list(category) == CATEGORY_FIELDS
     assert re.fullmatch(TIMESTAMP_PATTERN, category["created_at"])
+    [stored] = await admin_pool.fetch(
+        "SELECT (payload->>'category_id')::bigint AS category_id, recorded_at"
+        " FROM events WHERE business_id = $1 AND type = 'category.created'",
+        business["business_id"],
+    )
     assert category == {
-        "id": category["id"],
+        "id": stored["category_id"],
         "business_id": business["business_id"],
         "name": "Uncategorised",
         "description": "",
-        "created_at": category["created_at"],
-        "updated_at": category["created_at"],
+        "created_at": timestamp(stored["recorded_at"]),
+        "updated_at": timestamp(stored["recorded_at"]),
         "archived": False,
         "customer_count": 0,
     }

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from shared.views import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,
     SUMMARY_FIELDS,
@@ -18,6 +19,7 @@ from tests.e2e.conftest import (
     create_business,
     event_count,
     invalid,
+    last_position,
 )
 
 ZERO_SUMMARY = {
@@ -156,23 +158,31 @@ async def test_the_summary_filters_by_category(api: Api) -> None:
 
 
 async def test_a_category_is_created_with_the_seeds_shape(
-    api: Api, business: dict[str, Any]
+    api: Api, business: dict[str, Any], admin_pool: asyncpg.Pool
 ) -> None:
     """Proves POST /clients/category answers 201 with the category object of the
-    seed's list, by creating the seed's "Technology" sample."""
+    seed's list and X-Ledger-Position its event's position in the store, by creating
+    the seed's "Technology" sample."""
     reply = await api.post("/api/v3/clients/category", TECHNOLOGY)
     assert reply.status == 201
-    assert int(reply.headers["X-Ledger-Position"]) > 0
+    written = await last_position(admin_pool, business["business_id"])
+    assert int(reply.headers["X-Ledger-Position"]) == written
     body = reply.body
     assert list(body) == CATEGORY_FIELDS
     assert re.fullmatch(TIMESTAMP_PATTERN, body["created_at"])
-    assert isinstance(body["id"], int)
+    # The id and the time are the category.created event's, as the store holds it.
+    stored = await admin_pool.fetchrow(
+        "SELECT type, (payload->>'category_id')::bigint AS category_id, recorded_at"
+        " FROM events WHERE position = $1",
+        written,
+    )
+    assert stored["type"] == "category.created"
     assert body == {
-        "id": body["id"],
+        "id": stored["category_id"],
         "business_id": business["business_id"],
         **TECHNOLOGY,
-        "created_at": body["created_at"],
-        "updated_at": body["created_at"],
+        "created_at": timestamp(stored["recorded_at"]),
+        "updated_at": timestamp(stored["recorded_at"]),
         "archived": False,
         "customer_count": 0,
     }

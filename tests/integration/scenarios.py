@@ -161,6 +161,17 @@ async def stream_versions(
     return [row["version"] for row in rows]
 
 
+async def last_position(
+    conn: asyncpg.Connection | asyncpg.Pool, business_id: int
+) -> int:
+    """The position of the business's latest event: exactly the X-Ledger-Position of
+    the command that wrote it, while nothing else writes for the business."""
+    position: int = await conn.fetchval(
+        "SELECT max(position) FROM events WHERE business_id = $1", business_id
+    )
+    return position
+
+
 def cents(value: object) -> int:
     """An exact JSON amount (parsed as Decimal) in minor units."""
     assert isinstance(value, Decimal | int), value
@@ -196,6 +207,43 @@ async def wait_until_readable(
         return ready
 
     await wait_until(below_horizon, "committed events to fall below the xmin horizon")
+
+
+@asynccontextmanager
+async def horizon_held_until_checked(
+    admin_url: str, reader: int
+) -> AsyncIterator[None]:
+    """Hold the server's xmin horizon back with an open write transaction, as any
+    other session may at any moment, until the backend `reader` has run
+    wait_until_readable's check once: until then read_after returns nothing committed
+    after this block began. A reader that does not wait for the horizon fails."""
+    holder = await asyncpg.connect(admin_url)
+    watcher = await asyncpg.connect(admin_url)
+    held = holder.transaction()
+    await held.start()
+    await holder.fetchval("SELECT pg_current_xact_id()")  # a write transaction's id
+
+    async def checked() -> bool:
+        await watcher.execute("SELECT pg_stat_clear_snapshot()")
+        count: int = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+            " AND query LIKE '%max(transaction_id) < pg_snapshot_xmin(%'",
+            reader,
+        )
+        return count > 0
+
+    async def release_once_checked() -> None:
+        await wait_until(checked, "the reader to check the xmin horizon")
+        await held.rollback()
+
+    releaser = asyncio.ensure_future(release_once_checked())
+    try:
+        yield
+    finally:
+        releaser.cancel()
+        await asyncio.gather(releaser, return_exceptions=True)
+        await holder.close()
+        await watcher.close()
 
 
 async def head_cursor(conn: asyncpg.Connection) -> Cursor:

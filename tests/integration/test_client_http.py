@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -36,6 +37,7 @@ from shared.client import (
 )
 from shared.client.errors import IN_PROGRESS_MESSAGE
 from shared.views import ClientBody, StatementBody, TransactionBody
+from tests.integration.scenarios import id_of, last_position
 from tests.support.workbooks import openpyxl_file
 
 FAST = RetryPolicy(attempts_max=4, backoff_first_s=0.01, backoff_max_s=0.05)
@@ -119,7 +121,7 @@ async def proxied(
 
 
 async def test_a_created_client_comes_back_typed_with_exact_values(
-    api: LedgerClient, business: dict[str, object]
+    api: LedgerClient, business: dict[str, object], pool: asyncpg.Pool
 ) -> None:
     """Proves create_client decodes the 201 into the service's ClientBody with the
     values sent and zero money as Decimal, reports the commit's position and the key
@@ -134,7 +136,7 @@ async def test_a_created_client_comes_back_typed_with_exact_values(
     client = created.body
     assert isinstance(client, ClientBody)
     assert (created.status, created.accepted, created.replayed) == (201, False, False)
-    assert created.position is not None and created.position > 0
+    assert created.position == await last_position(pool, id_of(business))
     assert len(created.idempotency_key) == 36
     assert (client.business_name, client.first_name, client.last_name) == (
         "Tech Solutions Inc.",
@@ -365,14 +367,17 @@ async def test_a_caller_key_is_used_and_a_repeat_is_a_replay(api: LedgerClient) 
     assert len(await api.list_clients()) == 1
 
 
-async def test_an_accepted_write_is_read_with_min_position(api: LedgerClient) -> None:
+async def test_an_accepted_write_is_read_with_min_position(
+    api: LedgerClient, business: dict[str, object], pool: asyncpg.Pool
+) -> None:
     """Proves `respond_async` gives a 202 that is a success (`accepted`, with the
-    commit's position), and a query with that `min_position` shows the write."""
+    commit's position: its event's position in the store), and a query with that
+    `min_position` shows the write."""
     created = await api.create_client(
         NewClient(business_name="Later"), respond_async=True
     )
     assert (created.status, created.accepted) == (202, True)
-    assert created.position is not None
+    assert created.position == await last_position(pool, id_of(business))
     client = await api.get_client(created.body.id, min_position=created.position)
     assert client == created.body
     clients = await api.list_clients(min_position=created.position)

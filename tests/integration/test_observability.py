@@ -28,7 +28,11 @@ from shared import worker_health
 from shared.event_store import Cursor, read_after, save_cursor
 from shared.logs import JsonFormatter
 from shared.postgres import create_pool
-from tests.integration.scenarios import head_cursor
+from tests.integration.scenarios import (
+    head_cursor,
+    horizon_held_until_checked,
+    wait_until_readable,
+)
 from tests.support.environment import (
     Environment,
     create_environment,
@@ -290,27 +294,31 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
     0, the other's unchanged, /readyz's lag above 0), then to the other (every lag
     0, /readyz's too). The gauges are read at every scrape here
     (LEDGER_METRICS_BACKLOG_INTERVAL_S=0); tests/security/test_edge_metrics.py proves
-    the interval."""
+    the interval. The events are read once the server's xmin horizon has passed
+    them: a write transaction held open meanwhile (any session's may be) hides them
+    from read_after until the test has waited for it."""
     settings = msgspec.structs.replace(
         quiet_environment.settings, metrics_backlog_interval_s=0.0
     )
     business = await provision_business(settings, "Lagging")
-    async with http_client(settings) as client:
-        for number in range(3):
-            created = await client.post(
-                "/api/v3/clients",
-                json={"business_name": f"L{number}"},
-                headers={
-                    "Authorization": f"Bearer {business['api_key']}",
-                    "Prefer": "respond-async",
-                },
-            )
-            assert created.status == 202
-        pool = await create_pool(settings.database_url, max_size=2)
-        try:
-            total = await pool.fetchval("SELECT count(*) FROM events")
-            behind = await scrape(client)
-            async with pool.acquire() as conn:
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        async with http_client(settings) as client, pool.acquire() as conn:
+            admin_url = quiet_environment.admin_url
+            async with horizon_held_until_checked(admin_url, conn.get_server_pid()):
+                for number in range(3):
+                    created = await client.post(
+                        "/api/v3/clients",
+                        json={"business_name": f"L{number}"},
+                        headers={
+                            "Authorization": f"Bearer {business['api_key']}",
+                            "Prefer": "respond-async",
+                        },
+                    )
+                    assert created.status == 202
+                total = await conn.fetchval("SELECT count(*) FROM events")
+                behind = await scrape(client)
+                await wait_until_readable(conn)
                 await save_cursor(conn, "main", await head_cursor(conn))
                 events = [
                     event for _, event in await read_after(conn, Cursor(), limit=100)
@@ -322,8 +330,8 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
             await apply_batch(pool, statements, events)
             caught_up = await scrape(client)
             ready_caught_up = await (await client.get("/readyz")).json()
-        finally:
-            await pool.close()
+    finally:
+        await pool.close()
 
     assert total == 4  # the business's default category, then 3 clients
     assert sample(behind, "ledger_relay_backlog_events") == total

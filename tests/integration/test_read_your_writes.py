@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp.test_utils import TestClient
+
+from tests.integration.scenarios import id_of, last_position
 
 
 async def test_create_post_then_list_sees_every_write(
-    service: TestClient, business: dict[str, object]
+    service: TestClient, business: dict[str, object], pool: asyncpg.Pool
 ) -> None:
     """Creates a client, posts the seed's two sample totals and lists at once: the
-    list already shows the seed's balance, as each command waited for projections."""
+    list already shows the seed's balance, as each command waited for projections;
+    each posting's X-Ledger-Position is its event's position in the store."""
     headers = business["headers"]
     created = await service.post(
         "/api/v3/clients", json={"business_name": "Abas two"}, headers=headers
@@ -23,7 +27,8 @@ async def test_create_post_then_list_sees_every_write(
             headers=headers,
         )
         assert posted.status == 201
-        assert int(posted.headers["X-Ledger-Position"]) > 0
+        written = await last_position(pool, id_of(business))
+        assert int(posted.headers["X-Ledger-Position"]) == written
     listed = await service.get("/api/v3/clients", headers=headers)
     [client] = await listed.json()
     assert client["unformated_balance"] == 20351822.92

@@ -90,7 +90,7 @@ async def test_a_reversed_transaction_stays_in_the_statement_beside_its_reversal
     balance_after 40.00, reversal_of the original); the statement then lists all
     three lines, the original marked reversed, the totals count both postings
     (debit 190.00, credit 150.00) and the balance is 40.00; one transaction.reversed
-    event holds the payload."""
+    event holds the payload, on the client's receivable account."""
     headers = _headers(business)
     client_id = await _client(service, headers)
     back_dated = (_today() - dt.timedelta(days=10)).isoformat()
@@ -118,12 +118,17 @@ async def test_a_reversed_transaction_stays_in_the_statement_beside_its_reversal
     reversal_id = stored["payload"]["transaction_id"]
     # Dated the UTC day it was recorded (the original, 10 days back, is earlier).
     recorded_day = stored["recorded_at"].astimezone(dt.UTC).date().isoformat()
+    # The client's receivable account, which the original debit went to.
+    client = await _json(service, f"/api/v3/clients/{client_id}", headers)
+    assert isinstance(client, dict)
+    receivable = client["account_id"]
+    assert receivable != client["deposit_account_id"]
     assert stored["payload"] == {
         "type": "transaction.reversed",
         "transaction_id": reversal_id,
         "reversal_of": original,
         "client_id": client_id,
-        "account_id": stored["payload"]["account_id"],
+        "account_id": receivable,
         "entry_type": "credit",
         "amount_minor": 15_000,
         "date": recorded_day,

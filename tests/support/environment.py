@@ -29,6 +29,11 @@ APP_ROLE = "ledger_app"
 # event) landing mid-test would add one. Tests of checkpoints take them explicitly or
 # set a short interval; benches keep the service's default.
 TEST_CHECKPOINT_INTERVAL_S = 3600.0
+# The one read-your-writes bound of every test tier: the in-process service of the
+# integration tests and the `ledger run` processes of the e2e tests both wait this long
+# for the read models (commands before a 202, queries before a 503). Above the service's
+# 5 s default because a loaded 2-core machine runs both tiers. Benches keep the default.
+READ_YOUR_WRITES_TIMEOUT_S = 10.0
 
 
 class Environment(msgspec.Struct, frozen=True):
@@ -43,6 +48,7 @@ async def create_environment(
     tag: str,
     partitions: int = 1,
     checkpoint_interval_s: float = TEST_CHECKPOINT_INTERVAL_S,
+    read_your_writes_timeout_s: float = READ_YOUR_WRITES_TIMEOUT_S,
 ) -> Environment:
     suffix = uuid.uuid4().hex[:12]
     database = f"ledger_test_{tag}_{suffix}"
@@ -55,7 +61,7 @@ async def create_environment(
         amqp_url=amqp_url,
         exchange=f"ledger.events.test-{suffix}",
         queue_prefix=f"ledger.test-{suffix}.projection.",
-        read_your_writes_timeout_s=10.0,
+        read_your_writes_timeout_s=read_your_writes_timeout_s,
         checkpoint_interval_s=checkpoint_interval_s,
         projection_partitions=partitions,
         hmac_key=strong_key(),
@@ -117,6 +123,9 @@ def service_environment(
         "LEDGER_HTTP_PORT": str(port),
         "LEDGER_HMAC_KEY": env.settings.hmac_key,
         "LEDGER_CHECKPOINT_INTERVAL_S": str(env.settings.checkpoint_interval_s),
+        "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": str(
+            env.settings.read_your_writes_timeout_s
+        ),
         "LEDGER_LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
     }
