@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 RETRIES_MAX = 8
 # How long stop() lets the submitted commands finish before it cancels the task.
 STOP_GRACE_S = 10.0
+# After a COMMIT whose reply was lost, how often and how long apart the server is asked
+# whether the transaction is still in progress (about 5 s in all) before the callers
+# are told the outcome is unknown.
+SETTLE_ATTEMPTS = 50
+SETTLE_PAUSE_S = 0.1
 
 
 class Appender:
@@ -324,12 +329,18 @@ class Appender:
 
         A connection lost once the events were inserted, or any error raised by the
         COMMIT itself, leaves the outcome unknown (COMMIT may have been applied
-        without its reply arriving); the store is then asked whether the events
-        exist, so that a committed batch is never decided and written a second time."""
+        without its reply arriving, or may still be being applied by a backend whose
+        client is gone); the server is then asked what became of the transaction
+        (`_settled`), so that a committed batch is never decided and written a
+        second time, and a batch still committing is never retried beside itself."""
         results: list[Result] = []
+        transaction_id: str | None = None
         committing = False
         try:
             async with conn.transaction():
+                transaction_id = await conn.fetchval(
+                    "SELECT pg_current_xact_id()::text"
+                )
                 await batch_io.claim_names(conn, decided)
                 stored = await append(
                     conn, [ev for item in decided for ev in item.new_events]
@@ -345,23 +356,34 @@ class Appender:
         except Exception as error:
             if not (committing or isinstance(error, CONNECTION_ERRORS)):
                 raise
-            if results and await self._committed(decided):
+            if transaction_id is None:  # lost before anything was written
+                raise
+            if await self._settled(transaction_id, error):
                 return results
             if isinstance(error, CONNECTION_ERRORS):
-                raise
+                raise  # aborted for certain: the batch may be split and retried
             raise CommitFailed() from error
         return results
 
-    async def _committed(self, decided: list[Decided]) -> bool:
-        event_ids = [event.event_id for item in decided for event in item.new_events]
-        try:
-            found = await self._pool.fetchval(
-                "SELECT count(*) FROM events WHERE event_id = ANY($1::uuid[])",
-                event_ids,
-            )
-        except Exception as error:  # the outcome cannot be learned now
-            raise CommitOutcomeUnknown(error) from error
-        return bool(found == len(event_ids))
+    async def _settled(self, transaction_id: str, cause: Exception) -> bool:
+        """Whether the transaction committed (True) or aborted (False), asked of the
+        server on another connection with `pg_xact_status`. A backend whose client
+        vanished goes on with a COMMIT it received, so "in progress" is asked again
+        for a while; still undecided, or the server unreachable, raises
+        CommitOutcomeUnknown (503 for every caller, nothing retried). Counting the
+        events instead would take "not there yet" for "never": the split batch
+        would then be written a second time once the first COMMIT landed."""
+        for _ in range(SETTLE_ATTEMPTS):
+            try:
+                status = await self._pool.fetchval(
+                    "SELECT pg_xact_status($1::text::xid8)", transaction_id
+                )
+            except Exception as error:  # the outcome cannot be learned now
+                raise CommitOutcomeUnknown(error) from error
+            if status in ("committed", "aborted"):
+                return bool(status == "committed")
+            await asyncio.sleep(SETTLE_PAUSE_S)
+        raise CommitOutcomeUnknown(cause)
 
     def _result(self, item: Decided, by_id: dict[uuid.UUID, e.Envelope]) -> Result:
         events = [by_id[event.event_id] for event in item.new_events]

@@ -6,6 +6,11 @@ until PostgreSQL's reply to it arrives (the commit is then applied and durable),
 closes that client connection without passing the reply on: the sender sees its
 connection die at COMMIT and cannot know the outcome, the case the appender must
 settle by asking the store. Other connections go on untouched.
+
+Armed with `at_send=True`, it closes the client connection as soon as the COMMIT is
+passed on, before PostgreSQL has answered (or even finished) it, and keeps the server
+side open so that the COMMIT goes on: the sender then asks about a transaction that
+may still be in progress.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ class CommitCutter:
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
         self._armed = False
+        self._at_send = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.reply_lost = asyncio.Event()  # a COMMIT was applied, its reply dropped
+        self.client_cut = asyncio.Event()  # at_send: the client's connection is gone
 
     async def start(self) -> int:
         """Listen on a free local port, and return it."""
@@ -37,8 +44,9 @@ class CommitCutter:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def arm(self) -> None:
+    def arm(self, at_send: bool = False) -> None:
         self._armed = True
+        self._at_send = at_send
 
     async def _serve(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
@@ -50,7 +58,7 @@ class CommitCutter:
         cutting = asyncio.Event()  # this connection's COMMIT reply is to be dropped
         try:
             await asyncio.gather(
-                self._upstream(client_reader, server_writer, cutting),
+                self._upstream(client_reader, server_writer, cutting, client_writer),
                 self._downstream(server_reader, client_writer, cutting),
             )
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -65,13 +73,20 @@ class CommitCutter:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         cutting: asyncio.Event,
+        client: asyncio.StreamWriter,
     ) -> None:
         while chunk := await reader.read(CHUNK_BYTES):
+            cut_now = False
             if self._armed and b"COMMIT" in chunk:
                 self._armed = False
                 cutting.set()  # before the server can answer it
+                cut_now = self._at_send
             writer.write(chunk)
             await writer.drain()
+            if cut_now:  # the server side stays open: its COMMIT goes on
+                client.transport.abort()
+                self.client_cut.set()
+                return
         writer.transport.abort()
 
     async def _downstream(
