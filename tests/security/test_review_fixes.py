@@ -4,17 +4,46 @@ never reads an export does not hold its business's expensive-work slot."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import msgspec
+import pytest
 from aiohttp.test_utils import TestClient
 
+from services.businesses import provision_business
 from shared.http_edge import POOL
 from shared.projection_wait import WAITER
 from tests.integration.scenarios import wait_until
 from tests.security.conftest import ServiceWith
 from tests.security.test_fair_use_workers import is_alive, workers_of
+from tests.support.environment import (
+    Environment,
+    create_environment,
+    drop_environment,
+)
+from tests.support.service import http_client
+
+# Clients of incompressible text: a workbook of some 6 MB, more than the API's send
+# buffer (4 MiB at most, net.ipv4.tcp_wmem) and a non-reading client's receive
+# buffer take, so its send stalls for as long as the client does not read.
+STALLED_EXPORT_CLIENTS = 45_000
+INSERT_CLIENTS = """
+INSERT INTO rm_clients (client_id, business_id, account_id, category_id, first_name,
+    last_name, phone_number, business_name, business_address, business_phone,
+    business_location, business_email, created_at, updated_at, version)
+SELECT i, $1, i, 0, md5('f' || i), md5('l' || i), md5('p' || i), md5('n' || i),
+    md5('a' || i), md5('b' || i), md5('c' || i), md5('e' || i), now(), now(), 1
+FROM generate_series(1, $2) AS i
+"""
 
 
 async def test_a_command_after_an_exhausted_pool_is_answered_201(
@@ -65,3 +94,108 @@ async def test_a_killed_fold_worker_costs_one_503_then_audits_are_served(
         after = await client.get("/api/v3/audit/verify", headers=headers)
         assert after.status == 200, await after.text()
         assert await after.json() == report
+
+
+@pytest.fixture
+async def big_export(
+    servers: tuple[str, str],
+) -> AsyncIterator[tuple[Environment, dict[str, Any]]]:
+    """A database of its own (its read model is written directly, so no other test
+    sees the rows) with one business of STALLED_EXPORT_CLIENTS clients."""
+    env = await create_environment(*servers, tag="sendstall")
+    try:
+        business = await provision_business(env.settings, "Big export")
+        business["headers"] = {"Authorization": f"Bearer {business['api_key']}"}
+        conn = await asyncpg.connect(env.admin_url)
+        try:
+            await conn.execute(
+                INSERT_CLIENTS, business["business_id"], STALLED_EXPORT_CLIENTS
+            )
+        finally:
+            await conn.close()
+        yield env, business
+    finally:
+        await drop_environment(env)
+
+
+async def _stalled_export(client: TestClient, bid: str) -> socket.socket:
+    """A client that asks for the export and never reads: its receive buffer is as
+    small as the kernel allows, so the window closes after a few KB."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (str(client.server.host), int(client.server.port)))
+    request = (
+        f"GET /api/v3/clients/clients-print/{bid} HTTP/1.1\r\nHost: ledger\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+
+    async def answered() -> bool:  # the workbook is written: its headers are sent
+        try:
+            return sock.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200"
+        except BlockingIOError:
+            return False
+
+    await wait_until(answered, "the export's headers", timeout_s=60)
+    return sock
+
+
+def _exports() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("ledger-export-*"))
+
+
+async def test_a_client_that_never_reads_its_export_holds_no_expensive_slot(
+    big_export: tuple[Environment, dict[str, Any]],
+) -> None:
+    """Proves the export leaves its business's expensive-work slot once the workbook
+    is written: with one slot per business, while a client that never reads holds
+    its export's send (a 600 s send timeout), an audit of the business is 200."""
+    env, business = big_export
+    settings = msgspec.structs.replace(
+        env.settings, expensive_work_per_business_max=1, http_send_timeout_s=600.0
+    )
+    async with http_client(settings) as client:
+        sock = await _stalled_export(client, business["bid"])
+        try:
+            audit = await client.get(
+                "/api/v3/audit/verify", headers=business["headers"]
+            )
+            assert audit.status == 200, await audit.text()
+        finally:
+            sock.close()
+
+
+async def test_a_stalled_export_is_cut_after_the_send_timeout(
+    big_export: tuple[Environment, dict[str, Any]],
+) -> None:
+    """Proves a client that takes nothing for LEDGER_HTTP_SEND_TIMEOUT_S (1 s here)
+    is cut: its workbook file is removed and it gets fewer bytes than announced."""
+    env, business = big_export
+    settings = msgspec.structs.replace(env.settings, http_send_timeout_s=1.0)
+    before = _exports()
+    async with http_client(settings) as client:
+        sock = await _stalled_export(client, business["bid"])
+        try:
+
+            async def removed() -> bool:
+                return not _exports() - before
+
+            await wait_until(removed, "the stalled export's file to be removed")
+            received = await _read_to_end(sock)
+        finally:
+            sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    announced = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert announced is not None
+    assert len(body) < int(announced[1])
+
+
+async def _read_to_end(sock: socket.socket) -> bytes:
+    loop, received = asyncio.get_running_loop(), bytearray()
+    try:
+        while piece := await loop.sock_recv(sock, 65536):
+            received += piece
+    except ConnectionResetError:
+        pass
+    return bytes(received)
