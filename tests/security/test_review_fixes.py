@@ -32,9 +32,10 @@ from tests.support.environment import (
 )
 from tests.support.service import http_client
 
-# Clients of incompressible text: a workbook of some 6 MB, more than the API's send
-# buffer (4 MiB at most, net.ipv4.tcp_wmem) and a non-reading client's receive
-# buffer take, so its send stalls for as long as the client does not read.
+# Clients of incompressible text: a workbook of 5.6 MB, more than the kernels' buffers
+# take for a client that never reads (its send stalled after 1.7 MB on loopback; the
+# API's send buffer grows to 4 MiB at most, net.ipv4.tcp_wmem), so the send stalls
+# for as long as the client does not read.
 STALLED_EXPORT_CLIENTS = 45_000
 INSERT_CLIENTS = """
 INSERT INTO rm_clients (client_id, business_id, account_id, category_id, first_name,
