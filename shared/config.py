@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the API holds at most this many connections at once (more are refused with 503).
     http_body_timeout_s: float = 60.0
     http_connections_max: int = 1000
+    # A download (the export) whose client takes no piece of it for this many seconds
+    # is cut (services/query_api/excel_export.py): a reader that stalls holds nothing.
+    http_send_timeout_s: float = 60.0
     # /metrics reads the backlog gauges from the database at most this often; scrapes
     # in between show the last figures (shared/metrics.py). 0 reads at every scrape.
     metrics_backlog_interval_s: float = 5.0
@@ -136,6 +139,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "LEDGER_PROJECTOR_BATCH_SIZE_MAX": ("projector_batch_size_max", int),
     "LEDGER_HTTP_BODY_TIMEOUT_S": ("http_body_timeout_s", float),
     "LEDGER_HTTP_CONNECTIONS_MAX": ("http_connections_max", int),
+    "LEDGER_HTTP_SEND_TIMEOUT_S": ("http_send_timeout_s", float),
     "LEDGER_METRICS_BACKLOG_INTERVAL_S": ("metrics_backlog_interval_s", float),
     "LEDGER_LOG_LEVEL": ("log_level", str),
     "LEDGER_LOG_FORMAT": ("log_format", str),

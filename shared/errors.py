@@ -127,6 +127,14 @@ class WorkersBusy(NotYetVisible):
         super().__init__("Every import worker is busy; retry")
 
 
+class FoldWorkerLost(NotYetVisible):
+    """A fold worker process died abruptly (the OOM killer, an operator): 503 with
+    Retry-After. The pool was replaced, so the retry runs on a fresh worker."""
+
+    def __init__(self) -> None:
+        super().__init__("A worker process was lost; retry")
+
+
 class TooManyRequests(LedgerError):
     """A fair-use limit was reached (shared/fair_use.py): 429 with Retry-After, the
     whole seconds after which the same request would be let through."""

@@ -13,6 +13,11 @@ and sends back its (picklable) answer. At most `fold_processes` folds run at onc
 more wait for a worker (each business has at most `expensive_work_per_business_max`
 of them in flight, shared/fair_use.py). Workers are started with `spawn` (a fork of a
 process with threads running is unsafe), on first use, and live until the app stops.
+
+A worker killed mid-life (the OOM killer, an operator) breaks a ProcessPoolExecutor
+for good: every later fold would raise BrokenProcessPool, a 500, until a restart. So
+the first fold to meet a broken pool replaces it with a fresh one and answers 503 with
+Retry-After (FoldWorkerLost); the retry runs on the new workers.
 """
 
 from __future__ import annotations
@@ -24,20 +29,58 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
 
 from shared.config import Settings
+from shared.errors import FoldWorkerLost
 from shared.http_edge import SETTINGS
 from shared.postgres import connect
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
-FOLD_PROCESSES = web.AppKey("fold_processes", ProcessPoolExecutor)
+
+
+class FoldWorkers:
+    """The app's worker pool, replaced by a fresh one when a worker died abruptly."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._settings.fold_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        return self.executor.submit(function, *args)
+
+    def replace(self, broken: ProcessPoolExecutor) -> None:
+        """A fresh pool for `broken`, unless a concurrent fold replaced it first."""
+        if self.executor is broken:
+            self.executor = self._new_executor()
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        # Folds still running are not waited for: their requests are gone, and the
+        # interpreter's exit would otherwise join the workers (the pool keeps them in
+        # a private mapping; there is no public way to stop a running task).
+        workers = list(self.executor._processes.values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+
+
+FOLD_PROCESSES = web.AppKey("fold_processes", FoldWorkers)
 
 
 def fold_processes_context(
@@ -46,32 +89,26 @@ def fold_processes_context(
     """A cleanup_ctx entry: the worker pool for the app's lifetime."""
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
-        executor = ProcessPoolExecutor(
-            max_workers=settings.fold_processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(os.getpid(),),
-        )
-        app[FOLD_PROCESSES] = executor
+        app[FOLD_PROCESSES] = FoldWorkers(settings)
         yield
-        # Folds still running are not waited for: their requests are gone, and the
-        # interpreter's exit would otherwise join the workers (the pool keeps them in
-        # a private mapping; there is no public way to stop a running task).
-        workers = list(executor._processes.values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for worker in workers:
-            worker.terminate()
+        app[FOLD_PROCESSES].shutdown()
 
     return pool
 
 
 async def in_fold_process(request: web.Request, function: Fold[T], *args: object) -> T:
-    """`await function(conn, *args)` in a worker, on a connection of its own."""
+    """`await function(conn, *args)` in a worker, on a connection of its own; 503
+    (and a fresh pool for the retry) if a worker of the pool died abruptly."""
     dsn = request.app[SETTINGS].database_url
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        request.app[FOLD_PROCESSES], _run, dsn, function, args
-    )
+    workers = request.app[FOLD_PROCESSES]
+    executor = workers.executor
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, _run, dsn, function, args
+        )
+    except BrokenProcessPool:
+        workers.replace(executor)
+        raise FoldWorkerLost() from None
 
 
 def _start_worker(parent_pid: int) -> None:

@@ -3,12 +3,17 @@
 Projectors NOTIFY `ledger_projected` when a batch commits. One listening connection per
 process wakes a checker, which resolves every waiter in one query; while waiters exist
 it also checks on a short timer, so a missed notification only delays, never hangs.
+The checker is a process edge: any failure of a check (a lost connection, an API
+pool busy past its acquire timeout: PoolExhausted) is logged once per streak and
+retried on the next tick. Were the task to die, every later command would answer 202
+after the full read-your-writes wait until the process restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 
 import asyncpg
@@ -27,6 +32,7 @@ SELECT CASE WHEN count(*) = $2 THEN min(position_last) END
 FROM projection_checkpoint WHERE projection = ANY($1::text[])
 """
 POLL_S = 0.05
+log = logging.getLogger(__name__)
 
 
 class ProjectionWaiter:
@@ -96,15 +102,23 @@ class ProjectionWaiter:
             self._waiting.pop(stream_id, None)
 
     async def _run(self) -> None:
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
             self._wake.clear()
-            if self._waiting:
-                try:
-                    await self._check()
-                except (OSError, asyncpg.PostgresError):
-                    await asyncio.sleep(POLL_S)
+            if not self._waiting:
+                continue
+            try:
+                await self._check()
+            except Exception:  # the loop must outlive any one check (CancelledError
+                # is a BaseException and still ends it)
+                if not failing:
+                    log.exception("read-your-writes check failed; retrying")
+                failing = True
+                await asyncio.sleep(POLL_S)
+            else:
+                failing = False
 
     async def _check(self) -> None:
         streams = list(self._waiting)

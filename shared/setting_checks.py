@@ -50,6 +50,7 @@ _POSITIVE_SECONDS = [
     "readiness_lag_max_s",
     "checkpoint_interval_s",
     "http_body_timeout_s",
+    "http_send_timeout_s",
     "import_timeout_s",
     "pool_acquire_timeout_s",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import threading
@@ -62,6 +63,7 @@ MONEY_FORMAT = "#,##0.00"
 SHEET_TITLE = "Clients"
 CHUNK_ROWS = 2_000
 READ_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 def _text(sheet: WriteOnlyWorksheet, text: str) -> Cell:
@@ -171,9 +173,11 @@ def temporary_path() -> Path:
 
 
 async def send_file(
-    request: web.Request, path: Path, filename: str
+    request: web.Request, path: Path, filename: str, timeout_s: float
 ) -> web.StreamResponse:
-    """Stream the saved workbook as an attachment, a piece at a time."""
+    """Stream the saved workbook as an attachment, a piece at a time. A client that
+    takes no piece for `timeout_s` (a full receive window it never empties) is cut:
+    left waiting, the send would hold the file and the connection for ever."""
     response = web.StreamResponse(
         headers={
             "Content-Type": CONTENT_TYPE,
@@ -188,8 +192,14 @@ async def send_file(
         await response.prepare(request)
         try:
             while piece := await asyncio.to_thread(file.read, READ_BYTES):
-                await response.write(piece)
+                async with asyncio.timeout(timeout_s):
+                    await response.write(piece)
+            async with asyncio.timeout(timeout_s):
+                await response.write_eof()
         except ConnectionResetError:
-            return response  # the client hung up: nobody is left to answer
-    await response.write_eof()
+            pass  # the client hung up: nobody is left to answer
+        except TimeoutError:
+            log.warning("export: the client took nothing for %g s; cut", timeout_s)
+            if request.transport is not None:
+                request.transport.abort()
     return response

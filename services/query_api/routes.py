@@ -263,15 +263,18 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
         raise NotFound("Business not found")
     category_id = _optional_int(request, "category_id")
     fair_use.admit_export(business_id)
-    with fair_use.expensive_work(business_id):
-        await _min_position(request)
-        filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
-        path = excel_export.temporary_path()
-        try:
+    path = excel_export.temporary_path()
+    try:
+        # The slot covers the expensive part only: a client that reads the workbook
+        # slowly, or never, must not hold its business's imports, audits and as_of.
+        with fair_use.expensive_work(business_id):
+            await _min_position(request)
             await excel_export.write_workbook(pool, business_id, category_id, path)
-            return await excel_export.send_file(request, path, filename)
-        finally:
-            path.unlink(missing_ok=True)
+        filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
+        timeout_s = request.app[SETTINGS].http_send_timeout_s
+        return await excel_export.send_file(request, path, filename, timeout_s)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 async def _client_row(request: web.Request) -> asyncpg.Record:

@@ -112,6 +112,10 @@ def test_a_health_port_that_cannot_be_one_is_refused(value: str, message: str) -
             "LEDGER_HTTP_BODY_TIMEOUT_S=0.0 must be a number of seconds above 0",
         ),
         (
+            {"LEDGER_HTTP_SEND_TIMEOUT_S": "0"},
+            "LEDGER_HTTP_SEND_TIMEOUT_S=0.0 must be a number of seconds above 0",
+        ),
+        (
             {"LEDGER_HTTP_CONNECTIONS_MAX": "0"},
             "LEDGER_HTTP_CONNECTIONS_MAX=0 must be at least 1",
         ),
