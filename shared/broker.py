@@ -65,8 +65,18 @@ def message_headers(event: Envelope) -> MessageHeaders:
     )
 
 
-async def connect(amqp_url: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(amqp_url, timeout=10)
+async def connect(amqp_url: str, timeout_s: float = 10.0) -> AbstractRobustConnection:
+    """A robust connection, or the error; a connection that failed to open (or was
+    cancelled while opening) is closed here. Left to the garbage collector, aio-pika
+    schedules its close from `__del__`, which outside the event loop's thread only
+    leaves a never-awaited coroutine behind (a warning, an error under pytest)."""
+    connection = aio_pika.RobustConnection(aio_pika.connection.make_url(amqp_url))
+    try:
+        await connection.connect(timeout=timeout_s)
+    except BaseException:
+        await asyncio.shield(connection.close())
+        raise
+    return connection
 
 
 async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-import aio_pika
 import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from shared import backlog
+from shared import backlog, broker
 from shared.config import PROJECTIONS
 from shared.http_edge import POOL, SETTINGS, json_response
 
@@ -74,9 +72,7 @@ async def broker_check(app: web.Application) -> str:
     if holder and not holder[0].is_closed:
         return "ok"
     try:
-        connection = await asyncio.wait_for(
-            aio_pika.connect_robust(app[SETTINGS].amqp_url), timeout=CHECK_TIMEOUT_S
-        )
+        connection = await broker.connect(app[SETTINGS].amqp_url, CHECK_TIMEOUT_S)
     except Exception as error:  # any failure means not ready
         return f"failed: {type(error).__name__}"
     holder[:] = [connection]

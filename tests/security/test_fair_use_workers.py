@@ -43,18 +43,22 @@ asyncio.run(main())
 def workers_of(pid: int) -> list[int]:
     """The multiprocessing workers among `pid`'s children (Linux /proc)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [
-        int(child)
-        for child in children
-        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
+    return [int(child) for child in children if b"spawn_main" in _cmdline(child)]
+
+
+def _cmdline(pid: str) -> bytes:
+    """The process's command line; empty when it ended since it was listed."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def is_alive(pid: int) -> bool:
     """Running, and not a zombie waiting to be reaped."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone while being read
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
 
