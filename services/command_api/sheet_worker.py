@@ -10,6 +10,8 @@ process edge, so it catches Exception.
 
 from __future__ import annotations
 
+import warnings
+
 import msgspec
 
 from services.command_api.excel_import import ImportRow, SheetBounds, parse
@@ -19,6 +21,19 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     invalid,
+)
+
+
+# The fork server imports this module and the API's main module (`services.cli`, by
+# name: parse_pool.preload); multiprocessing then runs that main module again as
+# `__mp_main__` in each forked worker, and runpy warns that it is already imported, a
+# line outside the JSON log on every import. Expected and harmless (its imports are
+# cached, `main()` does not run), so silenced here, where the fork server and the
+# workers it forks have it before the warning would come.
+warnings.filterwarnings(
+    "ignore",
+    message=r"'services\.cli' found in sys\.modules after import of package",
+    category=RuntimeWarning,
 )
 
 

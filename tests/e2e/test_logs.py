@@ -1,5 +1,6 @@
 """`ledger api` as a process, its stdout a pipe (as in a container): every line it
-writes is one JSON object, with its start, each request and its stop."""
+writes is one JSON object, with its start, each request and its stop, and nothing
+else reaches its output, an import parsed in a worker process included."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from services.businesses import provision_business
 from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, STOP_DEADLINE_S, wait_until
 from tests.support.environment import (
     Environment,
@@ -21,6 +23,7 @@ from tests.support.environment import (
     free_port,
     service_environment,
 )
+from tests.support.workbooks import HEADER, form, openpyxl_file
 
 
 def _start_api(environment: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -48,7 +51,11 @@ async def test_the_api_writes_one_json_object_per_line_to_a_pipe(
     `ledger api` at INFO with stdout piped, sending one request with X-Request-Id and
     stopping it with SIGTERM: it exits 0 and each stdout line parses as JSON, among
     them process.started, the request (route, status, request id) and
-    process.stopped."""
+    process.stopped. An import sent meanwhile is parsed in a worker forked from the
+    fork server, where multiprocessing re-runs the main module: stderr stays empty
+    (it once got runpy's "found in sys.modules" warning on every import)."""
+    business = await provision_business(api_environment.settings, "Logs Ltd")
+    sheet = openpyxl_file([HEADER, ["Logged Ltd", "", "", "", 12.5]])
     port = free_port()
     environment = service_environment(api_environment, port, log_level="INFO")
     process = _start_api(environment)
@@ -67,6 +74,16 @@ async def test_the_api_writes_one_json_object_per_line_to_a_pipe(
                     return False
 
             await wait_until(answered, START_DEADLINE_S, "GET /healthz answers")
+            async with http.post(
+                f"http://127.0.0.1:{port}/api/v3/clients/import",
+                data=form(sheet),
+                headers={
+                    "Authorization": f"Bearer {business['api_key']}",
+                    "Prefer": "respond-async",
+                },
+            ) as response:
+                imported = (response.status, (await response.json())["imported"])
+            assert imported == (202, 1)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.to_thread(
             process.communicate, None, STOP_DEADLINE_S
@@ -82,7 +99,10 @@ async def test_the_api_writes_one_json_object_per_line_to_a_pipe(
     assert events[0] == "process.started"
     assert events[-1] == "process.stopped"
     requests = [line for line in lines if line.get("event") == "http.request"]
-    assert requests[-1]["route"] == "/healthz"
-    assert requests[-1]["status"] == 200
-    assert requests[-1]["request_id"] == "probe-1"
+    probe = next(line for line in requests if line["request_id"] == "probe-1")
+    assert (probe["route"], probe["status"]) == ("/healthz", 200)
+    assert (requests[-1]["route"], requests[-1]["status"]) == (
+        "/api/v3/clients/import",
+        202,
+    )
     assert stderr == b""
