@@ -23,7 +23,6 @@ from shared.errors import (
     invalid,
 )
 
-
 # The fork server imports this module and the API's main module (`services.cli`, by
 # name: parse_pool.preload); multiprocessing then runs that main module again as
 # `__mp_main__` in each forked worker, and runpy warns that it is already imported, a
