@@ -8,7 +8,6 @@ takes them with it (exit_with_supervisor).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ import time
 from types import FrameType
 
 from shared.config import PROJECTIONS
+from shared.parent_death import kill_me_with_parent
 
 log = logging.getLogger("ledger.supervisor")
 STOP_DEADLINE_S = 15.0
@@ -26,7 +26,6 @@ PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
 RESTART_DELAY_S = 1.0
 HEALTH_PORT = "LEDGER_HEALTH_PORT"
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def roles() -> list[list[str]]:
@@ -66,7 +65,7 @@ def exit_with_supervisor() -> None:
     supervisor = os.environ.get(SUPERVISOR_PID)
     if supervisor is None:
         return
-    if _kill_me_with_parent():
+    if kill_me_with_parent():
         if os.getppid() != int(supervisor):  # it died before the request was made
             os.kill(os.getpid(), signal.SIGKILL)
         return
@@ -76,15 +75,6 @@ def exit_with_supervisor() -> None:
         name="supervisor-watch",
         daemon=True,
     ).start()
-
-
-def _kill_me_with_parent() -> bool:
-    """Ask Linux for SIGKILL when the parent dies; False where that cannot be had."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
-    except (AttributeError, OSError):
-        return False
 
 
 def _watch_parent(supervisor: int) -> None:

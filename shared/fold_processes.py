@@ -23,11 +23,9 @@ Retry-After (FoldWorkerLost); the retry runs on the new workers.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,9 +37,9 @@ from aiohttp import web
 from shared.config import Settings
 from shared.errors import FoldWorkerLost
 from shared.http_edge import SETTINGS
+from shared.parent_death import kill_me_with_parent
 from shared.postgres import connect
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
 
@@ -118,9 +116,7 @@ def _start_worker(parent_pid: int) -> None:
     pool's shutdown is all there is). Ctrl-C reaches the whole process group: a
     worker leaves stopping to the API process, which shuts the pool down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    kill_me_with_parent()
     if os.getppid() != parent_pid:  # the parent ended before prctl took effect
         os._exit(1)
 

@@ -9,10 +9,8 @@ share: past a limit the kernel stops it (SIGXCPU, SIGKILL) or an allocation fail
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
-import signal
 import sys
 from collections.abc import Callable
 from multiprocessing import forkserver
@@ -21,8 +19,9 @@ from typing import Any
 
 import msgspec
 
+from shared.parent_death import kill_me_with_parent
+
 MIB = 1024 * 1024
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class WorkerLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,9 +54,8 @@ def die_with_parent() -> None:
     _drop_fork_server_pipe()
     if not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if not kill_me_with_parent():
+        raise OSError("prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _drop_fork_server_pipe() -> None:
