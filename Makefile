@@ -82,7 +82,7 @@ bench-imports: $(STAMP) services
 
 # Regenerate the AsyncAPI document from the event schemas (a test fails while it is stale).
 asyncapi: $(STAMP)
-	$(BIN)/python -m shared.asyncapi > shared/asyncapi.json
+	$(BIN)/python -m shared.bus.asyncapi > shared/asyncapi.json
 
 # Rebuild every read model from 1,000,000 events with `ledger replay`, then audit them.
 bench-replay: $(STAMP) services

@@ -7,7 +7,7 @@ import asyncio
 from projections.registry import PROJECTIONS
 from projections.runner import Projector
 from shared.config import Settings
-from shared.worker_loop import run_until_stopped
+from shared.worker.loop import run_until_stopped
 
 
 async def run_projection(settings: Settings, name: str, stop: asyncio.Event) -> None:

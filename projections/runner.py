@@ -1,6 +1,7 @@
 """Hop 5: consume a projection's queues and apply events, exactly once in effect.
 
-A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/partitions.py), each with
+A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/bus/partitions.py), each
+with
 a single active consumer; every projector of the projection subscribes to all of them
 (projections/partition_claims.py orders the subscriptions so that several projectors
 share them), so each business is applied by one projector at a time, in order.
@@ -29,12 +30,14 @@ from projections.checkpoints import (
     record_position,
 )
 from projections.partition_claims import subscribe_in_turn
-from shared import broker, pause_points, worker_metrics
+from shared import pause_points
+from shared.bus import broker
+from shared.bus.partitions import partition_of_slot
 from shared.config import Settings
-from shared.event_store import load_stream
 from shared.events import Envelope
-from shared.partitions import partition_of_slot
-from shared.postgres import CONNECTION_ERRORS, create_pool
+from shared.store.event_store import load_stream
+from shared.store.postgres import CONNECTION_ERRORS, create_pool
+from shared.worker import metrics as worker_metrics
 
 log = logging.getLogger(__name__)
 ATTEMPTS_MAX = 5

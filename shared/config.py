@@ -55,14 +55,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch_size_max: int = 2000  # bigger batches publish ~20-40% faster
     checkpoint_interval_s: float = 10.0
     projector_batch_size_max: int = 500
-    # Queues per projection (shared/partitions.py): a business's events always go to
+    # Queues per projection (shared/bus/partitions.py): a business's events always go to
     # the same one, each is consumed by one projector at a time, so several projector
     # processes share a projection's work and every business stays in order.
     projection_partitions: int = 1
     # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
     # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024
-    # Slow clients (shared/http_connections.py, shared/body_deadline.py): a request
+    # Slow clients (shared/http_connections.py, services/http/body_deadline.py): a
+    # request
     # body must arrive whole within this many seconds of its headers (else 408), and
     # the API holds at most this many connections at once (more are refused with 503).
     http_body_timeout_s: float = 60.0
@@ -71,10 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # is cut (services/query_api/excel_export.py): a reader that stalls holds nothing.
     http_send_timeout_s: float = 60.0
     # /metrics reads the backlog gauges from the database at most this often; scrapes
-    # in between show the last figures (shared/metrics.py). 0 reads at every scrape.
+    # in between show the last figures (services/http/metrics.py). 0 reads at every
+    # scrape.
     metrics_backlog_interval_s: float = 5.0
     # Logging: a level name, and `auto` (text on a terminal, JSON lines otherwise),
-    # `json` or `text` (shared/logs.py).
+    # `json` or `text` (services/cli/logs.py).
     log_level: str = "INFO"
     log_format: str = "auto"
     # Spreadsheet imports are parsed in worker processes with these bounds
@@ -88,7 +90,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and shared strings its workbook may declare (excel_import.SheetBounds).
     import_blank_rows_max: int = 100_000
     import_shared_strings_max: int = 1_000_000
-    # Fair use (shared/fair_use.py, README "Fair use"). Per API key: `make bench`
+    # Fair use (services/http/fair_use.py, README "Fair use"). Per API key: `make bench`
     # sends at most ~900 requests/s from its one key (64 at once, ~835 postings/s);
     # 3,000/s with a 6,000 burst leaves it more than three times that.
     key_requests_per_s: float = 3000.0

@@ -136,7 +136,8 @@ class FoldWorkerLost(NotYetVisible):
 
 
 class TooManyRequests(LedgerError):
-    """A fair-use limit was reached (shared/fair_use.py): 429 with Retry-After, the
+    """A fair-use limit was reached (services/http/fair_use.py): 429 with Retry-After,
+    the
     whole seconds after which the same request would be let through."""
 
     status = 429

@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_asyncio import is_async_test
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers
 
@@ -85,7 +85,7 @@ async def environment(servers: tuple[str, str]) -> AsyncIterator[Environment]:
 
 @pytest.fixture(scope="session")
 async def pool(environment: Environment) -> AsyncIterator[asyncpg.Pool]:
-    from shared.postgres import create_pool
+    from shared.store.postgres import create_pool
 
     pool = await create_pool(environment.settings.database_url, max_size=20)
     yield pool

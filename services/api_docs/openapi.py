@@ -1,9 +1,11 @@
 """The OpenAPI 3.1 document of the HTTP API, generated from the msgspec schemas.
 
 Every body comes from code: responses from the structs the handlers encode
-(shared.views, shared.http_edge's error bodies, shared.health, the import, feed and
+(shared.response_bodies, services.http.edge's error bodies, services.http.health, the
+import, feed and
 audit structs), requests from the structs that describe what
-services/command_api/requests.py accepts, all through `msgspec.json.schema_components`.
+services/command_api/request_bodies.py accepts, all through
+`msgspec.json.schema_components`.
 What is written here is only the routes' table: method, path, parameters, which body
 each status answers. A test checks that table against the routes the app registers,
 both ways, so a route cannot go undocumented; another checks the committed copy
@@ -24,14 +26,14 @@ import msgspec
 
 import shared
 from services.audit.report import Report
-from services.command_api import requests as inputs
+from services.command_api import request_bodies
 from services.command_api.import_routes import DuplicateImportBody, ImportBody
 from services.command_api.import_store import ImportStatus
+from services.http.edge import EXPORT_ROUTE, MessageBody, ValidationBody
+from services.http.health import HealthBody, ReadyBody
 from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
 from shared import events as e
-from shared import views
-from shared.health import HealthBody, ReadyBody
-from shared.http_edge import EXPORT_ROUTE, MessageBody, ValidationBody
+from shared import response_bodies
 from shared.schema_text import clean_descriptions
 
 COMMITTED_PATH = Path(shared.__file__).with_name("openapi.json")
@@ -67,13 +69,13 @@ class EventHistory(msgspec.Struct, kw_only=True):
 
 
 _BODIES: list[type] = [
-    views.ClientBody,
-    views.StatementBody,
-    views.CategoryBody,
-    views.SummaryBody,
-    views.TransactionBody,
-    views.DepositBody,
-    views.DeletedBody,
+    response_bodies.ClientBody,
+    response_bodies.StatementBody,
+    response_bodies.CategoryBody,
+    response_bodies.SummaryBody,
+    response_bodies.TransactionBody,
+    response_bodies.DepositBody,
+    response_bodies.DeletedBody,
     ImportBody,
     DuplicateImportBody,
     ImportStatus,
@@ -84,12 +86,12 @@ _BODIES: list[type] = [
     ReadyBody,
     MessageBody,
     ValidationBody,
-    inputs.NewClient,
-    inputs.ClientFields,
-    inputs.CategoryInput,
-    inputs.ArchiveInput,
-    inputs.PostingInput,
-    inputs.ReversalInput,
+    request_bodies.NewClient,
+    request_bodies.ClientFields,
+    request_bodies.CategoryInput,
+    request_bodies.ArchiveInput,
+    request_bodies.PostingInput,
+    request_bodies.ReversalInput,
 ]
 
 _STATUS_TEXT = {
@@ -416,7 +418,7 @@ def operations() -> list[Operation]:
         client,
         "getClient",
         "One client",
-        _ref(views.ClientBody),
+        _ref(response_bodies.ClientBody),
         [_ID, _AS_OF],
         (404,),
         etag,
@@ -425,7 +427,7 @@ def operations() -> list[Operation]:
         clients + "/categories",
         "listCategories",
         "The categories, with customer_count",
-        _list_of(views.CategoryBody),
+        _list_of(response_bodies.CategoryBody),
         [],
     )
     return [
@@ -433,7 +435,7 @@ def operations() -> list[Operation]:
             clients,
             "listClients",
             "The clients, by id",
-            _list_of(views.ClientBody),
+            _list_of(response_bodies.ClientBody),
             page,
             headers=paging_headers,
         ),
@@ -441,7 +443,7 @@ def operations() -> list[Operation]:
             clients + "/summary",
             "getSummary",
             "Totals over the clients (exact sums)",
-            _ref(views.SummaryBody),
+            _ref(response_bodies.SummaryBody),
             [_CATEGORY_ID, _AS_OF],
         ),
         _command(
@@ -449,8 +451,8 @@ def operations() -> list[Operation]:
             clients,
             "createClient",
             "Create a client (only business_name is required)",
-            inputs.NewClient,
-            views.ClientBody,
+            request_bodies.NewClient,
+            response_bodies.ClientBody,
             201,
             (),
         ),
@@ -460,8 +462,8 @@ def operations() -> list[Operation]:
             client,
             "updateClient",
             "Update the fields given",
-            inputs.ClientFields,
-            views.ClientBody,
+            request_bodies.ClientFields,
+            response_bodies.ClientBody,
             200,
             (404, 412),
             [
@@ -481,8 +483,8 @@ def operations() -> list[Operation]:
             tag="commands",
             parameters=[_ID, _IDEMPOTENCY, _PREFER],
             responses=[
-                _ok(_ref(views.DeletedBody), 200, _POSITION_HEADER),
-                _ok(_ref(views.DeletedBody), 202, _POSITION_HEADER),
+                _ok(_ref(response_bodies.DeletedBody), 200, _POSITION_HEADER),
+                _ok(_ref(response_bodies.DeletedBody), 202, _POSITION_HEADER),
             ],
             errors=(404, 409, 422, 503),
         ),
@@ -491,8 +493,8 @@ def operations() -> list[Operation]:
             client + "/archive",
             "archiveClient",
             "Archive or unarchive: `archived` sets it; `{}` (no field) toggles it",
-            inputs.ArchiveInput,
-            views.ClientBody,
+            request_bodies.ArchiveInput,
+            response_bodies.ClientBody,
             200,
             (404,),
             [_ID],
@@ -502,8 +504,8 @@ def operations() -> list[Operation]:
             client + "/transactions",
             "postTransaction",
             "Post a transaction (debit or credit)",
-            inputs.PostingInput,
-            views.TransactionBody,
+            request_bodies.PostingInput,
+            response_bodies.TransactionBody,
             201,
             (404,),
             [_ID],
@@ -512,7 +514,7 @@ def operations() -> list[Operation]:
             client + "/transactions",
             "getStatement",
             "The statement: the client with its transactions and running balance",
-            _ref(views.StatementBody),
+            _ref(response_bodies.StatementBody),
             [_ID, *_PERIOD],
             (404,),
         ),
@@ -521,8 +523,8 @@ def operations() -> list[Operation]:
             client + "/deposits",
             "postDeposit",
             "Post a deposit (debit: received, credit: used; never below zero)",
-            inputs.PostingInput,
-            views.DepositBody,
+            request_bodies.PostingInput,
+            response_bodies.DepositBody,
             201,
             (404,),
             [_ID],
@@ -531,7 +533,7 @@ def operations() -> list[Operation]:
             client + "/deposits",
             "listDeposits",
             "The deposit postings, with running deposit_after",
-            _list_of(views.DepositBody),
+            _list_of(response_bodies.DepositBody),
             [_ID, *_PERIOD],
             (404,),
         ),
@@ -540,8 +542,8 @@ def operations() -> list[Operation]:
             client + "/transactions/{transaction_id}/reverse",
             "reverseTransaction",
             "Reverse a transaction: the reversal entry, with reversal_of",
-            inputs.ReversalInput,
-            views.TransactionBody,
+            request_bodies.ReversalInput,
+            response_bodies.TransactionBody,
             201,
             (404,),
             [_ID, _path("transaction_id", "The transaction to reverse.")],
@@ -551,8 +553,8 @@ def operations() -> list[Operation]:
             client + "/deposits/{deposit_id}/reverse",
             "reverseDeposit",
             "Reverse a deposit posting: the reversal entry, with reversal_of",
-            inputs.ReversalInput,
-            views.DepositBody,
+            request_bodies.ReversalInput,
+            response_bodies.DepositBody,
             201,
             (404,),
             [_ID, _path("deposit_id", "The deposit posting to reverse.")],
@@ -569,8 +571,8 @@ def operations() -> list[Operation]:
             clients + "/category",
             "createCategory",
             "Create a category (names unique per business, ignoring case)",
-            inputs.CategoryInput,
-            views.CategoryBody,
+            request_bodies.CategoryInput,
+            response_bodies.CategoryBody,
             201,
             (),
         ),

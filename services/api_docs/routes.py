@@ -3,7 +3,7 @@
 The page is RapiDoc 9.3.8 (MIT; assets/rapidoc-LICENSE.txt), vendored under assets/
 and served from here, so the page needs nothing but this service: it loads no fonts
 (`load-fonts="false"`) and refers only to same-origin URLs. All three routes are
-public (shared/http_edge.py).
+public (services/http/edge.py).
 """
 
 from __future__ import annotations

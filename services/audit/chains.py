@@ -14,9 +14,9 @@ import asyncpg
 import msgspec
 
 from services.audit.report import Difference
-from shared.event_store import stored_hashed_content
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import Keyring, weakness
+from shared.store.event_store import stored_hashed_content
 
 
 class CheckedHead(msgspec.Struct, frozen=True):

@@ -9,8 +9,8 @@ import asyncpg
 import msgspec
 
 from services.audit.verify import verify
-from shared.chain_checkpoints import take_checkpoint
 from shared.config import Settings, settings_keyring
+from shared.store.chain_checkpoints import take_checkpoint
 
 
 async def verify_command(

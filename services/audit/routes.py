@@ -7,10 +7,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.audit.verify import verify
+from services.http.edge import SETTINGS, business_of, json_response
+from services.http.fair_use import fair_use_of
+from services.http.fold_processes import in_fold_process
 from shared.config import settings_keyring
-from shared.fair_use import fair_use_of
-from shared.fold_processes import in_fold_process
-from shared.http_edge import SETTINGS, business_of, json_response
 
 routes = web.RouteTableDef()
 
@@ -20,7 +20,7 @@ async def audit_verify(request: web.Request) -> web.Response:
     keys = settings_keyring(request.app[SETTINGS])
     business_id = business_of(request).business_id
     with fair_use_of(request).expensive_work(business_id):
-        # In a worker process: the walk is CPU-bound (shared/fold_processes.py).
+        # In a worker process: the walk is CPU-bound (services/http/fold_processes.py).
         report = await in_fold_process(request, verify, keys, business_id)
     return json_response(report)
 

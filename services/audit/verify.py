@@ -22,8 +22,8 @@ from services.audit.figures import (
 )
 from services.audit.report import Difference, Report
 from shared import events as e
-from shared.event_store import SELECT_EVENTS, envelope_from_row
 from shared.keyring import Keyring
+from shared.store.event_store import SELECT_EVENTS, envelope_from_row
 
 _EVENTS = SELECT_EVENTS + "{where} ORDER BY stream_id, version"
 PREFETCH = 2_000

@@ -10,8 +10,8 @@ from services.command_api import import_routes
 from services.command_api.appender import Appender
 from services.command_api.import_parsing import parse_pool_context
 from services.command_api.routes import APPENDER, IN_FLIGHT, routes
-from shared.http_edge import CLOCK, POOL, SETTINGS
-from shared.metrics import METRICS
+from services.http.edge import CLOCK, POOL, SETTINGS
+from services.http.metrics import METRICS
 
 
 def setup(app: web.Application) -> None:

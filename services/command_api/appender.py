@@ -44,8 +44,8 @@ from shared.errors import (
     PoolExhausted,
     ServiceStopping,
 )
-from shared.event_store import NewEvent, append, new_event
-from shared.postgres import CONNECTION_ERRORS
+from shared.store.event_store import NewEvent, append, new_event
+from shared.store.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 RETRIES_MAX = 8

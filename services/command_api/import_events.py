@@ -16,7 +16,7 @@ import msgspec
 from services.command_api.batch_io import GENESIS, name_key
 from services.command_api.excel_import import ImportRow
 from shared import events as e
-from shared.event_store import NewEvent, new_event
+from shared.store.event_store import NewEvent, new_event
 
 OPENING_BALANCE = "Opening balance"
 OPENING_DEPOSIT = "Opening deposit"

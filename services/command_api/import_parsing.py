@@ -17,7 +17,7 @@ from services.command_api import sheet_worker
 from services.command_api.excel_import import ImportRow, SheetBounds
 from services.command_api.parse_pool import ParsePool
 from services.command_api.worker_limits import WorkerLimits
-from shared.http_edge import SETTINGS
+from services.http.edge import SETTINGS
 
 PARSE_POOL = web.AppKey("parse_pool", ParsePool)
 

@@ -24,12 +24,7 @@ from services.command_api.import_parsing import parse_upload
 from services.command_api.routes import IN_FLIGHT, idempotency_claim
 from services.command_api.submissions import IdempotencyClaim, Result
 from services.command_api.uploads import Upload, read_upload
-from shared import events as e
-from shared.api_keys import Business
-from shared.errors import IdempotencyConflict, IdempotencyInProgress, invalid
-from shared.event_store import NewEvent
-from shared.fair_use import fair_use_of
-from shared.http_edge import (
+from services.http.edge import (
     CLOCK,
     POOL,
     SETTINGS,
@@ -37,11 +32,16 @@ from shared.http_edge import (
     json_response,
     whole_number,
 )
-from shared.metrics import METRICS
+from services.http.fair_use import fair_use_of
+from services.http.metrics import METRICS
+from services.http.projection_wait import WAITER
+from services.http.request_log import CORRELATION_ID
+from shared import events as e
+from shared.errors import IdempotencyConflict, IdempotencyInProgress, invalid
 from shared.money import to_number
-from shared.projection_wait import WAITER
-from shared.request_log import CORRELATION_ID
-from shared.views import encoder
+from shared.response_bodies import encoder
+from shared.store.api_keys import Business
+from shared.store.event_store import NewEvent
 
 log = logging.getLogger(__name__)
 SYNC_ROWS_MAX = 5_000

@@ -23,7 +23,7 @@ from services.command_api.submissions import IdempotencyClaim, Result
 from shared import events as e
 from shared.config import PROJECTIONS
 from shared.errors import Conflict
-from shared.event_store import NewEvent
+from shared.store.event_store import NewEvent
 
 
 async def categories(conn: asyncpg.Pool, business_id: int) -> dict[str, int]:

@@ -102,7 +102,7 @@ def preload() -> list[str]:
     """What the fork server imports once, so that each worker is forked with it
     loaded: the parser, and the main module (by path, or by name under `python -m`,
     as `ledger run` starts the API), which multiprocessing otherwise imports again in
-    every worker before its job (0.4 s for `services.cli`)."""
+    every worker before its job (0.4 s for `services.cli.main`)."""
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     name = getattr(spec, "name", None)
     by_name = [name] if isinstance(name, str) and not name.endswith("__main__") else []

@@ -9,9 +9,8 @@ from __future__ import annotations
 from services.command_api.submissions import Outcome, Render
 from shared import domain
 from shared import events as e
-from shared.api_keys import Business
 from shared.money import to_number
-from shared.views import (
+from shared.response_bodies import (
     CategoryBody,
     DeletedBody,
     DepositBody,
@@ -21,6 +20,7 @@ from shared.views import (
     encoder,
     timestamp,
 )
+from shared.store.api_keys import Business
 
 
 def client(business: Business, status: int) -> Render:

@@ -10,13 +10,10 @@ from collections.abc import Sequence
 import msgspec
 from aiohttp import web
 
-from services.command_api import batch_io, renderers, requests
+from services.command_api import batch_io, renderers, request_bodies
 from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Render, Result
-from shared import commands as c
-from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
-from shared.events import Metadata
-from shared.http_edge import (
+from services.http.edge import (
     CLOCK,
     POOL,
     SETTINGS,
@@ -27,8 +24,11 @@ from shared.http_edge import (
     read_json_object,
     whole_number,
 )
-from shared.projection_wait import WAITER
-from shared.request_log import CORRELATION_ID, REQUEST_ID
+from services.http.projection_wait import WAITER
+from services.http.request_log import CORRELATION_ID, REQUEST_ID
+from shared import commands as c
+from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
+from shared.events import Metadata
 
 APPENDER = web.AppKey("appender", Appender)
 IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
@@ -74,7 +74,7 @@ def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
 def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
     business = business_of(request)
     # The caller's X-Correlation-Id, else the request id (the caller's X-Request-Id
-    # when it is usable, else a fresh one: shared/request_log.py).
+    # when it is usable, else a fresh one: services/http/request_log.py).
     correlation = request.headers.get("X-Correlation-Id")
     if correlation is not None and not printable(correlation):
         correlation = None  # an id we cannot store is replaced by a fresh one
@@ -159,7 +159,7 @@ def _expected_version(request: web.Request) -> int | None:
 async def create_client(request: web.Request) -> web.Response:
     business = business_of(request)
     body, raw = await read_json_object(request)
-    command = requests.create_client(body, business.business_id)
+    command = request_bodies.create_client(body, business.business_id)
     return await _execute(request, command, renderers.client(business, 201), raw)
 
 
@@ -167,7 +167,7 @@ async def create_client(request: web.Request) -> web.Response:
 async def create_category(request: web.Request) -> web.Response:
     business = business_of(request)
     body, raw = await read_json_object(request)
-    command = requests.create_category(body, business.business_id)
+    command = request_bodies.create_category(body, business.business_id)
     return await _execute(request, command, renderers.category, raw)
 
 
@@ -178,7 +178,7 @@ async def update_client(request: web.Request) -> web.Response:
     body, raw = await read_json_object(request)
     # Malformed input (422) is refused before a stale If-Match (412) is.
     _claim(request, raw)
-    command = requests.update_client(body, business.business_id, client_id, None)
+    command = request_bodies.update_client(body, business.business_id, client_id, None)
     command = msgspec.structs.replace(
         command, expected_version=_expected_version(request)
     )
@@ -199,7 +199,7 @@ async def archive_client(request: web.Request) -> web.Response:
     business = business_of(request)
     client_id = path_id(request)
     body, raw = await read_json_object(request)
-    command = requests.set_archived(body, business.business_id, client_id)
+    command = request_bodies.set_archived(body, business.business_id, client_id)
     return await _execute(request, command, renderers.client(business, 200), raw)
 
 
@@ -209,7 +209,9 @@ async def post_transaction(request: web.Request) -> web.Response:
     client_id = path_id(request)
     body, raw = await read_json_object(request)
     today = _today(request)
-    command = requests.post_transaction(body, business.business_id, client_id, today)
+    command = request_bodies.post_transaction(
+        body, business.business_id, client_id, today
+    )
     return await _execute(request, command, renderers.transaction, raw)
 
 
@@ -219,7 +221,7 @@ async def post_deposit(request: web.Request) -> web.Response:
     client_id = path_id(request)
     body, raw = await read_json_object(request)
     today = _today(request)
-    command = requests.post_deposit(body, business.business_id, client_id, today)
+    command = request_bodies.post_deposit(body, business.business_id, client_id, today)
     return await _execute(request, command, renderers.deposit, raw)
 
 
@@ -233,7 +235,7 @@ async def reverse_transaction(request: web.Request) -> web.Response:
         business_id=business.business_id,
         client_id=client_id,
         transaction_id=transaction_id,
-        reason=requests.reason(body),
+        reason=request_bodies.reason(body),
     )
     return await _execute(request, command, renderers.transaction_reversal, raw)
 
@@ -248,6 +250,6 @@ async def reverse_deposit(request: web.Request) -> web.Response:
         business_id=business.business_id,
         client_id=client_id,
         deposit_id=deposit_id,
-        reason=requests.reason(body),
+        reason=request_bodies.reason(body),
     )
     return await _execute(request, command, renderers.deposit_reversal, raw)

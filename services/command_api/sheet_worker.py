@@ -23,7 +23,7 @@ from shared.errors import (
     invalid,
 )
 
-# The fork server imports this module and the API's main module (`services.cli`, by
+# The fork server imports this module and the API's main module (`services.cli.main`, by
 # name: parse_pool.preload); multiprocessing then runs that main module again as
 # `__mp_main__` in each forked worker, and runpy warns that it is already imported, a
 # line outside the JSON log on every import. Expected and harmless (its imports are
@@ -31,7 +31,7 @@ from shared.errors import (
 # workers it forks have it before the warning would come.
 warnings.filterwarnings(
     "ignore",
-    message=r"'services\.cli' found in sys\.modules after import of package",
+    message=r"'services\.cli\.main' found in sys\.modules after import of package",
     category=RuntimeWarning,
 )
 

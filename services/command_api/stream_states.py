@@ -14,7 +14,7 @@ import asyncpg
 
 from shared import domain
 from shared import events as e
-from shared.event_store import envelope_from_row
+from shared.store.event_store import envelope_from_row
 
 State = domain.ClientState | domain.CategoryState
 

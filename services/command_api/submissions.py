@@ -10,7 +10,7 @@ import msgspec
 from shared import commands as c
 from shared import domain
 from shared import events as e
-from shared.event_store import NewEvent
+from shared.store.event_store import NewEvent
 
 
 class IdempotencyClaim(msgspec.Struct, frozen=True):

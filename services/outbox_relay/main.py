@@ -6,7 +6,7 @@ import asyncio
 
 from services.outbox_relay.relay import Relay
 from shared.config import Settings
-from shared.worker_loop import run_until_stopped
+from shared.worker.loop import run_until_stopped
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

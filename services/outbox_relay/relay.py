@@ -22,10 +22,12 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from shared import broker, pause_points, worker_metrics
-from shared.chain_checkpoints import take_checkpoint
+from shared import pause_points
+from shared.bus import broker
 from shared.config import PROJECTIONS, Settings
-from shared.event_store import Cursor, load_cursor, read_after, save_cursor
+from shared.store.chain_checkpoints import take_checkpoint
+from shared.store.event_store import Cursor, load_cursor, read_after, save_cursor
+from shared.worker import metrics as worker_metrics
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_170_002

@@ -10,7 +10,8 @@ today to last month shows in last month's statement, but not `as_of` last month.
 `as_of` is RFC 3339 with an offset (`2026-11-25T10:00:00+01:00`, `...Z`), or a date,
 meaning the end of that day in UTC. The cost grows with the events folded (one
 client's stream, or every client stream of the business for the summary), so the
-routes run these functions in a fold worker process (shared/fold_processes.py), on
+routes run these functions in a fold worker process (services/http/fold_processes.py),
+on
 the worker's own connection: the API's event loop never folds.
 """
 
@@ -25,7 +26,7 @@ import msgspec
 from shared import domain
 from shared import events as e
 from shared.errors import ValidationFailed
-from shared.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_store import SELECT_EVENTS, envelope_from_row
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(

@@ -43,7 +43,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from services.query_api import queries
 from shared.money import to_number
-from shared.views import timestamp
+from shared.response_bodies import timestamp
 
 HEADER = (
     "Name",

@@ -29,11 +29,11 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from shared import asyncapi, broker
+from services.http.edge import POOL, business_of, json_response, whole_number
 from shared import events as e
+from shared.bus import asyncapi, broker
 from shared.errors import ValidationFailed
-from shared.event_store import SELECT_EVENTS, envelope_from_row
-from shared.http_edge import POOL, business_of, json_response, whole_number
+from shared.store.event_store import SELECT_EVENTS, envelope_from_row
 
 routes = web.RouteTableDef()
 LIMIT_DEFAULT = 100
@@ -125,7 +125,7 @@ async def events_feed(request: web.Request) -> web.Response:
     return json_response(events_body(events, next_after))
 
 
-# Public (shared/http_edge.py lets this path through without a key).
+# Public (services/http/edge.py lets this path through without a key).
 @routes.get("/api/v3/asyncapi.json")
 async def asyncapi_document(request: web.Request) -> web.Response:
     return web.Response(body=asyncapi.rendered(), content_type="application/json")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.http.edge import POOL, business_of, json_response, path_id
 from services.query_api.feed import events_body
 from shared import events as e
 from shared.errors import NotFound
-from shared.event_store import load_stream
-from shared.http_edge import POOL, business_of, json_response, path_id
+from shared.store.event_store import load_stream
 
 routes = web.RouteTableDef()
 

@@ -8,9 +8,9 @@ import re
 import asyncpg
 import msgspec
 
-from shared.api_keys import key_hash
 from shared.config import PROJECTIONS
-from shared.views import ClientFigures
+from shared.response_bodies import ClientFigures
+from shared.store.api_keys import key_hash
 
 _CLIENT_COLUMNS = """
 SELECT c.client_id, c.business_id, c.account_id, c.category_id,

@@ -8,11 +8,7 @@ import re
 import asyncpg
 from aiohttp import web
 
-from services.query_api import as_of, excel_export, queries
-from shared.errors import NotFound, NotYetVisible, ValidationFailed
-from shared.fair_use import client_address, fair_use_of
-from shared.fold_processes import in_fold_process
-from shared.http_edge import (
+from services.http.edge import (
     CLOCK,
     EXPORT_ROUTE,
     POOL,
@@ -22,9 +18,13 @@ from shared.http_edge import (
     path_id,
     whole_number,
 )
+from services.http.fair_use import client_address, fair_use_of
+from services.http.fold_processes import in_fold_process
+from services.http.projection_wait import WAITER
+from services.query_api import as_of, excel_export, queries
+from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.money import to_number
-from shared.projection_wait import WAITER
-from shared.views import (
+from shared.response_bodies import (
     CategoryBody,
     DepositBody,
     StatementBody,

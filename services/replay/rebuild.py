@@ -29,7 +29,7 @@ import msgspec
 from projections.registry import PROJECTIONS
 from projections.runner import Projection, apply_in_transaction
 from projections.schemas import projection_schema
-from shared.event_store import Cursor, read_after
+from shared.store.event_store import Cursor, read_after
 
 REBUILD = "ledger_rebuild"
 RETIRED = "ledger_retired"

@@ -1,6 +1,7 @@
 """What the client sends and gets back: typed msgspec structs, money as Decimal.
 
-The response bodies the service renders from `shared.views` are decoded into those
+The response bodies the service renders from `shared.response_bodies` are decoded into
+those
 same structs (ClientBody, StatementBody, TransactionBody, DepositBody, CategoryBody,
 SummaryBody): their money fields are `Decimal`, which msgspec decodes from the JSON
 number's own digits, so `20351822.92` arrives exactly, never through a float. The
@@ -17,7 +18,7 @@ from typing import Generic, Literal, TypeVar
 import msgspec
 
 from shared.events import Envelope
-from shared.views import (
+from shared.response_bodies import (
     CategoryBody,
     ClientBody,
     DepositBody,

@@ -45,7 +45,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from shared import broker
+from shared.bus import broker
 from shared.client.http import LedgerClient
 from shared.events import Envelope
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.bench.imports import build_file, wait_done
 from tests.bench.postings import (
     DEFAULT_AMQP,

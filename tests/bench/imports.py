@@ -27,7 +27,7 @@ import aiohttp
 import openpyxl
 import xlsxwriter
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from shared.config import Settings
 from tests.bench.postings import (
     DEFAULT_AMQP,

@@ -1,6 +1,7 @@
 """`make bench`: postings per second over HTTP against a group-commit-free baseline.
 
-Starts the real service the way `make run` does (`python -m services.cli run`) against
+Starts the real service the way `make run` does (`python -m services.cli.main run`)
+against
 a throwaway database and uniquely named exchange and queues, creates a business and
 200 clients, then for each concurrency (1, 16, 64):
 
@@ -48,7 +49,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from shared.config import Settings
 from tests.support.environment import (
     Environment,
@@ -139,7 +140,9 @@ def _role(pid: str) -> str:
         return "?"
     words = [word.decode() for word in argv if word]
     tail = (
-        words[words.index("services.cli") + 1 :] if "services.cli" in words else words
+        words[words.index("services.cli.main") + 1 :]
+        if "services.cli.main" in words
+        else words
     )
     return " ".join(word for word in tail if word != "--projection")
 
@@ -242,10 +245,10 @@ def tuning() -> dict[str, str]:
 def spawn_service(
     env: Environment, port: int, log_path: Path
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m services.cli run`, its output going to `log_path`."""
+    """Start `python -m services.cli.main run`, its output going to `log_path`."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
+            [sys.executable, "-m", "services.cli.main", "run"],
             cwd=REPOSITORY,
             env={**service_environment(env, port), **tuning()},
             stdout=log,
@@ -258,7 +261,7 @@ def spawn_service(
 async def running_service(
     env: Environment, port: int, log_path: Path
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """`python -m services.cli run` until the block ends, then SIGINT (Ctrl-C)."""
+    """`python -m services.cli.main run` until the block ends, then SIGINT (Ctrl-C)."""
     process = spawn_service(env, port, log_path)
     try:
         yield process

@@ -21,15 +21,15 @@ import time
 
 import msgspec
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.import_store import (
     COPY_COLUMNS,
     copy_connection,
     copy_records,
 )
 from shared import events as e
-from shared.event_store import NewEvent, new_event
 from shared.hash_chain import GENESIS
+from shared.store.event_store import NewEvent, new_event
 from tests.bench.postings import DEFAULT_AMQP, DEFAULT_POSTGRES
 from tests.support.environment import Environment, create_environment, drop_environment
 
@@ -138,7 +138,7 @@ def run_cli(env: Environment, *args: str) -> tuple[dict[str, object], float]:
     }
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args, "--json"],
+        [sys.executable, "-m", "services.cli.main", *args, "--json"],
         env=environ,
         capture_output=True,
         text=True,

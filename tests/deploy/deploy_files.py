@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from services.cli import build_parser
-from services.processes import roles
+from services.cli.main import build_parser
+from services.cli.processes import roles
 from shared import config
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -163,7 +163,7 @@ def test_ledger_app_can_log_in_with_the_password_its_url_carries() -> None:
     """The migrations create ledger_app without a password; compose's init script
     creates it first with the password LEDGER_DATABASE_URL uses, and mounts it where
     the postgres image runs it on a new volume."""
-    migration = (REPOSITORY / "shared/sql/0001_events.sql").read_text()
+    migration = (REPOSITORY / "shared/store/sql/0001_events.sql").read_text()
     assert "CREATE ROLE ledger_app LOGIN;" in migration
     init = (DEPLOY / "postgres/ledger-app-role.sql").read_text()
     (password,) = re.findall(r"CREATE ROLE ledger_app LOGIN PASSWORD '([^']+)';", init)

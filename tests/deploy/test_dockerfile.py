@@ -53,7 +53,7 @@ def test_the_entrypoint_is_the_ledger_console_script_and_cmd_a_subcommand() -> N
     CLI's own parser: one image, the process chosen by the command."""
     final = _final()
     assert final["ENTRYPOINT"] == ['["ledger"]']
-    assert PYPROJECT["project"]["scripts"]["ledger"] == "services.cli:main"
+    assert PYPROJECT["project"]["scripts"]["ledger"] == "services.cli.main:main"
     command = json.loads(final["CMD"][-1])
     assert command == ["api"]
     assert ledger_arguments(command).command == "api"
@@ -117,8 +117,8 @@ def test_the_image_environment_sets_only_real_settings_and_listens_everywhere() 
         ("requirements-run.lock", False),
         ("requirements.lock", True),
         ("shared/config.py", False),
-        ("shared/sql/0001_events.sql", False),
-        ("services/cli.py", False),
+        ("shared/store/sql/0001_events.sql", False),
+        ("services/cli/main.py", False),
         ("projections/balances/schema.sql", False),
         (".venv/bin/python", True),
         (".git/HEAD", True),

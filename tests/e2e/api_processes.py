@@ -1,4 +1,4 @@
-"""Real `ledger api` processes (`python -m services.cli api`) for the crash and
+"""Real `ledger api` processes (`python -m services.cli.main api`) for the crash and
 concurrency tests: started on a free port against an environment, waited for until
 /healthz answers, and SIGKILLed at the end of the test if still running.
 
@@ -85,10 +85,10 @@ class ApiProcesses:
 
 
 def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m services.cli api`, its output to `log_path`, in its own group."""
+    """`python -m services.cli.main api`, its output to `log_path`, in its own group."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"],
+            [sys.executable, "-m", "services.cli.main", "api"],
             cwd=REPOSITORY,
             env=env,
             stdout=log,

@@ -1,6 +1,7 @@
 """End to end: the real `ledger run` supervisor and its child processes, over HTTP.
 
-One session starts `python -m services.cli run` exactly as `make run` does (migrate,
+One session starts `python -m services.cli.main run` exactly as `make run` does
+(migrate,
 then API, relay and one projector per projection as child processes) against a
 throwaway database and uniquely named exchange and queues, on a free port. Tests drive
 it with aiohttp over real sockets and create their businesses with the real CLI.
@@ -43,7 +44,7 @@ from tests.support.environment import (
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 60.0
-# Below the supervisor's own 15 s SIGKILL deadline (services/processes.py): stopping
+# Below the supervisor's own 15 s SIGKILL deadline (services/cli/processes.py): stopping
 # within it means every child ended on its SIGTERM instead of being killed.
 STOP_DEADLINE_S = 10.0
 CLI_DEADLINE_S = 60.0
@@ -250,10 +251,11 @@ class LedgerService(msgspec.Struct, kw_only=True):
 
 
 def start_supervisor(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m services.cli run`, as `make run` starts it, output to `log_path`."""
+    """`python -m services.cli.main run`, as `make run` starts it, output to
+    `log_path`."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
+            [sys.executable, "-m", "services.cli.main", "run"],
             cwd=REPOSITORY,
             env=env,
             stdout=log,
@@ -393,10 +395,10 @@ async def ledger(
 async def run_cli(
     service: LedgerService, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m services.cli ARGS` with the service's environment."""
+    """Run `python -m services.cli.main ARGS` with the service's environment."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.cli.main", *args],
         cwd=REPOSITORY,
         env=service.env,
         capture_output=True,

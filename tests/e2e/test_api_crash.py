@@ -23,7 +23,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.e2e.api_processes import ApiProcesses
 from tests.e2e.conftest import DEPOSIT_FIELDS, Api, LedgerService
 from tests.support.environment import Environment, create_environment, drop_environment

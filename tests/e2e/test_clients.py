@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.views import timestamp
+from shared.response_bodies import timestamp
 from tests.e2e.conftest import (
     CLIENT_FIELDS,
     TIMESTAMP_PATTERN,

@@ -21,8 +21,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
-from shared.postgres import with_database
+from services.cli.businesses import provision_business
+from shared.store.postgres import with_database
 from tests.e2e.api_processes import ApiProcess, ApiProcesses
 from tests.e2e.commit_cutter import CommitCutter
 from tests.e2e.conftest import wait_until

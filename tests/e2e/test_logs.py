@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, STOP_DEADLINE_S, wait_until
 from tests.support.environment import (
     Environment,
@@ -29,7 +29,7 @@ from tests.support.workbooks import HEADER, form, openpyxl_file
 def _start_api(environment: dict[str, str]) -> subprocess.Popen[bytes]:
     """`ledger api` alone, stdout and stderr piped (a few lines: no pipe fills)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "api"],
+        [sys.executable, "-m", "services.cli.main", "api"],
         cwd=REPOSITORY,
         env=environment,
         stdout=subprocess.PIPE,

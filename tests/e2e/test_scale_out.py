@@ -4,7 +4,7 @@ a killed leader without losing an event or ever publishing beside it.
 
 Commands go through an in-process Appender on the environment's database (the same
 write path the API uses, minus HTTP, to keep thousands of postings quick); the relay
-and the projectors are `python -m services.cli` processes, as in a deployment.
+and the projectors are `python -m services.cli.main` processes, as in a deployment.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import LEADER_LOCK
-from shared.partitions import business_slot, partition_of_slot
+from shared.bus.partitions import business_slot, partition_of_slot
 from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY, START_DEADLINE_S, wait_until
 from tests.e2e.worker_processes import (
     THIS_DATABASE,
@@ -173,7 +173,7 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
     verify = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "services.cli.main",
         "audit",
         "verify",
         cwd=REPOSITORY,

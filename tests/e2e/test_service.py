@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from shared.config import PROJECTIONS
-from shared.views import timestamp
+from shared.response_bodies import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,
     TIMESTAMP_PATTERN,
@@ -64,7 +64,8 @@ async def test_business_create_prints_the_documented_json(
         isinstance(created[name], int) for name in ("business_id", "owner_id", "key_id")
     )
     assert created["currency"] == "GHS"
-    # 32 random bytes each, URL-safe base64 (shared/api_keys.py); keys carry "lk_".
+    # 32 random bytes each, URL-safe base64 (shared/store/api_keys.py); keys carry
+    # "lk_".
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", created["bid"])
     assert re.fullmatch(r"lk_[A-Za-z0-9_-]{43}", created["api_key"])
     other = await create_business(ledger)
@@ -254,7 +255,7 @@ def command_line(pid: int) -> list[str]:
 async def test_run_starts_the_api_the_relay_and_one_projector_per_projection(
     ledger: LedgerService,
 ) -> None:
-    """Proves `ledger run` supervises one child per role, each a `services.cli`
+    """Proves `ledger run` supervises one child per role, each a `services.cli.main`
     process, by reading the supervisor's children from /proc."""
     roles = sorted(
         " ".join(command_line(child)[3:]) for child in children_of(ledger.process.pid)

@@ -13,7 +13,7 @@ import uuid
 
 import asyncpg
 
-from shared.postgres import with_database
+from shared.store.postgres import with_database
 from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
 from tests.support.environment import free_port, strong_key
 
@@ -28,7 +28,7 @@ HOW = (
 async def ledger_run(
     *command: str, **variables: str
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m services.cli run` (or the command given) with only these LEDGER_*
+    """`python -m services.cli.main run` (or the command given) with only these LEDGER_*
     variables set (and a strong random hash-chain key unless they set one)."""
     environment = {
         name: value
@@ -37,7 +37,7 @@ async def ledger_run(
     }
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", *(command or ("run",))],
+        [sys.executable, "-m", "services.cli.main", *(command or ("run",))],
         cwd=REPOSITORY,
         env={**environment, "LEDGER_HMAC_KEY": strong_key(), **variables},
         capture_output=True,

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from shared.views import timestamp
+from shared.response_bodies import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,
     SUMMARY_FIELDS,

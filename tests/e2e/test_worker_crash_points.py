@@ -9,7 +9,7 @@ there, then the figures are checked exactly.
   partition in the relay's order.
 
 Commands go through an in-process Appender (tests/e2e/worker_processes.py); the relay
-and the projectors are `python -m services.cli` processes, as in a deployment.
+and the projectors are `python -m services.cli.main` processes, as in a deployment.
 """
 
 from __future__ import annotations

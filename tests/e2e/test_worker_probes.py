@@ -35,10 +35,10 @@ async def worker_environment(servers: tuple[str, str]) -> AsyncIterator[Environm
 def _start_worker(
     command: list[str], env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
-    """`python -m services.cli COMMAND`, as a container's `ledger COMMAND`."""
+    """`python -m services.cli.main COMMAND`, as a container's `ledger COMMAND`."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *command],
+            [sys.executable, "-m", "services.cli.main", *command],
             cwd=REPOSITORY,
             env=env,
             stdout=log,
@@ -96,7 +96,7 @@ async def test_a_worker_answers_its_probes_and_stops_on_sigterm(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STOP_DEADLINE_S) == 0, log_path.read_text()
         # The one SIGTERM stopped the work itself: a worker that ignored it is
-        # cancelled after the stop grace (shared/worker_loop.py) with a warning, and
+        # cancelled after the stop grace (shared/worker/loop.py) with a warning, and
         # would still exit 0. At WARNING, nothing else is logged on the way out.
         assert log_path.read_text() == ""
     finally:

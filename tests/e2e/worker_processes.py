@@ -1,6 +1,6 @@
 """Steps the worker-process tests share (test_scale_out, test_worker_crash_points):
 an environment with partitioned projections, an in-process Appender on it, relays and
-projectors started as `python -m services.cli` processes (as in a deployment) and
+projectors started as `python -m services.cli.main` processes (as in a deployment) and
 killed at the end, and the figures those tests read from the database."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import asyncpg
 
 from projections.partition_claims import lock_key
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared import events as e
-from shared.partitions import business_slot, partition_of_slot
-from shared.postgres import create_pool
+from shared.bus.partitions import business_slot, partition_of_slot
+from shared.store.postgres import create_pool
 from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, wait_until
 from tests.integration.scenarios import create_client, id_of, submit, transaction
 from tests.support.environment import Environment, create_environment, drop_environment
@@ -89,10 +89,11 @@ def start_worker(
     env: dict[str, str],
     log_path: Path,
 ) -> subprocess.Popen[bytes]:
-    """`python -m services.cli COMMAND` in its own process group, output to a file."""
+    """`python -m services.cli.main COMMAND` in its own process group, output to a
+    file."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *command],
+            [sys.executable, "-m", "services.cli.main", *command],
             cwd=REPOSITORY,
             env=env,
             stdout=log,

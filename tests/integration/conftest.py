@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from shared.postgres import create_pool
+from shared.store.postgres import create_pool
 from tests.support.environment import Environment, create_environment, drop_environment
 
 

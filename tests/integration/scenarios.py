@@ -18,7 +18,13 @@ from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Outcome, Result
 from shared import commands as c
 from shared import events as e
-from shared.event_store import Cursor, NewEvent, load_stream, new_event, read_after
+from shared.store.event_store import (
+    Cursor,
+    NewEvent,
+    load_stream,
+    new_event,
+    read_after,
+)
 
 TODAY = dt.date(2024, 11, 4)
 

@@ -18,8 +18,8 @@ import asyncpg
 import msgspec
 
 from services.audit.report import Difference
-from shared.event_store import SELECT_EVENTS, stored_hashed_content
 from shared.hash_chain import GENESIS, event_hash
+from shared.store.event_store import SELECT_EVENTS, stored_hashed_content
 
 _json = msgspec.json.Decoder(dict[str, Any])
 

@@ -18,10 +18,10 @@ import pytest
 
 from services.audit.report import Report
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared.config import settings_keyring
-from shared.postgres import create_pool
+from shared.store.postgres import create_pool
 from tests.integration.scenarios import (
     create_client,
     id_of,
@@ -47,7 +47,7 @@ async def ledger_audit_checkpoint(environment: Environment) -> tuple[int, str]:
         "LEDGER_DATABASE_URL": environment.settings.database_url,
         "LEDGER_HMAC_KEY": environment.settings.hmac_key,
     }
-    command = [sys.executable, "-m", "services.cli", "audit", "checkpoint"]
+    command = [sys.executable, "-m", "services.cli.main", "audit", "checkpoint"]
     done = await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, timeout=60
     )

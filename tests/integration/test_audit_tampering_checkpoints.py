@@ -15,7 +15,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from services.audit.report import Difference
-from shared.chain_checkpoints import take_checkpoint
+from shared.store.chain_checkpoints import take_checkpoint
 from tests.integration.scenarios import wait_until_readable
 from tests.integration.tampering import (
     figures,

@@ -24,14 +24,14 @@ from projections.registry import PROJECTIONS
 from projections.runner import Projector
 from services.audit.report import Report
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.config import settings_keyring
-from shared.event_store import append
-from shared.postgres import create_pool
-from shared.worker_loop import run_until_stopped
+from shared.store.event_store import append
+from shared.store.postgres import create_pool
+from shared.worker.loop import run_until_stopped
 from tests.integration.scenarios import (
     blocked_on_lock,
     create_client,

@@ -22,14 +22,14 @@ from aiohttp.test_utils import TestClient
 
 from services.audit.report import Difference, Report
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
-from shared.chain_checkpoints import take_checkpoint
 from shared.config import settings_keyring
-from shared.postgres import create_pool
-from shared.worker_loop import run_until_stopped
+from shared.store.chain_checkpoints import take_checkpoint
+from shared.store.postgres import create_pool
+from shared.worker.loop import run_until_stopped
 from tests.integration.scenarios import (
     create_client,
     id_of,
@@ -132,7 +132,7 @@ async def test_the_cli_exits_0_with_a_one_line_summary_and_1_on_a_difference(
         "LEDGER_HMAC_KEY": environment.settings.hmac_key,
     }
     command = [
-        sys.executable, "-m", "services.cli", "audit", "verify",
+        sys.executable, "-m", "services.cli.main", "audit", "verify",
         "--business", str(business["business_id"]),
     ]  # fmt: skip
     clean = await asyncio.to_thread(

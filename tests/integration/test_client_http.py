@@ -36,7 +36,7 @@ from shared.client import (
     minor_units,
 )
 from shared.client.errors import IN_PROGRESS_MESSAGE
-from shared.views import ClientBody, StatementBody, TransactionBody
+from shared.response_bodies import ClientBody, StatementBody, TransactionBody
 from tests.integration.scenarios import id_of, last_position
 from tests.support.workbooks import openpyxl_file
 

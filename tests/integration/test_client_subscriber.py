@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from shared import broker
 from shared import events as e
+from shared.bus import broker
 from shared.client import LedgerClient, NewClient, RecentEvents, Subscriber
 from tests.integration.scenarios import id_of, wait_until, wait_until_readable
 from tests.support.environment import Environment

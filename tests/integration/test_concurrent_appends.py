@@ -14,7 +14,7 @@ from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim
 from shared import events as e
 from shared.errors import ConcurrencyConflict
-from shared.event_store import NewEvent, append, load_stream
+from shared.store.event_store import NewEvent, append, load_stream
 from tests.integration.scenarios import (
     blocked_on_lock,
     cents,

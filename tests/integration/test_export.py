@@ -16,7 +16,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.query_api import excel_export, queries
 from tests.integration.scenarios import wait_until
 from tests.support.environment import Environment

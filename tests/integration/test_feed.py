@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from shared import asyncapi, broker
-from shared.event_store import SELECT_EVENTS, append, envelope_from_row
+from shared.bus import asyncapi, broker
+from shared.store.event_store import SELECT_EVENTS, append, envelope_from_row
 from tests.integration.scenarios import (
     create_client,
     id_of,

@@ -15,7 +15,7 @@ import pytest
 import xlsxwriter
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.integration.scenarios import wait_until
 from tests.support.workbooks import HEADER, WRITERS, form, workbook
 

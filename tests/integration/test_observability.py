@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from projections.balances.projector import projection as balances
 from projections.runner import apply_batch
 from projections.statements.projector import projection as statements
-from services.businesses import provision_business
-from shared import worker_health
-from shared.event_store import Cursor, read_after, save_cursor
-from shared.logs import JsonFormatter
-from shared.postgres import create_pool
+from services.cli import worker_health
+from services.cli.businesses import provision_business
+from services.cli.logs import JsonFormatter
+from shared.store.event_store import Cursor, read_after, save_cursor
+from shared.store.postgres import create_pool
 from tests.integration.scenarios import (
     head_cursor,
     horizon_held_until_checked,

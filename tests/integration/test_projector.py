@@ -12,9 +12,9 @@ import pytest
 from projections.balances.projector import projection as balances
 from projections.runner import Projector, apply_batch
 from services.command_api.appender import Appender
-from shared import broker
 from shared import events as e
-from shared.event_store import load_stream
+from shared.bus import broker
+from shared.store.event_store import load_stream
 from tests.integration.scenarios import (
     create_client,
     id_of,

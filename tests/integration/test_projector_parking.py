@@ -19,13 +19,13 @@ import pytest
 from projections.balances.projector import apply as apply_balances
 from projections.balances.projector import projection as balances
 from projections.runner import Projection, Projector, retry_parked
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
-from shared.event_store import load_stream
-from shared.postgres import create_pool
-from shared.worker_loop import run_until_stopped
+from shared.store.event_store import load_stream
+from shared.store.postgres import create_pool
+from shared.worker.loop import run_until_stopped
 from tests.integration.scenarios import (
     create_client,
     id_of,

@@ -18,7 +18,7 @@ import pytest
 
 from services.command_api.appender import Appender
 from shared import events as e
-from shared.event_store import NewEvent, append, read_after
+from shared.store.event_store import NewEvent, append, read_after
 from tests.integration.scenarios import (
     create_client,
     head_cursor,

@@ -17,9 +17,9 @@ from projections.runner import apply_batch
 from projections.statements.projector import projection as statements
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import publish_next
-from shared import broker
 from shared import events as e
-from shared.event_store import load_cursor, load_stream, save_cursor
+from shared.bus import broker
+from shared.store.event_store import load_cursor, load_stream, save_cursor
 from tests.integration.scenarios import (
     create_client,
     head_cursor,

@@ -13,15 +13,15 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
-from shared import broker
 from shared import events as e
+from shared.bus import broker
 from shared.config import PROJECTIONS
-from shared.postgres import create_pool
-from shared.views import timestamp
-from shared.worker_loop import run_until_stopped
+from shared.response_bodies import timestamp
+from shared.store.postgres import create_pool
+from shared.worker.loop import run_until_stopped
 from tests.integration.scenarios import create_client, id_of, wait_until
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers

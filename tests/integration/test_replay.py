@@ -23,10 +23,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.replay.rebuild import replay
 from shared.config import settings_keyring
-from shared.postgres import create_pool
+from shared.store.postgres import create_pool
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers
 from tests.support.workbooks import HEADER, form, openpyxl_file
@@ -218,7 +218,7 @@ async def test_a_replay_of_one_business_leaves_the_others_alone(
     business_id = await _business_of(replayed, book)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "replay", "--json",
+        [sys.executable, "-m", "services.cli.main", "replay", "--json",
          "--business", str(business_id)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -17,9 +17,14 @@ from aiohttp.test_utils import TestClient
 from projections.schemas import schema_files
 from shared import domain
 from shared import events as e
-from shared.event_store import load_stream
-from shared.postgres import create_database, migrate, shared_migrations, with_database
-from shared.views import timestamp
+from shared.response_bodies import timestamp
+from shared.store.event_store import load_stream
+from shared.store.postgres import (
+    create_database,
+    migrate,
+    shared_migrations,
+    with_database,
+)
 from tests.integration.scenarios import cents, decoded, stream_versions
 from tests.support.environment import Environment
 from tests.support.service import http_client

@@ -23,22 +23,22 @@ import pytest
 from projections.registry import PROJECTIONS
 from projections.runner import apply_batch
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.replay.rebuild import replay
-from shared import broker
 from shared import events as e
+from shared.bus import broker
 from shared.config import settings_keyring
-from shared.event_store import (
+from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.keyring import key_id_of
+from shared.store.event_store import (
     SELECT_EVENTS,
     Cursor,
     load_stream,
     read_after,
     stored_hashed_content,
 )
-from shared.hash_chain import GENESIS, event_hash, hashed_content
-from shared.keyring import key_id_of
-from shared.postgres import create_pool
+from shared.store.postgres import create_pool
 from shared.upcasting import UPCASTERS, Payload
 from tests.integration.scenarios import (
     TODAY,

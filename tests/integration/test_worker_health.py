@@ -1,4 +1,5 @@
-"""A worker's probe endpoints (shared/worker_health.py), served on a real port, against
+"""A worker's probe endpoints (services/cli/worker_health.py), served on a real port,
+against
 the real PostgreSQL and RabbitMQ and against servers that are not there."""
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from shared import worker_health
+from services.cli import worker_health
 from shared.config import Settings
-from shared.postgres import with_database
+from shared.store.postgres import with_database
 from tests.support.environment import Environment, free_port
 
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from tests.support.environment import Environment
 from tests.support.service import http_client
 

@@ -74,7 +74,7 @@ async def test_children_end_when_the_supervisor_is_killed_even_a_busy_one(
         (api,) = [
             pid
             for pid in children
-            if _command_line(pid)[-2:] == ["services.cli", "api"]
+            if _command_line(pid)[-2:] == ["services.cli.main", "api"]
         ]
         os.kill(api, signal.SIGSTOP)
         service.process.kill()

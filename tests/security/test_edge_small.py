@@ -15,8 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.query_api.queries import business_for_bid
-from shared.api_keys import new_bid
-from shared.postgres import create_database, migrate, shared_migrations, with_database
+from shared.store.api_keys import new_bid
+from shared.store.postgres import (
+    create_database,
+    migrate,
+    shared_migrations,
+    with_database,
+)
 from tests.support.environment import Environment, service_environment
 
 INVALID = "The given data was invalid."
@@ -90,7 +95,7 @@ async def test_a_rotated_bid_is_shown_once_and_only_its_hash_is_kept(
     env = service_environment(environment, port=8080)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "business", "rotate-bid"]
+        [sys.executable, "-m", "services.cli.main", "business", "rotate-bid"]
         + [str(business["business_id"])],
         env=env,
         capture_output=True,

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from shared.http_edge import POOL
+from services.http.edge import POOL
 from tests.integration.scenarios import wait_until
 from tests.security.conftest import ServiceWith
 from tests.support.environment import Environment

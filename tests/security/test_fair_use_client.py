@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.client import LedgerClient, RetryPolicy, TooManyRequests
-from shared.views import SummaryBody
+from shared.response_bodies import SummaryBody
 from tests.security.conftest import ServiceWith
 
 # Fast backoff: four attempts take well under a second unless Retry-After is honoured.

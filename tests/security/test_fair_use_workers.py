@@ -1,4 +1,5 @@
-"""The fold worker processes (shared/fold_processes.py) do not outlive the API process
+"""The fold worker processes (services/http/fold_processes.py) do not outlive the API
+process
 that started them, even while busy with a fold."""
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from services.http.fold_processes import FOLD_PROCESSES, fold_processes_context
 from shared.config import Settings
-from shared.fold_processes import FOLD_PROCESSES, fold_processes_context
 from tests.integration.scenarios import wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ import asyncio, sys, time
 from pathlib import Path
 from aiohttp import web
 from shared.config import Settings
-from shared.fold_processes import FOLD_PROCESSES, fold_processes_context
+from services.http.fold_processes import FOLD_PROCESSES, fold_processes_context
 
 async def main():
     app = web.Application()

@@ -19,9 +19,9 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
-from shared.http_edge import POOL
-from shared.projection_wait import WAITER
+from services.cli.businesses import provision_business
+from services.http.edge import POOL
+from services.http.projection_wait import WAITER
 from tests.integration.scenarios import wait_until
 from tests.security.conftest import ServiceWith
 from tests.security.test_fair_use_workers import is_alive, workers_of

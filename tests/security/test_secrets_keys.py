@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient
 
 from services.audit.report import Difference
 from services.audit.verify import verify
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared.config import settings_keyring
-from shared.event_store import SELECT_EVENTS, stored_hashed_content
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import DEVELOPMENT_KEY, Keyring, key_id_of
+from shared.store.event_store import SELECT_EVENTS, stored_hashed_content
 from tests.integration.scenarios import create_client, submit, transaction
 from tests.support.environment import Environment, strong_key
 from tests.support.service import http_client

@@ -33,7 +33,7 @@ def ledger(command: str, key: str) -> subprocess.CompletedProcess[str]:
         "LEDGER_ADMIN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/ledger",
     }
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", command],
+        [sys.executable, "-m", "services.cli.main", command],
         cwd=REPOSITORY,
         env=environment,
         capture_output=True,
@@ -65,7 +65,7 @@ async def test_the_local_key_is_made_once_and_said_where(tmp_path: Path) -> None
     """`ledger hmac-key create --file PATH` (what `make run` calls) writes a random key
     owner-only and says where; the second call keeps it and says so."""
     path = tmp_path / "ledger" / "hmac.key"
-    command = [sys.executable, "-m", "services.cli", "hmac-key", "create"]
+    command = [sys.executable, "-m", "services.cli.main", "hmac-key", "create"]
     made, kept = [
         await asyncio.to_thread(
             subprocess.run,

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.businesses import provision_business
+from services.cli.businesses import provision_business
 from services.command_api.import_parsing import PARSE_POOL
 from tests.integration.scenarios import wait_until
 from tests.support import crafted_workbooks as crafted

@@ -12,9 +12,9 @@ import asyncpg
 import msgspec
 
 from projections.schemas import schema_files
+from shared.bus.partitions import queue_names
 from shared.config import PROJECTIONS, Settings
-from shared.partitions import queue_names
-from shared.postgres import (
+from shared.store.postgres import (
     create_database,
     migrate,
     shared_migrations,

@@ -14,11 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from projections.registry import PROJECTIONS
 from projections.runner import Projector
-from services.http_app import create_app
+from services.http.app import create_app
 from services.outbox_relay.relay import Relay
 from shared.clock import Clock
 from shared.config import Settings
-from shared.worker_loop import run_until_stopped
+from shared.worker.loop import run_until_stopped
 
 
 @asynccontextmanager

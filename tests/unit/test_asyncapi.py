@@ -6,9 +6,9 @@ import datetime as dt
 import json
 import typing
 
-from shared import asyncapi, broker
 from shared import events as e
-from shared.event_store import new_event
+from shared.bus import asyncapi, broker
+from shared.store.event_store import new_event
 
 
 def test_the_committed_document_equals_a_fresh_generation() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.hmac_key_file import create_key_file
+from services.cli.hmac_key_file import create_key_file
 from shared.config import (
     Settings,
     SettingsError,

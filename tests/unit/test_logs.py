@@ -1,4 +1,4 @@
-"""Log lines (shared/logs.py): JSON for machines, text on a terminal."""
+"""Log lines (services/cli/logs.py): JSON for machines, text on a terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import logs
+from services.cli import logs
 
 
 class Terminal(io.StringIO):

@@ -10,12 +10,12 @@ import msgspec
 import pytest
 
 from services.api_docs import openapi
-from services.http_app import create_app
+from services.http.app import create_app
+from services.http.edge import MessageBody, ValidationBody
 from services.query_api.feed import EventsBody
-from shared import views
+from shared import response_bodies
 from shared.config import Settings
 from shared.events import Envelope
-from shared.http_edge import MessageBody, ValidationBody
 from shared.money import to_number
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -85,13 +85,13 @@ def test_the_document_is_openapi_3_1_with_bearer_security_and_public_routes() ->
 @pytest.mark.parametrize(
     "struct",
     [
-        views.ClientBody,
-        views.StatementBody,
-        views.TransactionBody,
-        views.DepositBody,
-        views.CategoryBody,
-        views.SummaryBody,
-        views.DeletedBody,
+        response_bodies.ClientBody,
+        response_bodies.StatementBody,
+        response_bodies.TransactionBody,
+        response_bodies.DepositBody,
+        response_bodies.CategoryBody,
+        response_bodies.SummaryBody,
+        response_bodies.DeletedBody,
         MessageBody,
         ValidationBody,
     ],
@@ -111,8 +111,8 @@ def test_money_is_a_json_number_as_the_encoders_write_it() -> None:
     assert client["balance"] == {"type": "string"}
     assert schemas["SummaryBody"]["properties"]["total_balance"] == {"type": "number"}
     encoded = json.loads(
-        views.encoder.encode(
-            views.SummaryBody(
+        response_bodies.encoder.encode(
+            response_bodies.SummaryBody(
                 total_deposits=to_number(150),
                 customer_count=1,
                 archived_customers=0,

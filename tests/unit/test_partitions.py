@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from projections.partition_claims import subscription_order
+from shared.bus.partitions import business_slot, queue_names, slots_of
 from shared.config import BUSINESS_SLOTS, SettingsError, load_settings
-from shared.partitions import business_slot, queue_names, slots_of
 
 
 def test_a_business_slot_is_the_crc32_of_its_id_modulo_64() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.token_bucket import BucketTable, Rate, retry_after_s
+from services.http.token_bucket import BucketTable, Rate, retry_after_s
 
 
 def test_a_bucket_lets_its_burst_through_then_says_how_long_to_wait() -> None:

@@ -14,12 +14,12 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from shared.api_keys import Business, business_for_key
+from services.http.fair_use import client_address, fair_use_of
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import LedgerError, ValidationFailed
-from shared.fair_use import client_address, fair_use_of
-from shared.postgres import CONNECTION_ERRORS
+from shared.store.api_keys import Business, business_for_key
+from shared.store.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,7 +37,7 @@ EXPORT_ROUTE = "/api/v3/clients/clients-print/{bid}"
 
 
 class BodyTimeout(TimeoutError):
-    """The request body did not arrive whole in time (shared/body_deadline.py).
+    """The request body did not arrive whole in time (services/http/body_deadline.py).
 
     A TimeoutError, so that aiohttp's own drain of an unread body after the answer
     stops on it quietly instead of logging it as an unhandled error."""

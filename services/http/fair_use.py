@@ -27,9 +27,9 @@ from contextlib import contextmanager
 
 from aiohttp import web
 
+from services.http.token_bucket import BucketTable, Rate, retry_after_s
 from shared.config import Settings
 from shared.errors import TooManyRequests
-from shared.token_bucket import BucketTable, Rate, retry_after_s
 
 # A running piece of expensive work gives no clue when it will end; a second is when
 # a retry is worth trying (the client backs off further on each 429).

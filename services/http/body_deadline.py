@@ -6,7 +6,7 @@ stayed open for more than 200 s. Here each request's body must be complete withi
 `http_body_timeout_s` of its headers (LEDGER_HTTP_BODY_TIMEOUT_S, 60 s by default).
 When the deadline passes and the body is still arriving, the body stream fails with
 `BodyTimeout`, so whatever is reading it (a JSON body, a multipart upload) stops, and
-the error middleware (shared/http_edge.py) answers 408 and closes the connection.
+the error middleware (services/http/edge.py) answers 408 and closes the connection.
 A body that has arrived whole, and a request without one, are never affected, however
 long the handler then takes.
 """
@@ -17,7 +17,7 @@ import asyncio
 
 from aiohttp import web
 
-from shared.http_edge import SETTINGS, BodyTimeout, Handler
+from services.http.edge import SETTINGS, BodyTimeout, Handler
 
 
 def _expire(request: web.Request, timeout_s: float) -> None:

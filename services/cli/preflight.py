@@ -15,8 +15,8 @@ import aio_pika
 import asyncpg
 
 from shared.config import Settings
-from shared.postgres import CONNECTION_ERRORS, with_database
 from shared.setting_checks import redact
+from shared.store.postgres import CONNECTION_ERRORS, with_database
 
 CHECK_TIMEOUT_S = 5.0
 HOW_TO_GET_ONE = {

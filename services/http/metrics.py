@@ -3,9 +3,10 @@
 Counted in the process: requests per route and status, their latency, the events the
 API appended (commands and imports) and the rows imported. Read from the database,
 because they belong to other processes: the relay's backlog and each projection's lag
-and parked events (shared/backlog.py), so that one scrape of the API shows the whole
+and parked events (shared/store/backlog.py), so that one scrape of the API shows the
+whole
 pipeline even under `ledger run`, where the workers serve no port. The workers' own
-counters are in shared/worker_metrics.py.
+counters are in shared/worker/metrics.py.
 
 /metrics needs no key, and counting a backlog of 300,000 events takes about a second,
 so the database figures are read at most once every `metrics_backlog_interval_s`
@@ -35,10 +36,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from shared import backlog
+from services.http.edge import POOL, SETTINGS, Handler
+from services.http.request_log import CLIENT_CLOSED, route_of
 from shared.config import PROJECTIONS
-from shared.http_edge import POOL, SETTINGS, Handler
-from shared.request_log import CLIENT_CLOSED, route_of
+from shared.store import backlog
 
 log = logging.getLogger(__name__)
 

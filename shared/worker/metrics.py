@@ -1,8 +1,9 @@
 """Prometheus metrics of the workers (the relay, a projector), counted in the process.
 
 Served at /metrics beside /healthz and /readyz on LEDGER_HEALTH_PORT
-(shared/worker_health.py); under `ledger run` no worker serves a port, and the API's
-/metrics (shared/metrics.py) shows the relay's backlog and each projection's lag,
+(services/cli/worker_health.py); under `ledger run` no worker serves a port, and the
+API's
+/metrics (services/http/metrics.py) shows the relay's backlog and each projection's lag,
 read from the database. One registry per process: a worker process runs one worker.
 """
 

@@ -9,7 +9,7 @@ alive. With LEDGER_HEALTH_PORT set (compose and the Kubernetes manifests set it;
 - /readyz: the worker can reach what it works with: a fresh PostgreSQL connection as
   its own role answers `SELECT 1`, and its RabbitMQ connection is open. Projection
   lag is the API's /readyz's business: a worker catching up is still a good worker;
-- /metrics: the worker's Prometheus counters (shared/worker_metrics.py).
+- /metrics: the worker's Prometheus counters (shared/worker/metrics.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import worker_metrics
+from services.http.edge import SETTINGS, json_response
+from services.http.health import CHECK_TIMEOUT_S, broker_check, keep_broker
 from shared.config import Settings
-from shared.health import CHECK_TIMEOUT_S, broker_check, keep_broker
-from shared.http_edge import SETTINGS, json_response
+from shared.worker import metrics as worker_metrics
 
 routes = web.RouteTableDef()
 
@@ -47,7 +47,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """The worker's counters (shared/worker_metrics.py), in Prometheus' text format."""
+    """The worker's counters (shared/worker/metrics.py), in Prometheus' text format."""
     return web.Response(
         body=generate_latest(worker_metrics.REGISTRY),
         headers={"Content-Type": CONTENT_TYPE_LATEST},

@@ -28,7 +28,7 @@ def new_bid() -> str:
 
 
 def key_hash(key: str) -> str:
-    """The stored form of an API key or a bid (shared/sql/0010_bid_hash.sql). Both
+    """The stored form of an API key or a bid (shared/store/sql/0010_bid_hash.sql). Both
     carry 256 random bits, so a fast hash is enough: nothing to brute-force."""
     return hashlib.sha256(key.encode()).hexdigest()
 

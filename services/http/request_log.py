@@ -16,7 +16,7 @@ import uuid
 
 from aiohttp import web
 
-from shared.http_edge import BUSINESS, Handler, printable
+from services.http.edge import BUSINESS, Handler, printable
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CORRELATION_ID = web.RequestKey("correlation_id", str)

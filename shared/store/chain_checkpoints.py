@@ -24,14 +24,14 @@ import asyncpg
 import msgspec
 
 from shared import events as e
-from shared.event_store import (
+from shared.hash_chain import GENESIS
+from shared.store.event_store import (
     append,
     load_cursor,
     new_event,
     read_heads_after,
     save_cursor,
 )
-from shared.hash_chain import GENESIS
 
 FOLLOWER = "checkpoints"  # its cursor's name in relay_cursor
 CHECKPOINT_LOCK = 7_170_003  # one checkpointer at a time (session advisory lock)

@@ -2,7 +2,8 @@
 
 Topology: one durable topic exchange (`ledger.events`); routing key
 `<business_id>.<event type>`. Each projection has LEDGER_PROJECTION_PARTITIONS durable
-queues (shared/partitions.py), each with a single active consumer. One partition: the
+queues (shared/bus/partitions.py), each with a single active consumer. One partition:
+the
 queue `<prefix><projection>` is bound with `#` to the topic exchange, as it always was.
 More: a durable headers exchange `<exchange>.partitions`, bound with `#` to the topic
 exchange (an exchange-to-exchange binding, so the relay still publishes each event
@@ -27,8 +28,8 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import ChannelPreconditionFailed
 
+from shared.bus.partitions import business_slot, queue_names, slots_of
 from shared.events import Envelope
-from shared.partitions import business_slot, queue_names, slots_of
 
 _envelope_encoder = msgspec.json.Encoder()
 # The AMQP type of the relay's per-partition watermarks (publish_watermarks).

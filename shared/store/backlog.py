@@ -3,8 +3,8 @@
 The relay's backlog is the committed events past its cursor in its own order
 (transaction, position); a projection's lag is the events past its checkpoint. Both
 are counted in events and in seconds: the age of the oldest event not yet published,
-or not yet applied (0 when caught up). /metrics (shared/metrics.py) reads every
-figure at each scrape; /readyz (shared/health.py) reads only the largest lag in
+or not yet applied (0 when caught up). /metrics (services/http/metrics.py) reads every
+figure at each scrape; /readyz (services/http/health.py) reads only the largest lag in
 seconds, with one index probe instead of counting.
 """
 

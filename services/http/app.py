@@ -11,17 +11,17 @@ from aiohttp import web
 from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
+from services.http import health, metrics, request_log
+from services.http.body_deadline import body_deadline_middleware
+from services.http.edge import CLOCK, POOL, SETTINGS, auth_middleware, error_middleware
+from services.http.fair_use import FAIR_USE, FairUse
+from services.http.fold_processes import fold_processes_context
+from services.http.listener import BoundedSite, set_server_header
+from services.http.projection_wait import WAITER, ProjectionWaiter
 from services.query_api import app as query_api
-from shared import health, metrics, request_log
-from shared.body_deadline import body_deadline_middleware
 from shared.clock import Clock, clock_from
 from shared.config import PROJECTIONS, Settings
-from shared.fair_use import FAIR_USE, FairUse
-from shared.fold_processes import fold_processes_context
-from shared.http_edge import CLOCK, POOL, SETTINGS, auth_middleware, error_middleware
-from shared.http_listener import BoundedSite, set_server_header
-from shared.postgres import create_pool
-from shared.projection_wait import WAITER, ProjectionWaiter
+from shared.store.postgres import create_pool
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:

@@ -6,7 +6,7 @@ the headers from `broker.MessageHeaders`, each type's schema version from the up
 registry, the exchange's default name from `Settings`. A new event type appears here
 by being added to the union. The committed copy (`shared/asyncapi.json`) is checked
 against a fresh generation by a test; regenerate it with `make asyncapi`
-(`python -m shared.asyncapi > shared/asyncapi.json`).
+(`python -m shared.bus.asyncapi > shared/asyncapi.json`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from pathlib import Path
 import msgspec
 
 from shared import events as e
-from shared.broker import MessageHeaders
+from shared.bus.broker import MessageHeaders
 from shared.config import Settings
 from shared.schema_text import clean_descriptions
 from shared.upcasting import UPCASTERS
 
-COMMITTED_PATH = Path(__file__).with_name("asyncapi.json")
+# Published beside openapi.json, at the top of the package.
+COMMITTED_PATH = Path(__file__).parent.parent / "asyncapi.json"
 _SCHEMAS = "#/components/schemas/{name}"
 _AMQP_BINDING_VERSION = "0.3.0"
 _DESCRIPTION = """\

@@ -8,9 +8,10 @@ import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from shared import backlog, broker
+from services.http.edge import POOL, SETTINGS, json_response
+from shared.bus import broker
 from shared.config import PROJECTIONS
-from shared.http_edge import POOL, SETTINGS, json_response
+from shared.store import backlog
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
 CHECK_TIMEOUT_S = 2.0
@@ -67,7 +68,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def broker_check(app: web.Application) -> str:
     """Whether the app's RabbitMQ connection is open ("ok"). It is opened at the first
     probe and kept between probes: a connection per probe would fill the broker's log.
-    The API's /readyz and a worker's (shared/worker_health.py) both ask it."""
+    The API's /readyz and a worker's (services/cli/worker_health.py) both ask it."""
     holder = app[BROKER]
     if holder and not holder[0].is_closed:
         return "ok"

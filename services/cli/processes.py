@@ -45,7 +45,7 @@ def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
     # bind it and all but one fail.
     environment.pop(HEALTH_PORT, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *role],
+        [sys.executable, "-m", "services.cli.main", *role],
         start_new_session=True,
         env=environment,
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.businesses import provision_business
-from shared import api_keys, logs, preflight, worker_health
+from services.cli import logs, preflight, worker_health
+from services.cli.businesses import provision_business
 from shared.config import (
     PROJECTIONS,
     Settings,
@@ -25,7 +25,8 @@ from shared.config import (
     load_settings,
     resolve_key,
 )
-from shared.postgres import create_database, migrate, shared_migrations
+from shared.store import api_keys
+from shared.store.postgres import create_database, migrate, shared_migrations
 
 log = logging.getLogger("ledger")
 
@@ -184,13 +185,13 @@ def _role(args: argparse.Namespace) -> str:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     """Run one process of `ledger run` (api, relay, a projector) until SIGTERM, with
     a log line when it starts and when it has stopped."""
-    from services.processes import exit_with_supervisor
+    from services.cli.processes import exit_with_supervisor
 
     exit_with_supervisor()
     role = _role(args)
     log.info("%s starting", role, extra={"event": "process.started", "role": role})
     if args.command == "api":
-        from services.http_app import serve
+        from services.http.app import serve
         from shared import pause_points
 
         pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
@@ -211,7 +212,7 @@ def _preflight(settings: Settings, command: str) -> int:
 
 def _hmac_key_file(path: Path) -> int:
     """Needs no settings (it makes the key they will name), so it runs before them."""
-    from services.hmac_key_file import create_key_file
+    from services.cli.hmac_key_file import create_key_file
 
     stderr = sys.stderr
     try:
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "migrate"):
             asyncio.run(_migrate(settings))
         if args.command == "run":
-            from services.processes import supervise
+            from services.cli.processes import supervise
 
             return supervise()
         if args.command in ("api", "relay", "projector"):

@@ -6,12 +6,12 @@ import uuid
 
 from services.command_api.appender import Appender
 from services.command_api.batch_io import DEFAULT_CATEGORY
-from shared import api_keys
 from shared.clock import clock_from
 from shared.commands import CreateCategory
 from shared.config import Settings
 from shared.events import Metadata
-from shared.postgres import create_pool
+from shared.store import api_keys
+from shared.store.postgres import create_pool
 
 
 async def provision_business(

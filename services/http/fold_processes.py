@@ -11,7 +11,8 @@ A fold is `function(conn, *args)`, an async function importable by name (it is s
 to the worker by reference): the worker runs it on its own connection to PostgreSQL
 and sends back its (picklable) answer. At most `fold_processes` folds run at once;
 more wait for a worker (each business has at most `expensive_work_per_business_max`
-of them in flight, shared/fair_use.py). Workers are started with `spawn` (a fork of a
+of them in flight, services/http/fair_use.py). Workers are started with `spawn` (a fork
+of a
 process with threads running is unsafe), on first use, and live until the app stops.
 
 A worker killed mid-life (the OOM killer, an operator) breaks a ProcessPoolExecutor
@@ -34,11 +35,11 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 
+from services.http.edge import SETTINGS
 from shared.config import Settings
 from shared.errors import FoldWorkerLost
-from shared.http_edge import SETTINGS
 from shared.parent_death import kill_me_with_parent
-from shared.postgres import connect
+from shared.store.postgres import connect
 
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
