@@ -22,10 +22,11 @@ def timestamp(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class ClientFigures(msgspec.Struct, kw_only=True, frozen=True):
-    """What a client object is made of, whichever side renders it."""
+class ClientProfile(msgspec.Struct, kw_only=True, frozen=True):
+    """The leading fields of a client body, shown as they are stored; ClientFigures
+    and ClientBody both start with them (ClientBody in the seed's order)."""
 
-    client_id: int
+    id: int
     owner_id: int
     business_id: int
     first_name: str
@@ -36,6 +37,11 @@ class ClientFigures(msgspec.Struct, kw_only=True, frozen=True):
     business_phone: str
     business_location: str
     business_email: str
+
+
+class ClientFigures(ClientProfile, kw_only=True, frozen=True):
+    """What a client object is made of, whichever side renders it."""
+
     created_at: dt.datetime
     updated_at: dt.datetime
     account_id: int
@@ -48,13 +54,18 @@ class ClientFigures(msgspec.Struct, kw_only=True, frozen=True):
     credit_minor: int
 
 
-class TransactionBody(msgspec.Struct, kw_only=True, frozen=True):
+class EntryBody(msgspec.Struct, kw_only=True, frozen=True):
+    """The leading fields of a statement line, a transaction's or a deposit's."""
+
     id: int
     client_id: int
     type: str
     amount: Decimal
     date: dt.date
     description: str
+
+
+class TransactionBody(EntryBody, kw_only=True, frozen=True):
     reference: str
     created_at: str
     balance_after: Decimal
@@ -62,33 +73,16 @@ class TransactionBody(msgspec.Struct, kw_only=True, frozen=True):
     reversal_of: int | None = None
 
 
-class DepositBody(msgspec.Struct, kw_only=True, frozen=True):
-    id: int
-    client_id: int
-    type: str
-    amount: Decimal
-    date: dt.date
-    description: str
+class DepositBody(EntryBody, kw_only=True, frozen=True):
     created_at: str
     deposit_after: Decimal
     reversed: bool = False
     reversal_of: int | None = None
 
 
-class ClientBody(msgspec.Struct, kw_only=True, frozen=True):
+class ClientBody(ClientProfile, kw_only=True, frozen=True):
     """The seed's client object, field for field and in the seed's order."""
 
-    id: int
-    owner_id: int
-    business_id: int
-    first_name: str
-    last_name: str
-    phone_number: str
-    business_name: str
-    business_address: str
-    business_phone: str
-    business_location: str
-    business_email: str
     created_at: str
     updated_at: str
     account_id: int
@@ -134,29 +128,25 @@ class SummaryBody(msgspec.Struct, kw_only=True, frozen=True):
     total_balance: Decimal
 
 
+# The body fields a client's figures give as they are (the rest are formatted).
+_COPIED_FIELDS = (
+    *ClientProfile.__struct_fields__,
+    "account_id",
+    "category",
+    "category_id",
+    "deposit_account_id",
+    "archived",
+)
+
+
 def client_fields(figures: ClientFigures) -> dict[str, object]:
     """The ClientBody fields (all but `transactions`) for a client's figures."""
     balance = figures.debit_minor - figures.credit_minor
     return {
-        "id": figures.client_id,
-        "owner_id": figures.owner_id,
-        "business_id": figures.business_id,
-        "first_name": figures.first_name,
-        "last_name": figures.last_name,
-        "phone_number": figures.phone_number,
-        "business_name": figures.business_name,
-        "business_address": figures.business_address,
-        "business_phone": figures.business_phone,
-        "business_location": figures.business_location,
-        "business_email": figures.business_email,
+        **{name: getattr(figures, name) for name in _COPIED_FIELDS},
         "created_at": timestamp(figures.created_at),
         "updated_at": timestamp(figures.updated_at),
-        "account_id": figures.account_id,
-        "category": figures.category,
-        "category_id": figures.category_id,
         "deposit_amount": to_number(figures.deposit_minor),
-        "deposit_account_id": figures.deposit_account_id,
-        "archived": figures.archived,
         "unformated_balance": to_number(balance),
         "balance": to_text(balance),
         "total_debit": to_text(figures.debit_minor),
@@ -171,27 +161,58 @@ def client_body(figures: ClientFigures) -> ClientBody:
 def client_figures(
     state: domain.ClientState, category: str, owner_id: int
 ) -> ClientFigures:
-    """A client's figures from its write-side state (folded from its events)."""
-    return ClientFigures(
-        client_id=state.client_id,
-        owner_id=owner_id,
-        business_id=state.business_id,
-        first_name=state.first_name,
-        last_name=state.last_name,
-        phone_number=state.phone_number,
-        business_name=state.business_name,
-        business_address=state.business_address,
-        business_phone=state.business_phone,
-        business_location=state.business_location,
-        business_email=state.business_email,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        account_id=state.account_id,
-        category=category,
-        category_id=state.category_id,
-        deposit_minor=state.deposit_minor,
-        deposit_account_id=state.deposit_account_id,
-        archived=state.archived,
-        debit_minor=state.debit_minor,
-        credit_minor=state.credit_minor,
-    )
+    """A client's figures from its write-side state (folded from its events): the
+    state's fields of the same names, and what the state does not hold."""
+    given = {"id": state.client_id, "owner_id": owner_id, "category": category}
+    return msgspec.convert({**msgspec.structs.asdict(state), **given}, ClientFigures)
+
+
+# GET /api/v3/audit/verify and `ledger audit verify`: what the audit found.
+Value = str | int | bool | None
+
+
+class Difference(msgspec.Struct, frozen=True, kw_only=True):
+    """One disagreement. `kind` says what was checked: `hash`, `version` (a gap or a
+    repeat in a stream), `short` (the stream ends below a checkpointed head),
+    `checkpoint` (a checkpointed hash differs), `key` (a row's key id names no key
+    in the keyring or a key unfit to sign, or is missing after labelled rows),
+    `decode` (a payload that no longer reads), `rule` (events that break a ledger
+    rule), or a read model: `client`, `category`, `summary`, `statement`."""
+
+    kind: str
+    business_id: int | None = None
+    stream_id: str | None = None
+    position: int | None = None
+    version: int | None = None
+    field: str | None = None
+    expected: Value = None
+    found: Value = None
+
+    def line(self) -> str:
+        where = [self.kind]
+        if self.business_id is not None:
+            where.append(f"business {self.business_id}")
+        if self.stream_id is not None:
+            where.append(f"stream {self.stream_id}")
+        if self.version is not None:
+            where.append(f"version {self.version}")
+        if self.position is not None:
+            where.append(f"position {self.position}")
+        field = f"{self.field}: " if self.field else ""
+        found = f"expected {self.expected!r}, found {self.found!r}"
+        return f"{' '.join(where)}: {field}{found}"
+
+
+class Report(msgspec.Struct, kw_only=True, frozen=True):
+    ok: bool
+    businesses: int
+    streams: int
+    events: int
+    differences: list[Difference]
+
+    def summary(self) -> str:
+        verdict = "ok" if self.ok else f"{len(self.differences)} differences"
+        return (
+            f"audit verify: {verdict}; {self.businesses} businesses,"
+            f" {self.streams} streams, {self.events} events checked"
+        )

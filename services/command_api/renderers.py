@@ -6,6 +6,11 @@ Idempotency-Key is exactly the body the first caller received.
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
+import msgspec
+
 from services.command_api.submissions import Outcome, Render
 from shared import domain
 from shared import events as e
@@ -14,6 +19,7 @@ from shared.response_bodies import (
     CategoryBody,
     DeletedBody,
     DepositBody,
+    EntryBody,
     TransactionBody,
     client_body,
     client_figures,
@@ -21,6 +27,11 @@ from shared.response_bodies import (
     timestamp,
 )
 from shared.store.api_keys import Business
+
+# The events that write a statement line: a posting, or a reversal of one.
+Entry = (
+    e.TransactionPosted | e.TransactionReversed | e.DepositPosted | e.DepositReversed
+)
 
 
 def client(business: Business, status: int) -> Render:
@@ -56,82 +67,68 @@ def category(outcome: Outcome) -> tuple[int, bytes]:
 
 
 def transaction(outcome: Outcome) -> tuple[int, bytes]:
-    state = outcome.client
-    posted = outcome.events[-1].payload
-    assert state is not None and isinstance(posted, e.TransactionPosted)
-    body = TransactionBody(
-        id=posted.transaction_id,
-        client_id=posted.client_id,
-        type=posted.entry_type,
-        amount=to_number(posted.amount_minor),
-        date=posted.date,
-        description=posted.description,
-        reference=posted.reference,
-        created_at=timestamp(outcome.events[-1].recorded_at),
-        balance_after=to_number(
-            domain.running_total(state.balance_by_date, posted.date)
-        ),
+    """A posted transaction, or its reversal (shaped like one, plus `reversal_of`)."""
+    state, entry = _client_and_entry(outcome)
+    assert isinstance(entry, e.TransactionPosted | e.TransactionReversed)
+    posted = entry if isinstance(entry, e.TransactionPosted) else None
+    return _line(
+        TransactionBody,
+        outcome,
+        entry,
+        id=entry.transaction_id,
+        reference=posted.reference if posted else "",
+        balance_after=_running(state.balance_by_date, entry),
     )
-    return 201, encoder.encode(body)
 
 
 def deposit(outcome: Outcome) -> tuple[int, bytes]:
-    state = outcome.client
-    posted = outcome.events[-1].payload
-    assert state is not None and isinstance(posted, e.DepositPosted)
-    body = DepositBody(
-        id=posted.deposit_id,
-        client_id=posted.client_id,
-        type=posted.entry_type,
-        amount=to_number(posted.amount_minor),
-        date=posted.date,
-        description=posted.description,
-        created_at=timestamp(outcome.events[-1].recorded_at),
-        deposit_after=to_number(
-            domain.running_total(state.deposit_by_date, posted.date)
-        ),
+    """A deposit posting, or its reversal (shaped like one, plus `reversal_of`)."""
+    state, entry = _client_and_entry(outcome)
+    assert isinstance(entry, e.DepositPosted | e.DepositReversed)
+    return _line(
+        DepositBody,
+        outcome,
+        entry,
+        id=entry.deposit_id,
+        deposit_after=_running(state.deposit_by_date, entry),
     )
-    return 201, encoder.encode(body)
 
 
-def transaction_reversal(outcome: Outcome) -> tuple[int, bytes]:
-    """The reversal entry, shaped like a posted transaction, plus `reversal_of`."""
-    state = outcome.client
-    reversal = outcome.events[-1].payload
-    assert state is not None and isinstance(reversal, e.TransactionReversed)
-    body = TransactionBody(
-        id=reversal.transaction_id,
-        client_id=reversal.client_id,
-        type=reversal.entry_type,
-        amount=to_number(reversal.amount_minor),
-        date=reversal.date,
-        description=reversal.reason,
-        reference="",
-        created_at=timestamp(outcome.events[-1].recorded_at),
-        balance_after=to_number(
-            domain.running_total(state.balance_by_date, reversal.date)
-        ),
-        reversal_of=reversal.reversal_of,
-    )
-    return 201, encoder.encode(body)
+# The routes name a reversal's renderer apart; the entry's type tells them apart here.
+transaction_reversal = transaction
+deposit_reversal = deposit
 
 
-def deposit_reversal(outcome: Outcome) -> tuple[int, bytes]:
-    """The reversal entry, shaped like a deposit posting, plus `reversal_of`."""
-    state = outcome.client
-    reversal = outcome.events[-1].payload
-    assert state is not None and isinstance(reversal, e.DepositReversed)
-    body = DepositBody(
-        id=reversal.deposit_id,
-        client_id=reversal.client_id,
-        type=reversal.entry_type,
-        amount=to_number(reversal.amount_minor),
-        date=reversal.date,
-        description=reversal.reason,
-        created_at=timestamp(outcome.events[-1].recorded_at),
-        deposit_after=to_number(
-            domain.running_total(state.deposit_by_date, reversal.date)
-        ),
-        reversal_of=reversal.reversal_of,
-    )
-    return 201, encoder.encode(body)
+def _client_and_entry(outcome: Outcome) -> tuple[domain.ClientState, Entry]:
+    """The client after the command and the statement line it wrote (its last
+    event)."""
+    entry = outcome.events[-1].payload
+    assert outcome.client is not None
+    assert isinstance(entry, Entry)
+    return outcome.client, entry
+
+
+def _running(by_date: dict[dt.date, int], entry: Entry) -> Decimal:
+    """The running total on the entry's date: where a back-dated line lands."""
+    return to_number(domain.running_total(by_date, entry.date))
+
+
+def _line(
+    body_type: type[EntryBody], outcome: Outcome, entry: Entry, **own: object
+) -> tuple[int, bytes]:
+    """A statement line's body: the fields every line shows from its entry, and the
+    body type's `own` fields."""
+    if isinstance(entry, e.TransactionReversed | e.DepositReversed):
+        description, reversal_of = entry.reason, entry.reversal_of
+    else:
+        description, reversal_of = entry.description, None
+    shared = {
+        "client_id": entry.client_id,
+        "type": entry.entry_type,
+        "amount": to_number(entry.amount_minor),
+        "date": entry.date,
+        "description": description,
+        "created_at": timestamp(outcome.events[-1].recorded_at),
+        "reversal_of": reversal_of,
+    }
+    return 201, encoder.encode(msgspec.convert({**shared, **own}, body_type))

@@ -32,7 +32,7 @@ class ClientFilter(msgspec.Struct, frozen=True, kw_only=True):
 
 def figures(row: asyncpg.Record, owner_id: int) -> ClientFigures:
     return ClientFigures(
-        client_id=row["client_id"],
+        id=row["client_id"],
         owner_id=owner_id,
         business_id=row["business_id"],
         first_name=row["first_name"],

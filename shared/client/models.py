@@ -1,10 +1,10 @@
 """What the client sends and gets back: typed msgspec structs, money as Decimal.
 
 The response bodies the service renders from `shared.response_bodies` are decoded into
-those
-same structs (ClientBody, StatementBody, TransactionBody, DepositBody, CategoryBody,
-SummaryBody): their money fields are `Decimal`, which msgspec decodes from the JSON
-number's own digits, so `20351822.92` arrives exactly, never through a float. The
+those same structs (ClientBody, StatementBody, TransactionBody, DepositBody,
+CategoryBody, SummaryBody, and here under the SDK's names Deleted, AuditReport and
+AuditDifference): their money fields are `Decimal`, which msgspec decodes from the
+JSON number's own digits, so `20351822.92` arrives exactly, never through a float. The
 other bodies are described here, field for field.
 """
 
@@ -21,7 +21,10 @@ from shared.events import Envelope
 from shared.response_bodies import (
     CategoryBody,
     ClientBody,
+    DeletedBody,
     DepositBody,
+    Difference,
+    Report,
     StatementBody,
     SummaryBody,
     TransactionBody,
@@ -51,6 +54,11 @@ __all__ = [
     "amount_json",
     "minor_units",
 ]
+
+# The SDK's names for the service's bodies it decodes as they are.
+Deleted = DeletedBody
+AuditDifference = Difference
+AuditReport = Report
 
 T = TypeVar("T")
 # What a caller may pass as an amount. Never float: 0.1 + 0.2 is not 0.3, and the
@@ -92,11 +100,6 @@ class ClientsPage(msgspec.Struct, kw_only=True, frozen=True):
     total: int
 
 
-class Deleted(msgspec.Struct, kw_only=True, frozen=True):
-    message: str
-    id: int
-
-
 class ImportResult(msgspec.Struct, kw_only=True, frozen=True):
     """201 (visible) or 202 (committed; above 5,000 rows, poll `status_url`)."""
 
@@ -112,25 +115,6 @@ class ImportStatus(msgspec.Struct, kw_only=True, frozen=True):
     status: str  # "committed" (read models still catching up) or "done"
     rows_committed: int
     rows_visible: int
-
-
-class AuditDifference(msgspec.Struct, kw_only=True, frozen=True):
-    kind: str
-    business_id: int | None = None
-    stream_id: str | None = None
-    position: int | None = None
-    version: int | None = None
-    field: str | None = None
-    expected: str | int | bool | None = None
-    found: str | int | bool | None = None
-
-
-class AuditReport(msgspec.Struct, kw_only=True, frozen=True):
-    ok: bool
-    businesses: int
-    streams: int
-    events: int
-    differences: list[AuditDifference]
 
 
 class EventPage(msgspec.Struct, kw_only=True, frozen=True):
