@@ -3,45 +3,29 @@
 Each returns `Committed[body]`: 201/200 once the read models show the write, 202 when
 it is committed but not yet visible (`respond_async=True`, or the service's wait ran
 out). Amounts are Decimal, int or str; a float raises TypeError before anything is
-sent.
+sent. Every command but delete_client takes the keyword arguments of `WriteOptions`
+(`idempotency_key`, `respond_async`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Unpack
 
 import aiohttp
-import msgspec
 
 from shared.client import models as m
-from shared.client.session import ApiSession
+from shared.client.session import ApiSession, WriteOptions
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-_client = msgspec.json.Decoder(m.ClientBody)
-_transaction = msgspec.json.Decoder(m.TransactionBody)
-_deposit = msgspec.json.Decoder(m.DepositBody)
-_category = msgspec.json.Decoder(m.CategoryBody)
-_deleted = msgspec.json.Decoder(m.Deleted)
-_import = msgspec.json.Decoder(m.ImportResult)
 
 
 class Commands(ApiSession):
     async def create_client(
-        self,
-        client: m.NewClient,
-        *,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        self, client: m.NewClient, **options: Unpack[WriteOptions]
     ) -> m.Committed[m.ClientBody]:
-        return await self._write(
-            "POST",
-            "/api/v3/clients",
-            _client,
-            json=client,
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        path = "/api/v3/clients"
+        return await self._write("POST", path, m.ClientBody, json=client, **options)
 
     async def update_client(
         self,
@@ -49,47 +33,34 @@ class Commands(ApiSession):
         changes: m.ClientChanges,
         *,
         if_match: int | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.ClientBody]:
         """412 (PreconditionFailed) when `if_match` is not the client's version."""
         extra = {} if if_match is None else {"If-Match": f'"{if_match}"'}
+        path = f"/api/v3/clients/{client_id}"
         return await self._write(
-            "POST",
-            f"/api/v3/clients/{client_id}",
-            _client,
-            json=changes,
-            key=idempotency_key,
-            respond_async=respond_async,
-            extra=extra,
+            "POST", path, m.ClientBody, json=changes, extra=extra, **options
         )
 
     async def delete_client(
         self, client_id: int, *, idempotency_key: str | None = None
     ) -> m.Committed[m.Deleted]:
         """409 (Conflict) while the balance or the deposit is not zero."""
+        path = f"/api/v3/clients/{client_id}"
         return await self._write(
-            "DELETE", f"/api/v3/clients/{client_id}", _deleted, key=idempotency_key
+            "DELETE", path, m.Deleted, idempotency_key=idempotency_key
         )
 
     async def set_archived(
         self,
         client_id: int,
         archived: bool | None = None,
-        *,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.ClientBody]:
         """Archive (True), unarchive (False) or toggle (None)."""
         body = {} if archived is None else {"archived": archived}
-        return await self._write(
-            "POST",
-            f"/api/v3/clients/{client_id}/archive",
-            _client,
-            json=body,
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        path = f"/api/v3/clients/{client_id}/archive"
+        return await self._write("POST", path, m.ClientBody, json=body, **options)
 
     async def post_transaction(
         self,
@@ -100,19 +71,12 @@ class Commands(ApiSession):
         date: dt.date | str | None = None,
         description: str | None = None,
         reference: str | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.TransactionBody]:
         body = m.posting_body(entry_type, amount, date)
         body.update(m.given(description=description, reference=reference))
-        return await self._write(
-            "POST",
-            f"/api/v3/clients/{client_id}/transactions",
-            _transaction,
-            json=body,
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        path = f"/api/v3/clients/{client_id}/transactions"
+        return await self._write("POST", path, m.TransactionBody, json=body, **options)
 
     async def post_deposit(
         self,
@@ -122,20 +86,13 @@ class Commands(ApiSession):
         *,
         date: dt.date | str | None = None,
         description: str | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.DepositBody]:
         """debit = money received, credit = deposit used (never below zero: 422)."""
         body = m.posting_body(entry_type, amount, date)
         body.update(m.given(description=description))
-        return await self._write(
-            "POST",
-            f"/api/v3/clients/{client_id}/deposits",
-            _deposit,
-            json=body,
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        path = f"/api/v3/clients/{client_id}/deposits"
+        return await self._write("POST", path, m.DepositBody, json=body, **options)
 
     async def reverse_transaction(
         self,
@@ -143,18 +100,11 @@ class Commands(ApiSession):
         transaction_id: int,
         *,
         reason: str | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.TransactionBody]:
         path = f"/api/v3/clients/{client_id}/transactions/{transaction_id}/reverse"
-        return await self._write(
-            "POST",
-            path,
-            _transaction,
-            json=m.given(reason=reason),
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        body = m.given(reason=reason)
+        return await self._write("POST", path, m.TransactionBody, json=body, **options)
 
     async def reverse_deposit(
         self,
@@ -162,35 +112,22 @@ class Commands(ApiSession):
         deposit_id: int,
         *,
         reason: str | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.DepositBody]:
         path = f"/api/v3/clients/{client_id}/deposits/{deposit_id}/reverse"
-        return await self._write(
-            "POST",
-            path,
-            _deposit,
-            json=m.given(reason=reason),
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        body = m.given(reason=reason)
+        return await self._write("POST", path, m.DepositBody, json=body, **options)
 
     async def create_category(
         self,
         name: str,
         *,
         description: str | None = None,
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.CategoryBody]:
-        return await self._write(
-            "POST",
-            "/api/v3/clients/category",
-            _category,
-            json=m.given(name=name, description=description),
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        body = m.given(name=name, description=description)
+        path = "/api/v3/clients/category"
+        return await self._write("POST", path, m.CategoryBody, json=body, **options)
 
     async def import_clients(
         self,
@@ -199,8 +136,7 @@ class Commands(ApiSession):
         category_id: int | None = None,
         allow_duplicate: bool = False,
         filename: str = "customers.xlsx",
-        idempotency_key: str | None = None,
-        respond_async: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> m.Committed[m.ImportResult]:
         """An .xlsx; a file already imported raises Conflict with its `import_id`."""
 
@@ -215,11 +151,5 @@ class Commands(ApiSession):
                 data.add_field("allow_duplicate", "true")
             return data
 
-        return await self._write(
-            "POST",
-            "/api/v3/clients/import",
-            _import,
-            form=form,
-            key=idempotency_key,
-            respond_async=respond_async,
-        )
+        path = "/api/v3/clients/import"
+        return await self._write("POST", path, m.ImportResult, form=form, **options)

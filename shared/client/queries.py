@@ -15,19 +15,6 @@ from shared.client import models as m
 from shared.client.session import ApiSession
 from shared.events import Envelope
 
-_client = msgspec.json.Decoder(m.ClientBody)
-_clients = msgspec.json.Decoder(list[m.ClientBody])
-_statement = msgspec.json.Decoder(m.StatementBody)
-_summary = msgspec.json.Decoder(m.SummaryBody)
-_deposits = msgspec.json.Decoder(list[m.DepositBody])
-_categories = msgspec.json.Decoder(list[m.CategoryBody])
-_import_status = msgspec.json.Decoder(m.ImportStatus)
-_audit = msgspec.json.Decoder(m.AuditReport)
-_event_page = msgspec.json.Decoder(m.EventPage)
-_client_events = msgspec.json.Decoder(m.ClientEvents)
-_health = msgspec.json.Decoder(m.Health)
-_readiness = msgspec.json.Decoder(m.Readiness)
-
 
 class Queries(ApiSession):
     async def list_clients(
@@ -38,8 +25,8 @@ class Queries(ApiSession):
         min_position: int | None = None,
     ) -> list[m.ClientBody]:
         params = m.query_params(category_id=category_id, archived=archived)
-        answer = await self._get("/api/v3/clients", params, min_position)
-        return _clients.decode(answer.body)
+        path = "/api/v3/clients"
+        return await self._read(path, list[m.ClientBody], params, min_position)
 
     async def list_clients_page(
         self,
@@ -55,7 +42,8 @@ class Queries(ApiSession):
         )
         answer = await self._get("/api/v3/clients", params, min_position)
         total = int(answer.headers["X-Total-Count"])
-        return m.ClientsPage(clients=_clients.decode(answer.body), total=total)
+        clients = msgspec.json.decode(answer.body, type=list[m.ClientBody])
+        return m.ClientsPage(clients=clients, total=total)
 
     async def get_client(
         self,
@@ -65,8 +53,8 @@ class Queries(ApiSession):
         min_position: int | None = None,
     ) -> m.ClientBody:
         params = m.query_params(as_of=as_of)
-        answer = await self._get(f"/api/v3/clients/{client_id}", params, min_position)
-        return _client.decode(answer.body)
+        path = f"/api/v3/clients/{client_id}"
+        return await self._read(path, m.ClientBody, params, min_position)
 
     async def get_client_versioned(
         self, client_id: int, *, min_position: int | None = None
@@ -74,7 +62,8 @@ class Queries(ApiSession):
         """The client and its version, for `update_client(..., if_match=version)`."""
         answer = await self._get(f"/api/v3/clients/{client_id}", None, min_position)
         version = int(answer.headers["ETag"].removeprefix("W/").strip('"'))
-        return m.Versioned(body=_client.decode(answer.body), version=version)
+        body = msgspec.json.decode(answer.body, type=m.ClientBody)
+        return m.Versioned(body=body, version=version)
 
     async def summary(
         self,
@@ -84,8 +73,8 @@ class Queries(ApiSession):
         min_position: int | None = None,
     ) -> m.SummaryBody:
         params = m.query_params(category_id=category_id, as_of=as_of)
-        answer = await self._get("/api/v3/clients/summary", params, min_position)
-        return _summary.decode(answer.body)
+        path = "/api/v3/clients/summary"
+        return await self._read(path, m.SummaryBody, params, min_position)
 
     async def statement(
         self,
@@ -97,7 +86,7 @@ class Queries(ApiSession):
     ) -> m.StatementBody:
         params = m.query_params(**{"from": date_from, "to": date_to})
         path = f"/api/v3/clients/{client_id}/transactions"
-        return _statement.decode((await self._get(path, params, min_position)).body)
+        return await self._read(path, m.StatementBody, params, min_position)
 
     async def deposits(
         self,
@@ -109,17 +98,17 @@ class Queries(ApiSession):
     ) -> list[m.DepositBody]:
         params = m.query_params(**{"from": date_from, "to": date_to})
         path = f"/api/v3/clients/{client_id}/deposits"
-        return _deposits.decode((await self._get(path, params, min_position)).body)
+        return await self._read(path, list[m.DepositBody], params, min_position)
 
     async def categories(
         self, *, min_position: int | None = None
     ) -> list[m.CategoryBody]:
-        answer = await self._get("/api/v3/clients/categories", None, min_position)
-        return _categories.decode(answer.body)
+        path = "/api/v3/clients/categories"
+        return await self._read(path, list[m.CategoryBody], None, min_position)
 
     async def import_status(self, import_id: str) -> m.ImportStatus:
-        answer = await self._get(f"/api/v3/clients/imports/{import_id}")
-        return _import_status.decode(answer.body)
+        path = f"/api/v3/clients/imports/{import_id}"
+        return await self._read(path, m.ImportStatus)
 
     async def export_clients(
         self,
@@ -135,21 +124,21 @@ class Queries(ApiSession):
 
     async def client_events(self, client_id: int) -> list[Envelope]:
         """The client's whole history from the event store, oldest first."""
-        answer = await self._get(f"/api/v3/clients/{client_id}/events")
-        return _client_events.decode(answer.body).data
+        path = f"/api/v3/clients/{client_id}/events"
+        return (await self._read(path, m.ClientEvents)).data
 
     async def events(self, after: int = 0, limit: int = 100) -> m.EventPage:
         """One page of the business's events in publication order (the feed)."""
         params = m.query_params(after=after, limit=limit)
-        return _event_page.decode((await self._get("/api/v3/events", params)).body)
+        return await self._read("/api/v3/events", m.EventPage, params)
 
     async def audit_verify(self) -> m.AuditReport:
-        return _audit.decode((await self._get("/api/v3/audit/verify")).body)
+        return await self._read("/api/v3/audit/verify", m.AuditReport)
 
     async def healthz(self) -> m.Health:
-        return _health.decode((await self._get("/healthz")).body)
+        return await self._read("/healthz", m.Health)
 
     async def readyz(self) -> m.Readiness:
         """Readiness; a 503 "not ready" is an answer here, not an error."""
         answer = await self._get("/readyz", passed=(503,))
-        return _readiness.decode(answer.body)
+        return msgspec.json.decode(answer.body, type=m.Readiness)

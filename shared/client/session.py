@@ -3,15 +3,15 @@ ways to call the service (a query, a command with its Idempotency-Key)."""
 
 from __future__ import annotations
 
-import types
 import uuid
 from collections.abc import Mapping
-from typing import Self, TypeVar
+from typing import Self, TypedDict, TypeVar
 
 import aiohttp
 import msgspec
 
 from shared.client import models as m
+from shared.client.closing import ClosedOnExit
 from shared.client.transport import (
     Answer,
     FormFactory,
@@ -23,7 +23,17 @@ from shared.client.transport import (
 T = TypeVar("T")
 
 
-class ApiSession:
+class WriteOptions(TypedDict, total=False):
+    """What every command but delete_client takes besides its own fields."""
+
+    # The key the service remembers the write by: the same key again answers the
+    # first response and writes nothing. Default: a fresh uuid4 (the same on retries).
+    idempotency_key: str | None
+    # Answer 202 once committed, without waiting for the read models to show it.
+    respond_async: bool
+
+
+class ApiSession(ClosedOnExit):
     """The connection LedgerClient's methods share: base URL, API key, retries.
 
     `base_url` is the service's root (`http://ledger:8080`); the routes' paths are
@@ -55,14 +65,6 @@ class ApiSession:
         )
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
             await self._session.close()
@@ -90,28 +92,39 @@ class ApiSession:
         request = Request("GET", path, self._headers(extra), params or {})
         return await self._transport.send(request, passed)
 
+    async def _read(
+        self,
+        path: str,
+        body_type: type[T],
+        params: Mapping[str, str] | None = None,
+        min_position: int | None = None,
+    ) -> T:
+        """A query's answer decoded into its body type."""
+        answer = await self._get(path, params, min_position)
+        return msgspec.json.decode(answer.body, type=body_type)
+
     async def _write(
         self,
         method: str,
         path: str,
-        decoder: msgspec.json.Decoder[T],
+        body_type: type[T],
         *,
         json: object = None,
         form: FormFactory | None = None,
-        key: str | None,
-        respond_async: bool = False,
         extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        respond_async: bool = False,
     ) -> m.Committed[T]:
         """Send a command with its Idempotency-Key (the same on every attempt)."""
         assert self._transport is not None, "use `async with LedgerClient(...)`"
-        key = key or str(uuid.uuid4())
+        key = idempotency_key or str(uuid.uuid4())
         headers = self._headers({"Idempotency-Key": key, **(extra or {})})
         if respond_async:
             headers["Prefer"] = "respond-async"
         request = Request(method, path, headers, {}, json=json, form=form)
         answer = await self._transport.send(request)
         return m.Committed(
-            body=decoder.decode(answer.body),
+            body=msgspec.json.decode(answer.body, type=body_type),
             status=answer.status,
             position=answer.position,
             idempotency_key=key,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import types
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +45,7 @@ from aio_pika.abc import (
 )
 
 from shared.bus import broker
+from shared.client.closing import ClosedOnExit
 from shared.client.http import LedgerClient
 from shared.events import Envelope
 
@@ -98,7 +98,7 @@ def _words_match(pattern: list[str], words: list[str]) -> bool:
     return _words_match(rest, words[1:])
 
 
-class Subscriber:
+class Subscriber(ClosedOnExit):
     """`async with Subscriber(amqp_url, "billing.ledger", ["17.#"], handle) as s:`
     then `await s.catch_up(api)` (optional) and `await s.run(stop)`."""
 
@@ -137,14 +137,10 @@ class Subscriber:
             await self._queue.bind(exchange, routing_key=key)
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
+        """Close the connection: unacked messages go back to the queue."""
         if self._connection is not None:
-            await self._connection.close()  # unacked messages go back to the queue
+            await self._connection.close()
         self._connection = self._queue = None
 
     async def deliver(self, event: Envelope) -> bool:
