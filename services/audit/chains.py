@@ -58,7 +58,9 @@ class ChainWalk:
             self.streams += 1
         if row["version"] != self._expected_version:
             self.differences.append(
-                _at(row, "version", "version", self._expected_version, row["version"])
+                difference_at(
+                    row, "version", "version", self._expected_version, row["version"]
+                )
             )
         if row["key_id"] is None:
             self._check_legacy(row)
@@ -78,10 +80,12 @@ class ChainWalk:
             recomputed = event_hash(key, self._previous, stored_hashed_content(row))
             if recomputed != row["hash"]:
                 self.differences.append(
-                    _at(row, "hash", "hash", recomputed, row["hash"])
+                    difference_at(row, "hash", "hash", recomputed, row["hash"])
                 )
             return
-        self.differences.append(_at(row, "key", "key_id", expected, row["key_id"]))
+        self.differences.append(
+            difference_at(row, "key", "key_id", expected, row["key_id"])
+        )
 
     def _check_legacy(self, row: asyncpg.Record) -> None:
         bound = self._keys.legacy_position_max
@@ -89,19 +93,26 @@ class ChainWalk:
             expected = "a key id (the stream has them)"
             if not self._labelled:
                 expected = f"a key id (legacy rows end at position {bound})"
-            self.differences.append(_at(row, "key", "key_id", expected, None))
+            self.differences.append(difference_at(row, "key", "key_id", expected, None))
             return
         content = stored_hashed_content(row)
         keys = self._keys.keys()
         recomputed = [event_hash(key, self._previous, content) for key in keys]
         if row["hash"] not in recomputed:
             hashed = recomputed[0]  # what the current key would have written
-            self.differences.append(_at(row, "hash", "hash", hashed, row["hash"]))
+            self.differences.append(
+                difference_at(row, "hash", "hash", hashed, row["hash"])
+            )
 
 
-def _at(
-    row: asyncpg.Record, kind: str, field: str, expected: object, found: object
+def difference_at(
+    row: asyncpg.Record,
+    kind: str,
+    field: str | None,
+    expected: object,
+    found: object,
 ) -> Difference:
+    """A difference at one stored event: its business, stream, position, version."""
     return Difference(
         kind=kind,
         business_id=row["business_id"],
@@ -151,16 +162,8 @@ async def check_heads(
                 )
             )
         elif row["stored"] != row["hash"]:
+            field = f"hash (checkpoint {row['source']})"
             differences.append(
-                Difference(
-                    kind="checkpoint",
-                    business_id=row["business_id"],
-                    stream_id=row["stream_id"],
-                    version=row["version"],
-                    position=row["position"],
-                    field=f"hash (checkpoint {row['source']})",
-                    expected=row["hash"],
-                    found=row["stored"],
-                )
+                difference_at(row, "checkpoint", field, row["hash"], row["stored"])
             )
     return differences

@@ -1,21 +1,21 @@
-"""Read-model figures recomputed from the events and compared with what is stored.
+"""Read-model figures, as the events say they should be, compared with what is stored.
 
-Each client is folded with the same rules the command side uses (shared.domain), up to
-the version each projection says it applied (projection_tracking), so a projection
-that is merely behind is not a difference, while a row changed, deleted or added
-behind its back is. Category counts and business summaries follow from the folded
-clients; statement lines are counted and summed per client.
+The expected figures come from the folds (services/audit/folds.py), taken up to the
+version each projection says it applied, so a projection that is merely behind is not
+a difference, while a row changed, deleted or added behind its back is. Category
+counts and business summaries follow from the folded clients; statement lines are
+counted and summed per client.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import asyncpg
-import msgspec
 
+from services.audit.folds import Folds, Lines
 from services.audit.report import Difference, Value
-from shared import domain
 from shared import events as e
 
 _CLIENT_FIELDS = (
@@ -29,65 +29,6 @@ _CLIENT_FIELDS = (
     "deposit_minor",
     "version",
 )
-
-
-class Lines(msgspec.Struct):
-    """A client's statement lines as the statements projection should hold them."""
-
-    transactions: int = 0
-    debit_minor: int = 0
-    credit_minor: int = 0
-    deposits: int = 0
-    deposit_minor: int = 0
-    transactions_reversed: int = 0
-    deposits_reversed: int = 0
-
-
-class Folds:
-    """Client and category states folded from their events, per projection."""
-
-    def __init__(self, tracked: dict[tuple[str, str], int]) -> None:
-        self._tracked = tracked
-        self.clients: dict[int, domain.ClientState] = {}
-        self.lines: dict[int, Lines] = {}
-        self.categories: dict[int, domain.CategoryState] = {}
-
-    def add(self, event: e.Envelope) -> None:
-        """Fold one event (in stream order); a broken rule raises AssertionError."""
-        payload = event.payload
-        if isinstance(payload, e.CategoryCreated):
-            if event.version <= self._tracked.get(("balances", event.stream_id), 0):
-                self.categories[payload.category_id] = domain.evolve_category(
-                    None, event
-                )
-            return
-        client_id = getattr(payload, "client_id", None)
-        if client_id is None or not event.stream_id.startswith("client-"):
-            return
-        if event.version <= self._tracked.get(("balances", event.stream_id), 0):
-            self.clients[client_id] = domain.evolve_client(
-                self.clients.get(client_id), event
-            )
-        if event.version <= self._tracked.get(("statements", event.stream_id), 0):
-            _line(self.lines.setdefault(client_id, Lines()), payload)
-
-
-def _line(lines: Lines, payload: e.LedgerEvent) -> None:
-    """Each posting and each reversal is a statement line; a reversal also marks its
-    original `reversed`."""
-    if isinstance(payload, e.TransactionPosted | e.TransactionReversed):
-        lines.transactions += 1
-        if payload.entry_type == "debit":
-            lines.debit_minor += payload.amount_minor
-        else:
-            lines.credit_minor += payload.amount_minor
-        if isinstance(payload, e.TransactionReversed):
-            lines.transactions_reversed += 1
-    elif isinstance(payload, e.DepositPosted | e.DepositReversed):
-        lines.deposits += 1
-        lines.deposit_minor += domain.signed(payload.entry_type, payload.amount_minor)
-        if isinstance(payload, e.DepositReversed):
-            lines.deposits_reversed += 1
 
 
 def _differ(
@@ -111,6 +52,29 @@ def _differ(
     ]
 
 
+# A read-model row by its id: the business that owns it, and its checked fields.
+Row = tuple[int, dict[str, Value]]
+
+
+def _rows_differ(
+    kind: str,
+    stream_of: Callable[[int], str],
+    expected: dict[int, Row],
+    found: dict[int, Row],
+) -> list[Difference]:
+    """Each row's fields as folded against as stored; a row on one side only is one
+    difference, in the field `row` (present or absent)."""
+    differences = []
+    for row_id in sorted(set(expected) | set(found)):
+        owner, wanted = expected.get(row_id) or found[row_id]
+        stored = found[row_id][1] if row_id in found else {}
+        if row_id not in expected or row_id not in found:
+            wanted = {"row": "present" if row_id in expected else "absent"}
+            stored = {"row": "present" if row_id in found else "absent"}
+        differences += _differ(kind, owner, stream_of(row_id), wanted, stored)
+    return differences
+
+
 def _where(business_id: int | None) -> tuple[str, list[object]]:
     return (
         ("WHERE business_id = $1", [business_id])
@@ -125,29 +89,21 @@ async def check_clients(
     where, args = _where(business_id)
     columns = ", ".join(("client_id", *_CLIENT_FIELDS))
     rows = await conn.fetch(f"SELECT {columns} FROM rm_clients {where}", *args)
-    found = {row["client_id"]: _plain(dict(row)) for row in rows}
-    differences = []
-    for client_id in sorted(set(found) | set(folds.clients)):
-        state = folds.clients.get(client_id)
-        expected = (
-            {name: getattr(state, name) for name in _CLIENT_FIELDS} if state else {}
+    found = {
+        row["client_id"]: (
+            row["business_id"],
+            _plain({name: row[name] for name in _CLIENT_FIELDS}),
         )
-        stored = found.get(client_id, {})
-        stored.pop("client_id", None)
-        if not stored or not expected:
-            expected, stored = (
-                {"row": "present" if expected else "absent"},
-                {"row": "present" if stored else "absent"},
-            )
-        owner = state.business_id if state else found[client_id].get("business_id")
-        differences += _differ(
-            "client",
-            owner if isinstance(owner, int) else None,
-            e.client_stream(client_id),
-            expected,
-            stored,
+        for row in rows
+    }
+    expected: dict[int, Row] = {
+        client_id: (
+            state.business_id,
+            {name: getattr(state, name) for name in _CLIENT_FIELDS},
         )
-    return differences
+        for client_id, state in folds.clients.items()
+    }
+    return _rows_differ("client", e.client_stream, expected, found)
 
 
 def _plain(row: dict[str, object]) -> dict[str, Value]:
@@ -170,30 +126,21 @@ async def check_categories(
     counts = Counter(
         state.category_id for state in folds.clients.values() if not state.deleted
     )
-    found = {row["category_id"]: row for row in rows}
-    differences = []
-    for category_id in sorted(set(found) | set(folds.categories)):
-        state = folds.categories.get(category_id)
-        row = found.get(category_id)
-        expected: dict[str, Value] = (
-            {"name": state.name, "customer_count": counts[category_id]}
-            if state
-            else {"row": "absent"}
+    found: dict[int, Row] = {
+        row["category_id"]: (
+            row["business_id"],
+            {"name": row["name"], "customer_count": row["customer_count"]},
         )
-        stored: dict[str, Value] = (
-            {"name": row["name"], "customer_count": row["customer_count"]}
-            if row
-            else {"row": "absent"}
+        for row in rows
+    }
+    expected: dict[int, Row] = {
+        category_id: (
+            state.business_id,
+            {"name": state.name, "customer_count": counts[category_id]},
         )
-        if state and not row:
-            expected = {"row": "present"}
-        elif row and not state:
-            stored = {"row": "present"}
-        owner = state.business_id if state else row["business_id"] if row else None
-        differences += _differ(
-            "category", owner, e.category_stream(category_id), expected, stored
-        )
-    return differences
+        for category_id, state in folds.categories.items()
+    }
+    return _rows_differ("category", e.category_stream, expected, found)
 
 
 _SUMMARY = """

@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from services.audit.chains import ChainWalk, CheckedHead, check_heads
+from services.audit.chains import (
+    ChainWalk,
+    CheckedHead,
+    check_heads,
+    difference_at,
+)
 from services.audit.figures import (
-    Folds,
     check_categories,
     check_clients,
     check_statements,
     check_summaries,
 )
+from services.audit.folds import Folds
 from services.audit.report import Difference, Report
 from shared import events as e
 from shared.keyring import Keyring
@@ -85,18 +90,10 @@ def _fold(
 ) -> list[Difference]:
     """Decode one row and fold it; a payload that does not decode or an event that
     breaks a ledger rule is a difference, and the walk goes on."""
-    where = {
-        "business_id": row["business_id"],
-        "stream_id": row["stream_id"],
-        "position": row["position"],
-        "version": row["version"],
-    }
     try:
         event = envelope_from_row(row)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        return [
-            Difference(kind="decode", **where, expected=row["type"], found=str(error))
-        ]
+        return [difference_at(row, "decode", None, row["type"], str(error))]
     if isinstance(event.payload, e.ChainCheckpoint):
         heads += [
             CheckedHead(
@@ -108,12 +105,6 @@ def _fold(
     try:
         folds.add(event)
     except AssertionError as error:
-        return [
-            Difference(
-                kind="rule",
-                **where,
-                expected="a valid event",
-                found=str(error) or row["type"],
-            )
-        ]
+        found = str(error) or row["type"]
+        return [difference_at(row, "rule", None, "a valid event", found)]
     return []
