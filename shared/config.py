@@ -62,10 +62,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
     # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024
-    # Slow clients (shared/http_connections.py, services/http/body_deadline.py): a
-    # request
-    # body must arrive whole within this many seconds of its headers (else 408), and
-    # the API holds at most this many connections at once (more are refused with 503).
+    # Slow clients (services/http/body_deadline.py, services/http/listener.py): a
+    # request body must arrive whole within this many seconds of its headers (else
+    # 408), and the API holds at most this many connections at once (more are refused
+    # with 503).
     http_body_timeout_s: float = 60.0
     http_connections_max: int = 1000
     # A download (the export) whose client takes no piece of it for this many seconds
@@ -117,53 +117,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     test_clock_start: str = ""
 
 
-# Environment variable -> (field, parser). Every setting has a documented default above.
+# Settings no environment variable changes (part of the HTTP contract).
+_FIXED_FIELDS = frozenset({"body_size_max"})
+# Environment variable -> (field, parser): LEDGER_ and the field's name in capitals,
+# parsed by the field's type. Every setting has a documented default above.
 _ENVIRONMENT: dict[str, tuple[str, type]] = {
-    "LEDGER_DATABASE_URL": ("database_url", str),
-    "LEDGER_ADMIN_DATABASE_URL": ("admin_database_url", str),
-    "LEDGER_AMQP_URL": ("amqp_url", str),
-    "LEDGER_EXCHANGE": ("exchange", str),
-    "LEDGER_QUEUE_PREFIX": ("queue_prefix", str),
-    "LEDGER_HTTP_HOST": ("http_host", str),
-    "LEDGER_HTTP_PORT": ("http_port", int),
-    "LEDGER_HEALTH_PORT": ("health_port", int),
-    "LEDGER_HMAC_KEY": ("hmac_key", str),
-    "LEDGER_HMAC_KEY_FILE": ("hmac_key_file", str),
-    "LEDGER_HMAC_PREVIOUS_KEYS": ("hmac_previous_keys", str),
-    "LEDGER_HMAC_LEGACY_POSITION_MAX": ("hmac_legacy_position_max", int),
-    "LEDGER_READ_YOUR_WRITES_TIMEOUT_S": ("read_your_writes_timeout_s", float),
-    "LEDGER_READINESS_LAG_MAX_S": ("readiness_lag_max_s", float),
-    "LEDGER_BATCH_WINDOW_S": ("batch_window_s", float),
-    "LEDGER_BATCH_SIZE_MAX": ("batch_size_max", int),
-    "LEDGER_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
-    "LEDGER_PROJECTION_PARTITIONS": ("projection_partitions", int),
-    "LEDGER_RELAY_BATCH_SIZE_MAX": ("relay_batch_size_max", int),
-    "LEDGER_PROJECTOR_BATCH_SIZE_MAX": ("projector_batch_size_max", int),
-    "LEDGER_HTTP_BODY_TIMEOUT_S": ("http_body_timeout_s", float),
-    "LEDGER_HTTP_CONNECTIONS_MAX": ("http_connections_max", int),
-    "LEDGER_HTTP_SEND_TIMEOUT_S": ("http_send_timeout_s", float),
-    "LEDGER_METRICS_BACKLOG_INTERVAL_S": ("metrics_backlog_interval_s", float),
-    "LEDGER_LOG_LEVEL": ("log_level", str),
-    "LEDGER_LOG_FORMAT": ("log_format", str),
-    "LEDGER_IMPORT_WORKERS": ("import_workers", int),
-    "LEDGER_IMPORT_CPU_S": ("import_cpu_s", int),
-    "LEDGER_IMPORT_MEMORY_MIB": ("import_memory_mib", int),
-    "LEDGER_IMPORT_TIMEOUT_S": ("import_timeout_s", float),
-    "LEDGER_IMPORT_BLANK_ROWS_MAX": ("import_blank_rows_max", int),
-    "LEDGER_IMPORT_SHARED_STRINGS_MAX": ("import_shared_strings_max", int),
-    "LEDGER_KEY_REQUESTS_PER_S": ("key_requests_per_s", float),
-    "LEDGER_KEY_REQUESTS_BURST": ("key_requests_burst", int),
-    "LEDGER_AUTH_FAILURES_PER_S": ("auth_failures_per_s", float),
-    "LEDGER_AUTH_FAILURES_BURST": ("auth_failures_burst", int),
-    "LEDGER_EXPORT_PER_BID_PER_S": ("export_per_bid_per_s", float),
-    "LEDGER_EXPORT_PER_BID_BURST": ("export_per_bid_burst", int),
-    "LEDGER_EXPENSIVE_WORK_PER_BUSINESS_MAX": ("expensive_work_per_business_max", int),
-    "LEDGER_RATE_TABLE_ENTRIES_MAX": ("rate_table_entries_max", int),
-    "LEDGER_API_POOL_SIZE_MAX": ("api_pool_size_max", int),
-    "LEDGER_POOL_ACQUIRE_TIMEOUT_S": ("pool_acquire_timeout_s", float),
-    "LEDGER_FOLD_PROCESSES": ("fold_processes", int),
-    "LEDGER_TEST_CLOCK_START": ("test_clock_start", str),
+    f"LEDGER_{field.name.upper()}": (field.name, field.type)
+    for field in msgspec.structs.fields(Settings)
+    if field.name not in _FIXED_FIELDS
 }
+assert all(parse in (str, int, float) for _, parse in _ENVIRONMENT.values())
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
