@@ -2,9 +2,9 @@
 
 Served at /metrics beside /healthz and /readyz on LEDGER_HEALTH_PORT
 (services/cli/worker_health.py); under `ledger run` no worker serves a port, and the
-API's
-/metrics (services/http/metrics.py) shows the relay's backlog and each projection's lag,
-read from the database. One registry per process: a worker process runs one worker.
+API's /metrics (services/http/metrics.py) shows the relay's backlog and each
+projection's lag, read from the database. One registry per process: a worker process
+runs one worker.
 """
 
 from __future__ import annotations
@@ -49,29 +49,36 @@ PROJECTION_PARKED = Counter(
 def relay_published(count: int, duration_s: float, position: int) -> None:
     RELAY_PUBLISHED.inc(count)
     RELAY_PUBLISH_SECONDS.observe(duration_s)
-    log.info(
+    _log_batch(
+        "relay.published",
+        duration_s,
         "relay published %d events",
         count,
-        extra={
-            "event": "relay.published",
-            "events": count,
-            "position_last": position,
-            "duration_ms": round(duration_s * 1000, 3),
-        },
+        events=count,
+        position_last=position,
     )
 
 
 def projection_applied(projection: str, count: int, duration_s: float) -> None:
     PROJECTION_APPLIED.labels(projection=projection).inc(count)
     PROJECTION_BATCH_SECONDS.labels(projection=projection).observe(duration_s)
-    log.info(
+    _log_batch(
+        "projection.applied",
+        duration_s,
         "%s applied %d events",
         projection,
         count,
-        extra={
-            "event": "projection.applied",
-            "projection": projection,
-            "events": count,
-            "duration_ms": round(duration_s * 1000, 3),
-        },
+        projection=projection,
+        events=count,
+    )
+
+
+def _log_batch(
+    event: str, duration_s: float, message: str, *args: object, **fields: object
+) -> None:
+    """One log line per batch: its message, `fields`, then its duration."""
+    log.info(
+        message,
+        *args,
+        extra={"event": event, **fields, "duration_ms": round(duration_s * 1000, 3)},
     )
