@@ -37,7 +37,7 @@ from prometheus_client import (
 )
 
 from services.http.edge import POOL, SETTINGS, Handler
-from services.http.request_log import CLIENT_CLOSED, route_of
+from services.http.request_log import route_of, timed
 from shared.config import PROJECTIONS
 from shared.store import backlog
 
@@ -148,22 +148,14 @@ async def metrics_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     """Count and time every answered request under its route's pattern."""
-    started = time.perf_counter()
-    status = CLIENT_CLOSED
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as error:
-        status = error.status
-        raise
-    finally:
+
+    def count(status: int, duration_s: float) -> None:
         metrics = request.app[METRICS]
         route = route_of(request)
         metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.request_seconds.labels(request.method, route).observe(
-            time.perf_counter() - started
-        )
+        metrics.request_seconds.labels(request.method, route).observe(duration_s)
+
+    return await timed(request, handler, count)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -10,9 +10,11 @@ raw path), the status, the duration, the business and the correlation id.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -49,17 +51,27 @@ async def request_log_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     request[REQUEST_ID] = request_id_from(request.headers.get("X-Request-Id"))
+    return await timed(request, handler, functools.partial(_log, request))
+
+
+async def timed(
+    request: web.Request, handler: Handler, done: Callable[[int, float], None]
+) -> web.StreamResponse:
+    """Await the handler, then call `done(status, duration_s)` however it ended: the
+    response's status, an HTTPException's (redirects and the like: passed on), or
+    CLIENT_CLOSED when it ended without a response. The request log and the metrics
+    middleware both see requests this way."""
     started = time.perf_counter()
     status = CLIENT_CLOSED
     try:
         response = await handler(request)
         status = response.status
         return response
-    except web.HTTPException as error:  # redirects and the like: logged, passed on
+    except web.HTTPException as error:
         status = error.status
         raise
     finally:
-        _log(request, status, time.perf_counter() - started)
+        done(status, time.perf_counter() - started)
 
 
 def _log(request: web.Request, status: int, duration_s: float) -> None:
