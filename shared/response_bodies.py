@@ -1,4 +1,5 @@
-"""The response bodies both sides render: the seed's client object and its relatives.
+"""The response bodies both sides render: the seed's client object and its relatives,
+and the audit's report. The client SDK decodes answers into these same structs.
 
 The command side renders from its ClientState, the query side from read-model rows;
 both go through ClientFigures so the two can never disagree on a field.
