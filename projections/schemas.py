@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from projections.registry import PROJECTIONS
+
 HERE = Path(__file__).parent
 
 
 def schema_files() -> list[tuple[str, str]]:
-    """(name, SQL) for each projection's schema, in a stable order."""
-    return [
-        file for name in ("balances", "statements") for file in projection_schema(name)
-    ]
+    """(name, SQL) for each projection's schema, in the registry's order."""
+    return [file for name in PROJECTIONS for file in projection_schema(name)]
 
 
 def projection_schema(name: str) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ from shared.keyring import (
     weakness,
 )
 
-PROJECTIONS = ("balances", "statements")
 # Messages carry a business slot (crc32 of the business id modulo this); partition p
 # takes the slots s with s % partitions == p, so there can be at most this many.
 BUSINESS_SLOTS = 64

@@ -16,15 +16,10 @@ from pathlib import Path
 
 import asyncpg
 
+from projections.registry import PROJECTIONS
 from services.cli import logs, preflight, worker_health
 from services.cli.businesses import provision_business
-from shared.config import (
-    PROJECTIONS,
-    Settings,
-    SettingsError,
-    load_settings,
-    resolve_key,
-)
+from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store import api_keys
 from shared.store.postgres import create_database, migrate, shared_migrations
 

@@ -17,7 +17,7 @@ import threading
 import time
 from types import FrameType
 
-from shared.config import PROJECTIONS
+from projections.registry import PROJECTIONS
 from shared.parent_death import kill_me_with_parent
 
 log = logging.getLogger("ledger.supervisor")

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from projections.registry import PROJECTIONS
 from services.command_api.batch_io import StoredResponse
 from services.command_api.import_events import ImportIds
 from services.command_api.submissions import IdempotencyClaim, Result
 from shared import events as e
-from shared.config import PROJECTIONS
 from shared.errors import Conflict
 from shared.store.event_store import NewEvent
 

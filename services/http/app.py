@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from projections.registry import PROJECTIONS
 from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
@@ -20,7 +21,7 @@ from services.http.listener import BoundedSite, set_server_header
 from services.http.projection_wait import WAITER, ProjectionWaiter
 from services.query_api import app as query_api
 from shared.clock import Clock, clock_from
-from shared.config import PROJECTIONS, Settings
+from shared.config import Settings
 from shared.store.postgres import create_pool
 
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             max_size=settings.api_pool_size_max,
             acquire_timeout_s=settings.pool_acquire_timeout_s,
         )
-        waiter = ProjectionWaiter(app[POOL], settings.database_url, PROJECTIONS)
+        waiter = ProjectionWaiter(app[POOL], settings.database_url, list(PROJECTIONS))
         await waiter.start()
         app[WAITER] = waiter
         yield

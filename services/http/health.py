@@ -8,9 +8,9 @@ import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from projections.registry import PROJECTIONS
 from services.http.edge import POOL, SETTINGS, json_response
 from shared.bus import broker
-from shared.config import PROJECTIONS
 from shared.store import backlog
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
@@ -45,9 +45,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         # The lag of the projection furthest behind: the age of the oldest event it
         # has not applied (/metrics shows each projection's).
-        lag_s = await backlog.lag_max_seconds(request.app[POOL], PROJECTIONS)
+        lag_s = await backlog.lag_max_seconds(request.app[POOL], list(PROJECTIONS))
         parked = sum(
-            (await backlog.parked_events(request.app[POOL], PROJECTIONS)).values()
+            (await backlog.parked_events(request.app[POOL], list(PROJECTIONS))).values()
         )
         checks["postgres"] = "ok"
     except Exception as error:  # any failure means not ready

@@ -36,9 +36,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from projections.registry import PROJECTIONS
 from services.http.edge import POOL, SETTINGS, Handler
 from services.http.request_log import route_of, timed
-from shared.config import PROJECTIONS
 from shared.store import backlog
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,11 @@ class ApiMetrics:
         relay = await backlog.relay_backlog(pool)
         self.relay_backlog_events.set(relay.events)
         self.relay_backlog_seconds.set(relay.seconds)
-        lags = await backlog.projection_lags(pool, PROJECTIONS)
+        lags = await backlog.projection_lags(pool, list(PROJECTIONS))
         for name, lag in lags.items():
             self.projection_lag_events.labels(projection=name).set(lag.events)
             self.projection_lag_seconds.labels(projection=name).set(lag.seconds)
-        parked = await backlog.parked_events(pool, PROJECTIONS)
+        parked = await backlog.parked_events(pool, list(PROJECTIONS))
         for name, count in parked.items():
             self.projection_parked.labels(projection=name).set(count)
 

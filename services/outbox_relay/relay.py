@@ -22,9 +22,10 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
+from projections.registry import PROJECTIONS
 from shared import pause_points
 from shared.bus import broker
-from shared.config import PROJECTIONS, Settings
+from shared.config import Settings
 from shared.store.chain_checkpoints import take_checkpoint
 from shared.store.event_store import Cursor, load_cursor, read_after, save_cursor
 from shared.worker import metrics as worker_metrics

@@ -8,7 +8,7 @@ import re
 import asyncpg
 import msgspec
 
-from shared.config import PROJECTIONS
+from projections.registry import PROJECTIONS
 from shared.response_bodies import ClientFigures
 from shared.store.api_keys import key_hash
 

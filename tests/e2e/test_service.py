@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from shared.config import PROJECTIONS
+from projections.registry import PROJECTIONS
 from shared.response_bodies import timestamp
 from tests.e2e.conftest import (
     CATEGORY_FIELDS,

@@ -13,12 +13,12 @@ import aio_pika
 import asyncpg
 import pytest
 
+from projections.registry import PROJECTIONS
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.bus import broker
-from shared.config import PROJECTIONS
 from shared.response_bodies import timestamp
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped

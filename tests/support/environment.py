@@ -11,9 +11,10 @@ import aio_pika
 import asyncpg
 import msgspec
 
+from projections.registry import PROJECTIONS
 from projections.schemas import schema_files
 from shared.bus.partitions import queue_names
-from shared.config import PROJECTIONS, Settings
+from shared.config import Settings
 from shared.store.postgres import (
     create_database,
     migrate,
