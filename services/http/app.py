@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from projections.registry import PROJECTIONS
 from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
@@ -47,7 +46,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             max_size=settings.api_pool_size_max,
             acquire_timeout_s=settings.pool_acquire_timeout_s,
         )
-        waiter = ProjectionWaiter(app[POOL], settings.database_url, list(PROJECTIONS))
+        waiter = ProjectionWaiter(app[POOL], settings.database_url)
         await waiter.start()
         app[WAITER] = waiter
         yield

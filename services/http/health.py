@@ -8,10 +8,9 @@ import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from projections.registry import PROJECTIONS
+from projections import progress
 from services.http.edge import POOL, SETTINGS, json_response
 from shared.bus import broker
-from shared.store import backlog
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
 CHECK_TIMEOUT_S = 2.0
@@ -45,10 +44,8 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         # The lag of the projection furthest behind: the age of the oldest event it
         # has not applied (/metrics shows each projection's).
-        lag_s = await backlog.lag_max_seconds(request.app[POOL], list(PROJECTIONS))
-        parked = sum(
-            (await backlog.parked_events(request.app[POOL], list(PROJECTIONS))).values()
-        )
+        lag_s = await progress.lag_max_seconds(request.app[POOL])
+        parked = sum((await progress.parked_events(request.app[POOL])).values())
         checks["postgres"] = "ok"
     except Exception as error:  # any failure means not ready
         checks["postgres"] = f"failed: {type(error).__name__}"

@@ -3,10 +3,9 @@
 Counted in the process: requests per route and status, their latency, the events the
 API appended (commands and imports) and the rows imported. Read from the database,
 because they belong to other processes: the relay's backlog and each projection's lag
-and parked events (shared/store/backlog.py), so that one scrape of the API shows the
-whole
-pipeline even under `ledger run`, where the workers serve no port. The workers' own
-counters are in shared/worker/metrics.py.
+and parked events (projections/progress.py), so that one scrape of the API shows the
+whole pipeline even under `ledger run`, where the workers serve no port. The workers'
+own counters are in shared/worker/metrics.py.
 
 /metrics needs no key, and counting a backlog of 300,000 events takes about a second,
 so the database figures are read at most once every `metrics_backlog_interval_s`
@@ -36,10 +35,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from projections.registry import PROJECTIONS
+from projections import progress
 from services.http.edge import POOL, SETTINGS, Handler
 from services.http.request_log import route_of, timed
-from shared.store import backlog
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +126,14 @@ class ApiMetrics:
             await self.read_backlog(pool)
 
     async def read_backlog(self, pool: asyncpg.Pool) -> None:
-        relay = await backlog.relay_backlog(pool)
+        relay = await progress.relay_backlog(pool)
         self.relay_backlog_events.set(relay.events)
         self.relay_backlog_seconds.set(relay.seconds)
-        lags = await backlog.projection_lags(pool, list(PROJECTIONS))
+        lags = await progress.projection_lags(pool)
         for name, lag in lags.items():
             self.projection_lag_events.labels(projection=name).set(lag.events)
             self.projection_lag_seconds.labels(projection=name).set(lag.seconds)
-        parked = await backlog.parked_events(pool, list(PROJECTIONS))
+        parked = await progress.parked_events(pool)
         for name, count in parked.items():
             self.projection_parked.labels(projection=name).set(count)
 

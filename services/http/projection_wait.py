@@ -14,34 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 import asyncpg
 from aiohttp import web
 
-_CHECK_STREAMS = """
-SELECT stream_id, min(version) AS version
-FROM projection_tracking
-WHERE projection = ANY($1::text[]) AND stream_id = ANY($2::text[])
-GROUP BY stream_id
-HAVING count(*) = $3
-"""
-_EVENT_AT = "SELECT stream_id, version FROM events WHERE position = $1"
-_CHECKPOINT = """
-SELECT CASE WHEN count(*) = $2 THEN min(position_last) END
-FROM projection_checkpoint WHERE projection = ANY($1::text[])
-"""
+from projections import progress
+
 POLL_S = 0.05
 log = logging.getLogger(__name__)
 
 
 class ProjectionWaiter:
-    def __init__(
-        self, pool: asyncpg.Pool, dsn: str, projections: Sequence[str]
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._projections = list(projections)
         self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
@@ -79,16 +65,13 @@ class ProjectionWaiter:
 
     async def wait_for_position(self, position: int, timeout_s: float) -> bool:
         """True once the event at `position` (or else the checkpoints) is applied."""
-        row = await self._pool.fetchrow(_EVENT_AT, position)
-        if row is not None:
-            return await self.wait_for_stream(
-                row["stream_id"], row["version"], timeout_s
-            )
+        event = await progress.event_at(self._pool, position)
+        if event is not None:
+            stream_id, version = event
+            return await self.wait_for_stream(stream_id, version, timeout_s)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            reached = await self._pool.fetchval(
-                _CHECKPOINT, self._projections, len(self._projections)
-            )
+            reached = await progress.position_applied(self._pool)
             if reached is not None and reached >= position:
                 return True
             if asyncio.get_running_loop().time() >= deadline:
@@ -121,13 +104,10 @@ class ProjectionWaiter:
                 failing = False
 
     async def _check(self) -> None:
-        streams = list(self._waiting)
-        rows = await self._pool.fetch(
-            _CHECK_STREAMS, self._projections, streams, len(self._projections)
-        )
-        for row in rows:
-            for version, future in self._waiting.get(row["stream_id"], []):
-                if version <= row["version"] and not future.done():
+        applied = await progress.streams_applied(self._pool, list(self._waiting))
+        for stream_id, version_applied in applied.items():
+            for version, future in self._waiting.get(stream_id, []):
+                if version <= version_applied and not future.done():
                     future.set_result(None)
 
 

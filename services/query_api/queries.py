@@ -8,7 +8,7 @@ import re
 import asyncpg
 import msgspec
 
-from projections.registry import PROJECTIONS
+from projections import progress
 from shared.response_bodies import ClientFigures
 from shared.store.api_keys import key_hash
 
@@ -208,10 +208,4 @@ async def export_chunk(
 async def read_position(pool: asyncpg.Pool) -> int:
     """The global position every projection has applied up to (their lowest
     checkpoint; 0 before any): what a query answer reflects at least."""
-    position = await pool.fetchval(
-        "SELECT CASE WHEN count(*) = $2 THEN min(position_last) ELSE 0 END"
-        " FROM projection_checkpoint WHERE projection = ANY($1::text[])",
-        list(PROJECTIONS),
-        len(PROJECTIONS),
-    )
-    return int(position)
+    return await progress.position_applied(pool) or 0
