@@ -28,10 +28,10 @@ import shared
 from services.audit.report import Report
 from services.command_api import request_bodies
 from services.command_api.import_routes import DuplicateImportBody, ImportBody
-from services.command_api.import_store import ImportStatus
 from services.http.edge import EXPORT_ROUTE, MessageBody, ValidationBody
 from services.http.health import HealthBody, ReadyBody
 from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
+from services.query_api.import_status import ImportStatus
 from shared import events as e
 from shared import response_bodies
 from shared.schema_text import clean_descriptions

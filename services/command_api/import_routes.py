@@ -314,14 +314,3 @@ def _duplicate(first: str) -> web.Response:
         message="This file was already imported into this business", import_id=first
     )
     return json_response(body, status=409)
-
-
-@routes.get(STATUS_PATH)
-async def import_status(request: web.Request) -> web.Response:
-    business = business_of(request)
-    found = await import_store.status(
-        request.app[POOL], business.business_id, request.match_info["import_id"]
-    )
-    if found is None:
-        raise web.HTTPNotFound(reason="Import not found")
-    return json_response(found)

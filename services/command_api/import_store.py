@@ -10,14 +10,12 @@ long import transaction would hold back the publication of everyone's events.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 
 import asyncpg
 import msgspec
 
-from projections.registry import PROJECTIONS
 from services.command_api.batch_io import StoredResponse
 from services.command_api.import_events import ImportIds
 from services.command_api.submissions import IdempotencyClaim, Result
@@ -265,65 +263,3 @@ async def _store_response(
     )
     if inserted is None:
         raise Conflict("A request with this Idempotency-Key committed concurrently")
-
-
-# The import's clients every projection has applied: its client.created events (one
-# transaction, read through events_by_transaction) at or below the lowest projection
-# checkpoint. Cheap at 100,000 rows, unlike looking up each client stream.
-_VISIBLE = """
-SELECT count(*) FROM events
-WHERE transaction_id = $1::text::xid8 AND type = 'client.created'
-  AND position <= (SELECT CASE WHEN count(*) = $3 THEN min(position_last) END
-                   FROM projection_checkpoint WHERE projection = ANY($2::text[]))
-"""
-_LAST_APPLIED = """
-SELECT count(*) FROM projection_tracking
-WHERE projection = ANY($1::text[]) AND stream_id = $2 AND version >= $3
-"""
-
-
-class ImportStatus(msgspec.Struct, kw_only=True, frozen=True):
-    import_id: str
-    status: str
-    rows_committed: int
-    rows_visible: int
-
-
-# The ids imports get (str(uuid.uuid4())). Anything else from the path is refused
-# before it reaches PostgreSQL, where a NUL byte in a text parameter is an error (a
-# 500), not a miss.
-_IMPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-async def status(
-    pool: asyncpg.Pool, business_id: int, import_id: str
-) -> ImportStatus | None:
-    """Rows committed, and rows the read models show, until the import's last event
-    is applied by every projection (then it is done); None for an unknown id."""
-    if not _IMPORT_ID.fullmatch(import_id):
-        return None
-    row = await pool.fetchrow(
-        "SELECT imported, transaction_id::text AS transaction_id, last_stream_id,"
-        " last_version"
-        " FROM client_imports WHERE import_id = $1 AND business_id = $2",
-        import_id,
-        business_id,
-    )
-    if row is None:
-        return None
-    projections = list(PROJECTIONS)
-    applied = await pool.fetchval(
-        _LAST_APPLIED, projections, row["last_stream_id"], row["last_version"]
-    )
-    done = applied == len(projections)
-    visible = row["imported"]
-    if not done:
-        visible = await pool.fetchval(
-            _VISIBLE, row["transaction_id"], projections, len(projections)
-        )
-    return ImportStatus(
-        import_id=import_id,
-        status="done" if done else "committed",
-        rows_committed=row["imported"],
-        rows_visible=min(visible, row["imported"]),
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.query_api import feed, history
+from services.query_api import feed, history, import_status
 from services.query_api.routes import routes
 
 
@@ -13,3 +13,4 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     app.router.add_routes(history.routes)
     app.router.add_routes(feed.routes)
+    app.router.add_routes(import_status.routes)
