@@ -1,47 +1,34 @@
-"""Hop 5: consume a projection's queues and apply events, exactly once in effect.
+"""Hop 5's one apply path, for the live projectors (projections/consumer.py) and for a
+replay (services/replay/rebuild.py): apply events exactly once in effect.
 
-A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/bus/partitions.py), each
-with
-a single active consumer; every projector of the projection subscribes to all of them
-(projections/partition_claims.py orders the subscriptions so that several projectors
-share them), so each business is applied by one projector at a time, in order.
-
-Messages are applied in batches; each batch's read-model changes and the projection's
-tracking rows (last version per stream) commit in one transaction, then the messages
-are acked. A delivery at or below the tracked version is a duplicate and is skipped;
-one above tracked + 1 means events are missing, and they are read from the event store
-and applied first. A restarted projector resumes from its tracking rows.
+A batch's read-model changes and the projection's tracking rows (last version per
+stream) commit in one transaction. An event at or below the tracked version is a
+duplicate and is skipped; one above tracked + 1 means events are missing, and they are
+read from the event store and applied first. An event that keeps failing is parked
+(projection_parked, with its error), never dropped, and retried when its projector
+starts again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import msgspec
-from aio_pika.abc import AbstractIncomingMessage
 
 from projections.checkpoints import (
     PartitionProgress,
     record_partitions,
     record_position,
 )
-from projections.partition_claims import subscribe_in_turn
 from shared import pause_points
-from shared.bus import broker
-from shared.bus.partitions import partition_of_slot
-from shared.config import Settings
 from shared.events import Envelope
 from shared.store.event_store import load_stream
-from shared.store.postgres import CONNECTION_ERRORS, create_pool
+from shared.store.postgres import CONNECTION_ERRORS
 from shared.worker import metrics as worker_metrics
 
 log = logging.getLogger(__name__)
-ATTEMPTS_MAX = 5
-RETRY_DELAY_S = 0.5  # doubled after each failed attempt
 # Applies new events, in order, inside the caller's transaction. Given the whole batch
 # at once, a projection may write it with a few set-based statements.
 Apply = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
@@ -136,204 +123,6 @@ async def _track(
         list(tracked),
         list(tracked.values()),
     )
-
-
-class Projector:
-    """One projection's consumer: its partition queues, batches, acks after commit."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        projection: Projection,
-        attempts_max: int = ATTEMPTS_MAX,
-        retry_delay_s: float = RETRY_DELAY_S,
-    ) -> None:
-        self._settings = settings
-        self._projection = projection
-        self._attempts_max = attempts_max
-        self._retry_delay_s = retry_delay_s
-        # Streams with an event parked in this run: their later events are parked at
-        # once (each would first retry the parked one), so one bad stream cannot hold
-        # the projection up again and again. retry_parked() frees them on restart.
-        self._parked_streams: set[str] = set()
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        # The partitions this run has received messages from (logged once each).
-        self._receiving: set[int] = set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
-        # redelivers them on this run's channel.
-        self._inbox = asyncio.Queue()
-        self._receiving = set()
-        pool = await create_pool(
-            self._settings.database_url, max_size=2, custom_plans=True
-        )
-        # Holds this projector's partition claims (session advisory locks).
-        claims: asyncpg.Connection | None = None
-        connection = None
-        subscribing: asyncio.Task[int | None] | None = None
-        try:
-            claims = await asyncpg.connect(self._settings.database_url)
-            connection = await broker.connect(self._settings.amqp_url)
-            await retry_parked(
-                pool, self._projection, self._settings.projection_partitions
-            )
-            channel = await connection.channel()
-            await channel.set_qos(
-                prefetch_count=self._settings.projector_batch_size_max * 2
-            )
-            exchange = await broker.declare_exchange(channel, self._settings.exchange)
-            queues = await broker.declare_projection_queues(
-                channel,
-                exchange,
-                self._settings.queue_prefix,
-                self._projection.name,
-                self._settings.projection_partitions,
-            )
-            subscribing = asyncio.create_task(
-                subscribe_in_turn(
-                    claims,
-                    self._projection.name,
-                    queues,
-                    lambda queue: queue.consume(self._inbox.put),
-                )
-            )
-            while not stop.is_set():
-                if subscribing.done():
-                    subscribing.result()  # raises what failed it
-                await self._step(pool)
-        finally:
-            if subscribing is not None:
-                subscribing.cancel()
-                await asyncio.gather(subscribing, return_exceptions=True)
-            if connection is not None:
-                await connection.close()
-            if claims is not None:
-                await claims.close()
-            await pool.close()
-
-    async def _step(self, pool: asyncpg.Pool) -> None:
-        try:
-            first = await asyncio.wait_for(self._inbox.get(), 0.5)
-        except TimeoutError:
-            return
-        batch = [first]
-        while (
-            len(batch) < self._settings.projector_batch_size_max
-            and not self._inbox.empty()
-        ):
-            batch.append(self._inbox.get_nowait())
-        await self._handle(pool, batch)
-
-    async def _handle(
-        self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
-    ) -> None:
-        started = time.monotonic()
-        self._note_partitions(batch)
-        progress = self._progress(batch)
-        events: list[Envelope] = []
-        for message in batch:
-            if message.type == broker.WATERMARK_TYPE:
-                continue  # its position is in `progress`; acked with the batch
-            try:
-                events.append(broker.envelope_decoder.decode(message.body))
-            except msgspec.DecodeError:
-                log.error(
-                    "rejecting a message that is not an event: %s", message.message_id
-                )
-                await message.reject(requeue=False)
-        delivered = [m for m in batch if not m.processed]
-        applied = 0
-        try:
-            applied = await apply_batch(pool, self._projection, events, progress)
-        except CONNECTION_ERRORS:
-            raise  # nothing acked: the worker restarts and RabbitMQ redelivers
-        except Exception:  # a process edge: find the event that fails
-            log.exception(
-                "%s: batch failed; applying one by one", self._projection.name
-            )
-            applicable = [m for m in delivered if m.type != broker.WATERMARK_TYPE]
-            for message, event in zip(applicable, events, strict=True):
-                await self._apply_or_park(pool, message, event)
-            if progress is not None:  # the parked events' and watermarks' positions
-                await apply_batch(pool, self._projection, [], progress)
-            delivered = [m for m in delivered if not m.processed]
-        if applied:
-            await pause_points.pause("projector.after_commit")  # test-only
-        if delivered:
-            await delivered[-1].ack(multiple=True)
-            worker_metrics.projection_applied(
-                self._projection.name, len(delivered), time.monotonic() - started
-            )
-
-    def _progress(
-        self, batch: list[AbstractIncomingMessage]
-    ) -> PartitionProgress | None:
-        """Per partition, the highest position the batch delivered (events and
-        watermarks carry it in their headers); None with one partition."""
-        partitions = self._settings.projection_partitions
-        if partitions == 1:
-            return None
-        positions: dict[int, int] = {}
-        for message in batch:
-            headers = message.headers or {}
-            slot, position = headers.get("business_slot"), headers.get("position")
-            if isinstance(slot, int) and isinstance(position, int):
-                partition = partition_of_slot(slot, partitions)
-                positions[partition] = max(positions.get(partition, 0), position)
-        return PartitionProgress(partitions=partitions, positions=positions)
-
-    def _note_partitions(self, batch: list[AbstractIncomingMessage]) -> None:
-        """Log each partition the first time this run receives from it: the
-        partitions a projector is the active consumer of (and takes over)."""
-        partitions = self._settings.projection_partitions
-        for message in batch:
-            slot = (message.headers or {}).get("business_slot")
-            if not isinstance(slot, int):
-                continue
-            partition = partition_of_slot(slot, partitions)
-            if partition not in self._receiving:
-                self._receiving.add(partition)
-                log.info(
-                    "%s: receiving partition %d of %d",
-                    self._projection.name,
-                    partition,
-                    partitions,
-                )
-
-    async def _apply_or_park(
-        self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
-    ) -> None:
-        """Apply one event, retrying with back-off (none after the last attempt); an
-        event that keeps failing is parked (recorded in projection_parked with its
-        error) and acked, so it stops only its own stream: the stream's later events
-        are parked at once, and all are retried when the projector starts again.
-        Nothing is dropped without a record."""
-        error: Exception | None = None
-        attempts = 0 if event.stream_id in self._parked_streams else self._attempts_max
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
-            try:
-                progress = self._progress([message])
-                await apply_batch(pool, self._projection, [event], progress)
-                await message.ack()
-                return
-            except CONNECTION_ERRORS:
-                raise
-            except Exception as failure:  # a process edge: log the event id
-                error = failure
-                log.warning(
-                    "%s: event %s failed (attempt %d): %r",
-                    self._projection.name,
-                    event.event_id,
-                    attempt + 1,
-                    failure,
-                )
-        self._parked_streams.add(event.stream_id)
-        reason = repr(error) if error else "an earlier event of its stream is parked"
-        await park(pool, self._projection.name, event, reason)
-        await message.ack()
 
 
 async def park(

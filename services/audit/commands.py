@@ -1,5 +1,5 @@
 """`ledger audit verify` and `ledger audit checkpoint`: print, and exit non-zero on a
-difference."""
+difference. The CLI opens their connection (services/bootstrap.audit_connection)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from shared.store.chain_checkpoints import take_checkpoint
 
 
 async def verify_command(
-    settings: Settings, business_id: int | None, as_json: bool
+    conn: asyncpg.Connection,
+    settings: Settings,
+    business_id: int | None,
+    as_json: bool,
 ) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        report = await verify(conn, settings_keyring(settings), business_id)
-    finally:
-        await conn.close()
+    report = await verify(conn, settings_keyring(settings), business_id)
     if as_json:
         print(msgspec.json.encode(report).decode())
     else:
@@ -30,11 +29,7 @@ async def verify_command(
     return 0 if report.ok else 1
 
 
-async def checkpoint_command(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        heads = await take_checkpoint(conn, settings.hmac_key.encode())
-    finally:
-        await conn.close()
+async def checkpoint_command(conn: asyncpg.Connection, settings: Settings) -> int:
+    heads = await take_checkpoint(conn, settings.hmac_key.encode())
     print(f"ledger: checkpointed {heads} stream heads")
     return 0

@@ -1,27 +1,36 @@
 """The `ledger` command: run the processes, migrate, and administer businesses and keys.
 
-The one module that wires services together; services never import one another.
+With services/bootstrap.py, which opens every pool and connection, this is where the
+processes are wired: the relay and each projector get their openers here
+(wire_relay, wire_projector), the admin commands their connections (the business and
+key commands in services/cli/businesses.py), and `ledger api` starts the HTTP app,
+whose setup (services/http/app.py) wires the API process. Services never import one
+another.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import asyncpg
 
+from projections.consumer import ATTEMPTS_MAX, RETRY_DELAY_S, Projector
 from projections.registry import PROJECTIONS
+from projections.runner import Projection
+from services import bootstrap
 from services.cli import logs, preflight, worker_health
-from services.cli.businesses import provision_business
+from services.cli.businesses import admin_command
+from services.outbox_relay.relay import Relay
 from shared.config import Settings, SettingsError, load_settings, resolve_key
-from shared.store import api_keys
-from shared.store.postgres import create_database, migrate, shared_migrations
+from shared.store.postgres import shared_migrations
+from shared.worker.loop import run_until_stopped
 
 log = logging.getLogger("ledger")
 
@@ -89,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 async def _migrate(settings: Settings) -> None:
     from projections.schemas import schema_files
 
-    created = await create_database(settings.admin_database_url)
-    applied = await migrate(
+    created = await bootstrap.create_database(settings.admin_database_url)
+    applied = await bootstrap.migrate(
         settings.admin_database_url, shared_migrations() + schema_files()
     )
     if created:
@@ -99,52 +108,52 @@ async def _migrate(settings: Settings) -> None:
         print(f"ledger: applied {name}", file=sys.stderr)
 
 
-async def _admin(settings: Settings, args: argparse.Namespace) -> int:
-    if args.command == "business" and args.action == "create":
-        currency = args.currency.strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise SettingsError(f"--currency {args.currency!r} is not an ISO 4217 code")
-        result = await provision_business(settings, args.name, currency, args.owner_id)
-        _print(result, args.json)
-        return 0
-    conn = await asyncpg.connect(settings.admin_database_url)
-    try:
-        if args.command == "business":
-            bid = api_keys.new_bid()
-            done = await conn.execute(
-                "UPDATE businesses SET bid_hash = $2 WHERE business_id = $1",
-                args.business_id,
-                api_keys.key_hash(bid),  # stored hashed: shown this once
+async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`ledger replay` (as the admin: it builds tables and swaps them in) and `ledger
+    audit` (as the application's role), each on the connection opened for it."""
+    if args.command == "replay":
+        from services.replay.commands import replay_command
+
+        async with bootstrap.admin_connection(settings) as conn:
+            return await replay_command(
+                conn, args.projection or [], args.business, args.json
             )
-            if not done.endswith(" 1"):
-                print(f"ledger: no business {args.business_id}", file=sys.stderr)
-                return 1
-            _print({"business_id": args.business_id, "bid": bid}, False)
-        elif args.action == "create":
-            key_id, key = await api_keys.create_key(conn, args.business)
-            _print(
-                {"business_id": args.business, "key_id": key_id, "api_key": key},
-                args.json,
+    from services.audit import commands
+
+    async with bootstrap.audit_connection(settings) as conn:
+        if args.action == "verify":
+            return await commands.verify_command(
+                conn, settings, args.business, args.json
             )
-        else:
-            if not await api_keys.revoke_key(conn, args.key_id):
-                print(f"ledger: no active key {args.key_id}", file=sys.stderr)
-                return 1
-            _print({"key_id": args.key_id, "revoked": True}, False)
-    except asyncpg.ForeignKeyViolationError:
-        print("ledger: no such business", file=sys.stderr)
-        return 1
-    finally:
-        await conn.close()
-    return 0
+        return await commands.checkpoint_command(conn, settings)
 
 
-def _print(result: dict[str, object], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result))
-    else:
-        for name, value in result.items():
-            print(f"{name}: {value}")
+def wire_relay(settings: Settings) -> Relay:
+    """The relay, with openers for its leader-lock and broker connections."""
+    return Relay(
+        settings,
+        open_leader_connection=partial(bootstrap.relay_leader_connection, settings),
+        open_broker=partial(bootstrap.relay_broker, settings),
+    )
+
+
+def wire_projector(
+    settings: Settings,
+    projection: Projection,
+    attempts_max: int = ATTEMPTS_MAX,
+    retry_delay_s: float = RETRY_DELAY_S,
+) -> Projector:
+    """A projector of `projection`, with openers for its pool, its partition-claims
+    connection and its broker connection."""
+    return Projector(
+        settings,
+        projection,
+        open_pool=partial(bootstrap.projector_pool, settings),
+        open_claims=partial(bootstrap.partition_claims_connection, settings),
+        open_broker=partial(bootstrap.projector_broker, settings),
+        attempts_max=attempts_max,
+        retry_delay_s=retry_delay_s,
+    )
 
 
 async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -157,13 +166,10 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with worker_health.serving(settings):
         if args.command == "relay":
-            from services.outbox_relay.main import run
-
-            await run(settings, stop)
+            await run_until_stopped(wire_relay(settings).run, stop)
         else:
-            from projections.main import run_projection
-
-            await run_projection(settings, args.projection, stop)
+            projector = wire_projector(settings, PROJECTIONS[args.projection])
+            await run_until_stopped(projector.run, stop)
 
 
 # Long-running processes log to stdout (a container's log); admin commands to
@@ -249,23 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("api", "relay", "projector"):
             _serve(settings, args)
         elif args.command in ("business", "key"):
-            return asyncio.run(_admin(settings, args))
-        elif args.command == "replay":
-            from services.replay.commands import replay_command
-
-            return asyncio.run(
-                replay_command(
-                    settings, args.projection or [], args.business, args.json
-                )
-            )
-        elif args.command == "audit":
-            from services.audit import commands
-
-            if args.action == "verify":
-                return asyncio.run(
-                    commands.verify_command(settings, args.business, args.json)
-                )
-            return asyncio.run(commands.checkpoint_command(settings))
+            return asyncio.run(admin_command(settings, args))
+        elif args.command in ("replay", "audit"):
+            return asyncio.run(_replay_or_audit(settings, args))
     except SettingsError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2

@@ -9,16 +9,14 @@ naming it, its URL without the password, and the two ways to get one.
 
 from __future__ import annotations
 
-import asyncio
-
 import aio_pika
-import asyncpg
 
+from services import bootstrap
+from services.bootstrap import PREFLIGHT_TIMEOUT_S
 from shared.config import Settings
 from shared.setting_checks import redact
 from shared.store.postgres import CONNECTION_ERRORS, with_database
 
-CHECK_TIMEOUT_S = 5.0
 HOW_TO_GET_ONE = {
     "PostgreSQL": "apt-get install postgresql",
     "RabbitMQ": "apt-get install rabbitmq-server",
@@ -44,17 +42,15 @@ def unreachable_message(server: str, url: str, error: BaseException) -> str:
 async def _postgres(url: str) -> None:
     # The server's maintenance database: the ledger database may not exist yet
     # (the migrations create it).
-    conn = await asyncpg.connect(
-        with_database(url, "postgres"), timeout=CHECK_TIMEOUT_S
-    )
-    await conn.close(timeout=CHECK_TIMEOUT_S)
+    async with bootstrap.postgres_probe(
+        with_database(url, "postgres"), PREFLIGHT_TIMEOUT_S
+    ):
+        pass
 
 
 async def _rabbitmq(url: str) -> None:
-    connection = await asyncio.wait_for(
-        aio_pika.connect(url, timeout=CHECK_TIMEOUT_S), CHECK_TIMEOUT_S
-    )
-    await connection.close()
+    async with bootstrap.rabbitmq_probe(url, PREFLIGHT_TIMEOUT_S):
+        pass
 
 
 async def unreachable(settings: Settings, *, rabbitmq: bool = True) -> list[str]:

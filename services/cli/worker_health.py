@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services import bootstrap
+from services.bootstrap import READINESS_TIMEOUT_S
 from services.http.edge import SETTINGS, json_response
-from services.http.health import CHECK_TIMEOUT_S, broker_check, keep_broker
+from services.http.health import broker_check, keep_broker
 from shared.config import Settings
 from shared.worker import metrics as worker_metrics
 
@@ -58,11 +59,8 @@ async def _postgres_check(dsn: str) -> str:
     # A connection of its own each time (probes come every few seconds): a pool
     # would only hide a server that stopped accepting new sessions.
     try:
-        conn = await asyncpg.connect(dsn, timeout=CHECK_TIMEOUT_S)
-        try:
-            await conn.fetchval("SELECT 1", timeout=CHECK_TIMEOUT_S)
-        finally:
-            await conn.close(timeout=CHECK_TIMEOUT_S)
+        async with bootstrap.postgres_probe(dsn, READINESS_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1", timeout=READINESS_TIMEOUT_S)
     except Exception as error:  # any failure means not ready
         return f"failed: {type(error).__name__}"
     return "ok"

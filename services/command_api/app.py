@@ -1,4 +1,5 @@
-"""The command API: routes that append events. Wired into the HTTP app by the CLI."""
+"""The command API: routes that append events. The HTTP app's setup
+(services/http/app.py) adds them, with the appender's lifetime, to the API process."""
 
 from __future__ import annotations
 

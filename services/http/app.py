@@ -1,4 +1,10 @@
-"""`ledger api`: one aiohttp app serving the command and query APIs on one port."""
+"""`ledger api`: one aiohttp app serving the command and query APIs on one port.
+
+create_app is the API process's wiring (the CLI's `ledger api` calls serve): it opens
+the pool and the read-your-writes LISTEN connection that services/bootstrap.py makes,
+puts them and the settings under the app's keys, and adds each service's routes and
+lifetimes (their setup functions).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services import bootstrap
 from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
@@ -21,7 +28,6 @@ from services.http.projection_wait import WAITER, ProjectionWaiter
 from services.query_api import app as query_api
 from shared.clock import Clock, clock_from
 from shared.config import Settings
-from shared.store.postgres import create_pool
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -41,16 +47,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app[CLOCK] = clock or clock_from(settings.test_clock_start)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await create_pool(
-            settings.database_url,
-            max_size=settings.api_pool_size_max,
-            acquire_timeout_s=settings.pool_acquire_timeout_s,
-        )
-        waiter = ProjectionWaiter(app[POOL], settings.database_url)
+        app[POOL] = await bootstrap.api_pool(settings)
+        listener = await bootstrap.read_your_writes_listener(settings)
+        waiter = ProjectionWaiter(app[POOL], listener)
         await waiter.start()
         app[WAITER] = waiter
         yield
         await waiter.stop()
+        await listener.close()
         await app[POOL].close()
 
     app.cleanup_ctx.append(database)

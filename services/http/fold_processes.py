@@ -8,8 +8,8 @@ worker processes (tests/bench/folds.py). In a process of its own a fold shares o
 the CPU, which the kernel divides fairly, and nothing of the API's GIL.
 
 A fold is `function(conn, *args)`, an async function importable by name (it is sent
-to the worker by reference): the worker runs it on its own connection to PostgreSQL
-and sends back its (picklable) answer. At most `fold_processes` folds run at once;
+to the worker by reference): the worker runs it on a connection of its own to
+PostgreSQL (services/bootstrap.fold_connection) and sends back its (picklable) answer. At most `fold_processes` folds run at once;
 more wait for a worker (each business has at most `expensive_work_per_business_max`
 of them in flight, services/http/fair_use.py). Workers are started with `spawn` (a fork
 of a
@@ -35,11 +35,11 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 
+from services import bootstrap
 from services.http.edge import SETTINGS
 from shared.config import Settings
 from shared.errors import FoldWorkerLost
 from shared.parent_death import kill_me_with_parent
-from shared.store.postgres import connect
 
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
@@ -128,7 +128,7 @@ def _run(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
 
 
 async def _connected(dsn: str, function: Fold[T], args: tuple[object, ...]) -> T:
-    conn: asyncpg.Connection = await connect(dsn)
+    conn: asyncpg.Connection = await bootstrap.fold_connection(dsn)
     try:
         return await function(conn, *args)
     finally:

@@ -9,11 +9,10 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
 from projections import progress
+from services import bootstrap
 from services.http.edge import POOL, SETTINGS, json_response
-from shared.bus import broker
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
-CHECK_TIMEOUT_S = 2.0
 
 routes = web.RouteTableDef()
 
@@ -70,7 +69,7 @@ async def broker_check(app: web.Application) -> str:
     if holder and not holder[0].is_closed:
         return "ok"
     try:
-        connection = await broker.connect(app[SETTINGS].amqp_url, CHECK_TIMEOUT_S)
+        connection = await bootstrap.readiness_broker(app[SETTINGS])
     except Exception as error:  # any failure means not ready
         return f"failed: {type(error).__name__}"
     holder[:] = [connection]

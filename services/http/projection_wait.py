@@ -1,8 +1,9 @@
 """Read-your-writes: wait until the projections have applied a stream version.
 
 Projectors NOTIFY `ledger_projected` when a batch commits. One listening connection per
-process wakes a checker, which resolves every waiter in one query; while waiters exist
-it also checks on a short timer, so a missed notification only delays, never hangs.
+process (services/bootstrap.read_your_writes_listener) wakes a checker, which resolves
+every waiter in one query (projections/progress.py); while waiters exist it also
+checks on a short timer, so a missed notification only delays, never hangs.
 The checker is a process edge: any failure of a check (a lost connection, an API
 pool busy past its acquire timeout: PoolExhausted) is logged once per streak and
 retried on the next tick. Were the task to die, every later command would answer 202
@@ -25,16 +26,18 @@ log = logging.getLogger(__name__)
 
 
 class ProjectionWaiter:
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    """Answers "has every projection applied this?" (projections/progress.py) for the
+    requests waiting, on the API's pool; `listener` is the process's LISTEN connection,
+    which the waiter uses between start() and stop() and its opener closes."""
+
+    def __init__(self, pool: asyncpg.Pool, listener: asyncpg.Connection) -> None:
         self._pool = pool
-        self._dsn = dsn
+        self._listener = listener
         self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener("ledger_projected", self._on_notify)
         self._task = asyncio.create_task(self._run(), name="projection-waiter")
 
@@ -42,8 +45,6 @@ class ProjectionWaiter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._listener is not None:
-            await self._listener.close()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

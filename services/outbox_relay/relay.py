@@ -10,6 +10,10 @@ session ends. The leader also takes the chain-head checkpoints
 partitions it declares every partition queue before publishing and, after each
 confirmed batch, sends each partition a watermark (broker.publish_watermarks) so that
 the partitions' checkpoints move even where the batch had no events.
+
+The relay opens nothing itself: the CLI gives it openers (services/bootstrap.py names
+and sizes what they open), and each run opens its connections afresh, so a restart by
+shared/worker/loop.py after a failure reconnects.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
-from aio_pika.abc import AbstractExchange
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from projections.registry import PROJECTIONS
 from shared import pause_points
@@ -33,6 +38,10 @@ from shared.worker import metrics as worker_metrics
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_170_002
 IDLE_POLL_S = 0.1
+# The leader-lock connection (bootstrap.relay_leader_connection), the broker's
+# (bootstrap.relay_broker): opened at the start of each run, closed at its end.
+OpenConnection = Callable[[], Awaitable[asyncpg.Connection]]
+OpenBroker = Callable[[], Awaitable[AbstractRobustConnection]]
 
 
 async def publish_next(
@@ -50,9 +59,15 @@ async def publish_next(
 
 
 class Relay:
-    def __init__(self, settings: Settings, name: str = "main") -> None:
-        self._dsn = settings.database_url
-        self._amqp_url = settings.amqp_url
+    def __init__(
+        self,
+        settings: Settings,
+        open_leader_connection: OpenConnection,
+        open_broker: OpenBroker,
+        name: str = "main",
+    ) -> None:
+        self._open_leader_connection = open_leader_connection
+        self._open_broker = open_broker
         self._exchange_name = settings.exchange
         self._queue_prefix = settings.queue_prefix
         self._partitions = settings.projection_partitions
@@ -64,13 +79,13 @@ class Relay:
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await self._open_leader_connection()
         connection = None
         try:
             await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
             log.info("relay %s is the leader", self._name)
             await conn.add_listener("ledger_events", lambda *_: self._wake.set())
-            connection = await broker.connect(self._amqp_url)
+            connection = await self._open_broker()
             # A message no queue takes comes back and fails the batch: never dropped.
             channel = await connection.channel(
                 publisher_confirms=True, on_return_raises=True

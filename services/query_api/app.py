@@ -1,5 +1,6 @@
 """The query API: routes that read the read models (and, for history and the event
-feed, the event store); the CLI wires it into the app."""
+feed, the event store). The HTTP app's setup (services/http/app.py) adds them to the
+API process."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """`ledger replay [--projection NAME] [--business ID] [--json]`: a progress bar (events
-done, events/s, time left) on a terminal, or one JSON summary line with `--json`."""
+done, events/s, time left) on a terminal, or one JSON summary line with `--json`. The
+CLI opens its connection (services/bootstrap.admin_connection)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from rich.progress import (
 )
 
 from services.replay.rebuild import ReplayError, count_events, replay
-from shared.config import Settings
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -33,9 +33,11 @@ class Summary(msgspec.Struct, kw_only=True):
 
 
 async def replay_command(
-    settings: Settings, names: Sequence[str], business_id: int | None, as_json: bool
+    conn: asyncpg.Connection,
+    names: Sequence[str],
+    business_id: int | None,
+    as_json: bool,
 ) -> int:
-    conn = await asyncpg.connect(settings.admin_database_url)
     try:
         total = await count_events(conn, business_id)
         columns = (
@@ -58,8 +60,6 @@ async def replay_command(
     except ReplayError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 1
-    finally:
-        await conn.close()
     summary = Summary(
         projections=outcome.projections,
         business_id=outcome.business_id,

@@ -1,4 +1,9 @@
-"""PostgreSQL connections: pools with the jsonb codec, database creation, migrations."""
+"""PostgreSQL: the tools services/bootstrap.py opens connections with (the jsonb codec,
+the bounded pool), and database creation and migrations on a connection it opened.
+
+Only the bootstrap calls connect() and create_pool() (tests/unit/test_bootstrap.py):
+there each pool and connection of the service is named, sized and timed.
+"""
 
 from __future__ import annotations
 
@@ -133,6 +138,7 @@ async def create_pool(
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
+    """A connection with the jsonb codec the pools' connections have."""
     conn = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
@@ -153,50 +159,39 @@ def database_name(dsn: str) -> str:
     return urlsplit(dsn).path.lstrip("/") or "postgres"
 
 
-async def create_database(admin_dsn: str) -> bool:
-    """Create the DSN's database if it is missing; True when it was created."""
-    name = database_name(admin_dsn)
-    conn = await asyncpg.connect(with_database(admin_dsn, "postgres"))
-    try:
-        exists = await conn.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", name
-        )
-        if exists:
-            return False
-        quoted = '"' + name.replace('"', '""') + '"'
-        await conn.execute(f"CREATE DATABASE {quoted}")
-        return True
-    finally:
-        await conn.close()
+async def create_database(conn: asyncpg.Connection, name: str) -> bool:
+    """Create the database `name` if it is missing, on a connection to another
+    database of the server; True when it was created."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    if exists:
+        return False
+    quoted = '"' + name.replace('"', '""') + '"'
+    await conn.execute(f"CREATE DATABASE {quoted}")
+    return True
 
 
 def shared_migrations() -> list[tuple[str, str]]:
     return [(path.name, path.read_text()) for path in sorted(SQL_DIR.glob("*.sql"))]
 
 
-async def migrate(admin_dsn: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
-    """Apply each (name, SQL) not yet applied, in order; returns the names applied."""
-    conn = await asyncpg.connect(admin_dsn)
+async def apply_migrations(
+    conn: asyncpg.Connection, migrations: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Apply each (name, SQL) not yet applied, in order; returns the names applied.
+    Concurrent migrators take turns on an advisory lock, held until `conn` closes."""
     applied: list[str] = []
-    try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {
-            row["name"]
-            for row in await conn.fetch("SELECT name FROM schema_migrations")
-        }
-        for name, sql in migrations:
-            if name in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (name) VALUES ($1)", name
-                )
-            applied.append(name)
-    finally:
-        await conn.close()
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    rows = await conn.fetch("SELECT name FROM schema_migrations")
+    done = {row["name"] for row in rows}
+    for name, sql in migrations:
+        if name in done:
+            continue
+        async with conn.transaction():
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+        applied.append(name)
     return applied

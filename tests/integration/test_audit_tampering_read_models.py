@@ -21,12 +21,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from projections.registry import PROJECTIONS
-from projections.runner import Projector
 from services.audit.report import Report
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
+from services.cli.main import wire_projector, wire_relay
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.config import settings_keyring
 from shared.store.event_store import append
@@ -110,9 +109,9 @@ class Workers:
     def start(self, name: str) -> None:
         self._stops[name] = asyncio.Event()
         work = (
-            Relay(self._settings).run
+            wire_relay(self._settings).run
             if name == "relay"
-            else Projector(self._settings, PROJECTIONS[name]).run
+            else wire_projector(self._settings, PROJECTIONS[name]).run
         )
         self._tasks[name] = asyncio.ensure_future(
             run_until_stopped(work, self._stops[name])

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient
 from services.audit.report import Difference, Report
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
+from services.cli.main import wire_relay
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.config import settings_keyring
 from shared.store.chain_checkpoints import take_checkpoint
@@ -372,7 +372,7 @@ async def test_the_relay_checkpoints_chain_heads_and_publishes_them(
     appender.start()
     settings = msgspec.structs.replace(own.settings, checkpoint_interval_s=0.2)
     stop = asyncio.Event()
-    running = asyncio.ensure_future(run_until_stopped(Relay(settings).run, stop))
+    running = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
     try:
         client_id = await create_client(appender, business_id)
         await submit(appender, transaction(business_id, client_id, 500))

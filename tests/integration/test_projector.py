@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from projections.balances.projector import projection as balances
-from projections.runner import Projector, apply_batch
+from projections.runner import apply_batch
+from services.cli.main import wire_projector
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker
@@ -150,7 +151,9 @@ async def test_a_restarted_projector_resumes_without_double_counting(
 
     async def run_projector_until(version: int, events: list[e.Envelope]) -> None:
         stop = asyncio.Event()
-        task = asyncio.ensure_future(Projector(isolated.settings, balances).run(stop))
+        task = asyncio.ensure_future(
+            wire_projector(isolated.settings, balances).run(stop)
+        )
         try:
             await broker.publish_confirmed(exchange, events)
 

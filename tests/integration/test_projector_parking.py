@@ -18,10 +18,10 @@ import pytest
 
 from projections.balances.projector import apply as apply_balances
 from projections.balances.projector import projection as balances
-from projections.runner import Projection, Projector, retry_parked
+from projections.runner import Projection, retry_parked
 from services.cli.businesses import provision_business
+from services.cli.main import wire_projector, wire_relay
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.store.event_store import load_stream
 from shared.store.postgres import create_pool
@@ -84,11 +84,13 @@ async def running(ledger: Ledger, projection: Projection) -> AsyncIterator[None]
     """The real Relay and a Projector of `projection` (two attempts, 10 ms apart),
     stopped when the block ends."""
     stop = asyncio.Event()
-    projector = Projector(
+    projector = wire_projector(
         ledger.env.settings, projection, attempts_max=2, retry_delay_s=0.01
     )
     tasks = [
-        asyncio.ensure_future(run_until_stopped(Relay(ledger.env.settings).run, stop)),
+        asyncio.ensure_future(
+            run_until_stopped(wire_relay(ledger.env.settings).run, stop)
+        ),
         asyncio.ensure_future(run_until_stopped(projector.run, stop)),
     ]
     try:

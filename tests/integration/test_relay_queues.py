@@ -15,8 +15,8 @@ import pytest
 
 from projections.registry import PROJECTIONS
 from services.cli.businesses import provision_business
+from services.cli.main import wire_relay
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import Relay
 from shared import events as e
 from shared.bus import broker
 from shared.response_bodies import timestamp
@@ -77,7 +77,7 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
         )
 
         stop = asyncio.Event()
-        relay = asyncio.ensure_future(run_until_stopped(Relay(settings).run, stop))
+        relay = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
         try:
             await wait_until(
                 lambda: _relayed_past(pool, event["position"]),
@@ -135,7 +135,7 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
     appender = Appender(pool, settings.hmac_key.encode(), 500)
     appender.start()
     stop = asyncio.Event()
-    relay = asyncio.ensure_future(run_until_stopped(Relay(settings).run, stop))
+    relay = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
     try:
         category_position: int = await pool.fetchval(
             "SELECT position FROM events WHERE business_id = $1", id_of(business)
@@ -201,7 +201,7 @@ async def test_a_queue_from_before_partitions_stops_the_relay_with_the_way_out(
     try:
         channel = await connection.channel()
         await channel.declare_queue(old_queue, durable=True)
-        relay = Relay(settings)
+        relay = wire_relay(settings)
         with pytest.raises(broker.QueueArgumentsChanged) as refused:
             await relay.run(asyncio.Event())
         assert str(refused.value) == (

@@ -15,13 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from projections.schemas import schema_files
+from services.bootstrap import create_database, migrate
 from shared import domain
 from shared import events as e
 from shared.response_bodies import timestamp
 from shared.store.event_store import load_stream
 from shared.store.postgres import (
-    create_database,
-    migrate,
     shared_migrations,
     with_database,
 )

@@ -14,11 +14,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.bootstrap import create_database, migrate
 from services.query_api.queries import business_for_bid
 from shared.store.api_keys import new_bid
 from shared.store.postgres import (
-    create_database,
-    migrate,
     shared_migrations,
     with_database,
 )

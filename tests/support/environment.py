@@ -13,11 +13,10 @@ import msgspec
 
 from projections.registry import PROJECTIONS
 from projections.schemas import schema_files
+from services.bootstrap import create_database, migrate
 from shared.bus.partitions import queue_names
 from shared.config import Settings
 from shared.store.postgres import (
-    create_database,
-    migrate,
     shared_migrations,
     with_database,
     with_user,

@@ -13,9 +13,8 @@ from contextlib import asynccontextmanager
 from aiohttp.test_utils import TestClient, TestServer
 
 from projections.registry import PROJECTIONS
-from projections.runner import Projector
+from services.cli.main import wire_projector, wire_relay
 from services.http.app import create_app
-from services.outbox_relay.relay import Relay
 from shared.clock import Clock
 from shared.config import Settings
 from shared.worker.loop import run_until_stopped
@@ -25,10 +24,10 @@ from shared.worker.loop import run_until_stopped
 async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
     """Run the relay and every projector until the block ends."""
     stop = asyncio.Event()
-    relay = Relay(settings)
+    relay = wire_relay(settings)
     tasks = [asyncio.ensure_future(run_until_stopped(relay.run, stop))]
     for projection in PROJECTIONS.values():
-        projector = Projector(settings, projection)
+        projector = wire_projector(settings, projection)
         tasks.append(asyncio.ensure_future(run_until_stopped(projector.run, stop)))
     try:
         yield stop

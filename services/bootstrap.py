@@ -1,0 +1,211 @@
+"""Every pool and connection the service opens: each named here, with what it is for,
+its size and its timeouts.
+
+Nothing else in shared/, services/ or projections/ calls asyncpg.connect,
+asyncpg.create_pool or aio_pika.connect, nor the tools that configure a connection
+(shared/store/postgres.py: the jsonb codec, the bounded pool; shared/bus/broker.py: a
+RobustConnection closed when it fails to open): tests/unit/test_bootstrap.py scans the
+source for it. The client SDK (shared/client/) is the exception: it runs in other
+teams' processes and connects to the broker on its own.
+
+Who asks:
+- the API process: its app's setup (services/http/app.py) opens the pool and the
+  LISTEN connection; /readyz's broker check (services/http/health.py) and the fold
+  workers (services/http/fold_processes.py) open theirs here when they need one;
+- the relay and the projectors: the CLI (services/cli/main.py) hands them these
+  functions as openers, which they call again each time shared/worker/loop.py restarts
+  them after a failure (projections/ may not import services/);
+- the admin commands and the probes: the CLI (services/cli/).
+
+Unless said otherwise, a connection is asyncpg's default: 60 s to connect, no
+statement timeout, no jsonb codec (the readers that want one decode the JSON
+themselves); a pool is shared/store/postgres.create_pool's: one connection kept open,
+the jsonb codec, a 60 s statement timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractConnection, AbstractRobustConnection
+
+from shared.bus import broker
+from shared.config import Settings
+from shared.store import postgres
+
+# /readyz (the API's and a worker's) answers within this even when a server hangs.
+READINESS_TIMEOUT_S = 2.0
+# `ledger run` and `ledger migrate` wait this long for each server before saying
+# which one does not answer.
+PREFLIGHT_TIMEOUT_S = 5.0
+# A projector applies one batch at a time; `ledger business create` runs one
+# transaction, then one append.
+PROJECTOR_POOL_SIZE_MAX = 2
+ADMIN_POOL_SIZE_MAX = 2
+
+
+# The API process.
+
+
+async def api_pool(settings: Settings) -> asyncpg.Pool:
+    """The API's pool, shared by every request, the appender and the read-your-writes
+    checks: up to LEDGER_API_POOL_SIZE_MAX connections (20), and a request waits at
+    most LEDGER_POOL_ACQUIRE_TIMEOUT_S (5 s) for one before a 503 with Retry-After."""
+    return await postgres.create_pool(
+        settings.database_url,
+        max_size=settings.api_pool_size_max,
+        acquire_timeout_s=settings.pool_acquire_timeout_s,
+    )
+
+
+async def read_your_writes_listener(settings: Settings) -> asyncpg.Connection:
+    """The API's one LISTEN connection: `ledger_projected` notifications wake the
+    read-your-writes waiter (services/http/projection_wait.py). It runs no queries."""
+    return await asyncpg.connect(settings.database_url)
+
+
+async def fold_connection(database_url: str) -> asyncpg.Connection:
+    """A fold worker's connection (services/http/fold_processes.py), opened in the
+    worker process for one fold (audit verify, `as_of`) and closed after it, with the
+    jsonb codec: the folds read events as the pool's readers do."""
+    return await postgres.connect(database_url)
+
+
+async def readiness_broker(settings: Settings) -> AbstractRobustConnection:
+    """The RabbitMQ connection /readyz checks (services/http/health.py), in the API and
+    in a worker serving probes: opened at the first probe within READINESS_TIMEOUT_S
+    and kept between probes (a connection per probe would fill the broker's log)."""
+    return await broker.connect(settings.amqp_url, READINESS_TIMEOUT_S)
+
+
+# The relay (services/outbox_relay/relay.py).
+
+
+async def relay_leader_connection(settings: Settings) -> asyncpg.Connection:
+    """The relay's one PostgreSQL connection: it holds the leader's advisory lock (a
+    standby waits on it, for as long as the leader lives), LISTENs for
+    `ledger_events`, and reads the events, saves the cursor and takes the chain-head
+    checkpoints. Closing it hands the lead to a standby."""
+    return await asyncpg.connect(settings.database_url)
+
+
+async def relay_broker(settings: Settings) -> AbstractRobustConnection:
+    """The relay's RabbitMQ connection, for publishing with confirms (10 s to open)."""
+    return await broker.connect(settings.amqp_url)
+
+
+# A projector (projections/consumer.py).
+
+
+async def projector_pool(settings: Settings) -> asyncpg.Pool:
+    """A projector's pool: PROJECTOR_POOL_SIZE_MAX connections, waits unbounded (a
+    worker has nobody to answer), every statement planned for the tables' current
+    size (custom plans: a cached generic plan went stale as imports grew them)."""
+    return await postgres.create_pool(
+        settings.database_url, max_size=PROJECTOR_POOL_SIZE_MAX, custom_plans=True
+    )
+
+
+async def partition_claims_connection(settings: Settings) -> asyncpg.Connection:
+    """The session whose advisory locks are a projector's partition claims
+    (projections/partition_claims.py): held for the projector's whole run."""
+    return await asyncpg.connect(settings.database_url)
+
+
+async def projector_broker(settings: Settings) -> AbstractRobustConnection:
+    """A projector's RabbitMQ connection, consuming its partition queues (10 s to
+    open)."""
+    return await broker.connect(settings.amqp_url)
+
+
+# The admin commands (services/cli/), as the admin role unless said otherwise.
+
+
+async def create_database(admin_dsn: str) -> bool:
+    """`ledger migrate`'s first step: the DSN's database, created if missing, over a
+    connection to the server's maintenance database `postgres`; True if created."""
+    conn = await asyncpg.connect(postgres.with_database(admin_dsn, "postgres"))
+    try:
+        return await postgres.create_database(conn, postgres.database_name(admin_dsn))
+    finally:
+        await conn.close()
+
+
+async def migrate(admin_dsn: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    """`ledger migrate`: the migrations not yet applied, over one connection whose
+    session holds the migrators' advisory lock; returns the names applied."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return await postgres.apply_migrations(conn, migrations)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def admin_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for an admin command: `ledger business rotate-bid`, `ledger key
+    create|revoke`, and `ledger replay` (which builds new tables, then swaps them in:
+    it needs the admin's rights)."""
+    conn = await asyncpg.connect(settings.admin_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def admin_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """`ledger business create`'s pool (ADMIN_POOL_SIZE_MAX): it runs the appender,
+    which takes a pool."""
+    pool = await postgres.create_pool(
+        settings.admin_database_url, max_size=ADMIN_POOL_SIZE_MAX
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def audit_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """`ledger audit verify|checkpoint`'s connection, as the application's role (the
+    auditor reads what the service reads, and appends checkpoints as it does)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# The probes: a fresh connection each (a kept one would hide a server that stopped
+# accepting new sessions), closed at once.
+
+
+@asynccontextmanager
+async def postgres_probe(
+    dsn: str, timeout_s: float
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for one check (the preflight, a worker's /readyz), opened and
+    closed within `timeout_s` each."""
+    conn = await asyncpg.connect(dsn, timeout=timeout_s)
+    try:
+        yield conn
+    finally:
+        await conn.close(timeout=timeout_s)
+
+
+@asynccontextmanager
+async def rabbitmq_probe(url: str, timeout_s: float) -> AsyncIterator[None]:
+    """The preflight's RabbitMQ check: a plain connection (nothing to reconnect) that
+    opens within `timeout_s`, then closes."""
+    connection: AbstractConnection = await asyncio.wait_for(
+        aio_pika.connect(url, timeout=timeout_s), timeout_s
+    )
+    try:
+        yield
+    finally:
+        await connection.close()
