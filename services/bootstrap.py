@@ -6,7 +6,9 @@ asyncpg.create_pool or aio_pika.connect, nor the tools that configure a connecti
 (shared/store/postgres.py: the jsonb codec, the bounded pool; shared/bus/broker.py: a
 RobustConnection closed when it fails to open): tests/unit/test_bootstrap.py scans the
 source for it. The client SDK (shared/client/) is the exception: it runs in other
-teams' processes and connects to the broker on its own.
+teams' processes and connects to the broker on its own. (So, for now, is the import's
+COPY connection, services/command_api/import_store.copy_connection, which goes when
+the import writes through the event store: issue 11, one writer.)
 
 Who asks:
 - the API process: its app's setup (services/http/app.py) opens the pool and the
@@ -18,16 +20,16 @@ Who asks:
 - the admin commands and the probes: the CLI (services/cli/).
 
 Unless said otherwise, a connection is asyncpg's default: 60 s to connect, no
-statement timeout, no jsonb codec (the readers that want one decode the JSON
-themselves); a pool is shared/store/postgres.create_pool's: one connection kept open,
-the jsonb codec, a 60 s statement timeout.
+statement timeout, no jsonb codec (the event store's readers select JSON as text and
+decode it themselves); a pool is shared/store/postgres.create_pool's: one connection
+kept open, the jsonb codec, a 60 s statement timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import aio_pika
 import asyncpg
@@ -70,8 +72,8 @@ async def read_your_writes_listener(settings: Settings) -> asyncpg.Connection:
 
 async def fold_connection(database_url: str) -> asyncpg.Connection:
     """A fold worker's connection (services/http/fold_processes.py), opened in the
-    worker process for one fold (audit verify, `as_of`) and closed after it, with the
-    jsonb codec: the folds read events as the pool's readers do."""
+    worker process for one fold (audit verify, `as_of`) and closed after it; it has
+    the pools' jsonb codec."""
     return await postgres.connect(database_url)
 
 
@@ -128,33 +130,25 @@ async def projector_broker(settings: Settings) -> AbstractRobustConnection:
 async def create_database(admin_dsn: str) -> bool:
     """`ledger migrate`'s first step: the DSN's database, created if missing, over a
     connection to the server's maintenance database `postgres`; True if created."""
-    conn = await asyncpg.connect(postgres.with_database(admin_dsn, "postgres"))
-    try:
+    maintenance = postgres.with_database(admin_dsn, "postgres")
+    async with _session(maintenance) as conn:
         return await postgres.create_database(conn, postgres.database_name(admin_dsn))
-    finally:
-        await conn.close()
 
 
 async def migrate(admin_dsn: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
     """`ledger migrate`: the migrations not yet applied, over one connection whose
     session holds the migrators' advisory lock; returns the names applied."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with _session(admin_dsn) as conn:
         return await postgres.apply_migrations(conn, migrations)
-    finally:
-        await conn.close()
 
 
-@asynccontextmanager
-async def admin_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+def admin_connection(
+    settings: Settings,
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """One connection for an admin command: `ledger business rotate-bid`, `ledger key
     create|revoke`, and `ledger replay` (which builds new tables, then swaps them in:
     it needs the admin's rights)."""
-    conn = await asyncpg.connect(settings.admin_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+    return _session(settings.admin_database_url)
 
 
 @asynccontextmanager
@@ -170,32 +164,24 @@ async def admin_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-@asynccontextmanager
-async def audit_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+def audit_connection(
+    settings: Settings,
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """`ledger audit verify|checkpoint`'s connection, as the application's role (the
     auditor reads what the service reads, and appends checkpoints as it does)."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+    return _session(settings.database_url)
 
 
 # The probes: a fresh connection each (a kept one would hide a server that stopped
 # accepting new sessions), closed at once.
 
 
-@asynccontextmanager
-async def postgres_probe(
+def postgres_probe(
     dsn: str, timeout_s: float
-) -> AsyncIterator[asyncpg.Connection]:
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection for one check (the preflight, a worker's /readyz), opened and
     closed within `timeout_s` each."""
-    conn = await asyncpg.connect(dsn, timeout=timeout_s)
-    try:
-        yield conn
-    finally:
-        await conn.close(timeout=timeout_s)
+    return _session(dsn, timeout_s)
 
 
 @asynccontextmanager
@@ -209,3 +195,16 @@ async def rabbitmq_probe(url: str, timeout_s: float) -> AsyncIterator[None]:
         yield
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def _session(
+    dsn: str, timeout_s: float | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for the block's length; `timeout_s` bounds its opening and its
+    closing (without it, asyncpg's defaults: 60 s to open, no bound to close)."""
+    conn = await asyncpg.connect(dsn, timeout=60.0 if timeout_s is None else timeout_s)
+    try:
+        yield conn
+    finally:
+        await conn.close(timeout=timeout_s)

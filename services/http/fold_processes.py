@@ -9,11 +9,11 @@ the CPU, which the kernel divides fairly, and nothing of the API's GIL.
 
 A fold is `function(conn, *args)`, an async function importable by name (it is sent
 to the worker by reference): the worker runs it on a connection of its own to
-PostgreSQL (services/bootstrap.fold_connection) and sends back its (picklable) answer. At most `fold_processes` folds run at once;
-more wait for a worker (each business has at most `expensive_work_per_business_max`
-of them in flight, services/http/fair_use.py). Workers are started with `spawn` (a fork
-of a
-process with threads running is unsafe), on first use, and live until the app stops.
+PostgreSQL (services/bootstrap.fold_connection) and sends back its (picklable) answer.
+At most `fold_processes` folds run at once; more wait for a worker (each business has
+at most `expensive_work_per_business_max` of them in flight,
+services/http/fair_use.py). Workers are started with `spawn` (a fork of a process with
+threads running is unsafe), on first use, and live until the app stops.
 
 A worker killed mid-life (the OOM killer, an operator) breaks a ProcessPoolExecutor
 for good: every later fold would raise BrokenProcessPool, a 500, until a restart. So
