@@ -153,6 +153,6 @@ async def lag_max_seconds(pool: asyncpg.Pool) -> float:
 
 
 async def parked_events(pool: asyncpg.Pool) -> dict[str, int]:
-    """Each projection's parked events (projections/parking.py)."""
+    """Each projection's parked events (projection_parked: projections/runner.park)."""
     rows = await pool.fetch(_PARKED, _names(), timeout=TIMEOUT_S)
     return {row["projection"]: row["events"] for row in rows}

@@ -2,8 +2,8 @@
 
 create_app is the API process's wiring (the CLI's `ledger api` calls serve): it opens
 the pool and the read-your-writes LISTEN connection that services/bootstrap.py makes,
-puts them and the settings under the app's keys, and adds each service's routes and
-lifetimes (their setup functions).
+puts the settings, the pool and the waiter under the app's keys, and adds each
+service's routes and lifetimes (their setup functions).
 """
 
 from __future__ import annotations
