@@ -1,5 +1,5 @@
 """Descriptions in the published documents (OpenAPI, AsyncAPI), independent of how a
-library treats docstrings.
+library treats docstrings, and the bytes both documents are published as.
 
 msgspec copies each struct's docstring into its JSON schema as `description`; whether
 it de-indents the text changed between releases (0.23 does), which changed the
@@ -11,6 +11,8 @@ source alone.
 from __future__ import annotations
 
 import inspect
+
+import msgspec
 
 
 def clean_descriptions(schema: object) -> object:
@@ -25,3 +27,9 @@ def clean_descriptions(schema: object) -> object:
     if isinstance(schema, list):
         return [clean_descriptions(value) for value in schema]
     return schema
+
+
+def published(document: object) -> bytes:
+    """A document as its committed file holds it and its public route serves it:
+    indented JSON with a final newline."""
+    return msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"

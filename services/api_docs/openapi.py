@@ -34,7 +34,7 @@ from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
 from services.query_api.import_status import ImportStatus
 from shared import events as e
 from shared import response_bodies
-from shared.schema_text import clean_descriptions
+from shared.schema_text import clean_descriptions, published
 
 COMMITTED_PATH = Path(shared.__file__).with_name("openapi.json")
 _SCHEMAS = "#/components/schemas/{name}"
@@ -842,7 +842,7 @@ def rendered() -> bytes:
     Built once per process: it depends on the code alone, and building it takes
     milliseconds of the event loop that each request to the public route would
     spend again."""
-    return msgspec.json.format(msgspec.json.encode(document()), indent=2) + b"\n"
+    return published(document())
 
 
 if __name__ == "__main__":

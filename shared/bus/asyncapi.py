@@ -20,7 +20,7 @@ import msgspec
 from shared import events as e
 from shared.bus.broker import MessageHeaders
 from shared.config import Settings
-from shared.schema_text import clean_descriptions
+from shared.schema_text import clean_descriptions, published
 from shared.upcasting import UPCASTERS
 
 # Published beside openapi.json, at the top of the package.
@@ -156,7 +156,7 @@ def rendered() -> bytes:
     Built once per process: it depends on the code alone, and building it takes
     milliseconds of the event loop that each request to the public route would
     spend again."""
-    return msgspec.json.format(msgspec.json.encode(document()), indent=2) + b"\n"
+    return published(document())
 
 
 if __name__ == "__main__":
