@@ -2,9 +2,8 @@
 
 Every body comes from code: responses from the structs the handlers encode
 (shared.response_bodies, services.http.edge's error bodies, services.http.health, the
-import, feed and
-audit structs), requests from the structs that describe what
-services/command_api/request_bodies.py accepts, all through
+import, feed and audit structs), requests from the structs
+services/command_api/request_bodies.py validates with, all through
 `msgspec.json.schema_components`.
 What is written here is only the routes' table: method, path, parameters, which body
 each status answers. A test checks that table against the routes the app registers,
@@ -91,6 +90,7 @@ _BODIES: list[type] = [
     request_bodies.CategoryInput,
     request_bodies.ArchiveInput,
     request_bodies.PostingInput,
+    request_bodies.DepositInput,
     request_bodies.ReversalInput,
 ]
 
@@ -523,7 +523,7 @@ def operations() -> list[Operation]:
             client + "/deposits",
             "postDeposit",
             "Post a deposit (debit: received, credit: used; never below zero)",
-            request_bodies.PostingInput,
+            request_bodies.DepositInput,
             response_bodies.DepositBody,
             201,
             (404,),

@@ -29,7 +29,6 @@ services/api_docs/openapi.py=851
 services/api_docs/openapi.py::operations=366
 services/command_api/appender.py=424
 services/command_api/import_routes.py=327
-services/command_api/request_bodies.py=308
 services/query_api/routes.py=380
 tests/bench/postings.py=694
 tests/bench/postings.py::measure=69
