@@ -13,6 +13,7 @@ from services.api_docs import openapi
 from services.http.app import create_app
 from services.http.edge import MessageBody, ValidationBody
 from services.query_api.feed import EventsBody
+from services.query_api.operations import EventHistory, EventsPage
 from shared import response_bodies
 from shared.config import Settings
 from shared.events import Envelope
@@ -151,8 +152,8 @@ def test_errors_are_the_laravel_bodies() -> None:
 def test_the_feed_pages_are_described_with_the_feeds_own_fields() -> None:
     """The feed sends envelopes as raw message bytes (`msgspec.Raw`); the document
     describes them as Envelope, in structs with exactly the feed body's fields."""
-    assert openapi.EventsPage.__struct_fields__ == EventsBody.__struct_fields__
-    assert openapi.EventHistory.__struct_fields__ == ("data",)
+    assert EventsPage.__struct_fields__ == EventsBody.__struct_fields__
+    assert EventHistory.__struct_fields__ == ("data",)
     schemas = _document()["components"]["schemas"]
     items = schemas["EventsPage"]["properties"]["data"]["items"]
     assert items == {"$ref": "#/components/schemas/Envelope"}
