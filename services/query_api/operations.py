@@ -24,7 +24,7 @@ from services.api_docs.parameters import CLIENT_ID, WHOLE, header, path_text, qu
 from services.http.edge import EXPORT_ROUTE
 from services.query_api.excel_export import CONTENT_TYPE as XLSX
 from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
-from services.query_api.routes import PER_PAGE_DEFAULT, PER_PAGE_MAX
+from services.query_api.query_parameters import PER_PAGE_DEFAULT, PER_PAGE_MAX
 from shared import events as e
 from shared import response_bodies as answers
 

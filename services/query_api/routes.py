@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from services.http.edge import (
@@ -22,6 +24,7 @@ from services.http.fair_use import client_address, fair_use_of
 from services.http.fold_processes import in_fold_process
 from services.http.projection_wait import WAITER
 from services.query_api import as_of, excel_export, queries
+from services.query_api import query_parameters as parameters
 from shared.errors import NotFound, NotYetVisible, ValidationFailed
 from shared.money import to_number
 from shared.response_bodies import (
@@ -38,65 +41,6 @@ from shared.response_bodies import (
 
 routes = web.RouteTableDef()
 READ_POSITION = web.RequestKey("read_position", int)
-PER_PAGE_MAX = 1000
-PER_PAGE_DEFAULT = 100
-# An OFFSET beyond this cannot be a bigint (and matches no row anyway).
-OFFSET_MAX = 2**62
-
-
-def _optional_int(request: web.Request, name: str) -> int | None:
-    text = request.query.get(name, "").strip()
-    if text == "":
-        return None
-    number = whole_number(text)
-    if number is None:
-        raise ValidationFailed(
-            {name: [f"The {name.replace('_', ' ')} must be an integer."]}
-        )
-    return number
-
-
-def _optional_bool(request: web.Request, name: str) -> bool | None:
-    text = request.query.get(name, "").strip().lower()
-    if text == "":
-        return None
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ValidationFailed({name: [f"The {name} field must be true or false."]})
-
-
-def _optional_date(request: web.Request, name: str) -> dt.date | None:
-    text = request.query.get(name, "").strip()
-    if text == "":
-        return None
-    try:
-        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
-            raise ValueError(text)
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValidationFailed(
-            {name: [f"The {name} must be a date in the format YYYY-MM-DD."]}
-        ) from None
-
-
-def _period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
-    errors: dict[str, list[str]] = {}
-    dates: list[dt.date | None] = []
-    for name in ("from", "to"):
-        try:
-            dates.append(_optional_date(request, name))
-        except ValidationFailed as error:
-            errors.update(error.errors)
-    if errors:
-        raise ValidationFailed(errors)
-    start, end = dates
-    if start is not None and end is not None and start > end:
-        raise ValidationFailed(
-            {"to": ["The to date must be on or after the from date."]}
-        )
-    return start, end
 
 
 async def _min_position(request: web.Request) -> None:
@@ -128,52 +72,10 @@ def _answer(
     return json_response(body, headers={**position, **(headers or {})})
 
 
-def _page(request: web.Request) -> queries.ClientFilter:
-    page, per_page = _optional_int(request, "page"), _optional_int(request, "per_page")
-    category_id = _optional_int(request, "category_id")
-    archived = _optional_bool(request, "archived")
-    if page is None and per_page is None:
-        return queries.ClientFilter(category_id=category_id, archived=archived)
-    # Explicit None checks: `page or 1` turned page=0 into page 1 and per_page=0
-    # into 100 rows instead of refusing them.
-    page = 1 if page is None else page
-    per_page = PER_PAGE_DEFAULT if per_page is None else per_page
-    errors: dict[str, list[str]] = {}
-    if page < 1 or (page - 1) * per_page > OFFSET_MAX:
-        errors["page"] = ["The page must be at least 1 and within range."]
-    if not 1 <= per_page <= PER_PAGE_MAX:
-        errors["per_page"] = ["The per page must be between 1 and 1000."]
-    if errors:
-        raise ValidationFailed(errors)
-    return queries.ClientFilter(
-        category_id=category_id,
-        archived=archived,
-        limit=per_page,
-        offset=(page - 1) * per_page,
-    )
-
-
-def _link_header(request: web.Request, where: queries.ClientFilter, total: int) -> str:
-    assert where.limit is not None
-    page = where.offset // where.limit + 1
-    last = max(1, -(-total // where.limit))
-    links = []
-    for rel, number in (
-        ("first", 1),
-        ("prev", page - 1),
-        ("next", page + 1),
-        ("last", last),
-    ):
-        if 1 <= number <= last:
-            url = request.rel_url.update_query(page=number, per_page=where.limit)
-            links.append(f'<{url}>; rel="{rel}"')
-    return ", ".join(links)
-
-
 @routes.get("/api/v3/clients")
 async def list_clients(request: web.Request) -> web.Response:
     business = business_of(request)
-    where = _page(request)
+    where = parameters.client_filter(request)
     await _min_position(request)
     rows, total = await queries.list_clients(
         request.app[POOL], business.business_id, where
@@ -183,7 +85,7 @@ async def list_clients(request: web.Request) -> web.Response:
     if where.limit is not None:
         headers = {
             "X-Total-Count": str(total),
-            "Link": _link_header(request, where, total),
+            "Link": parameters.link_header(request, where, total),
         }
     return _answer(request, body, headers=headers)
 
@@ -191,20 +93,13 @@ async def list_clients(request: web.Request) -> web.Response:
 @routes.get("/api/v3/clients/summary")
 async def summary(request: web.Request) -> web.Response:
     business = business_of(request)
-    category_id = _optional_int(request, "category_id")
+    category_id = parameters.optional_int(request, "category_id")
     moment = as_of.parse_as_of(request.query.get("as_of", ""))
     if moment is not None:
         return await _summary_as_of(request, category_id, moment)
     await _min_position(request)
     row = await queries.summary(request.app[POOL], business.business_id, category_id)
-    body = SummaryBody(
-        total_deposits=to_number(int(row["total_deposits"])),
-        customer_count=row["customer_count"],
-        archived_customers=row["archived_customers"],
-        unarchived_customers=row["unarchived_customers"],
-        total_balance=to_number(int(row["total_balance"])),
-    )
-    return _answer(request, body)
+    return _answer(request, _summary_body(row))
 
 
 async def _summary_as_of(
@@ -216,14 +111,19 @@ async def _summary_as_of(
         figures = await in_fold_process(
             request, as_of.summary_at, business_id, category_id, moment
         )
-    body = SummaryBody(
-        total_deposits=to_number(figures.total_deposits),
-        customer_count=figures.customer_count,
-        archived_customers=figures.archived_customers,
-        unarchived_customers=figures.unarchived_customers,
-        total_balance=to_number(figures.total_balance),
-    )
+    body = _summary_body(msgspec.structs.asdict(figures))
     return json_response(body, headers={"X-Ledger-Position": str(figures.position)})
+
+
+def _summary_body(figures: Mapping[str, Any]) -> SummaryBody:
+    """The summary from its figures in minor units, read-model row or folded."""
+    return SummaryBody(
+        total_deposits=to_number(int(figures["total_deposits"])),
+        customer_count=figures["customer_count"],
+        archived_customers=figures["archived_customers"],
+        unarchived_customers=figures["unarchived_customers"],
+        total_balance=to_number(int(figures["total_balance"])),
+    )
 
 
 @routes.get("/api/v3/clients/categories")
@@ -261,7 +161,7 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
     if business_id is None:
         fair_use.note_failure(client_address(request))
         raise NotFound("Business not found")
-    category_id = _optional_int(request, "category_id")
+    category_id = parameters.optional_int(request, "category_id")
     fair_use.admit_export(business_id)
     path = excel_export.temporary_path()
     try:
@@ -314,7 +214,7 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
 
 @routes.get(r"/api/v3/clients/{id:[0-9]+}/transactions")
 async def statement(request: web.Request) -> web.Response:
-    period = _period(request)
+    period = parameters.period(request)
     row = await _client_row(request)
     business = business_of(request)
     lines, opening = await queries.lines(
@@ -326,17 +226,9 @@ async def statement(request: web.Request) -> web.Response:
     )
     transactions = [
         TransactionBody(
-            id=line["transaction_id"],
-            client_id=line["client_id"],
-            type=line["entry_type"],
-            amount=to_number(line["amount_minor"]),
-            date=line["date"],
-            description=line["description"],
+            **_entry_fields(line, "transaction_id"),
             reference=line["reference"],
-            created_at=timestamp(line["created_at"]),
             balance_after=to_number(int(line["running_minor"])),
-            reversed=line["reversed"],
-            reversal_of=line["reversal_of"],
         )
         for line in lines
     ]
@@ -353,7 +245,7 @@ async def statement(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/v3/clients/{id:[0-9]+}/deposits")
 async def deposits(request: web.Request) -> web.Response:
-    period = _period(request)
+    period = parameters.period(request)
     row = await _client_row(request)
     lines, _ = await queries.lines(
         request.app[POOL],
@@ -364,17 +256,25 @@ async def deposits(request: web.Request) -> web.Response:
     )
     body = [
         DepositBody(
-            id=line["deposit_id"],
-            client_id=line["client_id"],
-            type=line["entry_type"],
-            amount=to_number(line["amount_minor"]),
-            date=line["date"],
-            description=line["description"],
-            created_at=timestamp(line["created_at"]),
+            **_entry_fields(line, "deposit_id"),
             deposit_after=to_number(int(line["running_minor"])),
-            reversed=line["reversed"],
-            reversal_of=line["reversal_of"],
         )
         for line in lines
     ]
     return _answer(request, body)
+
+
+def _entry_fields(line: asyncpg.Record, id_column: str) -> dict[str, Any]:
+    """The fields a statement's transaction and a deposit posting share, from a line
+    of rm_transactions or rm_deposits."""
+    return {
+        "id": line[id_column],
+        "client_id": line["client_id"],
+        "type": line["entry_type"],
+        "amount": to_number(line["amount_minor"]),
+        "date": line["date"],
+        "description": line["description"],
+        "created_at": timestamp(line["created_at"]),
+        "reversed": line["reversed"],
+        "reversal_of": line["reversal_of"],
+    }

@@ -27,7 +27,6 @@ shared/domain.py=413
 shared/store/event_store.py=327
 services/command_api/appender.py=424
 services/command_api/import_routes.py=327
-services/query_api/routes.py=380
 tests/bench/postings.py=694
 tests/bench/postings.py::measure=69
 tests/e2e/conftest.py=496
