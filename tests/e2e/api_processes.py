@@ -17,7 +17,8 @@ from pathlib import Path
 import aiohttp
 import msgspec
 
-from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, wait_until
+from tests.e2e.deadlines import START_DEADLINE_S, wait_until
+from tests.e2e.supervisor import REPOSITORY
 from tests.support.environment import Environment, free_port, service_environment
 
 # How long a test waits for a process to reach a pause point (a condition, not a bound

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from tests.e2e.conftest import Api
+from tests.e2e.ledger_api import Api
 
 FUZZ = os.environ.get("LEDGER_FUZZ", "") == "1"
 EXAMPLES = int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "200" if FUZZ else "15"))

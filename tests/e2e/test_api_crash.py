@@ -25,7 +25,9 @@ import pytest
 
 from services.cli.businesses import provision_business
 from tests.e2e.api_processes import ApiProcesses
-from tests.e2e.conftest import DEPOSIT_FIELDS, Api, LedgerService
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import DEPOSIT_FIELDS
+from tests.e2e.supervisor import LedgerService
 from tests.support.environment import Environment, create_environment, drop_environment
 
 AMOUNT = "250.00"

@@ -8,14 +8,9 @@ from typing import Any
 import asyncpg
 
 from shared.response_bodies import timestamp
-from tests.e2e.conftest import (
-    CLIENT_FIELDS,
-    TIMESTAMP_PATTERN,
-    Api,
-    event_count,
-    invalid,
-    last_position,
-)
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import CLIENT_FIELDS, TIMESTAMP_PATTERN, invalid
+from tests.e2e.supervisor import event_count, last_position
 
 SEED_REQUEST = {
     "business_name": "Tech Solutions Inc.",

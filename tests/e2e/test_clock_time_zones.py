@@ -10,7 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import Api, create_business, invalid, running
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import invalid
+from tests.e2e.supervisor import create_business, running
 
 DAY = "2030-01-01"
 # Each start's local date differs from DAY (the UTC date) for the next 12 or 22 hours.

@@ -20,7 +20,7 @@ import asyncpg
 
 from tests.e2e.api_processes import ApiProcesses
 from tests.e2e.commit_cutter import CommitCutter
-from tests.e2e.conftest import wait_until
+from tests.e2e.deadlines import wait_until
 from tests.e2e.test_commit_unknown import (  # noqa: F401 (fixtures)
     _events_with_key,
     _keyed_create,

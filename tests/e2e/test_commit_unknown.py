@@ -25,7 +25,7 @@ from services.cli.businesses import provision_business
 from shared.store.postgres import with_database
 from tests.e2e.api_processes import ApiProcess, ApiProcesses
 from tests.e2e.commit_cutter import CommitCutter
-from tests.e2e.conftest import wait_until
+from tests.e2e.deadlines import wait_until
 from tests.support.environment import Environment, create_environment, drop_environment
 
 BACKENDS_GONE_DEADLINE_S = 30.0

@@ -10,15 +10,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from tests.e2e.conftest import (
-    CLIENT_FIELDS,
-    TRANSACTION_FIELDS,
-    Api,
-    LedgerService,
-    create_business,
-    event_count,
-    invalid,
-)
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import CLIENT_FIELDS, TRANSACTION_FIELDS, invalid
+from tests.e2e.supervisor import LedgerService, create_business, event_count
 from tests.support.environment import READ_YOUR_WRITES_TIMEOUT_S
 
 KEY_REUSED = invalid(

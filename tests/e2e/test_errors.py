@@ -9,7 +9,9 @@ from typing import Any
 import asyncpg
 
 from shared.events import PROFILE_FIELDS
-from tests.e2e.conftest import Api, event_count, invalid, today
+from tests.e2e.ledger_api import Api, today
+from tests.e2e.seed_shapes import invalid
+from tests.e2e.supervisor import event_count
 
 JSON = {"Content-Type": "application/json"}
 GREATER_THAN_ZERO = "The amount must be greater than zero."

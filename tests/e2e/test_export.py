@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.conftest import Api, today
+from tests.e2e.ledger_api import Api, today
 from tests.support.spreadsheets import exported_rows, sheet_numbers
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

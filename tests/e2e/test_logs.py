@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from services.cli.businesses import provision_business
-from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.e2e.deadlines import START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.e2e.supervisor import REPOSITORY
 from tests.support.environment import (
     Environment,
     create_environment,

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from services.api_docs import openapi
-from tests.e2e.conftest import Api, LedgerService
 from tests.e2e.contract_seed import EXAMPLES, FUZZ, seed
+from tests.e2e.ledger_api import Api
+from tests.e2e.supervisor import LedgerService
 
 # The coverage phase's time budget in `make test` (schemathesis --max-time): about
 # 15 s on a 2-core machine, 3x that before the budget would cut the phase short.

@@ -34,8 +34,9 @@ from schemathesis.checks import (
 )
 
 from services.api_docs import openapi
-from tests.e2e.conftest import Api, LedgerService
 from tests.e2e.contract_seed import EXAMPLES, FUZZ, seed
+from tests.e2e.ledger_api import Api
+from tests.e2e.supervisor import LedgerService
 
 POSITIVE_CHECKS = [
     not_a_server_error,

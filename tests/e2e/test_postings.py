@@ -9,16 +9,15 @@ from typing import Any
 
 import asyncpg
 
-from tests.e2e.conftest import (
+from tests.e2e.ledger_api import Api, today
+from tests.e2e.seed_shapes import (
     CLIENT_FIELDS,
     DEPOSIT_FIELDS,
     TIMESTAMP_PATTERN,
     TRANSACTION_FIELDS,
-    Api,
-    event_count,
     invalid,
-    today,
 )
+from tests.e2e.supervisor import event_count
 
 STATEMENT_FIELDS = [
     *CLIENT_FIELDS,

@@ -21,7 +21,7 @@ import pytest
 
 from services.command_api.appender import RETRIES_MAX
 from shared import events as e
-from tests.e2e.conftest import Api
+from tests.e2e.ledger_api import Api
 
 CONFLICT_BODY = {"message": "The resource was changed by another request; retry"}
 

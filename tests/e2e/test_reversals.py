@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.e2e.conftest import DEPOSIT_FIELDS, TRANSACTION_FIELDS, Api
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import DEPOSIT_FIELDS, TRANSACTION_FIELDS
 
 
 async def test_a_reversal_undoes_a_posting_and_both_stay_in_the_statement(

@@ -25,7 +25,8 @@ from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from services.outbox_relay.relay import LEADER_LOCK
 from shared.bus.partitions import business_slot, partition_of_slot
-from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY, START_DEADLINE_S, wait_until
+from tests.e2e.deadlines import CLI_DEADLINE_S, START_DEADLINE_S, wait_until
+from tests.e2e.supervisor import REPOSITORY
 from tests.e2e.worker_processes import (
     THIS_DATABASE,
     admin_connection,

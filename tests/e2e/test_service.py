@@ -16,16 +16,10 @@ import pytest
 
 from projections.registry import PROJECTIONS
 from shared.response_bodies import timestamp
-from tests.e2e.conftest import (
-    CATEGORY_FIELDS,
-    TIMESTAMP_PATTERN,
-    Api,
-    LedgerService,
-    children_of,
-    create_business,
-    run_cli,
-    wait_until,
-)
+from tests.e2e.deadlines import wait_until
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import CATEGORY_FIELDS, TIMESTAMP_PATTERN
+from tests.e2e.supervisor import LedgerService, children_of, create_business, run_cli
 
 UNAUTHENTICATED = {"message": "Unauthenticated."}
 

@@ -19,17 +19,14 @@ import asyncpg
 import msgspec
 import pytest
 
-from tests.e2e.conftest import (
-    START_DEADLINE_S,
-    STOP_DEADLINE_S,
-    Api,
+from tests.e2e.deadlines import START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.e2e.ledger_api import Api, Reply
+from tests.e2e.supervisor import (
     LedgerService,
-    Reply,
     children_of,
     create_business,
     is_running,
     launch,
-    wait_until,
 )
 from tests.support.environment import (
     READ_YOUR_WRITES_TIMEOUT_S,

@@ -14,7 +14,8 @@ import uuid
 import asyncpg
 
 from shared.store.postgres import with_database
-from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
+from tests.e2e.deadlines import CLI_DEADLINE_S
+from tests.e2e.supervisor import REPOSITORY
 from tests.support.environment import free_port, strong_key
 
 HOW = (

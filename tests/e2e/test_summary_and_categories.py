@@ -10,15 +10,17 @@ import aiohttp
 import asyncpg
 
 from shared.response_bodies import timestamp
-from tests.e2e.conftest import (
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import (
     CATEGORY_FIELDS,
     SUMMARY_FIELDS,
     TIMESTAMP_PATTERN,
-    Api,
+    invalid,
+)
+from tests.e2e.supervisor import (
     LedgerService,
     create_business,
     event_count,
-    invalid,
     last_position,
 )
 

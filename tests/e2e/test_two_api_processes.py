@@ -24,7 +24,10 @@ import pytest
 
 from shared import events as e
 from tests.e2e.api_processes import PAUSE_DEADLINE_S, ApiProcess, ApiProcesses
-from tests.e2e.conftest import Api, LedgerService, invalid, wait_until
+from tests.e2e.deadlines import wait_until
+from tests.e2e.ledger_api import Api
+from tests.e2e.seed_shapes import invalid
+from tests.e2e.supervisor import LedgerService
 
 CREDITS_PER_PROCESS = 8
 REFUSED = invalid({"amount": ["The amount may not be greater than the deposit."]})

@@ -26,7 +26,7 @@ import asyncpg
 import pytest
 
 from services.command_api.appender import Appender
-from tests.e2e.conftest import START_DEADLINE_S, wait_until
+from tests.e2e.deadlines import START_DEADLINE_S, wait_until
 from tests.e2e.worker_figures import (
     applied_order,
     assert_exact,

@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.e2e.deadlines import START_DEADLINE_S, STOP_DEADLINE_S, wait_until
+from tests.e2e.supervisor import REPOSITORY
 from tests.support.environment import (
     Environment,
     create_environment,

@@ -23,7 +23,8 @@ from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus.partitions import business_slot, partition_of_slot
 from shared.store.postgres import create_pool
-from tests.e2e.conftest import REPOSITORY, START_DEADLINE_S, wait_until
+from tests.e2e.deadlines import START_DEADLINE_S, wait_until
+from tests.e2e.supervisor import REPOSITORY
 from tests.integration.scenarios import create_client, id_of, submit, transaction
 from tests.support.environment import Environment, create_environment, drop_environment
 

@@ -17,12 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
-    POLL_S,
-    LedgerService,
-    create_business,
-    running,
-)
+from tests.e2e.deadlines import POLL_S
+from tests.e2e.supervisor import LedgerService, create_business, running
 
 ANSWER_DEADLINE_S = 30.0
 TRICKLE_PAUSE_S = 0.2

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.conftest import POLL_S, START_DEADLINE_S, children_of, launch
+from tests.e2e.deadlines import POLL_S, START_DEADLINE_S
+from tests.e2e.supervisor import children_of, launch
 from tests.support.environment import create_environment, drop_environment
 
 GONE_DEADLINE_S = 30.0

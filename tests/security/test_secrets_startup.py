@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from shared.keyring import DEVELOPMENT_KEY
-from tests.e2e.conftest import CLI_DEADLINE_S, REPOSITORY
+from tests.e2e.deadlines import CLI_DEADLINE_S
+from tests.e2e.supervisor import REPOSITORY
 from tests.support.environment import free_port
 
 HOW = (
