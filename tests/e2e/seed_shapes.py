@@ -80,3 +80,15 @@ INVALID = "The given data was invalid."
 def invalid(errors: dict[str, list[str]]) -> dict[str, object]:
     """The Laravel 422 body for the given field errors."""
     return {"message": INVALID, "errors": errors}
+
+
+# The seed's sample create request, field for field.
+SEED_REQUEST = {
+    "business_name": "Tech Solutions Inc.",
+    "business_address": "123 Tech Street, Silicon Valley, CA",
+    "business_phone": "+1-800-555-0199",
+    "business_email": "contact@techsolutions.com",
+    "first_name": "John",
+    "last_name": "Doe",
+    "phone_number": "+1-800-555-0100",
+}
