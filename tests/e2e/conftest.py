@@ -16,6 +16,8 @@ shapes and `deadlines.py` the waits.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,17 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests.e2e.deadlines import START_DEADLINE_S, wait_until
 from tests.e2e.ledger_api import Api
-from tests.e2e.supervisor import LedgerService, create_business, running
+from tests.e2e.supervisor import (
+    LedgerService,
+    children_of,
+    create_business,
+    is_running,
+    launch,
+    running,
+)
+from tests.support.environment import create_environment, drop_environment
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +88,41 @@ def api(http: aiohttp.ClientSession, business: dict[str, Any]) -> Api:
 def anonymous(http: aiohttp.ClientSession) -> Api:
     """The API without any key."""
     return Api(http, None)
+
+
+@pytest.fixture
+async def own_ledger(
+    servers: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[LedgerService]:
+    """`ledger run` on a free port against an environment of its own, answering
+    /readyz; teardown kills whatever is left of it and drops the environment."""
+    environment = await create_environment(*servers, tag="sigint")
+    service = launch(environment, tmp_path / "ledger-run.log")
+    process = service.process
+    children: list[int] = []
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5)
+        ) as http:
+
+            async def ready() -> bool:
+                assert process.poll() is None, service.log_tail()
+                children[:] = children_of(process.pid)
+                try:
+                    async with http.get(service.base_url + "/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(ready, START_DEADLINE_S, "GET /readyz answers 200")
+        yield service
+    finally:
+        try:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            for child in children_of(process.pid) + children:
+                if is_running(child):
+                    os.kill(child, signal.SIGKILL)
+        finally:
+            await drop_environment(environment)
