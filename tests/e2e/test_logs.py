@@ -45,6 +45,37 @@ async def api_environment(servers: tuple[str, str]) -> AsyncIterator[Environment
     await drop_environment(environment)
 
 
+async def _probe_then_import(
+    process: subprocess.Popen[bytes], port: int, api_key: str, sheet: bytes
+) -> None:
+    """GET /healthz with X-Request-Id "probe-1" until it answers, then import the
+    sheet with `Prefer: respond-async`: a 202 that imported one client."""
+    async with aiohttp.ClientSession() as http:
+
+        async def answered() -> bool:
+            assert process.poll() is None
+            try:
+                async with http.get(
+                    f"http://127.0.0.1:{port}/healthz",
+                    headers={"X-Request-Id": "probe-1"},
+                ) as response:
+                    return response.headers["X-Request-Id"] == "probe-1"
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_until(answered, START_DEADLINE_S, "GET /healthz answers")
+        async with http.post(
+            f"http://127.0.0.1:{port}/api/v3/clients/import",
+            data=form(sheet),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Prefer": "respond-async",
+            },
+        ) as response:
+            imported = (response.status, (await response.json())["imported"])
+        assert imported == (202, 1)
+
+
 async def test_the_api_writes_one_json_object_per_line_to_a_pipe(
     api_environment: Environment,
 ) -> None:
@@ -61,30 +92,7 @@ async def test_the_api_writes_one_json_object_per_line_to_a_pipe(
     environment = service_environment(api_environment, port, log_level="INFO")
     process = _start_api(environment)
     try:
-        async with aiohttp.ClientSession() as http:
-
-            async def answered() -> bool:
-                assert process.poll() is None
-                try:
-                    async with http.get(
-                        f"http://127.0.0.1:{port}/healthz",
-                        headers={"X-Request-Id": "probe-1"},
-                    ) as response:
-                        return response.headers["X-Request-Id"] == "probe-1"
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await wait_until(answered, START_DEADLINE_S, "GET /healthz answers")
-            async with http.post(
-                f"http://127.0.0.1:{port}/api/v3/clients/import",
-                data=form(sheet),
-                headers={
-                    "Authorization": f"Bearer {business['api_key']}",
-                    "Prefer": "respond-async",
-                },
-            ) as response:
-                imported = (response.status, (await response.json())["imported"])
-            assert imported == (202, 1)
+        await _probe_then_import(process, port, str(business["api_key"]), sheet)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.to_thread(
             process.communicate, None, STOP_DEADLINE_S

@@ -13,22 +13,20 @@ import asyncio
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aio_pika
 import asyncpg
 import pytest
 
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import LEADER_LOCK
 from shared.bus.partitions import business_slot, partition_of_slot
 from tests.e2e.deadlines import CLI_DEADLINE_S, START_DEADLINE_S, wait_until
+from tests.e2e.message_collector import collected_message_ids
+from tests.e2e.relay_lock import all_published, holders_are, lock_holders
 from tests.e2e.supervisor import REPOSITORY
 from tests.e2e.worker_processes import (
-    THIS_DATABASE,
     admin_connection,
     behind,
     checkpoints,
@@ -78,21 +76,8 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         yield started
 
 
-async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing(
-    scaled: Environment,
-    appender: Appender,
-    admin: asyncpg.Connection,
-    processes: list[subprocess.Popen[bytes]],
-    tmp_path: Path,
-) -> None:
-    """Three `ledger projector --projection balances` processes each subscribe to
-    their own partition first, so each one receives events; 2,000 postings across 200
-    clients of 8 businesses (spread over the 3 partitions) go in, and after half of
-    them, once every projector has received some, one projector is SIGKILLed. The
-    survivors take over its partition (RabbitMQ redelivers any unacked messages to
-    a standby), every stream reaches its head, `ledger audit verify` exits 0, and every
-    balance equals what the test posted, to the cent."""
-    env = service_environment(scaled, free_port(), log_level="INFO")
+async def _businesses_over_all_partitions(scaled: Environment) -> list[int]:
+    """BUSINESSES new businesses, whose ids fall in every one of the 3 partitions."""
     businesses = [
         id_of(await provision_business(scaled.settings, f"Scale-out {index}"))
         for index in range(BUSINESSES)
@@ -101,6 +86,17 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
         partition_of_slot(business_slot(business_id), PARTITIONS)
         for business_id in businesses
     } == {0, 1, 2}
+    return businesses
+
+
+async def _three_balances_members(
+    processes: list[subprocess.Popen[bytes]],
+    env: dict[str, str],
+    admin: asyncpg.Connection,
+    tmp_path: Path,
+) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+    """Three balances projectors, a statements projector and the relay; returns once
+    each balances projector holds a partition of its own (its process and log)."""
     logs = [tmp_path / f"balances-{index}.log" for index in range(3)]
     projectors = [
         start_worker(processes, ["projector", "--projection", "balances"], env, log)
@@ -118,6 +114,73 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
         return sorted(members) == [0, 1, 2] and len(set(members.values())) == 3
 
     await wait_until(all_members_subscribed, START_DEADLINE_S, "three balances members")
+    return projectors, logs
+
+
+async def _assert_checkpoints_at_the_head_and_balances_exact(
+    admin: asyncpg.Connection, postings: int, expected: dict[int, list[int]]
+) -> None:
+    """Each projection's checkpoint is its partitions' lowest, every posting is
+    stored once, and every client's debit and credit are `expected`, to the cent."""
+
+    async def checkpoints_at_the_head() -> bool:
+        head = await relayed(admin)
+        marks = await checkpoints(admin)
+        return all(position >= head for position in marks.values())
+
+    await wait_until(checkpoints_at_the_head, START_DEADLINE_S, "checkpoints")
+    marks = await checkpoints(admin)
+    for projection in ("balances", "statements"):
+        partitions = [marks[f"{projection}.{p}"] for p in range(PARTITIONS)]
+        assert marks[projection] == min(partitions)
+    assert (
+        await admin.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'transaction.posted'"
+        )
+        == postings
+    )
+    rows = await admin.fetch(
+        "SELECT client_id, debit_minor, credit_minor FROM rm_clients"
+    )
+    assert {
+        row["client_id"]: [int(row["debit_minor"]), int(row["credit_minor"])]
+        for row in rows
+    } == expected
+
+
+async def _assert_audit_verify_exits_0(env: dict[str, str]) -> None:
+    verify = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "audit",
+        "verify",
+        cwd=REPOSITORY,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(verify.communicate(), CLI_DEADLINE_S)
+    assert verify.returncode == 0, output.decode()
+
+
+async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing(
+    scaled: Environment,
+    appender: Appender,
+    admin: asyncpg.Connection,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """Three `ledger projector --projection balances` processes each subscribe to
+    their own partition first, so each one receives events; 2,000 postings across 200
+    clients of 8 businesses (spread over the 3 partitions) go in, and after half of
+    them, once every projector has received some, one projector is SIGKILLed. The
+    survivors take over its partition (RabbitMQ redelivers any unacked messages to
+    a standby), every stream reaches its head, `ledger audit verify` exits 0, and every
+    balance equals what the test posted, to the cent."""
+    env = service_environment(scaled, free_port(), log_level="INFO")
+    businesses = await _businesses_over_all_partitions(scaled)
+    projectors, logs = await _three_balances_members(processes, env, admin, tmp_path)
     clients = [
         (business_id, await create_client(appender, business_id, f"Client {index}"))
         for business_id in businesses
@@ -148,53 +211,12 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
         )
 
     await wait_until(caught_up, CATCH_UP_DEADLINE_S, "both projections at the head")
-
-    async def checkpoints_at_the_head() -> bool:
-        head = await relayed(admin)
-        marks = await checkpoints(admin)
-        return all(position >= head for position in marks.values())
-
-    await wait_until(checkpoints_at_the_head, START_DEADLINE_S, "checkpoints")
-    marks = await checkpoints(admin)
-    for projection in ("balances", "statements"):
-        partitions = [marks[f"{projection}.{p}"] for p in range(PARTITIONS)]
-        assert marks[projection] == min(partitions)
+    await _assert_checkpoints_at_the_head_and_balances_exact(
+        admin, len(clients) * POSTINGS_PER_CLIENT, expected
+    )
     survivors = received_partitions(logs[1]) | received_partitions(logs[2])
     assert survivors == {0, 1, 2}
-    assert await admin.fetchval(
-        "SELECT count(*) FROM events WHERE type = 'transaction.posted'"
-    ) == (len(clients) * POSTINGS_PER_CLIENT)
-    rows = await admin.fetch(
-        "SELECT client_id, debit_minor, credit_minor FROM rm_clients"
-    )
-    assert {
-        row["client_id"]: [int(row["debit_minor"]), int(row["credit_minor"])]
-        for row in rows
-    } == expected
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli.main",
-        "audit",
-        "verify",
-        cwd=REPOSITORY,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(verify.communicate(), CLI_DEADLINE_S)
-    assert verify.returncode == 0, output.decode()
-
-
-async def _lock_holders(admin: asyncpg.Connection) -> list[tuple[int, bool]]:
-    """(backend pid, granted) of every session holding or awaiting the relay lock."""
-    rows = await admin.fetch(
-        "SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory'"
-        " AND objsubid = 1 AND (classid::int8 << 32) + objid::int8 = $1"
-        + THIS_DATABASE,
-        LEADER_LOCK,
-    )
-    return sorted((int(row["pid"]), bool(row["granted"])) for row in rows)
+    await _assert_audit_verify_exits_0(env)
 
 
 async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
@@ -209,36 +231,14 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
     test queue; A is SIGKILLed; B takes the lock and publishes what follows: every
     event in the store reaches the queue (by message id; duplicates are allowed)."""
     env = service_environment(scaled, free_port())
-    connection = await aio_pika.connect(scaled.settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            scaled.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(
-            f"test.takeover-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True
-        )
-        await queue.bind(exchange, routing_key="#")
-        received: list[str] = []
-
-        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            received.append(str(message.message_id))
-            await message.ack()
-
-        await queue.consume(collect)
+    async with collected_message_ids(scaled.settings, "takeover") as received:
         leader = start_worker(processes, ["relay"], env, tmp_path / "leader.log")
-
-        async def holders_are(count: int, waiting: int) -> bool:
-            holders = await _lock_holders(admin)
-            assert sum(granted for _, granted in holders) <= 1
-            return [granted for _, granted in holders].count(True) == count and [
-                granted for _, granted in holders
-            ].count(False) == waiting
-
-        await wait_until(lambda: holders_are(1, 0), START_DEADLINE_S, "a leader")
-        [(leader_pid, _)] = await _lock_holders(admin)
+        await wait_until(lambda: holders_are(admin, 1, 0), START_DEADLINE_S, "a leader")
+        [(leader_pid, _)] = await lock_holders(admin)
         start_worker(processes, ["relay"], env, tmp_path / "standby.log")
-        await wait_until(lambda: holders_are(1, 1), START_DEADLINE_S, "a standby")
+        await wait_until(
+            lambda: holders_are(admin, 1, 1), START_DEADLINE_S, "a standby"
+        )
         business_id = id_of(await provision_business(scaled.settings, "Takeover"))
         clients = [
             (business_id, await create_client(appender, business_id)) for _ in range(20)
@@ -246,26 +246,26 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
         expected = {client_id: [0, 0] for _, client_id in clients}
         rng = random.Random(7)
         await post_round(appender, clients, expected, rng)
-
-        async def all_published() -> bool:
-            await wait_holders_at_most_one()
-            ids = await admin.fetch("SELECT event_id FROM events")
-            return {str(row["event_id"]) for row in ids} <= set(received)
-
-        async def wait_holders_at_most_one() -> None:
-            holders = await _lock_holders(admin)
-            assert sum(granted for _, granted in holders) <= 1
-
-        await wait_until(all_published, START_DEADLINE_S, "the leader publishing")
-        assert [pid for pid, granted in await _lock_holders(admin) if granted] == [
+        await wait_until(
+            lambda: all_published(admin, received),
+            START_DEADLINE_S,
+            "the leader publishing",
+        )
+        assert [pid for pid, granted in await lock_holders(admin) if granted] == [
             leader_pid
         ]
         sigkill(leader)
         await post_round(appender, clients, expected, rng)
-        await wait_until(lambda: holders_are(1, 0), START_DEADLINE_S, "a new leader")
-        [(new_leader_pid, _)] = await _lock_holders(admin)
+        await wait_until(
+            lambda: holders_are(admin, 1, 0), START_DEADLINE_S, "a new leader"
+        )
+        [(new_leader_pid, _)] = await lock_holders(admin)
         assert new_leader_pid != leader_pid
-        await wait_until(all_published, START_DEADLINE_S, "the standby publishing")
+        await wait_until(
+            lambda: all_published(admin, received),
+            START_DEADLINE_S,
+            "the standby publishing",
+        )
         stored = {
             str(row["event_id"])
             for row in await admin.fetch("SELECT event_id FROM events")
@@ -274,5 +274,3 @@ async def test_a_standby_relay_takes_over_when_the_leader_is_killed(
         assert await admin.fetchval(
             "SELECT count(*) FROM events WHERE type = 'transaction.posted'"
         ) == 2 * len(clients)
-    finally:
-        await connection.close()

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import random
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aio_pika
 import asyncpg
 import pytest
 
 from services.command_api.appender import Appender
 from tests.e2e.deadlines import START_DEADLINE_S, wait_until
+from tests.e2e.message_collector import collected_message_ids
 from tests.e2e.worker_figures import (
     applied_order,
     assert_exact,
@@ -91,6 +90,48 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         yield started
 
 
+async def _relay_held_after_its_first_confirms(
+    processes: list[subprocess.Popen[bytes]],
+    env: dict[str, str],
+    admin: asyncpg.Connection,
+    received: list[str],
+    log: Path,
+) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """Start a relay held at relay.after_confirm; once it is held with its first batch
+    confirmed, that batch (the first RELAY_BATCH events in the relay's order) is all
+    the queue received and no cursor was saved. The held relay and its batch."""
+    held = start_worker(
+        processes,
+        ["relay"],
+        {**env, "LEDGER_TEST_PAUSE_AT": "relay.after_confirm"},
+        log,
+    )
+
+    async def held_after_confirms() -> bool:
+        return paused(held, log, "relay.after_confirm") and (
+            len(received) == RELAY_BATCH
+        )
+
+    await wait_until(held_after_confirms, CATCH_UP_DEADLINE_S, "the relay held")
+    killed_batch = (await event_ids_in_relay_order(admin))[:RELAY_BATCH]
+    assert received == killed_batch
+    assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
+    return held, killed_batch
+
+
+def _start_projectors_and_relay(
+    processes: list[subprocess.Popen[bytes]], env: dict[str, str], logs: Path
+) -> None:
+    for projection in ("balances", "statements"):
+        start_worker(
+            processes,
+            ["projector", "--projection", projection],
+            env,
+            logs / f"{projection}.log",
+        )
+    start_worker(processes, ["relay"], env, logs / "relay.log")
+
+
 async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_batch(
     scaled: Environment,
     appender: Appender,
@@ -105,56 +146,19 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
     projections end exact to the cent (the duplicates skipped)."""
     env = service_environment(scaled, free_port(), log_level="INFO")
     env["LEDGER_RELAY_BATCH_SIZE_MAX"] = str(RELAY_BATCH)
-    received: list[str] = []
-    connection = await aio_pika.connect(scaled.settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            scaled.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(
-            f"test.relay-crash-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True
-        )
-        await queue.bind(exchange, routing_key="#")
-
-        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            received.append(str(message.message_id))
-            await message.ack()
-
-        await queue.consume(collect)
+    async with collected_message_ids(scaled.settings, "relay-crash") as received:
         clients, expected = await clients_over_partitions(
             scaled, appender, BUSINESSES, CLIENTS_EACH
         )
         rng = random.Random(10)
         await post_round(appender, clients, expected, rng)
-        held_log = tmp_path / "relay-held.log"
-        held = start_worker(
-            processes,
-            ["relay"],
-            {**env, "LEDGER_TEST_PAUSE_AT": "relay.after_confirm"},
-            held_log,
+        held, killed_batch = await _relay_held_after_its_first_confirms(
+            processes, env, admin, received, tmp_path / "relay-held.log"
         )
-
-        async def held_after_confirms() -> bool:
-            return paused(held, held_log, "relay.after_confirm") and (
-                len(received) == RELAY_BATCH
-            )
-
-        await wait_until(held_after_confirms, CATCH_UP_DEADLINE_S, "the relay held")
-        killed_batch = (await event_ids_in_relay_order(admin))[:RELAY_BATCH]
-        assert received == killed_batch
-        assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
         await post_round(appender, clients, expected, rng)
         sigkill(held)
         assert await admin.fetchval("SELECT count(*) FROM relay_cursor") == 0
-        for projection in ("balances", "statements"):
-            start_worker(
-                processes,
-                ["projector", "--projection", projection],
-                env,
-                tmp_path / f"{projection}.log",
-            )
-        start_worker(processes, ["relay"], env, tmp_path / "relay.log")
+        _start_projectors_and_relay(processes, env, tmp_path)
         await post_round(appender, clients, expected, rng)
         stored = await event_ids_in_relay_order(admin)
 
@@ -171,8 +175,6 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
         )
         assert Counter(received) == Counter(stored) + Counter(killed_batch)
         assert len(received) == len(stored) + RELAY_BATCH
-    finally:
-        await connection.close()
     await assert_exact(admin, BUSINESSES, expected, 3)
 
 
