@@ -1,17 +1,24 @@
 """Fixtures for integration tests: appenders on the real pool, a superuser connection,
-and an isolated environment in which no relay or projector runs."""
+an isolated environment in which no relay or projector runs, and the SDK's
+LedgerClient on the in-process service, directly (`api`) or through a proxy that
+records and breaks traffic (`proxied`, `proxy`; ledger_client_proxy.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
+from shared.client import LedgerClient
 from shared.store.postgres import create_pool
+from tests.integration.ledger_client_proxy import FAST, Proxy, base_url
 from tests.support.environment import Environment, create_environment, drop_environment
 
 
@@ -75,3 +82,36 @@ async def isolated_appender(
     appender.start()
     yield appender
     await appender.stop()
+
+
+@pytest.fixture
+async def api(
+    service: TestClient, business: dict[str, object]
+) -> AsyncIterator[LedgerClient]:
+    async with LedgerClient(
+        base_url(service), str(business["api_key"]), retry=FAST
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def proxy(service: TestClient) -> AsyncIterator[tuple[Proxy, str]]:
+    """The proxy and its base URL."""
+    async with aiohttp.ClientSession() as session:
+        proxy = Proxy(upstream=base_url(service), session=session)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy.handle)
+        server = TestServer(app)
+        await server.start_server()
+        try:
+            yield proxy, str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+
+@pytest.fixture
+async def proxied(
+    proxy: tuple[Proxy, str], business: dict[str, object]
+) -> AsyncIterator[LedgerClient]:
+    async with LedgerClient(proxy[1], str(business["api_key"]), retry=FAST) as client:
+        yield client
