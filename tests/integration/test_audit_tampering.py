@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.keyring import key_id_of
+from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.tampering import (
     at,
     figures,
@@ -28,7 +29,6 @@ from tests.integration.tampering import (
     rewrite_payload,
     stream_rows,
 )
-from tests.integration.test_audit_verify import history, report_of, tamper
 from tests.support.environment import Environment, strong_key
 
 

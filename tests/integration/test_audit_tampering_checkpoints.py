@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from services.audit.report import Difference
 from shared.store.chain_checkpoints import take_checkpoint
+from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.scenarios import wait_until_readable
 from tests.integration.tampering import (
     figures,
@@ -25,7 +26,6 @@ from tests.integration.tampering import (
     rewrite_payload,
     stream_rows,
 )
-from tests.integration.test_audit_verify import history, report_of, tamper
 from tests.support.environment import Environment
 
 

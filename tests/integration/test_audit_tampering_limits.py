@@ -14,8 +14,8 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from services.audit.report import Report
+from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.tampering import stream_rows
-from tests.integration.test_audit_verify import history, report_of, tamper
 from tests.support.environment import Environment
 
 _MOVE = (

@@ -31,6 +31,7 @@ from shared.config import settings_keyring
 from shared.store.event_store import append
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped
+from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.scenarios import (
     blocked_on_lock,
     create_client,
@@ -41,7 +42,6 @@ from tests.integration.scenarios import (
     wait_until,
 )
 from tests.integration.tampering import figures
-from tests.integration.test_audit_verify import history, report_of, tamper
 from tests.support.environment import Environment, create_environment, drop_environment
 
 _COPY = (

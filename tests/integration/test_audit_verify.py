@@ -12,91 +12,15 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import msgspec
-import pytest
 from aiohttp.test_utils import TestClient
 
 from services.audit.report import Difference, Report
-from services.audit.verify import verify
-from services.cli.businesses import provision_business
-from services.cli.main import wire_relay
-from services.command_api.appender import Appender
-from shared import events as e
-from shared.config import settings_keyring
 from shared.store.chain_checkpoints import take_checkpoint
-from shared.store.postgres import create_pool
-from shared.worker.loop import run_until_stopped
-from tests.integration.scenarios import (
-    create_client,
-    id_of,
-    submit,
-    transaction,
-    wait_until,
-)
-from tests.support.environment import Environment, create_environment, drop_environment
-
-
-async def history(service: TestClient, business: dict[str, Any]) -> dict[str, int]:
-    """A category, a client with two transactions, a deposit and an archive, and a
-    second client that is deleted: 9 events on 4 streams with "Uncategorised"."""
-    headers = business["headers"]
-
-    async def post(path: str, body: dict[str, object]) -> dict[str, Any]:
-        answer = await service.post(path, json=body, headers=headers)
-        assert answer.status == 201 or answer.status == 200, await answer.text()
-        result: dict[str, Any] = await answer.json()
-        return result
-
-    category = await post(
-        "/api/v3/clients/category", {"name": "Retail", "description": "Shops"}
-    )
-    first = (
-        await post(
-            "/api/v3/clients",
-            {"business_name": "First", "category_id": category["id"]},
-        )
-    )["id"]
-    await post(
-        f"/api/v3/clients/{first}/transactions", {"type": "debit", "amount": 150}
-    )
-    await post(
-        f"/api/v3/clients/{first}/transactions", {"type": "credit", "amount": "20.25"}
-    )
-    await post(f"/api/v3/clients/{first}/deposits", {"type": "debit", "amount": 40})
-    await post(f"/api/v3/clients/{first}/archive", {})
-    second = (await post("/api/v3/clients", {"business_name": "Second"}))["id"]
-    deleted = await service.delete(f"/api/v3/clients/{second}", headers=headers)
-    assert deleted.status == 200
-    return {"first": first, "second": second, "category": category["id"]}
-
-
-async def report_of(
-    environment: Environment, pool: asyncpg.Pool, business: dict[str, Any]
-) -> Report:
-    async with pool.acquire() as conn:
-        return await verify(
-            conn, settings_keyring(environment.settings), business["business_id"]
-        )
-
-
-async def tamper(admin: asyncpg.Connection, statement: str, *args: object) -> None:
-    async with admin.transaction():
-        await admin.execute("SET LOCAL session_replication_role = replica")
-        await admin.execute(statement, *args)
-
-
-async def last_event(admin: asyncpg.Connection, stream_id: str) -> asyncpg.Record:
-    row = await admin.fetchrow(
-        "SELECT position, version, hash FROM events WHERE stream_id = $1"
-        " ORDER BY version DESC LIMIT 1",
-        stream_id,
-    )
-    assert row is not None
-    return row
+from tests.integration.audit_history import history, last_event, report_of, tamper
+from tests.support.environment import Environment
 
 
 async def test_a_clean_history_verifies(
@@ -274,28 +198,10 @@ async def test_a_deleted_middle_event_breaks_the_version_run_and_the_chain(
     }
 
 
-async def test_read_model_tampering_is_named(
-    environment: Environment,
-    pool: asyncpg.Pool,
-    service: TestClient,
-    business: dict[str, Any],
-    admin: asyncpg.Connection,
-) -> None:
-    ids = await history(service, business)
-    bid = business["business_id"]
-    await tamper(admin, "DELETE FROM rm_clients WHERE client_id = $1", ids["first"])
-    await tamper(
-        admin,
-        "UPDATE rm_categories SET customer_count = 7 WHERE category_id = $1",
-        ids["category"],
-    )
-    await tamper(
-        admin,
-        "DELETE FROM rm_transactions WHERE client_id = $1 AND entry_type = 'credit'",
-        ids["first"],
-    )
-    report = await report_of(environment, pool, business)
-    assert report.differences == [
+def _read_model_differences(bid: int, ids: dict[str, int]) -> list[Difference]:
+    """What verify names once the first client's row and its credit line are
+    deleted and the category's customer count is set to 7."""
+    return [
         Difference(
             kind="client",
             business_id=bid,
@@ -352,59 +258,25 @@ async def test_read_model_tampering_is_named(
     ]
 
 
-@pytest.fixture
-async def own(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """An environment of its own: its relay publishes every event of its database to
-    its own exchange and queues, out of the way of tests that count messages."""
-    env = await create_environment(*servers, tag="ckpt")
-    yield env
-    await drop_environment(env)
-
-
-async def test_the_relay_checkpoints_chain_heads_and_publishes_them(
-    own: Environment,
+async def test_read_model_tampering_is_named(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+    admin: asyncpg.Connection,
 ) -> None:
-    """A relay with a short checkpoint interval records the new heads in
-    chain_checkpoints and as a ledger.checkpoint event, which it then publishes."""
-    business_id = id_of(await provision_business(own.settings, "Checkpointed"))
-    pool = await create_pool(own.settings.database_url, max_size=4)
-    appender = Appender(pool, own.settings.hmac_key.encode(), 500)
-    appender.start()
-    settings = msgspec.structs.replace(own.settings, checkpoint_interval_s=0.2)
-    stop = asyncio.Event()
-    running = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
-    try:
-        client_id = await create_client(appender, business_id)
-        await submit(appender, transaction(business_id, client_id, 500))
-        stream = e.client_stream(client_id)
-
-        async def published_checkpoint() -> bool:
-            row = await pool.fetchrow(
-                "SELECT e.position FROM chain_checkpoints c"
-                " JOIN events e ON e.stream_id = $2 AND e.type = 'ledger.checkpoint'"
-                "  AND e.payload->'heads' @> jsonb_build_array("
-                "    jsonb_build_object('stream_id', $1::text, 'version', 2))"
-                " WHERE c.stream_id = $1 AND c.version = 2",
-                stream,
-                e.checkpoint_stream(business_id),
-            )
-            if row is None:
-                return False
-            published = await pool.fetchval(
-                "SELECT position FROM relay_cursor WHERE relay = 'main'"
-            )
-            return bool(published and published >= row["position"])
-
-        await wait_until(published_checkpoint, "a published checkpoint of the head")
-        head = await pool.fetchval(
-            "SELECT hash FROM events WHERE stream_id = $1 AND version = 2", stream
-        )
-        recorded = await pool.fetchval(
-            "SELECT hash FROM chain_checkpoints WHERE stream_id = $1", stream
-        )
-        assert recorded == head
-    finally:
-        stop.set()
-        await running
-        await appender.stop()
-        await pool.close()
+    ids = await history(service, business)
+    bid = business["business_id"]
+    await tamper(admin, "DELETE FROM rm_clients WHERE client_id = $1", ids["first"])
+    await tamper(
+        admin,
+        "UPDATE rm_categories SET customer_count = 7 WHERE category_id = $1",
+        ids["category"],
+    )
+    await tamper(
+        admin,
+        "DELETE FROM rm_transactions WHERE client_id = $1 AND entry_type = 'credit'",
+        ids["first"],
+    )
+    report = await report_of(environment, pool, business)
+    assert report.differences == _read_model_differences(bid, ids)
