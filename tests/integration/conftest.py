@@ -1,12 +1,14 @@
 """Fixtures for integration tests: appenders on the real pool, a superuser connection,
 an isolated environment in which no relay or projector runs, and the SDK's
 LedgerClient on the in-process service, directly (`api`) or through a proxy that
-records and breaks traffic (`proxied`, `proxy`; ledger_client_proxy.py)."""
+records and breaks traffic (`proxied`, `proxy`; ledger_client_proxy.py), and the
+business whose export the export tests read (`book`, export_book.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -18,6 +20,7 @@ from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared.client import LedgerClient
 from shared.store.postgres import create_pool
+from tests.integration.export_book import book_of
 from tests.integration.ledger_client_proxy import FAST, Proxy, base_url
 from tests.support.environment import Environment, create_environment, drop_environment
 
@@ -115,3 +118,9 @@ async def proxied(
 ) -> AsyncIterator[LedgerClient]:
     async with LedgerClient(proxy[1], str(business["api_key"]), retry=FAST) as client:
         yield client
+
+
+@pytest.fixture
+async def book(service: TestClient, business: dict[str, Any]) -> dict[str, Any]:
+    """The business export_book.book_of builds, and the rows its export must hold."""
+    return await book_of(service, business)
