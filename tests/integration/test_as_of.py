@@ -8,6 +8,7 @@ before" (one microsecond earlier) does not.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -59,10 +60,29 @@ def summary(
     }
 
 
-async def test_a_client_and_the_summary_as_of_each_moment(
-    service: TestClient, pool: asyncpg.Pool, business: dict[str, Any]
-) -> None:
-    script = Script(service, pool, business)
+@dataclass(frozen=True)
+class History:
+    """The scripted history's ids and the moment each of its events was recorded."""
+
+    retail_id: int
+    ama: int
+    kofi: int
+    yesterday: str
+    retail: dt.datetime
+    created: dt.datetime
+    debited: dt.datetime
+    deposited: dt.datetime
+    moved: dt.datetime
+    archived: dt.datetime
+    backdated: dt.datetime
+    kofi_debited: dt.datetime
+    kofi_deleted: dt.datetime
+
+
+async def _scripted_history(script: Script) -> History:
+    """Category Retail; client Ama debited 100.00, given a deposit of 30, moved to
+    Retail, archived and credited 25.50 dated yesterday; client Kofi debited and
+    credited 10, then deleted."""
     retail = await script.do(
         "POST", "/api/v3/clients/category", {"name": "Retail", "description": ""}
     )
@@ -93,11 +113,19 @@ async def test_a_client_and_the_summary_as_of_each_moment(
         "POST", f"/api/v3/clients/{kofi}/transactions", {"type": "credit", "amount": 10}
     )
     kofi_deleted = await script.do("DELETE", f"/api/v3/clients/{kofi}")
-    assert retail < created
+    return History(
+        retail_id, ama, kofi, yesterday, retail, created, debited, deposited, moved,
+        archived, backdated, kofi_debited, kofi_deleted,
+    )  # fmt: skip
 
+
+async def _assert_ama_up_to_her_archive(script: Script, history: History) -> None:
+    """Before Ama was recorded, then at each of her events up to the archive."""
+    path = f"/api/v3/clients/{history.ama}"
+    created, debited = history.created, history.debited
     # Before the client was recorded: no client, an empty summary.
     status, body = await script.get(path, created - MICROSECOND)
-    assert (status, body) == (404, {"message": f"Client {ama} not found"})
+    assert (status, body) == (404, {"message": f"Client {history.ama} not found"})
     assert await script.get("/api/v3/clients/summary", created - MICROSECOND) == (
         200,
         summary(0, 0, 0, 0),
@@ -114,45 +142,70 @@ async def test_a_client_and_the_summary_as_of_each_moment(
     assert body["category"] == "Uncategorised"
     assert (await script.get(path, debited - MICROSECOND))[1]["unformated_balance"] == 0
 
-    status, body = await script.get(path, deposited)
+    status, body = await script.get(path, history.deposited)
     assert (body["unformated_balance"], body["deposit_amount"]) == (100, 30)
-    status, body = await script.get(path, moved)
+    status, body = await script.get(path, history.moved)
     assert (body["category"], body["category_id"], body["archived"]) == (
         "Retail",
-        retail_id,
+        history.retail_id,
         False,
     )
-    assert await script.get("/api/v3/clients/summary", archived) == (
+    assert await script.get("/api/v3/clients/summary", history.archived) == (
         200,
         summary(100, 30, 1, 1),
     )
 
-    # The back-dated credit is dated yesterday but recorded last: as_of just before
-    # it, the balance is 100.00; the statement's `to` (transaction dates) lists it.
-    status, body = await script.get(path, backdated - MICROSECOND)
+
+async def _assert_the_back_dated_credit_counts_from_its_recording(
+    script: Script, history: History
+) -> None:
+    """The back-dated credit is dated yesterday but recorded last: as_of just before
+    it, the balance is 100.00; the statement's `to` (transaction dates) lists it."""
+    path = f"/api/v3/clients/{history.ama}"
+    status, body = await script.get(path, history.backdated - MICROSECOND)
     assert body["unformated_balance"] == 100
-    statement = await service.get(
-        f"{path}/transactions", params={"to": yesterday}, headers=script.headers
+    statement = await script.service.get(
+        f"{path}/transactions",
+        params={"to": history.yesterday},
+        headers=script.headers,
     )
     lines = (await statement.json())["transactions"]
     assert [(line["type"], line["amount"]) for line in lines] == [("credit", 25.5)]
-    status, body = await script.get(path, backdated)
+    status, body = await script.get(path, history.backdated)
     assert body["unformated_balance"] == 74.5
 
-    # A second client, settled, then deleted.
-    assert await script.get("/api/v3/clients/summary", kofi_debited) == (
+
+async def _assert_the_second_client_settled_then_deleted(
+    script: Script, history: History
+) -> None:
+    kofi, debited, deleted = history.kofi, history.kofi_debited, history.kofi_deleted
+    assert await script.get("/api/v3/clients/summary", debited) == (
         200,
         summary(84.5, 30, 2, 1),
     )
     assert await script.get(
-        "/api/v3/clients/summary?category_id=" + str(retail_id), kofi_debited
+        "/api/v3/clients/summary?category_id=" + str(history.retail_id), debited
     ) == (200, summary(74.5, 30, 1, 1))
-    assert await script.get("/api/v3/clients/summary", kofi_deleted) == (
+    assert await script.get("/api/v3/clients/summary", deleted) == (
         200,
         summary(74.5, 30, 1, 1),
     )
-    assert (await script.get(f"/api/v3/clients/{kofi}", kofi_deleted))[0] == 404
-    assert (await script.get(f"/api/v3/clients/{kofi}", kofi_debited))[0] == 200
+    assert (await script.get(f"/api/v3/clients/{kofi}", deleted))[0] == 404
+    assert (await script.get(f"/api/v3/clients/{kofi}", debited))[0] == 200
+
+
+async def test_a_client_and_the_summary_as_of_each_moment(
+    service: TestClient, pool: asyncpg.Pool, business: dict[str, Any]
+) -> None:
+    """Proves as_of answers each moment of a scripted history as it stood then, the
+    event recorded at that moment included, by asking before, at and just before
+    each event."""
+    script = Script(service, pool, business)
+    history = await _scripted_history(script)
+    assert history.retail < history.created
+    await _assert_ama_up_to_her_archive(script, history)
+    await _assert_the_back_dated_credit_counts_from_its_recording(script, history)
+    await _assert_the_second_client_settled_then_deleted(script, history)
 
 
 async def test_as_of_now_answers_what_the_read_models_answer(
