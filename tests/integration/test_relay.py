@@ -19,7 +19,7 @@ from services.command_api.appender import Appender
 from services.outbox_relay.relay import publish_next
 from shared import events as e
 from shared.bus import broker
-from shared.store.event_store import load_cursor, load_stream, save_cursor
+from shared.store.event_store import Cursor, load_cursor, load_stream, save_cursor
 from tests.integration.scenarios import (
     create_client,
     head_cursor,
@@ -59,6 +59,81 @@ async def channel(isolated: Environment) -> AsyncIterator[aio_pika.abc.AbstractC
         await connection.close()
 
 
+async def _client_with_four_postings(
+    appender: Appender, pool: asyncpg.Pool, business_id: int
+) -> tuple[int, list[e.Envelope]]:
+    """A new client with debits of 123.45, 0.55 and 1,000.00 and a credit of 20.00:
+    its id and its five stored events, once they are readable."""
+    client_id = await create_client(appender, business_id)
+    postings: list[tuple[int, e.EntryType]] = [
+        (12_345, "debit"),
+        (55, "debit"),
+        (2_000, "credit"),
+        (100_000, "debit"),
+    ]
+    for amount_minor, entry_type in postings:
+        command = transaction(business_id, client_id, amount_minor, entry_type)
+        await submit(appender, command)
+    stream = await load_stream(pool, e.client_stream(client_id))
+    await wait_until_readable(pool, [e.client_stream(client_id)])
+    return client_id, stream
+
+
+async def _publish_crash_and_publish_again(
+    conn: asyncpg.Connection,
+    database_url: str,
+    exchange: aio_pika.abc.AbstractExchange,
+    relay: str,
+    saved: Cursor,
+) -> None:
+    """On `conn`, publish the five events from the saved cursor, then "crash" (close
+    it) before save_cursor; run again from the saved cursor on a new connection,
+    which publishes the same five, saves the cursor, and then finds nothing more."""
+    published, count = await publish_next(
+        conn, exchange, await load_cursor(conn, relay), 100
+    )
+    assert count == 5
+    await conn.close()  # the crash: the process dies before save_cursor
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await load_cursor(conn, relay) == saved
+        republished, count = await publish_next(conn, exchange, saved, 100)
+        assert (republished, count) == (published, 5)
+        await save_cursor(conn, relay, republished)
+        assert await publish_next(
+            conn, exchange, await load_cursor(conn, relay), 100
+        ) == (
+            republished,
+            0,
+        )
+    finally:
+        await conn.close()
+
+
+async def _assert_projected_once_and_exact(pool: asyncpg.Pool, client_id: int) -> None:
+    row = await pool.fetchrow(
+        "SELECT debit_minor, credit_minor, version FROM rm_clients"
+        " WHERE client_id = $1",
+        client_id,
+    )
+    assert (row["debit_minor"], row["credit_minor"], row["version"]) == (
+        112_400,
+        2_000,
+        5,
+    )
+    lines = await pool.fetch(
+        "SELECT entry_type, amount_minor FROM rm_transactions WHERE client_id = $1"
+        " ORDER BY position",
+        client_id,
+    )
+    assert [(line["entry_type"], line["amount_minor"]) for line in lines] == [
+        ("debit", 12_345),
+        ("debit", 55),
+        ("credit", 2_000),
+        ("debit", 100_000),
+    ]
+
+
 async def test_a_relay_crash_before_its_cursor_update_republishes_and_projects_once(
     isolated: Environment,
     isolated_pool: asyncpg.Pool,
@@ -82,38 +157,13 @@ async def test_a_relay_crash_before_its_cursor_update_republishes_and_projects_o
     await wait_until_readable(conn)
     saved = await head_cursor(conn)
     await save_cursor(conn, relay, saved)
-    client_id = await create_client(isolated_appender, business_id)
-    postings: list[tuple[int, e.EntryType]] = [
-        (12_345, "debit"),
-        (55, "debit"),
-        (2_000, "credit"),
-        (100_000, "debit"),
-    ]
-    for amount_minor, entry_type in postings:
-        command = transaction(business_id, client_id, amount_minor, entry_type)
-        await submit(isolated_appender, command)
-    stream = await load_stream(isolated_pool, e.client_stream(client_id))
-    await wait_until_readable(isolated_pool, [e.client_stream(client_id)])
-
-    published, count = await publish_next(
-        conn, exchange, await load_cursor(conn, relay), 100
+    client_id, stream = await _client_with_four_postings(
+        isolated_appender, isolated_pool, business_id
     )
-    assert count == 5
-    await conn.close()  # the crash: the process dies before save_cursor
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        assert await load_cursor(conn, relay) == saved
-        republished, count = await publish_next(conn, exchange, saved, 100)
-        assert (republished, count) == (published, 5)
-        await save_cursor(conn, relay, republished)
-        assert await publish_next(
-            conn, exchange, await load_cursor(conn, relay), 100
-        ) == (
-            republished,
-            0,
-        )
-    finally:
-        await conn.close()
+
+    await _publish_crash_and_publish_again(
+        conn, settings.database_url, exchange, relay, saved
+    )
 
     messages = await take(queue, 10)
     event_ids = [str(event.event_id) for event in stream]
@@ -124,24 +174,4 @@ async def test_a_relay_crash_before_its_cursor_update_republishes_and_projects_o
     for projection in (balances, statements):
         assert await apply_batch(isolated_pool, projection, deliveries[:5]) == 5
         assert await apply_batch(isolated_pool, projection, deliveries[5:]) == 0
-    row = await isolated_pool.fetchrow(
-        "SELECT debit_minor, credit_minor, version FROM rm_clients"
-        " WHERE client_id = $1",
-        client_id,
-    )
-    assert (row["debit_minor"], row["credit_minor"], row["version"]) == (
-        112_400,
-        2_000,
-        5,
-    )
-    lines = await isolated_pool.fetch(
-        "SELECT entry_type, amount_minor FROM rm_transactions WHERE client_id = $1"
-        " ORDER BY position",
-        client_id,
-    )
-    assert [(line["entry_type"], line["amount_minor"]) for line in lines] == [
-        ("debit", 12_345),
-        ("debit", 55),
-        ("credit", 2_000),
-        ("debit", 100_000),
-    ]
+    await _assert_projected_once_and_exact(isolated_pool, client_id)
