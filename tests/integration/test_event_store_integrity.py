@@ -89,19 +89,10 @@ async def test_the_service_role_may_only_insert_and_select_events(
     assert [row["privilege_type"] for row in privileges] == ["INSERT", "SELECT"]
 
 
-async def test_every_stored_event_hash_verifies_from_the_row_alone(
-    environment: Environment,
-    pool: asyncpg.Pool,
-    appenders: Callable[[], Appender],
-    business: dict[str, object],
-) -> None:
-    """For a business with a category, clients, postings, deposits, an update, an
-    archive and a deletion (some in one batch), each event's HMAC recomputed from its
-    stored row (payload and metadata as jsonb, recorded_at.isoformat()) and the
-    previous hash in its stream equals the stored hash; another key matches none."""
-    business_id = id_of(business)
-    appender = appenders()
-    key = environment.settings.hmac_key.encode()
+async def _varied_history(appender: Appender, business_id: int) -> tuple[int, int]:
+    """A category; two clients at once; four postings and deposits of the first at
+    once (one batch); an update, an archive of the first and a deletion of the
+    second. The two clients' ids."""
     await appender.submit(
         c.CreateCategory(business_id=business_id, name="Wholesale", description="Bulk"),
         metadata("category-key"),
@@ -135,6 +126,38 @@ async def test_every_stored_event_hash_verifies_from_the_row_alone(
         metadata(),
         renderers.deleted,
     )
+    return first, second
+
+
+def _content_of(row: asyncpg.Record, key: bytes) -> dict[str, object]:
+    """What the HMAC covers, rebuilt from the stored row alone."""
+    return hashed_content(
+        event_id=str(row["event_id"]),
+        event_type=row["type"],
+        business_id=row["business_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        schema_version=row["schema_version"],
+        recorded_at=row["recorded_at"].isoformat(),
+        metadata=row["metadata"],
+        payload=row["payload"],
+        key_id=key_id_of(key),
+    )
+
+
+async def test_every_stored_event_hash_verifies_from_the_row_alone(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    appenders: Callable[[], Appender],
+    business: dict[str, object],
+) -> None:
+    """For a business with a category, clients, postings, deposits, an update, an
+    archive and a deletion (some in one batch), each event's HMAC recomputed from its
+    stored row (payload and metadata as jsonb, recorded_at.isoformat()) and the
+    previous hash in its stream equals the stored hash; another key matches none."""
+    business_id = id_of(business)
+    key = environment.settings.hmac_key.encode()
+    first, second = await _varied_history(appenders(), business_id)
     rows = await pool.fetch(
         "SELECT * FROM events WHERE business_id = $1 ORDER BY stream_id, version",
         business_id,
@@ -144,18 +167,7 @@ async def test_every_stored_event_hash_verifies_from_the_row_alone(
     previous: dict[str, str] = {}
     for row in rows:
         assert row["version"] == 1 or row["stream_id"] in previous
-        content = hashed_content(
-            event_id=str(row["event_id"]),
-            event_type=row["type"],
-            business_id=row["business_id"],
-            stream_id=row["stream_id"],
-            version=row["version"],
-            schema_version=row["schema_version"],
-            recorded_at=row["recorded_at"].isoformat(),
-            metadata=row["metadata"],
-            payload=row["payload"],
-            key_id=key_id_of(key),
-        )
+        content = _content_of(row, key)
         assert row["key_id"] == key_id_of(key)
         chained_to = previous.get(row["stream_id"], GENESIS)
         assert event_hash(key, chained_to, content) == row["hash"], row["event_id"]
