@@ -19,6 +19,7 @@ from services.cli.main import wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker
+from shared.config import Settings
 from shared.response_bodies import timestamp
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped
@@ -59,6 +60,49 @@ async def _relayed_past(pool: asyncpg.Pool, position: int) -> bool:
     return cursor is not None and cursor >= position
 
 
+async def _relay_alone_until_past(
+    settings: Settings, pool: asyncpg.Pool, position: int
+) -> None:
+    """Run only the Relay until its saved cursor passes `position`, then stop it."""
+    stop = asyncio.Event()
+    relay = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
+    try:
+        await wait_until(
+            lambda: _relayed_past(pool, position),
+            "the relay's cursor to pass category.created",
+        )
+    finally:
+        stop.set()
+        await relay
+
+
+async def _delete_projection_queues(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        for projection in PROJECTIONS:
+            await channel.queue_delete(settings.queue_prefix + projection)
+    finally:
+        await connection.close()
+
+
+async def _first_balances_message(
+    settings: Settings,
+) -> aio_pika.abc.AbstractIncomingMessage:
+    """The balances queue's first message, put back (nacked with requeue)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            settings.queue_prefix + "balances", passive=True
+        )
+        message = await queue.get(no_ack=False)
+        await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    return message
+
+
 async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
     fresh: Environment,
 ) -> None:
@@ -76,16 +120,7 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
             id_of(business),
         )
 
-        stop = asyncio.Event()
-        relay = asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop))
-        try:
-            await wait_until(
-                lambda: _relayed_past(pool, event["position"]),
-                "the relay's cursor to pass category.created",
-            )
-        finally:
-            stop.set()
-            await relay
+        await _relay_alone_until_past(settings, pool, event["position"])
         assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
 
         async def projected() -> bool:
@@ -144,13 +179,7 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
             lambda: _relayed_past(pool, category_position),
             "the relay to publish category.created",
         )
-        connection = await aio_pika.connect(settings.amqp_url)
-        try:
-            channel = await connection.channel()
-            for projection in PROJECTIONS:
-                await channel.queue_delete(settings.queue_prefix + projection)
-        finally:
-            await connection.close()
+        await _delete_projection_queues(settings)
 
         client_id = await create_client(appender, id_of(business), "Unroutable")
         position: int = await pool.fetchval(
@@ -174,16 +203,7 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
         await appender.stop()
         await pool.close()
     assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(
-            settings.queue_prefix + "balances", passive=True
-        )
-        message = await queue.get(no_ack=False)
-        await message.nack(requeue=True)
-    finally:
-        await connection.close()
+    message = await _first_balances_message(settings)
     assert message.headers["stream_id"] == e.client_stream(client_id)
     assert message.headers["position"] == position
 
