@@ -13,20 +13,25 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.audit.report import Difference
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from shared.config import settings_keyring
+from shared.config import Settings, settings_keyring
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import DEVELOPMENT_KEY, Keyring, key_id_of
-from shared.store.event_store import SELECT_EVENTS, stored_hashed_content
+from shared.store.event_store import stored_hashed_content
 from tests.integration.scenarios import create_client, submit, transaction
+from tests.security.key_chains import (
+    by_stream,
+    chain_differences,
+    difference,
+    rechain,
+    rows_of,
+    tamper_metadata,
+)
 from tests.support.environment import Environment, strong_key
 from tests.support.service import http_client
 from tests.support.workbooks import HEADER, form, workbook
-
-CHAIN_KINDS = ("hash", "version", "key")
 
 
 @pytest.fixture
@@ -37,84 +42,6 @@ async def admin(environment: Environment) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-async def rechain(
-    admin: asyncpg.Connection,
-    stream_id: str,
-    versions: set[int],
-    key: bytes,
-    key_id: str | None,
-) -> None:
-    """Rewrite these rows of the stream as someone with write access and `key` can:
-    labelled `key_id` (None: as before key ids), hashed with `key`, each chained to
-    the stored hash before it. Also how the old code wrote a legacy store."""
-    async with admin.transaction():
-        await admin.execute("SET LOCAL session_replication_role = replica")
-        rows = await admin.fetch(
-            SELECT_EVENTS + "WHERE stream_id = $1 ORDER BY version", stream_id
-        )
-        previous = GENESIS
-        for row in rows:
-            if row["version"] in versions:
-                content = stored_hashed_content(row)
-                content.pop("key_id", None)
-                if key_id is not None:
-                    content["key_id"] = key_id
-                hashed = event_hash(key, previous, content)
-                await admin.execute(
-                    "UPDATE events SET key_id = $1, hash = $2 WHERE position = $3",
-                    key_id,
-                    hashed,
-                    row["position"],
-                )
-                previous = hashed
-            else:
-                previous = row["hash"]
-
-
-async def rows_of(pool: asyncpg.Pool, business_id: int) -> list[asyncpg.Record]:
-    return list(
-        await pool.fetch(
-            SELECT_EVENTS + "WHERE business_id = $1 ORDER BY stream_id, version",
-            business_id,
-        )
-    )
-
-
-async def chain_differences(
-    pool: asyncpg.Pool, keys: Keyring, business_id: int
-) -> list[Difference]:
-    async with pool.acquire() as conn:
-        report = await verify(conn, keys, business_id)
-    return [d for d in report.differences if d.kind in CHAIN_KINDS]
-
-
-def difference(row: asyncpg.Record, kind: str, expected: str, found: Any) -> Difference:
-    return Difference(
-        kind=kind,
-        business_id=row["business_id"],
-        stream_id=row["stream_id"],
-        position=row["position"],
-        version=row["version"],
-        field="hash" if kind == "hash" else "key_id",
-        expected=expected,
-        found=found,
-    )
-
-
-def by_stream(found: Difference) -> tuple[str, int]:
-    return found.stream_id or "", found.version or 0
-
-
-async def tamper_metadata(admin: asyncpg.Connection, position: int) -> None:
-    async with admin.transaction():
-        await admin.execute("SET LOCAL session_replication_role = replica")
-        await admin.execute(
-            "UPDATE events SET metadata = jsonb_set(metadata, '{principal}',"
-            " '\"someone else\"') WHERE position = $1",
-            position,
-        )
-
-
 async def post(api: TestClient, path: str, body: dict[str, Any], key: str) -> int:
     headers = {"Authorization": f"Bearer {key}"}
     answer = await api.post(path, json=body, headers=headers)
@@ -122,16 +49,12 @@ async def post(api: TestClient, path: str, body: dict[str, Any], key: str) -> in
     return int((await answer.json())["id"])
 
 
-async def test_a_rotation_keeps_every_event_verifiable_and_tampering_found(
-    environment: Environment,
-    pool: asyncpg.Pool,
-    service: TestClient,
-    admin: asyncpg.Connection,
-) -> None:
-    """Events written through the API under key A, then under key B with A among the
-    previous keys, carry their key's id; verify is clean with both keys, names every
-    A event when A is left out, and finds a tampered old and new event under each."""
-    key_a, key_b = strong_key(), strong_key()
+async def _written_under_a_then_b(
+    environment: Environment, key_a: str, key_b: str
+) -> tuple[int, int, Settings]:
+    """Through the API under key A: client "Before" and a debit; then under key B
+    with A among the previous keys: a credit to Before and client "After". The
+    business's id, Before's id and the settings under B."""
     under_a = msgspec.structs.replace(environment.settings, hmac_key=key_a)
     business = await provision_business(under_a, f"Rotation {uuid.uuid4().hex[:8]}")
     business_id, api_key = int(business["business_id"]), str(business["api_key"])
@@ -148,6 +71,50 @@ async def test_a_rotation_keeps_every_event_verifiable_and_tampering_found(
         credit = {"type": "credit", "amount": "20.25"}
         await post(api, f"/api/v3/clients/{before}/transactions", credit, api_key)
         await post(api, "/api/v3/clients", {"business_name": "After"}, api_key)
+    return business_id, before, under_b
+
+
+async def _assert_a_tampered_old_and_new_event_found(
+    pool: asyncpg.Pool,
+    admin: asyncpg.Connection,
+    ring: Keyring,
+    rows: list[asyncpg.Record],
+    keys: tuple[str, str],
+) -> None:
+    """Tamper with Before's debit (hashed under A) and credit (under B): verify names
+    each, with the hash its own key gives."""
+    key_a, key_b = keys
+    business_id, stream = rows[0]["business_id"], rows[0]["stream_id"]
+    old, new = rows[1:3]
+    await tamper_metadata(admin, old["position"])
+    await tamper_metadata(admin, new["position"])
+    tampered = {r["version"]: r for r in await rows_of(pool, business_id)
+                if r["stream_id"] == stream}  # fmt: skip
+    expected_old = event_hash(
+        key_a.encode(), tampered[1]["hash"], stored_hashed_content(tampered[2])
+    )
+    expected_new = event_hash(
+        key_b.encode(), tampered[2]["hash"], stored_hashed_content(tampered[3])
+    )
+    assert await chain_differences(pool, ring, business_id) == [
+        difference(old, "hash", expected_old, old["hash"]),
+        difference(new, "hash", expected_new, new["hash"]),
+    ]
+
+
+async def test_a_rotation_keeps_every_event_verifiable_and_tampering_found(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    admin: asyncpg.Connection,
+) -> None:
+    """Events written through the API under key A, then under key B with A among the
+    previous keys, carry their key's id; verify is clean with both keys, names every
+    A event when A is left out, and finds a tampered old and new event under each."""
+    key_a, key_b = strong_key(), strong_key()
+    business_id, before, under_b = await _written_under_a_then_b(
+        environment, key_a, key_b
+    )
     rows = await rows_of(pool, business_id)
     id_a, id_b = key_id_of(key_a.encode()), key_id_of(key_b.encode())
     stream = f"client-{before}"
@@ -169,21 +136,29 @@ async def test_a_rotation_keeps_every_event_verifiable_and_tampering_found(
         for row in rows
         if row["key_id"] == id_a
     ]
-    old, new = [r for r in rows if r["stream_id"] == stream][1:3]
-    await tamper_metadata(admin, old["position"])
-    await tamper_metadata(admin, new["position"])
-    tampered = {r["version"]: r for r in await rows_of(pool, business_id)
-                if r["stream_id"] == stream}  # fmt: skip
-    expected_old = event_hash(
-        key_a.encode(), tampered[1]["hash"], stored_hashed_content(tampered[2])
+    await _assert_a_tampered_old_and_new_event_found(
+        pool, admin, ring, [r for r in rows if r["stream_id"] == stream], (key_a, key_b)
     )
-    expected_new = event_hash(
-        key_b.encode(), tampered[2]["hash"], stored_hashed_content(tampered[3])
-    )
-    assert await chain_differences(pool, ring, business_id) == [
-        difference(old, "hash", expected_old, old["hash"]),
-        difference(new, "hash", expected_new, new["hash"]),
-    ]
+
+
+async def _streams_before_key_ids(
+    pool: asyncpg.Pool, strong: str, business_id: int
+) -> list[int]:
+    """Five clients through an appender under the strong key, the first four with a
+    posting each: their ids."""
+    appender = Appender(pool, strong.encode(), 500)
+    appender.start()
+    try:
+        clients = []
+        # The streams from before key ids first: one hashed with a strong key, one
+        # with the development key.
+        for with_posting in (True, True, True, True, False):
+            clients.append(await create_client(appender, business_id))
+            if with_posting:
+                await submit(appender, transaction(business_id, clients[-1], 1_000))
+    finally:
+        await appender.stop()
+    return clients
 
 
 async def test_a_development_key_store_verifies_only_below_its_bound(
@@ -197,18 +172,7 @@ async def test_a_development_key_store_verifies_only_below_its_bound(
     settings = msgspec.structs.replace(environment.settings, hmac_key=strong)
     business = await provision_business(settings, f"Legacy {uuid.uuid4().hex[:8]}")
     business_id = int(business["business_id"])
-    appender = Appender(pool, strong.encode(), 500)
-    appender.start()
-    try:
-        clients = []
-        # The streams from before key ids first: one hashed with a strong key, one
-        # with the development key.
-        for with_posting in (True, True, True, True, False):
-            clients.append(await create_client(appender, business_id))
-            if with_posting:
-                await submit(appender, transaction(business_id, clients[-1], 1_000))
-    finally:
-        await appender.stop()
+    clients = await _streams_before_key_ids(pool, strong, business_id)
     upgraded, legacy, relabelled, rewritten, renamed = (f"client-{c}" for c in clients)
     dev = DEVELOPMENT_KEY.encode()
     await rechain(admin, upgraded, {1, 2}, strong.encode(), None)
