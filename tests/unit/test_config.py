@@ -39,102 +39,98 @@ def test_a_health_port_that_cannot_be_one_is_refused(value: str, message: str) -
     assert str(refused.value) == message
 
 
-@pytest.mark.parametrize(
-    ("variables", "message"),
-    [
-        (
-            {"LEDGER_HTTP_PORT": "eighty"},
-            "LEDGER_HTTP_PORT='eighty' is not a whole number",
-        ),
-        ({"LEDGER_HTTP_PORT": "0"}, "LEDGER_HTTP_PORT=0 is out of range (1 to 65535)"),
-        (
-            {"LEDGER_HTTP_PORT": "70000"},
-            "LEDGER_HTTP_PORT=70000 is out of range (1 to 65535)",
-        ),
-        (
-            {"LEDGER_READ_YOUR_WRITES_TIMEOUT_S": "-1"},
-            "LEDGER_READ_YOUR_WRITES_TIMEOUT_S=-1.0 must be a number of seconds,"
-            " 0 or more",
-        ),
-        (
-            {"LEDGER_READ_YOUR_WRITES_TIMEOUT_S": "soon"},
-            "LEDGER_READ_YOUR_WRITES_TIMEOUT_S='soon' is not a number",
-        ),
-        (
-            {"LEDGER_BATCH_WINDOW_S": "inf"},
-            "LEDGER_BATCH_WINDOW_S=inf must be a number of seconds, 0 or more",
-        ),
-        (
-            {"LEDGER_READINESS_LAG_MAX_S": "0"},
-            "LEDGER_READINESS_LAG_MAX_S=0.0 must be a number of seconds above 0",
-        ),
-        (
-            {"LEDGER_CHECKPOINT_INTERVAL_S": "nan"},
-            "LEDGER_CHECKPOINT_INTERVAL_S=nan must be a number of seconds above 0",
-        ),
-        ({"LEDGER_BATCH_SIZE_MAX": "0"}, "LEDGER_BATCH_SIZE_MAX=0 must be at least 1"),
-        (
-            {"LEDGER_BATCH_SIZE_MAX": "1.5"},
-            "LEDGER_BATCH_SIZE_MAX='1.5' is not a whole number",
-        ),
-        (
-            {"LEDGER_RELAY_BATCH_SIZE_MAX": "-5"},
-            "LEDGER_RELAY_BATCH_SIZE_MAX=-5 must be at least 1",
-        ),
-        (
-            {"LEDGER_PROJECTOR_BATCH_SIZE_MAX": "0"},
-            "LEDGER_PROJECTOR_BATCH_SIZE_MAX=0 must be at least 1",
-        ),
-        (
-            {"LEDGER_DATABASE_URL": "mysql://ledger@127.0.0.1/ledger"},
-            "LEDGER_DATABASE_URL='mysql://ledger@127.0.0.1/ledger' is not a URL of the"
-            " form postgresql://user@host:port/...",
-        ),
-        (
-            {
-                "LEDGER_ADMIN_DATABASE_URL": "postgresql://postgres:s3cret@db:54x2/ledger"
-            },
-            "LEDGER_ADMIN_DATABASE_URL='postgresql://postgres:***@db:54x2/ledger'"
-            " is not a URL of the form postgresql://user@host:port/...",
-        ),
-        (
-            {"LEDGER_AMQP_URL": "http://guest:guest@127.0.0.1:5672/"},
-            "LEDGER_AMQP_URL='http://guest:***@127.0.0.1:5672/' is not a URL of the"
-            " form amqp://user@host:port/...",
-        ),
-        (
-            {"LEDGER_AMQP_URL": "127.0.0.1:5672"},
-            "LEDGER_AMQP_URL='127.0.0.1:5672' is not a URL of the form"
-            " amqp://user@host:port/...",
-        ),
-        (
-            {"LEDGER_HTTP_BODY_TIMEOUT_S": "0"},
-            "LEDGER_HTTP_BODY_TIMEOUT_S=0.0 must be a number of seconds above 0",
-        ),
-        (
-            {"LEDGER_HTTP_SEND_TIMEOUT_S": "0"},
-            "LEDGER_HTTP_SEND_TIMEOUT_S=0.0 must be a number of seconds above 0",
-        ),
-        (
-            {"LEDGER_HTTP_CONNECTIONS_MAX": "0"},
-            "LEDGER_HTTP_CONNECTIONS_MAX=0 must be at least 1",
-        ),
-        (
-            {"LEDGER_METRICS_BACKLOG_INTERVAL_S": "-1"},
-            "LEDGER_METRICS_BACKLOG_INTERVAL_S=-1.0 must be a number of seconds,"
-            " 0 or more",
-        ),
-        (
-            {"LEDGER_LOG_LEVEL": "LOUD"},
-            "LEDGER_LOG_LEVEL='LOUD' is not one of"
-            " DEBUG, INFO, WARNING, ERROR, CRITICAL",
-        ),
-        (
-            {"LEDGER_LOG_FORMAT": "xml"},
-            "LEDGER_LOG_FORMAT='xml' is not one of auto, json, text",
-        ),
-    ],
-)
+# Each value the service cannot run with, and the one line that refuses it.
+BAD_VALUES: list[tuple[dict[str, str], str]] = [
+    (
+        {"LEDGER_HTTP_PORT": "eighty"},
+        "LEDGER_HTTP_PORT='eighty' is not a whole number",
+    ),
+    ({"LEDGER_HTTP_PORT": "0"}, "LEDGER_HTTP_PORT=0 is out of range (1 to 65535)"),
+    (
+        {"LEDGER_HTTP_PORT": "70000"},
+        "LEDGER_HTTP_PORT=70000 is out of range (1 to 65535)",
+    ),
+    (
+        {"LEDGER_READ_YOUR_WRITES_TIMEOUT_S": "-1"},
+        "LEDGER_READ_YOUR_WRITES_TIMEOUT_S=-1.0 must be a number of seconds, 0 or more",
+    ),
+    (
+        {"LEDGER_READ_YOUR_WRITES_TIMEOUT_S": "soon"},
+        "LEDGER_READ_YOUR_WRITES_TIMEOUT_S='soon' is not a number",
+    ),
+    (
+        {"LEDGER_BATCH_WINDOW_S": "inf"},
+        "LEDGER_BATCH_WINDOW_S=inf must be a number of seconds, 0 or more",
+    ),
+    (
+        {"LEDGER_READINESS_LAG_MAX_S": "0"},
+        "LEDGER_READINESS_LAG_MAX_S=0.0 must be a number of seconds above 0",
+    ),
+    (
+        {"LEDGER_CHECKPOINT_INTERVAL_S": "nan"},
+        "LEDGER_CHECKPOINT_INTERVAL_S=nan must be a number of seconds above 0",
+    ),
+    ({"LEDGER_BATCH_SIZE_MAX": "0"}, "LEDGER_BATCH_SIZE_MAX=0 must be at least 1"),
+    (
+        {"LEDGER_BATCH_SIZE_MAX": "1.5"},
+        "LEDGER_BATCH_SIZE_MAX='1.5' is not a whole number",
+    ),
+    (
+        {"LEDGER_RELAY_BATCH_SIZE_MAX": "-5"},
+        "LEDGER_RELAY_BATCH_SIZE_MAX=-5 must be at least 1",
+    ),
+    (
+        {"LEDGER_PROJECTOR_BATCH_SIZE_MAX": "0"},
+        "LEDGER_PROJECTOR_BATCH_SIZE_MAX=0 must be at least 1",
+    ),
+    (
+        {"LEDGER_DATABASE_URL": "mysql://ledger@127.0.0.1/ledger"},
+        "LEDGER_DATABASE_URL='mysql://ledger@127.0.0.1/ledger' is not a URL of the"
+        " form postgresql://user@host:port/...",
+    ),
+    (
+        {"LEDGER_ADMIN_DATABASE_URL": "postgresql://postgres:s3cret@db:54x2/ledger"},
+        "LEDGER_ADMIN_DATABASE_URL='postgresql://postgres:***@db:54x2/ledger'"
+        " is not a URL of the form postgresql://user@host:port/...",
+    ),
+    (
+        {"LEDGER_AMQP_URL": "http://guest:guest@127.0.0.1:5672/"},
+        "LEDGER_AMQP_URL='http://guest:***@127.0.0.1:5672/' is not a URL of the"
+        " form amqp://user@host:port/...",
+    ),
+    (
+        {"LEDGER_AMQP_URL": "127.0.0.1:5672"},
+        "LEDGER_AMQP_URL='127.0.0.1:5672' is not a URL of the form"
+        " amqp://user@host:port/...",
+    ),
+    (
+        {"LEDGER_HTTP_BODY_TIMEOUT_S": "0"},
+        "LEDGER_HTTP_BODY_TIMEOUT_S=0.0 must be a number of seconds above 0",
+    ),
+    (
+        {"LEDGER_HTTP_SEND_TIMEOUT_S": "0"},
+        "LEDGER_HTTP_SEND_TIMEOUT_S=0.0 must be a number of seconds above 0",
+    ),
+    (
+        {"LEDGER_HTTP_CONNECTIONS_MAX": "0"},
+        "LEDGER_HTTP_CONNECTIONS_MAX=0 must be at least 1",
+    ),
+    (
+        {"LEDGER_METRICS_BACKLOG_INTERVAL_S": "-1"},
+        "LEDGER_METRICS_BACKLOG_INTERVAL_S=-1.0 must be a number of seconds, 0 or more",
+    ),
+    (
+        {"LEDGER_LOG_LEVEL": "LOUD"},
+        "LEDGER_LOG_LEVEL='LOUD' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ),
+    (
+        {"LEDGER_LOG_FORMAT": "xml"},
+        "LEDGER_LOG_FORMAT='xml' is not one of auto, json, text",
+    ),
+]
+
+
+@pytest.mark.parametrize(("variables", "message"), BAD_VALUES)
 def test_a_bad_value_is_refused_with_one_line_naming_it(
     variables: dict[str, str], message: str
 ) -> None:
