@@ -1,7 +1,7 @@
 """Bench: does folding (audit verify, `as_of`) stall the API's event loop?
 
-Starts the real service as `make run` does (tests.bench.postings), imports `--rows`
-clients (each with a debit and a deposit: three events a row) into each of two
+Starts the real service as `make run` does (tests.bench.service_process), imports
+`--rows` clients (each with a debit and a deposit: three events a row) into each of two
 businesses, then for `--seconds` keeps four `as_of` summaries and four audit verifies
 in flight at all times (two of each per business, so the default per-business bound of
 four is not what limits them), while one task GETs /healthz every 10 ms. Prints the
@@ -24,11 +24,11 @@ from pathlib import Path
 import aiohttp
 
 from services.cli.businesses import provision_business
+from tests.bench.figures import percentile
 from tests.bench.imports import build_file, wait_done
-from tests.bench.postings import (
+from tests.bench.service_process import (
     DEFAULT_AMQP,
     DEFAULT_POSTGRES,
-    percentile,
     running_service,
     tail,
     wait_ready,

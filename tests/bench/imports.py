@@ -1,6 +1,6 @@
 """Bench: xlsx imports of 10,000 and 100,000 rows against `ledger run`, then the export.
 
-Starts the real service on a throwaway database (as tests.bench.postings does), uploads
+Starts the real service on a throwaway database (tests.bench.service_process), uploads
 files built with XlsxWriter, and reports for each: seconds to the answer, rows/s, how
 long until the status says done, the service process's peak memory, and the slowest
 answer of a GET and of a client POST sent every 50 ms while the import ran (the stall
@@ -29,7 +29,7 @@ import xlsxwriter
 
 from services.cli.businesses import provision_business
 from shared.config import Settings
-from tests.bench.postings import (
+from tests.bench.service_process import (
     DEFAULT_AMQP,
     DEFAULT_POSTGRES,
     running_service,

@@ -30,7 +30,7 @@ from services.command_api.import_store import (
 from shared import events as e
 from shared.hash_chain import GENESIS
 from shared.store.event_store import NewEvent, new_event
-from tests.bench.postings import DEFAULT_AMQP, DEFAULT_POSTGRES
+from tests.bench.service_process import DEFAULT_AMQP, DEFAULT_POSTGRES
 from tests.support.environment import Environment, create_environment, drop_environment
 
 EVENTS = 1_000_000
