@@ -2,12 +2,16 @@
 an isolated environment in which no relay or projector runs, and the SDK's
 LedgerClient on the in-process service, directly (`api`) or through a proxy that
 records and breaks traffic (`proxied`, `proxy`; ledger_client_proxy.py), and the
-business whose export the export tests read (`book`, export_book.py)."""
+business whose export the export tests read (`book`, export_book.py); for the
+observability tests, an app whose counters start at zero (`fresh_app`) and what the
+request logger writes (`request_log`)."""
 
 from __future__ import annotations
 
+import io
+import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -17,12 +21,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.cli.businesses import provision_business
+from services.cli.logs import JsonFormatter
 from services.command_api.appender import Appender
 from shared.client import LedgerClient
 from shared.store.postgres import create_pool
 from tests.integration.export_book import book_of
 from tests.integration.ledger_client_proxy import FAST, Proxy, base_url
 from tests.support.environment import Environment, create_environment, drop_environment
+from tests.support.service import http_client
 
 
 @pytest.fixture
@@ -124,3 +130,28 @@ async def proxied(
 async def book(service: TestClient, business: dict[str, Any]) -> dict[str, Any]:
     """The business export_book.book_of builds, and the rows its export must hold."""
     return await book_of(service, business)
+
+
+@pytest.fixture
+async def fresh_app(
+    service: TestClient, environment: Environment
+) -> AsyncIterator[TestClient]:
+    """An API app of its own (so its counters start at zero), beside the session's
+    service, whose relay and projectors keep running."""
+    async with http_client(environment.settings) as client:
+        yield client
+
+
+@pytest.fixture
+def request_log() -> Iterator[io.StringIO]:
+    """What the `ledger.request` logger writes, through the JSON formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("ledger.request")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(level)
