@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.clock import Clock
-from tests.integration.test_import import send
+from tests.integration.import_calls import send
 from tests.support.environment import Environment
 from tests.support.service import http_client
 from tests.support.workbooks import HEADER, workbook

@@ -12,7 +12,7 @@ import pytest
 import xlsxwriter
 from aiohttp.test_utils import TestClient
 
-from tests.integration.test_import import by_name, get, send
+from tests.integration.import_calls import by_name, get, send
 from tests.support.workbooks import HEADER, WRITERS, workbook
 
 AMOUNT = "must be a number with at most two decimals"
