@@ -14,10 +14,10 @@ import asyncpg
 
 from services import bootstrap
 from services.command_api.appender import Appender
-from services.command_api.batch_io import DEFAULT_CATEGORY
 from shared.clock import clock_from
 from shared.commands import CreateCategory
 from shared.config import Settings, SettingsError
+from shared.domain import DEFAULT_CATEGORY
 from shared.events import Metadata
 from shared.store import api_keys
 

@@ -23,6 +23,7 @@ from services.command_api.workbook_parts import (
     formula_cells,
     open_archive,
 )
+from shared.commands import ImportRow
 from shared.errors import ValidationFailed, invalid
 from shared.money import AmountError, parse_signed_amount
 
@@ -44,20 +45,6 @@ HEADERS = {
     "deposit amount": "deposit",
     "archived": "archived",
 }
-
-
-class ImportRow(msgspec.Struct, kw_only=True, frozen=True):
-    """One valid spreadsheet row, ready to become commands."""
-
-    row_number: int
-    business_name: str
-    business_phone: str = ""
-    business_email: str = ""
-    business_address: str = ""
-    unpaid_minor: int = 0
-    deposit_minor: int = 0
-    category_name: str | None = None
-    archived: bool = False
 
 
 class Column(msgspec.Struct, frozen=True):

@@ -14,10 +14,11 @@ from functools import partial
 from aiohttp import web
 
 from services.command_api import sheet_worker
-from services.command_api.excel_import import ImportRow, SheetBounds
+from services.command_api.excel_import import SheetBounds
 from services.command_api.parse_pool import ParsePool
 from services.command_api.worker_limits import WorkerLimits
 from services.http.edge import SETTINGS
+from shared.commands import ImportRow
 
 PARSE_POOL = web.AppKey("parse_pool", ParsePool)
 

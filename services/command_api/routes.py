@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
-from collections.abc import Sequence
 
 import msgspec
 from aiohttp import web
 
-from services.command_api import batch_io, renderers, request_bodies
+from services.command_api import idempotency, renderers, request_bodies
 from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Render, Result
 from services.http.edge import (
@@ -27,12 +25,10 @@ from services.http.edge import (
 from services.http.projection_wait import WAITER
 from services.http.request_log import CORRELATION_ID, REQUEST_ID
 from shared import commands as c
-from shared.errors import IdempotencyInProgress, PreconditionFailed, invalid
+from shared.errors import PreconditionFailed
 from shared.events import Metadata
 
 APPENDER = web.AppKey("appender", Appender)
-IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
-KEY_LENGTH_MAX = 255
 # Ids are digits in the route itself: a fixed path beside it (`/clients/category`,
 # `/clients/categories`) is then never taken for an id, and a method it lacks answers
 # 405 with its own Allow instead of a client route's 404.
@@ -46,27 +42,8 @@ def _today(request: web.Request) -> dt.date:
     return request.app[CLOCK].today()
 
 
-def idempotency_claim(
-    request: web.Request, meaning: Sequence[bytes]
-) -> IdempotencyClaim | None:
-    """The request's Idempotency-Key, if any, with a hash of what the request means
-    (the parts are length-prefixed, so no two different lists hash alike)."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not printable(key.strip()) or len(key) > KEY_LENGTH_MAX:
-        raise invalid(
-            "Idempotency-Key",
-            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
-        )
-    digest = hashlib.sha256()
-    for part in meaning:
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
-
-
 def _claim(request: web.Request, raw: bytes) -> IdempotencyClaim | None:
-    return idempotency_claim(
+    return idempotency.request_claim(
         request, [request.method.encode(), request.path.encode(), raw]
     )
 
@@ -92,24 +69,18 @@ async def _execute(
 ) -> web.Response:
     """Submit a command; answer once the read models show it (or 202 on time-out)."""
     claim = _claim(request, raw)
-    in_flight = request.app[IN_FLIGHT]
-    slot = (command.business_id, claim.key) if claim else None
-    if slot is not None and slot in in_flight:
-        raise IdempotencyInProgress()
-    if slot is not None:
-        in_flight.add(slot)
-    try:
+    with idempotency.in_flight(request, command.business_id, claim):
         result = await request.app[APPENDER].submit(
             command, _metadata(request, claim), render, claim
         )
-        return await _respond(request, result, slot)
-    finally:
-        if slot is not None:
-            in_flight.discard(slot)
+        return await _respond(request, command.business_id, result, claim)
 
 
 async def _respond(
-    request: web.Request, result: Result, slot: tuple[int, str] | None
+    request: web.Request,
+    business_id: int,
+    result: Result,
+    claim: IdempotencyClaim | None,
 ) -> web.Response:
     headers: dict[str, str] = {}
     status = result.status
@@ -119,8 +90,8 @@ async def _respond(
         headers["Idempotent-Replayed"] = "true"
     if not await _visible(request, result):
         status = 202
-        if slot is not None:  # a retry must answer what this request answers
-            await batch_io.record_accepted(request.app[POOL], *slot)
+        if claim is not None:  # a retry must answer what this request answers
+            await idempotency.mark_accepted(request.app[POOL], business_id, claim.key)
     return json_response(result.body, status=status, headers=headers)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from shared import commands as c
 from shared import domain
 from shared import events as e
 from shared.store.event_store import envelope_from_row
@@ -79,3 +80,29 @@ class StreamStates:
             return
         assert state is None or isinstance(state, domain.ClientState)
         self._states[event.stream_id] = domain.evolve_client(state, event)
+
+
+def streams_of(commands: Iterable[c.LedgerCommand]) -> set[str]:
+    """The existing streams the commands address (creations address new ones)."""
+    return {
+        e.client_stream(command.client_id)
+        for command in commands
+        if not isinstance(command, c.CreateCategory | c.CreateClient)
+    }
+
+
+def category_streams(
+    commands: Iterable[c.LedgerCommand], states: StreamStates
+) -> set[str]:
+    """Every category a command names, and each addressed client's own category."""
+    needed: set[str] = set()
+    for command in commands:
+        target = getattr(command, "category_id", None)
+        if isinstance(target, int):
+            needed.add(e.category_stream(target))
+        if isinstance(command, c.CreateCategory | c.CreateClient):
+            continue
+        state = states.get(e.client_stream(command.client_id))
+        if isinstance(state, domain.ClientState):
+            needed.add(e.category_stream(state.category_id))
+    return needed

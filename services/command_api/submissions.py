@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import msgspec
 
+from services.command_api.category_names import NameClaim
 from shared import commands as c
 from shared import domain
 from shared import events as e
-from shared.store.event_store import NewEvent
+from shared.store.new_events import NewEvent
 
 
 class IdempotencyClaim(msgspec.Struct, frozen=True):
@@ -57,4 +58,4 @@ class Decided(msgspec.Struct, kw_only=True):
     submission: Submission
     new_events: list[NewEvent]
     outcome: Outcome
-    name_key: str | None = None
+    name: NameClaim | None = None  # a new category's, claimed as it is appended

@@ -24,14 +24,13 @@ import asyncpg
 import msgspec
 
 from shared import events as e
-from shared.hash_chain import GENESIS
 from shared.store.event_store import (
     append,
     load_cursor,
-    new_event,
     read_heads_after,
     save_cursor,
 )
+from shared.store.new_events import StreamHead, chain
 
 FOLLOWER = "checkpoints"  # its cursor's name in relay_cursor
 CHECKPOINT_LOCK = 7_170_003  # one checkpointer at a time (session advisory lock)
@@ -113,25 +112,15 @@ async def _append(
         " ORDER BY version DESC LIMIT 1",
         stream_id,
     )
-    version, previous = (row["version"], row["hash"]) if row else (0, GENESIS)
+    head = StreamHead(row["version"], row["hash"]) if row else StreamHead()
     metadata = e.Metadata(correlation_id=checkpoint_id, principal=PRINCIPAL)
-    recorded_at = dt.datetime.now(dt.UTC)
-    new = []
-    for start in range(0, len(heads), HEADS_PER_EVENT):
-        version += 1
-        event = new_event(
-            key=key,
-            previous_hash=previous,
-            business_id=business_id,
-            stream_id=stream_id,
-            version=version,
-            recorded_at=recorded_at,
-            metadata=metadata,
-            payload=e.ChainCheckpoint(
-                checkpoint_id=checkpoint_id,
-                heads=list(heads[start : start + HEADS_PER_EVENT]),
-            ),
+    payloads = [
+        e.ChainCheckpoint(
+            checkpoint_id=checkpoint_id,
+            heads=list(heads[start : start + HEADS_PER_EVENT]),
         )
-        previous = event.hash
-        new.append(event)
+        for start in range(0, len(heads), HEADS_PER_EVENT)
+    ]
+    recorded_at = dt.datetime.now(dt.UTC)
+    new = chain(key, business_id, stream_id, head, payloads, recorded_at, metadata)
     await append(conn, new)

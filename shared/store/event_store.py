@@ -1,12 +1,13 @@
 """Hop 3: the event store. append(), load_stream() and read_after() on asyncpg.
 
-The events table is also the outbox: the relay follows it with read_after().
+The events table is also the outbox: the relay follows it with read_after(). Every
+writer appends here, on the connection and inside the transaction it is given
+(services/command_api/commit.py): the appender's batches with INSERT, an import's
+rows with COPY (append's bulk mode, copy_rows()).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -14,82 +15,14 @@ import msgspec
 
 from shared import events as e
 from shared.errors import ConcurrencyConflict
-from shared.hash_chain import event_hash, hashed_content
-from shared.keyring import key_id_of
+from shared.hash_chain import hashed_content
+from shared.store.new_events import (
+    COPY_COLUMNS,
+    CopyRows,
+    NewEvent,
+    assert_contiguous,
+)
 from shared.upcasting import UPCASTERS
-
-
-class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
-    """An event decided but not yet stored (no position yet)."""
-
-    event_id: uuid.UUID
-    business_id: int
-    stream_id: str
-    version: int
-    schema_version: int
-    recorded_at: dt.datetime
-    metadata: e.Metadata
-    payload: e.LedgerEvent
-    hash: str
-    key_id: str  # the id of the key that hashed it (shared/keyring.key_id_of)
-
-    def stored(self, position: int) -> e.Envelope:
-        return e.Envelope(
-            event_id=self.event_id,
-            type=e.event_type(self.payload),
-            business_id=self.business_id,
-            stream_id=self.stream_id,
-            version=self.version,
-            position=position,
-            schema_version=self.schema_version,
-            recorded_at=self.recorded_at,
-            metadata=self.metadata,
-            payload=self.payload,
-            hash=self.hash,
-        )
-
-
-def new_event(
-    *,
-    key: bytes,
-    previous_hash: str,
-    business_id: int,
-    stream_id: str,
-    version: int,
-    recorded_at: dt.datetime,
-    metadata: e.Metadata,
-    payload: e.LedgerEvent,
-) -> NewEvent:
-    """Build an event with its chained hash, at its type's current schema version;
-    the hash covers the id of `key`, recorded beside it."""
-    event_id = uuid.uuid4()
-    key_id = key_id_of(key)
-    schema_version = UPCASTERS.current_version(e.event_type(payload))
-    content = hashed_content(
-        event_id=str(event_id),
-        event_type=e.event_type(payload),
-        business_id=business_id,
-        stream_id=stream_id,
-        version=version,
-        schema_version=schema_version,
-        recorded_at=recorded_at.isoformat(),
-        metadata=msgspec.to_builtins(metadata),
-        payload=msgspec.to_builtins(payload),
-        key_id=key_id,
-    )
-    return NewEvent(
-        event_id=event_id,
-        business_id=business_id,
-        stream_id=stream_id,
-        version=version,
-        schema_version=schema_version,
-        recorded_at=recorded_at,
-        metadata=metadata,
-        payload=payload,
-        hash=event_hash(key, previous_hash, content),
-        key_id=key_id,
-    )
-
 
 _INSERT = """
 INSERT INTO events (event_id, business_id, stream_id, version, type, schema_version,
@@ -105,23 +38,30 @@ RETURNING event_id, position
 """
 
 
-def _assert_contiguous(events: Sequence[NewEvent]) -> None:
-    last: dict[str, int] = {}
-    for event in events:
-        if event.stream_id in last:
-            assert event.version == last[event.stream_id] + 1, "versions are contiguous"
-        last[event.stream_id] = event.version
-
-
 async def append(
-    conn: asyncpg.Connection, events: Sequence[NewEvent]
+    conn: asyncpg.Connection, events: Sequence[NewEvent] | CopyRows
 ) -> list[e.Envelope]:
     """Insert events (inside the caller's transaction); returns them with positions.
 
-    A stream version that already exists means another writer got there first:
-    that is raised as ConcurrencyConflict, the only place UniqueViolation is caught.
+    CopyRows (copy_rows()) are written with COPY instead of INSERT, a bulk mode for
+    imports: COPY reports no positions, so only the last event comes back, the one
+    a reader waits for (its position is the highest: one statement inserts the rows
+    in order). A stream version that already exists means another writer got there
+    first: that is raised as ConcurrencyConflict, the only place UniqueViolation is
+    caught.
     """
-    _assert_contiguous(events)
+    try:
+        if isinstance(events, CopyRows):
+            return [await _copy(conn, events)]
+        return await _insert(conn, events)
+    except asyncpg.UniqueViolationError as error:
+        raise ConcurrencyConflict(str(error.detail or "")) from error
+
+
+async def _insert(
+    conn: asyncpg.Connection, events: Sequence[NewEvent]
+) -> list[e.Envelope]:
+    assert_contiguous(events)
     if not events:
         return []
     columns = (
@@ -137,12 +77,19 @@ async def append(
         [event.hash for event in events],
         [event.key_id for event in events],
     )
-    try:
-        rows = await conn.fetch(_INSERT, *columns)
-    except asyncpg.UniqueViolationError as error:
-        raise ConcurrencyConflict(str(error.detail or "")) from error
+    rows = await conn.fetch(_INSERT, *columns)
     positions = {row["event_id"]: row["position"] for row in rows}
     return [event.stored(positions[event.event_id]) for event in events]
+
+
+async def _copy(conn: asyncpg.Connection, events: CopyRows) -> e.Envelope:
+    await conn.copy_records_to_table(
+        "events", records=events.rows, columns=COPY_COLUMNS
+    )
+    position = await conn.fetchval(
+        "SELECT position FROM events WHERE event_id = $1", events.last.event_id
+    )
+    return events.last.stored(position)
 
 
 # The columns envelope_from_row decodes; readers add their WHERE and ORDER BY.

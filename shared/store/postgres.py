@@ -34,12 +34,15 @@ _MIGRATION_LOCK = 7_170_001  # pg_advisory_lock key serializing concurrent migra
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb in its binary format (a version byte, then the JSON text): COPY, which
+    asyncpg speaks in binary only, refuses a text-format codec. The encoder passes
+    msgspec.Raw through as it is: JSON encoded ahead, by event_store's bulk mode."""
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda value: msgspec.json.encode(value).decode(),
-        decoder=msgspec.json.decode,
+        encoder=lambda value: b"\x01" + msgspec.json.encode(value),
+        decoder=lambda data: msgspec.json.decode(data[1:]),
         schema="pg_catalog",
-        format="text",
+        format="binary",
     )
 
 

@@ -22,14 +22,10 @@ import time
 import msgspec
 
 from services.cli.businesses import provision_business
-from services.command_api.import_store import (
-    COPY_COLUMNS,
-    copy_connection,
-    copy_records,
-)
 from shared import events as e
-from shared.hash_chain import GENESIS
-from shared.store.event_store import NewEvent, new_event
+from shared.store.event_store import append
+from shared.store.new_events import NewEvent, StreamHead, chain, copy_rows
+from shared.store.postgres import connect
 from tests.bench.service_process import DEFAULT_AMQP, DEFAULT_POSTGRES
 from tests.support.environment import Environment, create_environment, drop_environment
 
@@ -75,21 +71,7 @@ def client_events(
                 date=day,
             )
         )
-    built, previous = [], GENESIS
-    for version, payload in enumerate(payloads, start=1):
-        event = new_event(
-            key=key,
-            previous_hash=previous,
-            business_id=business_id,
-            stream_id=stream,
-            version=version,
-            recorded_at=at,
-            metadata=metadata,
-            payload=payload,
-        )
-        previous = event.hash
-        built.append(event)
-    return built
+    return chain(key, business_id, stream, StreamHead(), payloads, at, metadata)
 
 
 async def write_history(env: Environment, events: int) -> tuple[int, float]:
@@ -99,7 +81,7 @@ async def write_history(env: Environment, events: int) -> tuple[int, float]:
     for n in range(BUSINESSES):
         created = await provision_business(env.settings, f"Replay bench {n}")
         businesses.append(int(str(created["business_id"])))
-    conn = await copy_connection(env.admin_url)
+    conn = await connect(env.admin_url)
     categories = {
         row["business_id"]: row["category_id"]
         for row in await conn.fetch(
@@ -118,9 +100,7 @@ async def write_history(env: Environment, events: int) -> tuple[int, float]:
             client_id += 1
             written += PER_CLIENT
             if len(chunk) >= CHUNK or written >= events:
-                await conn.copy_records_to_table(
-                    "events", records=copy_records(chunk), columns=COPY_COLUMNS
-                )
+                await append(conn, copy_rows(chunk))
                 chunk = []
                 print(f"\rwritten {written:,} events", end="", flush=True)
     finally:

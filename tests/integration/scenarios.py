@@ -18,13 +18,8 @@ from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Outcome, Result
 from shared import commands as c
 from shared import events as e
-from shared.store.event_store import (
-    Cursor,
-    NewEvent,
-    load_stream,
-    new_event,
-    read_after,
-)
+from shared.store.event_store import Cursor, load_stream, read_after
+from shared.store.new_events import NewEvent, new_event
 
 TODAY = dt.date(2024, 11, 4)
 

@@ -14,7 +14,8 @@ from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim
 from shared import events as e
 from shared.errors import ConcurrencyConflict
-from shared.store.event_store import NewEvent, append, load_stream
+from shared.store.event_store import append, load_stream
+from shared.store.new_events import NewEvent
 from tests.integration.scenarios import (
     blocked_on_lock,
     cents,

@@ -18,7 +18,8 @@ import pytest
 
 from services.command_api.appender import Appender
 from shared import events as e
-from shared.store.event_store import NewEvent, append, read_after
+from shared.store.event_store import append, read_after
+from shared.store.new_events import NewEvent
 from tests.integration.scenarios import (
     create_client,
     head_cursor,

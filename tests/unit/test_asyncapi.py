@@ -8,7 +8,7 @@ import typing
 
 from shared import events as e
 from shared.bus import asyncapi, broker
-from shared.store.event_store import new_event
+from shared.store.new_events import new_event
 
 
 def test_the_committed_document_equals_a_fresh_generation() -> None:

@@ -42,10 +42,6 @@ ALLOWED = {
     "services/bootstrap.py": LIBRARY_OPENERS | TOOLS,
     "shared/store/postgres.py": LIBRARY_OPENERS | POSTGRES_TOOLS,
     "shared/bus/broker.py": LIBRARY_OPENERS | BROKER_TOOLS,
-    # The import's COPY connection (import_store.copy_connection) goes when the
-    # import writes through the event store's COPY mode (issue 11, one writer);
-    # this entry goes with it.
-    "services/command_api/import_store.py": frozenset({"asyncpg.connect"}),
 }
 
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from shared import commands as c
-from shared import domain
+from shared import decide, domain
 from shared import events as e
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from tests.unit.client_histories import (
@@ -42,7 +42,7 @@ def test_a_deposit_credit_beyond_the_deposit_is_refused() -> None:
         date=DAY,
     )
     with pytest.raises(ValidationFailed) as refused:
-        domain.decide_client(command, state, c.NewIds(entry_id=9), None)
+        decide.decide_client(command, state, c.NewIds(entry_id=9), None)
     assert refused.value.errors == {
         "amount": ["The amount may not be greater than the deposit."]
     }
@@ -59,12 +59,12 @@ def test_the_first_deposit_opens_the_deposit_account_and_later_ones_reuse_it() -
         amount_minor=100,
         date=DAY,
     )
-    [first] = domain.decide_client(
+    [first] = decide.decide_client(
         command, state, c.NewIds(entry_id=5, deposit_account_id=77), None
     )
     assert isinstance(first, e.DepositPosted) and first.deposit_account_id == 77
     state = domain.evolve_client(state, envelope(2, first))
-    [second] = domain.decide_client(
+    [second] = decide.decide_client(
         command, state, c.NewIds(entry_id=6, deposit_account_id=78), None
     )
     assert isinstance(second, e.DepositPosted) and second.deposit_account_id == 77
@@ -75,7 +75,7 @@ def test_a_client_with_a_balance_cannot_be_deleted() -> None:
     """Delete is refused (409) while the receivable balance is not zero."""
     state = history(posted("debit", 100))
     with pytest.raises(Conflict):
-        domain.decide_client(
+        decide.decide_client(
             c.DeleteClient(business_id=BUSINESS, client_id=1), state, c.NewIds(), None
         )
 
@@ -84,7 +84,7 @@ def test_a_client_with_a_deposit_cannot_be_deleted() -> None:
     """Delete is refused (409) while the deposit is not zero."""
     state = history(deposited("debit", 100))
     with pytest.raises(Conflict):
-        domain.decide_client(
+        decide.decide_client(
             c.DeleteClient(business_id=BUSINESS, client_id=1), state, c.NewIds(), None
         )
 
@@ -92,12 +92,12 @@ def test_a_client_with_a_deposit_cannot_be_deleted() -> None:
 def test_a_settled_client_is_deleted_and_then_not_found() -> None:
     """A zero balance allows delete; after it every command answers 404."""
     state = history(posted("debit", 100), posted("credit", 100))
-    [deleted] = domain.decide_client(
+    [deleted] = decide.decide_client(
         c.DeleteClient(business_id=BUSINESS, client_id=1), state, c.NewIds(), None
     )
     state = domain.evolve_client(state, envelope(4, deleted))
     with pytest.raises(NotFound):
-        domain.decide_client(
+        decide.decide_client(
             c.SetArchived(business_id=BUSINESS, client_id=1), state, c.NewIds(), None
         )
 
@@ -105,7 +105,7 @@ def test_a_settled_client_is_deleted_and_then_not_found() -> None:
 def test_another_business_never_sees_the_client() -> None:
     """A command from another business is a 404, exactly like an unknown id."""
     with pytest.raises(NotFound):
-        domain.decide_client(
+        decide.decide_client(
             c.SetArchived(business_id=BUSINESS + 1, client_id=1),
             history(),
             c.NewIds(),
@@ -117,13 +117,13 @@ def test_archive_without_a_value_toggles_and_with_one_sets() -> None:
     """No `archived` field toggles; the same value as now produces no event."""
     state = history()
     toggle = c.SetArchived(business_id=BUSINESS, client_id=1)
-    [archived] = domain.decide_client(toggle, state, c.NewIds(), None)
+    [archived] = decide.decide_client(toggle, state, c.NewIds(), None)
     assert isinstance(archived, e.ClientArchived)
     state = domain.evolve_client(state, envelope(2, archived))
     assert state.archived and state.updated_at == AT + dt.timedelta(seconds=2)
     again = c.SetArchived(business_id=BUSINESS, client_id=1, archived=True)
-    assert domain.decide_client(again, state, c.NewIds(), None) == []
-    [unarchived] = domain.decide_client(toggle, state, c.NewIds(), None)
+    assert decide.decide_client(again, state, c.NewIds(), None) == []
+    [unarchived] = decide.decide_client(toggle, state, c.NewIds(), None)
     assert isinstance(unarchived, e.ClientUnarchived)
 
 
@@ -131,7 +131,7 @@ def test_update_changes_only_the_given_fields() -> None:
     """Fields not given keep their values; created_at stays, updated_at moves."""
     state = history()
     update = c.UpdateClient(business_id=BUSINESS, client_id=1, first_name="Evans")
-    [updated] = domain.decide_client(update, state, c.NewIds(), None)
+    [updated] = decide.decide_client(update, state, c.NewIds(), None)
     assert updated == e.ClientUpdated(client_id=1, first_name="Evans")
     state = domain.evolve_client(state, envelope(2, updated))
     assert (state.first_name, state.business_name) == ("Evans", "Abas")
@@ -145,7 +145,7 @@ def test_update_with_a_stale_version_is_a_precondition_failure() -> None:
         business_id=BUSINESS, client_id=1, expected_version=5, first_name="X"
     )
     with pytest.raises(PreconditionFailed):
-        domain.decide_client(update, history(), c.NewIds(), None)
+        decide.decide_client(update, history(), c.NewIds(), None)
 
 
 def test_a_client_needs_a_category_of_its_own_business() -> None:
@@ -153,13 +153,13 @@ def test_a_client_needs_a_category_of_its_own_business() -> None:
     create = c.CreateClient(business_id=BUSINESS, business_name="Tech", category_id=3)
     for found in (None, category(business_id=BUSINESS + 1)):
         with pytest.raises(ValidationFailed) as refused:
-            domain.decide_create_client(
+            decide.decide_create_client(
                 create, c.NewIds(client_id=1, account_id=2), found
             )
         assert refused.value.errors == {
             "category_id": ["The selected category id is invalid."]
         }
-    [created] = domain.decide_create_client(
+    [created] = decide.decide_create_client(
         create, c.NewIds(client_id=1, account_id=2), category()
     )
     assert isinstance(created, e.ClientCreated) and created.account_id == 2
@@ -169,7 +169,7 @@ def test_a_taken_category_name_is_a_conflict() -> None:
     """Category names are unique per business: a taken one is a 409."""
     command = c.CreateCategory(business_id=BUSINESS, name="Class of 2021")
     with pytest.raises(Conflict):
-        domain.decide_create_category(command, c.NewIds(category_id=4), name_taken=True)
+        decide.decide_create_category(command, c.NewIds(category_id=4), name_taken=True)
 
 
 def test_running_total_counts_postings_dated_on_or_before_the_day() -> None:
@@ -210,9 +210,9 @@ def test_a_back_dated_deposit_credit_cannot_use_money_not_yet_received() -> None
         date=DAY - dt.timedelta(days=30),
     )
     with pytest.raises(ValidationFailed):
-        domain.decide_client(back_dated, state, c.NewIds(entry_id=9), None)
+        decide.decide_client(back_dated, state, c.NewIds(entry_id=9), None)
     same_day = msgspec.structs.replace(back_dated, date=DAY)
-    [used] = domain.decide_client(same_day, state, c.NewIds(entry_id=9), None)
+    [used] = decide.decide_client(same_day, state, c.NewIds(entry_id=9), None)
     assert isinstance(used, e.DepositPosted) and used.amount_minor == 10_000
 
 

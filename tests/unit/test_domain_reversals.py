@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from shared import commands as c
-from shared import domain
+from shared import decide, domain
 from shared import events as e
 from shared.errors import Conflict, NotFound, ValidationFailed
 from tests.unit.client_histories import (
@@ -28,7 +28,7 @@ def test_reversing_a_debit_posts_a_credit_that_brings_the_balance_back() -> None
     id; both count in the totals (debit 150.00 + 40.00, credit 150.00), the balance is
     the 40.00 left, the original is marked reversed and the reversal names it."""
     state = history(posted("debit", 15_000), posted("debit", 4_000))
-    [reversal] = domain.decide_client(
+    [reversal] = decide.decide_client(
         reverse_transaction(15_000, reason="Posted twice"),
         state,
         c.NewIds(entry_id=90),
@@ -61,7 +61,7 @@ def test_reversing_a_credit_posts_a_debit() -> None:
     """A credit of 25.00 reversed is a debit of 25.00: the balance goes from -25.00
     back to 0 and total_debit shows the reversal."""
     state = history(posted("credit", 2_500))
-    [reversal] = domain.decide_client(
+    [reversal] = decide.decide_client(
         reverse_transaction(2_500), state, c.NewIds(entry_id=91), None
     )
     assert isinstance(reversal, e.TransactionReversed)
@@ -78,12 +78,12 @@ def test_a_transaction_is_reversed_only_once() -> None:
     """The second reversal of a transaction, decided on the state after the first,
     is a 409 naming the transaction."""
     state = history(posted("debit", 700))
-    [first] = domain.decide_client(
+    [first] = decide.decide_client(
         reverse_transaction(700), state, c.NewIds(entry_id=92), None
     )
     state = domain.evolve_client(state, envelope(3, first))
     with pytest.raises(Conflict) as refused:
-        domain.decide_client(
+        decide.decide_client(
             reverse_transaction(700), state, c.NewIds(entry_id=93), None
         )
     assert refused.value.message == "Transaction 700 has already been reversed"
@@ -93,12 +93,12 @@ def test_a_reversal_cannot_be_reversed() -> None:
     """Reversing the reversal entry itself is a 422 on transaction_id (post a new
     transaction instead), whether or not its original is reversed."""
     state = history(posted("debit", 700))
-    [first] = domain.decide_client(
+    [first] = decide.decide_client(
         reverse_transaction(700), state, c.NewIds(entry_id=92), None
     )
     state = domain.evolve_client(state, envelope(3, first))
     with pytest.raises(ValidationFailed) as refused:
-        domain.decide_client(
+        decide.decide_client(
             reverse_transaction(92), state, c.NewIds(entry_id=93), None
         )
     assert refused.value.errors == {
@@ -118,7 +118,7 @@ def test_reversing_an_unknown_transaction_is_not_found() -> None:
         reverse_deposit(700),
     ):
         with pytest.raises(NotFound):
-            domain.decide_client(command, state, c.NewIds(entry_id=94), None)
+            decide.decide_client(command, state, c.NewIds(entry_id=94), None)
 
 
 def test_a_reversal_is_dated_today_or_on_a_later_original_date() -> None:
@@ -127,10 +127,10 @@ def test_a_reversal_is_dated_today_or_on_a_later_original_date() -> None:
     old = posted("debit", 800, DAY - dt.timedelta(days=40))
     tomorrow = posted("credit", 900, DAY + dt.timedelta(days=1))
     state = history(old, tomorrow)
-    [first] = domain.decide_client(
+    [first] = decide.decide_client(
         reverse_transaction(800), state, c.NewIds(entry_id=95), None
     )
-    [second] = domain.decide_client(
+    [second] = decide.decide_client(
         reverse_transaction(900), state, c.NewIds(entry_id=96), None
     )
     assert isinstance(first, e.TransactionReversed)
@@ -143,7 +143,7 @@ def test_reversing_a_top_up_that_was_already_used_is_refused() -> None:
     the deposit and the stream are unchanged by the refusal."""
     state = history(deposited("debit", 10_000), deposited("credit", 6_000))
     with pytest.raises(ValidationFailed) as refused:
-        domain.decide_client(
+        decide.decide_client(
             reverse_deposit(10_000), state, c.NewIds(entry_id=97), None
         )
     assert refused.value.errors == {
@@ -156,7 +156,7 @@ def test_reversing_deposit_postings_moves_the_deposit_back() -> None:
     """Reversing the 60.00 use (a debit of 60.00 back) and then the 100.00 top-up (a
     credit of 100.00) leaves the deposit at exactly 0, on the same deposit account."""
     state = history(deposited("debit", 10_000), deposited("credit", 6_000))
-    [back] = domain.decide_client(
+    [back] = decide.decide_client(
         reverse_deposit(6_000), state, c.NewIds(entry_id=98), None
     )
     assert back == e.DepositReversed(
@@ -170,7 +170,7 @@ def test_reversing_deposit_postings_moves_the_deposit_back() -> None:
     )
     state = domain.evolve_client(state, envelope(4, back))
     assert state.deposit_minor == 10_000
-    [top_up] = domain.decide_client(
+    [top_up] = decide.decide_client(
         reverse_deposit(10_000), state, c.NewIds(entry_id=99), None
     )
     state = domain.evolve_client(state, envelope(5, top_up))

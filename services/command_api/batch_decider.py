@@ -1,0 +1,166 @@
+"""Hop 2 for a batch of commands: the appender's deciding, one batch at a time.
+
+Brings each stream's state up to its head once (stream_states.py), draws the ids the
+batch needs, then decides every command in arrival order with the kernel's rules
+(shared/decide.py), chains its events (shared/store/new_events.py) and evolves the
+cached state, so that the next command on a stream sees it. Pure apart from those
+reads: nothing is written here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import asyncpg
+import msgspec
+
+from services.command_api import category_names, id_sequences
+from services.command_api.category_names import NameClaim
+from services.command_api.stream_states import (
+    StreamStates,
+    category_streams,
+    streams_of,
+)
+from services.command_api.submissions import Decided, Outcome, Submission
+from shared import commands as c
+from shared import domain
+from shared import events as e
+from shared.clock import Clock
+from shared.decide import decide_client, decide_create_category, decide_create_client
+from shared.errors import LedgerError
+from shared.store.new_events import NewEvent, StreamHead, chain
+
+
+class BatchDecider:
+    def __init__(self, hmac_key: bytes, clock: Clock) -> None:
+        self._key = hmac_key
+        self._clock = clock
+        self._states = StreamStates()
+
+    def forget(self, batch: list[Submission]) -> None:
+        """Drop what deciding the batch cached, for a batch whose events were not
+        written: the streams it addressed and every state it put."""
+        touched = streams_of(submission.command for submission in batch)
+        self._states.forget(touched | self._states.take_put())
+
+    async def decide(
+        self, conn: asyncpg.Connection, batch: list[Submission]
+    ) -> tuple[list[Decided], list[tuple[Submission, LedgerError]]]:
+        """Each command decided in arrival order against its stream's head (a command
+        sees the ones before it in the batch), or refused with its LedgerError."""
+        self._states.take_put()
+        commands = [submission.command for submission in batch]
+        await self._states.load(conn, streams_of(commands))
+        await self._states.load(conn, category_streams(commands, self._states))
+        drawn = await id_sequences.draw(
+            conn, c.ids_needed(Counter(type(command) for command in commands))
+        )
+        taken = await category_names.taken(conn, commands)
+        defaults = await category_names.defaults(conn, commands)
+        await self._states.load(
+            conn, {e.category_stream(category_id) for category_id in defaults.values()}
+        )
+        decided: list[Decided] = []
+        refused: list[tuple[Submission, LedgerError]] = []
+        # One reading per attempt: it is every event's recorded_at and, through
+        # commands.stamped(), the date of postings without one and of reversals.
+        now = self._clock.now()
+        for submission in batch:
+            new_ids = drawn.next_for(submission.command)
+            try:
+                decided.append(self._decide(submission, new_ids, taken, defaults, now))
+            except LedgerError as error:
+                refused.append((submission, error))
+        return decided, refused
+
+    def _decide(
+        self,
+        submission: Submission,
+        ids: c.NewIds,
+        taken: set[tuple[int, str]],
+        defaults: dict[int, int],
+        now: dt.datetime,
+    ) -> Decided:
+        command = c.stamped(submission.command, now.date())
+        if isinstance(command, c.CreateCategory):
+            return self._decide_category(submission, command, ids, taken, now)
+        state: domain.ClientState | None = None
+        if isinstance(command, c.CreateClient):
+            category_id = command.category_id or defaults.get(command.business_id, 0)
+            payloads = decide_create_client(command, ids, self._category(category_id))
+            stream_id = e.client_stream(ids.client_id)
+        else:
+            stream_id = e.client_stream(command.client_id)
+            cached = self._states.get(stream_id)
+            state = cached if isinstance(cached, domain.ClientState) else None
+            target = getattr(command, "category_id", msgspec.UNSET)
+            category = self._category(target) if isinstance(target, int) else None
+            payloads = decide_client(command, state, ids, category)
+        head = StreamHead(state.version, state.last_hash) if state else StreamHead()
+        new_events = self._chain(submission, stream_id, head, payloads, now)
+        for event in new_events:
+            state = domain.evolve_client(state, event.stored(0))
+        assert state is not None
+        self._states.put(stream_id, state)
+        # The cached state is evolved in place by the next command on this stream in
+        # the same batch, and outcomes are rendered only after the whole batch is
+        # written: each outcome keeps its own copy, the state right after its command.
+        outcome = Outcome(
+            events=[],
+            client=_snapshot(state),
+            category=self._category(state.category_id),
+        )
+        return Decided(submission=submission, new_events=new_events, outcome=outcome)
+
+    def _decide_category(
+        self,
+        submission: Submission,
+        command: c.CreateCategory,
+        ids: c.NewIds,
+        taken: set[tuple[int, str]],
+        now: dt.datetime,
+    ) -> Decided:
+        name = NameClaim(
+            command.business_id, domain.name_key(command.name), ids.category_id
+        )
+        payloads = decide_create_category(
+            command, ids, (name.business_id, name.name_key) in taken
+        )
+        taken.add((name.business_id, name.name_key))
+        stream_id = e.category_stream(ids.category_id)
+        new_events = self._chain(submission, stream_id, StreamHead(), payloads, now)
+        category = domain.evolve_category(None, new_events[0].stored(0))
+        self._states.put(stream_id, category)
+        return Decided(
+            submission=submission,
+            new_events=new_events,
+            outcome=Outcome(events=[], category=category),
+            name=name,
+        )
+
+    def _category(self, category_id: int) -> domain.CategoryState | None:
+        found = self._states.get(e.category_stream(category_id))
+        return found if isinstance(found, domain.CategoryState) else None
+
+    def _chain(
+        self,
+        submission: Submission,
+        stream_id: str,
+        head: StreamHead,
+        payloads: list[e.LedgerEvent],
+        now: dt.datetime,
+    ) -> list[NewEvent]:
+        business_id = submission.command.business_id
+        metadata = submission.metadata
+        return chain(self._key, business_id, stream_id, head, payloads, now, metadata)
+
+
+def _snapshot(state: domain.ClientState) -> domain.ClientState:
+    """A copy of a client state that later in-place evolves cannot change. The
+    posting-by-id maps are shared, not copied: no renderer reads them."""
+    return msgspec.structs.replace(
+        state,
+        balance_by_date=dict(state.balance_by_date),
+        deposit_by_date=dict(state.deposit_by_date),
+    )

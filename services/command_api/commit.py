@@ -1,0 +1,125 @@
+"""Hop 3's transaction: the one way events are committed, for the appender's batches
+and for imports alike.
+
+BEGIN; the writer's own check (an import's duplicate-file check under its lock); take
+the transaction id; claim the new category names; append the events; the writer's own
+record (an import's client_imports row); store the Idempotency-Key answers; NOTIFY the
+waiters; COMMIT. Everything a writer decided on was read before its first write, which
+fixes the transaction id, the relay's ordering key.
+
+A COMMIT whose reply is lost, or a connection lost once rows were written, leaves the
+outcome unknown: the server is then asked (`settled`) rather than guessed, so that a
+committed write is never answered as failed and written a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+import msgspec
+
+from services.command_api import category_names, idempotency
+from services.command_api.category_names import NameClaim
+from services.command_api.idempotency import Answer
+from shared import events as e
+from shared import pause_points
+from shared.errors import CommitFailed
+from shared.store.event_store import append
+from shared.store.new_events import CopyRows, NewEvent
+from shared.store.postgres import CONNECTION_ERRORS
+
+# After a COMMIT whose reply was lost, how often and how long apart the server is asked
+# whether the transaction is still in progress (about 5 s in all) before the callers
+# are told the outcome is unknown.
+SETTLE_ATTEMPTS = 50
+SETTLE_PAUSE_S = 0.1
+
+
+class Write(msgspec.Struct, kw_only=True, frozen=True):
+    """What one transaction writes. `answer` renders the answers from the stored
+    events (their positions are known only then); `check` and `record` are a
+    writer's own statements, the first before anything is written."""
+
+    events: Sequence[NewEvent] | CopyRows
+    names: Sequence[NameClaim] = ()
+    answer: Callable[[list[e.Envelope]], list[Answer]]
+    check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    record: Callable[[asyncpg.Connection, list[e.Envelope]], Awaitable[None]] | None = (
+        None
+    )
+
+
+class Committed(msgspec.Struct, frozen=True):
+    stored: list[e.Envelope]  # append()'s answer: every event, or a COPY's last
+    answers: list[Answer]
+
+
+async def commit(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, write: Write
+) -> Committed:
+    """Write it all in one transaction on `conn` (a pooled connection; `pool` asks
+    after a lost COMMIT). Raises what failed when nothing was committed, for the
+    writer to retry or answer; CommitOutcomeUnknown when nobody can tell."""
+    transaction_id: str | None = None
+    committing = False
+    committed = Committed([], [])
+    try:
+        async with conn.transaction():
+            if write.check is not None:
+                await write.check(conn)
+            transaction_id = await conn.fetchval("SELECT pg_current_xact_id()::text")
+            await category_names.claim(conn, write.names)
+            stored = await append(conn, write.events)
+            if write.record is not None:
+                await write.record(conn, stored)
+            committed = Committed(stored, write.answer(stored))
+            await idempotency.store_responses(conn, committed.answers)
+            if stored:
+                await conn.execute("SELECT pg_notify('ledger_events', '')")
+            await pause_points.pause("api.before_commit")  # test-only, inert
+            committing = True  # what fails from here on is the COMMIT itself
+        await pause_points.pause("api.after_commit")  # test-only, inert
+    except Exception as error:
+        if not (committing or isinstance(error, CONNECTION_ERRORS)):
+            raise
+        if transaction_id is None:  # lost before anything was written
+            raise
+        if await settled(pool, transaction_id, error):
+            return committed
+        if isinstance(error, CONNECTION_ERRORS):
+            raise  # aborted for certain: the writer may retry
+        raise CommitFailed() from error
+    return committed
+
+
+async def settled(pool: asyncpg.Pool, transaction_id: str, cause: Exception) -> bool:
+    """Whether the transaction committed (True) or aborted (False), asked of the
+    server on another connection with `pg_xact_status`. A backend whose client
+    vanished goes on with a COMMIT it received, so "in progress" is asked again
+    for a while; still undecided, or the server unreachable, raises
+    CommitOutcomeUnknown (503 for every caller, nothing retried). Counting the
+    events instead would take "not there yet" for "never": a retried write would
+    then be written a second time once the first COMMIT landed."""
+    for _ in range(SETTLE_ATTEMPTS):
+        try:
+            status = await pool.fetchval(
+                "SELECT pg_xact_status($1::text::xid8)", transaction_id
+            )
+        except Exception as error:  # the outcome cannot be learned now
+            raise CommitOutcomeUnknown(error) from error
+        if status in ("committed", "aborted"):
+            return bool(status == "committed")
+        await asyncio.sleep(SETTLE_PAUSE_S)
+    raise CommitOutcomeUnknown(cause)
+
+
+class CommitOutcomeUnknown(Exception):
+    """The COMMIT may or may not have been applied, and the store could not be
+    asked: every caller gets CommitUnconfirmed (a 503, whatever the store's error
+    was), and nothing is retried."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

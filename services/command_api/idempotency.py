@@ -1,0 +1,162 @@
+"""Idempotency-Key, for every POST: a retry gets the first answer and writes nothing.
+
+The commands and the import share each step:
+- request_claim(): the key, and a hash of what the request means (the same key with
+  another meaning is a 422, never a second effect);
+- in_flight(): one request per key at a time in this process (a second: 409);
+- stored_responses() and replay(): what a key already answered;
+- store_responses(): the answer, kept in the transaction of its events (commit.py), so
+  a key is stored exactly when its effect is;
+- mark_accepted(): the answer went out as 202 (not yet visible), so a retry says 202.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from services.command_api.submissions import IdempotencyClaim, Result
+from services.http.edge import printable
+from shared.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    invalid,
+)
+
+IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
+KEY_LENGTH_MAX = 255
+
+
+def request_claim(
+    request: web.Request, meaning: Sequence[bytes]
+) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key, if any, with a hash of what the request means
+    (the parts are length-prefixed, so no two different lists hash alike)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not printable(key.strip()) or len(key) > KEY_LENGTH_MAX:
+        raise invalid(
+            "Idempotency-Key",
+            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        )
+    digest = hashlib.sha256()
+    for part in meaning:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
+
+
+@contextmanager
+def in_flight(
+    request: web.Request, business_id: int, claim: IdempotencyClaim | None
+) -> Iterator[None]:
+    """Hold the key while the request runs: a second request with it meanwhile is
+    refused (409), since it could neither replay an answer nor safely run again."""
+    if claim is None:
+        yield
+        return
+    slot, held = (business_id, claim.key), request.app[IN_FLIGHT]
+    if slot in held:
+        raise IdempotencyInProgress()
+    held.add(slot)
+    try:
+        yield
+    finally:
+        held.discard(slot)
+
+
+class StoredResponse(msgspec.Struct, frozen=True):
+    request_hash: str
+    result: Result
+
+
+async def stored_responses(
+    conn: asyncpg.Connection | asyncpg.Pool, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], StoredResponse]:
+    """The responses stored for these (business id, key) pairs, in one query."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT k.business_id, k.key, k.request_hash, k.status, k.body, k.position"
+        " FROM idempotency_keys k"
+        " JOIN unnest($1::bigint[], $2::text[]) AS w(business_id, key)"
+        " USING (business_id, key)",
+        [business for business, _ in keys],
+        [key for _, key in keys],
+    )
+    return {
+        (row["business_id"], row["key"]): StoredResponse(
+            row["request_hash"],
+            Result(
+                status=row["status"],
+                body=bytes(row["body"]),
+                position=row["position"] or None,
+                replayed=True,
+            ),
+        )
+        for row in rows
+    }
+
+
+def replay(stored: StoredResponse | None, claim: IdempotencyClaim) -> Result | None:
+    """The first answer, to send again; None for a key not used yet. A key used with
+    another request raises IdempotencyConflict."""
+    if stored is None:
+        return None
+    if stored.request_hash != claim.request_hash:
+        raise IdempotencyConflict()
+    return stored.result
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """What one request answers, kept when it carries a key."""
+
+    business_id: int
+    claim: IdempotencyClaim | None
+    result: Result
+
+
+class KeyCommittedConcurrently(ConcurrencyConflict):
+    """Another request with the key committed first (another process, since this
+    one holds the key in_flight)."""
+
+    def __init__(self) -> None:
+        super().__init__("idempotency key committed concurrently")
+
+
+async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -> None:
+    """Keep each keyed answer, inside the transaction of its events."""
+    keyed = [(answer, answer.claim) for answer in answers if answer.claim is not None]
+    if not keyed:
+        return
+    rows = await conn.fetch(
+        "INSERT INTO idempotency_keys"
+        " (business_id, key, request_hash, status, body, position)"
+        " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[],"
+        " $5::bytea[], $6::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING key",
+        [answer.business_id for answer, _ in keyed],
+        [claim.key for _, claim in keyed],
+        [claim.request_hash for _, claim in keyed],
+        [answer.result.status for answer, _ in keyed],
+        [answer.result.body for answer, _ in keyed],
+        [answer.result.position or 0 for answer, _ in keyed],
+    )
+    if len(rows) != len(keyed):
+        raise KeyCommittedConcurrently()
+
+
+async def mark_accepted(pool: asyncpg.Pool, business_id: int, key: str) -> None:
+    """The first answer to a keyed request was 202 (not yet visible): store that, so a
+    retry replays the same status as well as the same body."""
+    await pool.execute(
+        "UPDATE idempotency_keys SET status = 202 WHERE business_id = $1 AND key = $2",
+        business_id,
+        key,
+    )

@@ -1,0 +1,191 @@
+"""Hop 2 to hop 3: decided events, hash-chained, on their way to append.
+
+Every writer (the appender's commands, an import's rows, the chain-head checkpoints)
+turns the payloads it decided into NewEvents with chain(): one place where an event
+gets its id, its current schema version, its key's id and its hash, chained from the
+head of its stream. Nothing here does I/O; append() (event_store.py) stores them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+
+from shared import events as e
+from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.keyring import key_id_of
+from shared.upcasting import UPCASTERS
+
+
+class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
+    """An event decided but not yet stored (no position yet)."""
+
+    event_id: uuid.UUID
+    business_id: int
+    stream_id: str
+    version: int
+    schema_version: int
+    recorded_at: dt.datetime
+    metadata: e.Metadata
+    payload: e.LedgerEvent
+    hash: str
+    key_id: str  # the id of the key that hashed it (shared/keyring.key_id_of)
+
+    def stored(self, position: int) -> e.Envelope:
+        return e.Envelope(
+            event_id=self.event_id,
+            type=e.event_type(self.payload),
+            business_id=self.business_id,
+            stream_id=self.stream_id,
+            version=self.version,
+            position=position,
+            schema_version=self.schema_version,
+            recorded_at=self.recorded_at,
+            metadata=self.metadata,
+            payload=self.payload,
+            hash=self.hash,
+        )
+
+
+class StreamHead(msgspec.Struct, frozen=True):
+    """Where a stream's chain goes on from: its last version and that event's hash
+    (a new stream's head is version 0 and the genesis hash)."""
+
+    version: int = 0
+    hash: str = GENESIS
+
+
+def new_event(
+    *,
+    key: bytes,
+    previous_hash: str,
+    business_id: int,
+    stream_id: str,
+    version: int,
+    recorded_at: dt.datetime,
+    metadata: e.Metadata,
+    payload: e.LedgerEvent,
+) -> NewEvent:
+    """Build an event with its chained hash, at its type's current schema version;
+    the hash covers the id of `key`, recorded beside it."""
+    event_id = uuid.uuid4()
+    key_id = key_id_of(key)
+    schema_version = UPCASTERS.current_version(e.event_type(payload))
+    content = hashed_content(
+        event_id=str(event_id),
+        event_type=e.event_type(payload),
+        business_id=business_id,
+        stream_id=stream_id,
+        version=version,
+        schema_version=schema_version,
+        recorded_at=recorded_at.isoformat(),
+        metadata=msgspec.to_builtins(metadata),
+        payload=msgspec.to_builtins(payload),
+        key_id=key_id,
+    )
+    return NewEvent(
+        event_id=event_id,
+        business_id=business_id,
+        stream_id=stream_id,
+        version=version,
+        schema_version=schema_version,
+        recorded_at=recorded_at,
+        metadata=metadata,
+        payload=payload,
+        hash=event_hash(key, previous_hash, content),
+        key_id=key_id,
+    )
+
+
+def chain(
+    key: bytes,
+    business_id: int,
+    stream_id: str,
+    head: StreamHead,
+    payloads: Sequence[e.LedgerEvent],
+    recorded_at: dt.datetime,
+    metadata: e.Metadata,
+) -> list[NewEvent]:
+    """The payloads as the stream's next events, each hash chained to the one before
+    it, the first to the stream's head."""
+    previous = head.hash
+    chained: list[NewEvent] = []
+    for offset, payload in enumerate(payloads, start=1):
+        event = new_event(
+            key=key,
+            previous_hash=previous,
+            business_id=business_id,
+            stream_id=stream_id,
+            version=head.version + offset,
+            recorded_at=recorded_at,
+            metadata=metadata,
+            payload=payload,
+        )
+        chained.append(event)
+        previous = event.hash
+    return chained
+
+
+def assert_contiguous(events: Sequence[NewEvent]) -> None:
+    """Each stream's events follow one another (append asserts it before it writes,
+    evolve and load_stream again after reading)."""
+    last: dict[str, int] = {}
+    for event in events:
+        if event.stream_id in last:
+            assert event.version == last[event.stream_id] + 1, "versions are contiguous"
+        last[event.stream_id] = event.version
+
+
+# The columns a COPY writes, in copy_rows()' order.
+COPY_COLUMNS = (
+    "event_id",
+    "business_id",
+    "stream_id",
+    "version",
+    "type",
+    "schema_version",
+    "payload",
+    "metadata",
+    "recorded_at",
+    "hash",
+    "key_id",
+)
+
+
+class CopyRows(msgspec.Struct, frozen=True):
+    """Events encoded for COPY, the bulk mode of append(), and the last of them."""
+
+    rows: list[tuple[object, ...]]
+    last: NewEvent
+
+
+def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
+    """Encode the events for append()'s bulk mode before the transaction begins, so
+    that it only streams them: readers stop below the oldest running transaction
+    (read_after's rule), so a long one holds back everyone's events. Pure and
+    slow for 100,000 events: callers run it in a worker thread. Payload and metadata
+    go as msgspec.Raw, which the connections' binary jsonb codec passes as it is
+    (shared/store/postgres.py)."""
+    assert events, "nothing to copy"
+    assert_contiguous(events)
+    encode = msgspec.json.encode
+    rows: list[tuple[object, ...]] = [
+        (
+            event.event_id,
+            event.business_id,
+            event.stream_id,
+            event.version,
+            e.event_type(event.payload),
+            event.schema_version,
+            msgspec.Raw(encode(event.payload)),
+            msgspec.Raw(encode(event.metadata)),
+            event.recorded_at,
+            event.hash,
+            event.key_id,
+        )
+        for event in events
+    ]
+    return CopyRows(rows, events[-1])
