@@ -33,7 +33,7 @@ _canonical = msgspec.json.Encoder(order="sorted")
 def event_hash(key: bytes, previous: str, content: Mapping[str, object]) -> str:
     """HMAC of the previous hash and the event's canonical JSON (sorted keys)."""
     body = _canonical.encode(content)
-    return hmac.new(key, previous.encode() + body, hashlib.sha256).hexdigest()
+    return hmac.digest(key, previous.encode() + body, hashlib.sha256).hex()
 
 
 def hashed_content(
@@ -49,8 +49,10 @@ def hashed_content(
     payload: object,
     key_id: str | None,
 ) -> dict[str, object]:
-    """Exactly the fields the hash covers, as stored (payload and metadata as JSON);
-    `key_id` only when the event has one (legacy rows were hashed without it)."""
+    """Exactly the fields the hash covers, as stored: payload and metadata as the
+    stored JSON objects, or the structs they are encoded from (the canonical encoder
+    writes both to the same bytes); `key_id` only when the event has one (legacy rows
+    were hashed without it)."""
     content: dict[str, object] = {
         "event_id": event_id,
         "type": event_type,

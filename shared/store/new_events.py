@@ -69,35 +69,10 @@ def new_event(
     metadata: e.Metadata,
     payload: e.LedgerEvent,
 ) -> NewEvent:
-    """Build an event with its chained hash, at its type's current schema version;
-    the hash covers the id of `key`, recorded beside it."""
-    event_id = uuid.uuid4()
-    key_id = key_id_of(key)
-    schema_version = UPCASTERS.current_version(e.event_type(payload))
-    content = hashed_content(
-        event_id=str(event_id),
-        event_type=e.event_type(payload),
-        business_id=business_id,
-        stream_id=stream_id,
-        version=version,
-        schema_version=schema_version,
-        recorded_at=recorded_at.isoformat(),
-        metadata=msgspec.to_builtins(metadata),
-        payload=msgspec.to_builtins(payload),
-        key_id=key_id,
-    )
-    return NewEvent(
-        event_id=event_id,
-        business_id=business_id,
-        stream_id=stream_id,
-        version=version,
-        schema_version=schema_version,
-        recorded_at=recorded_at,
-        metadata=metadata,
-        payload=payload,
-        hash=event_hash(key, previous_hash, content),
-        key_id=key_id,
-    )
+    """Build one event with its chained hash (chain() for a stream's next ones)."""
+    head = StreamHead(version - 1, previous_hash)
+    [event] = chain(key, business_id, stream_id, head, [payload], recorded_at, metadata)
+    return event
 
 
 def chain(
@@ -109,23 +84,46 @@ def chain(
     recorded_at: dt.datetime,
     metadata: e.Metadata,
 ) -> list[NewEvent]:
-    """The payloads as the stream's next events, each hash chained to the one before
-    it, the first to the stream's head."""
+    """The payloads as the stream's next events, each at its type's current schema
+    version, each hash chained to the one before it, the first to the stream's head.
+    The hash covers the id of `key`, recorded beside it.
+
+    Payload and metadata enter the hashed content as structs: the canonical encoder
+    sorts a struct's fields as it sorts the keys of the stored JSON the audit hashes,
+    to the same bytes (tests/unit/test_chain_hashes.py), without a dict per event."""
+    key_id, hashed_at = key_id_of(key), recorded_at.isoformat()
     previous = head.hash
     chained: list[NewEvent] = []
     for offset, payload in enumerate(payloads, start=1):
-        event = new_event(
-            key=key,
-            previous_hash=previous,
+        event_id, event_type = uuid.uuid4(), e.event_type(payload)
+        schema_version = UPCASTERS.current_version(event_type)
+        content = hashed_content(
+            event_id=str(event_id),
+            event_type=event_type,
             business_id=business_id,
             stream_id=stream_id,
             version=head.version + offset,
-            recorded_at=recorded_at,
+            schema_version=schema_version,
+            recorded_at=hashed_at,
             metadata=metadata,
             payload=payload,
+            key_id=key_id,
         )
-        chained.append(event)
-        previous = event.hash
+        previous = event_hash(key, previous, content)
+        chained.append(
+            NewEvent(
+                event_id=event_id,
+                business_id=business_id,
+                stream_id=stream_id,
+                version=head.version + offset,
+                schema_version=schema_version,
+                recorded_at=recorded_at,
+                metadata=metadata,
+                payload=payload,
+                hash=previous,
+                key_id=key_id,
+            )
+        )
     return chained
 
 
