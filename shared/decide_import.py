@@ -98,7 +98,7 @@ def decide_import(
         create = c.CreateCategory(business_id=command.business_id, name=name)
         new_ids = ids.next_for(create)
         # Only names the business lacks are here; one created meanwhile is refused
-        # by the commit's claim on the name (category_names.claim_names).
+        # by the commit's claim on the name (services/command_api/category_names.py).
         payloads = decide_create_category(create, new_ids, name_taken=False)
         stream_id = e.category_stream(new_ids.category_id)
         recorded = _recorded(command.business_id, stream_id, 1, payloads[0], now)

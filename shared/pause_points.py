@@ -6,8 +6,8 @@ TEST-ONLY. `LEDGER_TEST_PAUSE_AT=<point>` is read once, when `ledger api`, `ledg
 relay` or `ledger projector` starts (`arm`); unset, as in every deployment, each point
 is an immediate return. Nothing in the HTTP API can set or reach it. The points:
 
-- `api.before_commit`: the appender's batch rows are inserted, its transaction still
-  open;
+- `api.before_commit`: a write's rows (an appender batch's or an import's) are
+  inserted, its transaction still open (services/command_api/commit.py);
 - `api.after_commit`: COMMIT has returned, no response is rendered or written yet;
 - `relay.after_confirm`: a batch (and its watermarks) is confirmed by the broker, the
   relay's cursor not yet saved;

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -61,45 +62,62 @@ async def prepare(
     now: dt.datetime,
     key: bytes,
 ) -> Prepared:
-    """Read what deciding needs (the categories the rows use, the ids), then decide,
-    chain and encode in a worker thread. `names`: the business's categories."""
-    used = categories_used(command, names)
-    states = StreamStates()
-    await states.load(pool, {e.category_stream(category_id) for category_id in used})
-    categories = {
-        category_id: state
-        for category_id in used
-        if isinstance(
-            state := states.get(e.category_stream(category_id)), domain.CategoryState
-        )
-    }
+    """Read what deciding needs (the states of the categories the rows use, the
+    ids), then decide, chain and encode in a worker thread. `names`: the business's
+    categories, name key -> id."""
+    categories = await _category_states(pool, categories_used(command, names))
     new = new_category_names(command.rows, names)
     ids = await id_sequences.draw(pool, ids_needed_by(command, len(new)))
+    return await asyncio.to_thread(
+        _decided, command, names, categories, ids, metadata, now, key
+    )
 
-    def decide_and_encode() -> Prepared:
-        decided = decide_import(command, names, categories, ids, now)
-        events = [
-            event
-            for stream in decided
-            for event in chain(
-                key,
-                command.business_id,
-                stream.stream_id,
-                StreamHead(),
-                stream.payloads,
-                now,
-                metadata,
-            )
-        ]
-        claims = [
-            NameClaim(command.business_id, domain.name_key(p.name), p.category_id)
-            for stream in decided
-            for p in stream.payloads
-            if isinstance(p, e.CategoryCreated)
-        ]
-        return Prepared(events, copy_rows(events), claims)
 
-    return await asyncio.to_thread(decide_and_encode)
+async def _category_states(
+    pool: asyncpg.Pool, category_ids: set[int]
+) -> dict[int, domain.CategoryState]:
+    states = StreamStates()
+    await states.load(pool, {e.category_stream(id_) for id_ in category_ids})
+    found = {id_: states.get(e.category_stream(id_)) for id_ in category_ids}
+    return {
+        id_: state
+        for id_, state in found.items()
+        if isinstance(state, domain.CategoryState)
+    }
+
+
+def _decided(
+    command: c.ImportClients,
+    names: Mapping[str, int],
+    categories: Mapping[int, domain.CategoryState],
+    ids: c.DrawnIds,
+    metadata: e.Metadata,
+    now: dt.datetime,
+    key: bytes,
+) -> Prepared:
+    """Pure and slow for 100,000 rows: run in a worker thread."""
+    streams = decide_import(command, names, categories, ids, now)
+    business_id = command.business_id
+    events = [
+        event
+        for stream in streams
+        for event in chain(
+            key,
+            business_id,
+            stream.stream_id,
+            StreamHead(),
+            stream.payloads,
+            now,
+            metadata,
+        )
+    ]
+    claims = [
+        NameClaim(business_id, domain.name_key(payload.name), payload.category_id)
+        for stream in streams
+        for payload in stream.payloads
+        if isinstance(payload, e.CategoryCreated)
+    ]
+    return Prepared(events, copy_rows(events), claims)
 
 
 async def commit_import(
@@ -119,14 +137,11 @@ async def commit_import(
     async def insert(conn: asyncpg.Connection, stored: list[e.Envelope]) -> None:
         await import_store.insert(conn, record, stored[-1])
 
-    async def check(conn: asyncpg.Connection) -> None:
-        await import_store.check_first(conn, record)
-
     write = Write(
         events=prepared.rows,
         names=prepared.names,
         answer=answer,
-        check=check,
+        check=functools.partial(import_store.check_first, record=record),
         record=insert,
     )
     started = time.perf_counter()
