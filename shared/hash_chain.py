@@ -20,6 +20,7 @@ they verify unchanged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -32,8 +33,14 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 def event_hash(key: bytes, previous: str, content: Mapping[str, object]) -> str:
     """HMAC of the previous hash and the event's canonical JSON (sorted keys)."""
-    body = _canonical.encode(content)
-    return hmac.digest(key, previous.encode() + body, hashlib.sha256).hex()
+    mac = _keyed(key).copy()  # the key's pads are hashed once per key, not per event
+    mac.update(previous.encode() + _canonical.encode(content))
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def hashed_content(

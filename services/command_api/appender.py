@@ -110,7 +110,7 @@ class Appender:
     async def _commit_isolated(self, batch: list[Submission]) -> None:
         """Commit a batch; if it fails unexpectedly, commit each command on its own so
         that one poisonous command fails alone and never its batch-mates. Splitting is
-        safe because a failed batch is known not to have committed (see _write)."""
+        safe because a failed batch is known not to have committed (see commit.py)."""
         try:
             await self._commit_with_retries(batch)
         except CommitOutcomeUnknown as unknown:
@@ -181,10 +181,11 @@ class Appender:
         stored = await stored_responses(conn, keys)
         live: list[Submission] = []
         for submission in batch:
-            claim = submission.idempotency
-            key = (submission.command.business_id, claim.key) if claim else None
+            claim, found = submission.idempotency, None
             try:
-                found = replay(stored.get(key), claim) if key and claim else None
+                if claim is not None:
+                    key = (submission.command.business_id, claim.key)
+                    found = replay(stored.get(key), claim)
             except IdempotencyConflict as conflict:
                 _fail(submission, conflict)
                 continue

@@ -3,8 +3,8 @@
 Brings each stream's state up to its head once (stream_states.py), draws the ids the
 batch needs, then decides every command in arrival order with the kernel's rules
 (shared/decide.py), chains its events (shared/store/new_events.py) and evolves the
-cached state, so that the next command on a stream sees it. Pure apart from those
-reads: nothing is written here.
+cached state, so that the next command on a stream sees it. Nothing is written here
+but the sequences the ids come from: the appender commits the events (commit.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from shared.store.new_events import NewEvent, StreamHead, chain
 
 
 class BatchDecider:
+    """Decides the appender's batches, with the stream states cached between them."""
+
     def __init__(self, hmac_key: bytes, clock: Clock) -> None:
         self._key = hmac_key
         self._clock = clock

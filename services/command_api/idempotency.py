@@ -4,7 +4,7 @@ The commands and the import share each step:
 - request_claim(): the key, and a hash of what the request means (the same key with
   another meaning is a 422, never a second effect);
 - in_flight(): one request per key at a time in this process (a second: 409);
-- stored_responses() and replay(): what a key already answered;
+- stored_responses(), replay() and replayed(): what a key already answered;
 - store_responses(): the answer, kept in the transaction of its events (commit.py), so
   a key is stored exactly when its effect is;
 - mark_accepted(): the answer went out as 202 (not yet visible), so a retry says 202.
@@ -112,6 +112,14 @@ def replay(stored: StoredResponse | None, claim: IdempotencyClaim) -> Result | N
     if stored.request_hash != claim.request_hash:
         raise IdempotencyConflict()
     return stored.result
+
+
+async def replayed(
+    conn: asyncpg.Connection | asyncpg.Pool, business_id: int, claim: IdempotencyClaim
+) -> Result | None:
+    """replay() for one request, looked up on its own."""
+    key = (business_id, claim.key)
+    return replay((await stored_responses(conn, [key])).get(key), claim)
 
 
 class Answer(msgspec.Struct, frozen=True):

@@ -89,11 +89,9 @@ async def _import(
 ) -> web.Response:
     pool = request.app[POOL]
     if claim is not None:
-        key = (business.business_id, claim.key)
-        stored = await idempotency.stored_responses(pool, [key])
-        replayed = idempotency.replay(stored.get(key), claim)
-        if replayed is not None:
-            return _replay(replayed)
+        answered = await idempotency.replayed(pool, business.business_id, claim)
+        if answered is not None:
+            return _replay(answered)
     rows = await parse_upload(request, upload.file)
     names = await category_names.of_business(pool, business.business_id)
     category_id = _category_id(upload.fields.get("category_id", ""), names)

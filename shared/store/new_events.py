@@ -170,6 +170,9 @@ def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
     assert events, "nothing to copy"
     assert_contiguous(events)
     encode = msgspec.json.encode
+    # A writer's events share one Metadata: each distinct one is encoded once.
+    metadata = {id(event.metadata): event.metadata for event in events}
+    metadata_json = {key: msgspec.Raw(encode(value)) for key, value in metadata.items()}
     rows: list[tuple[object, ...]] = [
         (
             event.event_id,
@@ -179,7 +182,7 @@ def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
             e.event_type(event.payload),
             event.schema_version,
             msgspec.Raw(encode(event.payload)),
-            msgspec.Raw(encode(event.metadata)),
+            metadata_json[id(event.metadata)],
             event.recorded_at,
             event.hash,
             event.key_id,
