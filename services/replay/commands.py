@@ -19,16 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from services.replay.rebuild import ReplayError, count_events, replay
+from services.replay.rebuild import Figures, ReplayError, count_events, replay
 
 
-class Summary(msgspec.Struct, kw_only=True):
-    projections: list[str]
-    business_id: int | None
-    events: int
-    seconds: float
-    events_per_s: float
-    position: int
+class Summary(Figures, kw_only=True):
     peak_rss_mb: float
 
 

@@ -43,13 +43,18 @@ class ReplayError(RuntimeError):
     """The replay could not run (another one is running, a lock timed out)."""
 
 
-class Outcome(msgspec.Struct, kw_only=True):
+class Figures(msgspec.Struct, kw_only=True):
+    """What a replay did, as both its outcome and the CLI's summary begin."""
+
     projections: list[str]
     business_id: int | None
     events: int
     seconds: float
     events_per_s: float
     position: int  # the last event position the rebuilt models hold
+
+
+class Outcome(Figures, kw_only=True):
     tables: list[str]
 
 
