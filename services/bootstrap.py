@@ -6,9 +6,8 @@ asyncpg.create_pool or aio_pika.connect, nor the tools that configure a connecti
 (shared/store/postgres.py: the jsonb codec, the bounded pool; shared/bus/broker.py: a
 RobustConnection closed when it fails to open): tests/unit/test_bootstrap.py scans the
 source for it. The client SDK (shared/client/) is the exception: it runs in other
-teams' processes and connects to the broker on its own. (So, for now, is the import's
-COPY connection, services/command_api/import_store.copy_connection, which goes when
-the import writes through the event store: issue 11, one writer.)
+teams' processes and connects to the broker on its own. The import's COPY runs on a
+connection of the API's pool, like every other write.
 
 Who asks:
 - the API process: its app's setup (services/http/app.py) opens the pool and the
