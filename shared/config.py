@@ -79,7 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_format: str = "auto"
     # Spreadsheet imports are parsed in worker processes with these bounds
-    # (services/command_api/parse_pool.py): at most `import_workers` at once (one more
+    # (services/command_api/spreadsheets/parse_pool.py): at most `import_workers` at
+    # once (one more
     # upload answers 503), each with CPU seconds, address space and wall-clock limits.
     import_workers: int = 2
     import_cpu_s: int = 60

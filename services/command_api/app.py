@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.command_api import import_routes
 from services.command_api.appender import Appender
 from services.command_api.idempotency import IN_FLIGHT
-from services.command_api.import_parsing import parse_pool_context
 from services.command_api.routes import APPENDER, routes
+from services.command_api.spreadsheets import import_routes
+from services.command_api.spreadsheets.import_parsing import parse_pool_context
 from services.http.edge import CLOCK, POOL, SETTINGS
 from services.http.metrics import METRICS
 

@@ -14,8 +14,8 @@ from tests.integration.scenarios import wait_until
 # An "API process": a parse pool running one job that never ends by itself.
 API_PROCESS = """
 import asyncio, sys
-from services.command_api.parse_pool import ParsePool
-from services.command_api.worker_limits import WorkerLimits
+from services.command_api.spreadsheets.parse_pool import ParsePool
+from services.command_api.spreadsheets.worker_limits import WorkerLimits
 from tests.support.busy_work import spin
 
 async def main():

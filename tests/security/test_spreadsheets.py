@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.cli.businesses import provision_business
-from services.command_api.import_parsing import PARSE_POOL
+from services.command_api.spreadsheets.import_parsing import PARSE_POOL
 from tests.integration.scenarios import wait_until
 from tests.support import crafted_workbooks as crafted
 from tests.support.environment import Environment, create_environment, drop_environment

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.command_api.excel_import import ImportRow, validate
+from services.command_api.spreadsheets.excel_import import ImportRow, validate
 from shared.errors import ValidationFailed
 
 HEADER = (" NAME ", "Phone Number", "Unpaid Amount", "Deposit Amount", "Archived")

@@ -17,8 +17,8 @@ from services.api_docs.operation import Operation
 from services.audit import operations as audit_operations
 from services.audit import routes as audit_routes
 from services.command_api import app as command_app
-from services.command_api import import_operations
 from services.command_api import operations as command_operations
+from services.command_api.spreadsheets import import_operations
 from services.http import health, metrics
 from services.http import operations as health_operations
 from services.query_api import app as query_app

@@ -13,10 +13,10 @@ from functools import partial
 
 from aiohttp import web
 
-from services.command_api import sheet_worker
-from services.command_api.excel_import import SheetBounds
-from services.command_api.parse_pool import ParsePool
-from services.command_api.worker_limits import WorkerLimits
+from services.command_api.spreadsheets import sheet_worker
+from services.command_api.spreadsheets.excel_import import SheetBounds
+from services.command_api.spreadsheets.parse_pool import ParsePool
+from services.command_api.spreadsheets.worker_limits import WorkerLimits
 from services.http.edge import SETTINGS
 from shared.commands import ImportRow
 

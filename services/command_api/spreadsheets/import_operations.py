@@ -4,12 +4,12 @@ upload form and its answers. (An import's status is a query: services/query_api.
 from __future__ import annotations
 
 from services.api_docs.operation import POSITION_HEADER, Operation, answer, ref
-from services.command_api.import_routes import (
+from services.command_api.operations import IDEMPOTENCY, PREFER
+from services.command_api.spreadsheets.import_routes import (
     FORM_FIELDS,
     DuplicateImportBody,
     ImportBody,
 )
-from services.command_api.operations import IDEMPOTENCY, PREFER
 from services.http.edge import MessageBody
 
 BODIES = (ImportBody, DuplicateImportBody)

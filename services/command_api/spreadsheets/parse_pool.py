@@ -24,10 +24,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
-from services.command_api.worker_limits import WorkerLimits, work
+from services.command_api.spreadsheets.worker_limits import WorkerLimits, work
 from shared.errors import WorkersBusy
 
-PARSER = "services.command_api.sheet_worker"
+PARSER = "services.command_api.spreadsheets.sheet_worker"
 
 
 class ParsePool:

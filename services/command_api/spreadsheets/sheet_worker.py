@@ -14,8 +14,8 @@ import warnings
 
 import msgspec
 
-from services.command_api.excel_import import SheetBounds, parse
-from services.command_api.workbook_parts import TOO_COMPLEX, UNREADABLE
+from services.command_api.spreadsheets.excel_import import SheetBounds, parse
+from services.command_api.spreadsheets.workbook_parts import TOO_COMPLEX, UNREADABLE
 from shared.commands import ImportRow
 from shared.errors import (
     LedgerError,

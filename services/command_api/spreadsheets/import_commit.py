@@ -24,11 +24,12 @@ from collections.abc import Mapping
 import asyncpg
 import msgspec
 
-from services.command_api import id_sequences, import_store
+from services.command_api import id_sequences
 from services.command_api.category_names import NameClaim, NameClaimedConcurrently
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
 from services.command_api.idempotency import Answer, KeyCommittedConcurrently
-from services.command_api.import_store import ImportRecord
+from services.command_api.spreadsheets import import_store
+from services.command_api.spreadsheets.import_store import ImportRecord
 from services.command_api.stream_states import StreamStates
 from services.command_api.submissions import IdempotencyClaim, Result
 from shared import commands as c

@@ -15,12 +15,17 @@ from decimal import Decimal
 import msgspec
 from aiohttp import web
 
-from services.command_api import category_names, idempotency, import_store
-from services.command_api.import_commit import Prepared, commit_import, prepare
-from services.command_api.import_parsing import parse_upload
-from services.command_api.import_store import DuplicateImport, ImportRecord
+from services.command_api import category_names, idempotency
+from services.command_api.spreadsheets import import_store
+from services.command_api.spreadsheets.import_commit import (
+    Prepared,
+    commit_import,
+    prepare,
+)
+from services.command_api.spreadsheets.import_parsing import parse_upload
+from services.command_api.spreadsheets.import_store import DuplicateImport, ImportRecord
+from services.command_api.spreadsheets.uploads import Upload, read_upload
 from services.command_api.submissions import IdempotencyClaim, Result
-from services.command_api.uploads import Upload, read_upload
 from services.http.edge import (
     CLOCK,
     POOL,

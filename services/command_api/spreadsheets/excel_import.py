@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from openpyxl import load_workbook
 
-from services.command_api.workbook_parts import (
+from services.command_api.spreadsheets.workbook_parts import (
     check_shared_strings,
     check_sizes,
     formula_cells,
