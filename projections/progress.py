@@ -48,10 +48,7 @@ SELECT count(*) AS events,
        coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8
          AS seconds
 FROM events
-WHERE (transaction_id, position) > (
-    SELECT coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0)
-    FROM (SELECT 1) AS one LEFT JOIN relay_cursor c ON c.relay = $1
-)
+WHERE position > coalesce((SELECT position FROM relay_cursor WHERE relay = $1), 0)
 """
 
 _PROJECTION_LAG = """

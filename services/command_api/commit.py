@@ -4,8 +4,9 @@ and for imports alike.
 BEGIN; the writer's own check (an import's duplicate-file check under its lock); take
 the transaction id; claim the new category names; append the events; the writer's own
 record (an import's client_imports row); store the Idempotency-Key answers; NOTIFY the
-waiters; COMMIT. Everything a writer decided on was read before its first write, which
-fixes the transaction id, the relay's ordering key.
+waiters; COMMIT. Appending takes the commit-order lock (migration 0011: positions are
+drawn in commit order), held to the COMMIT: so the names are claimed before it, and
+every writer holds it only for its own writes.
 
 A COMMIT whose reply is lost, or a connection lost once rows were written, leaves the
 outcome unknown: the server is then asked (`settled`) rather than guessed, so that a

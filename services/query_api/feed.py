@@ -5,20 +5,12 @@
 publishes them, each envelope byte for byte the body of its RabbitMQ message
 (`broker.envelope_body`). `limit` defaults to 100 and is capped at 1,000.
 
-Order and cursor. Positions come from a sequence when a row is inserted, not when its
-transaction commits, so a `position > after` cursor would pass a lower position whose
-transaction commits later, and never return it. The feed therefore follows the relay's
-order (`event_store.read_after`): only rows whose transaction is older than every
-transaction still running (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`,
-all committed or rolled back for good), ordered by (transaction_id, position). Its
-cursor is still one position, that of the last event returned: the feed looks that
-event up (it is the business's own and committed) and continues after its
-(transaction_id, position). Every transaction that commits later has an id at or
-above the xmin bound the earlier page used, so it sorts after the cursor: nothing is
-ever skipped, whatever the commit order. The price: positions in the feed rise within
-a transaction, not always across transactions, so `next_after` is the last event's
-position, not the highest one. A position from a RabbitMQ message works as `after`
-too: the relay publishes in the same order.
+Order and cursor: position. Positions are drawn in commit order (migration 0011), so
+a row that commits later always has a higher position than every row visible now, and
+`position > after` never passes one, whatever else runs on the server. `after` must be
+0 or the position of one of the caller's own events; `next_after` is the last
+event's. A position from a RabbitMQ message works as `after` too: the relay publishes
+in the same order.
 """
 
 from __future__ import annotations
@@ -72,21 +64,10 @@ def feed_query(query: Mapping[str, str]) -> FeedQuery:
 
 
 # The event `after` names: it must be one of the caller's business's events.
-_ANCHOR = """
-SELECT transaction_id::text FROM events WHERE business_id = $1 AND position = $2
-"""
-# The business's events after the anchor in (transaction_id, position) order, only
-# from transactions older than every one still running: see the module docstring.
-# The row comparison leads with business_id to use events_by_business_transaction.
+_ANCHOR = "SELECT true FROM events WHERE business_id = $1 AND position = $2"
 _PAGE = (
     SELECT_EVENTS
-    + """
-WHERE business_id = $1
-  AND (business_id, transaction_id, position) > ($1, $2::text::xid8, $3)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY business_id, transaction_id, position
-LIMIT $4
-"""
+    + "WHERE business_id = $1 AND position > $2 ORDER BY position LIMIT $3"
 )
 
 
@@ -94,10 +75,7 @@ async def page(
     pool: asyncpg.Pool, business_id: int, query: FeedQuery
 ) -> list[e.Envelope]:
     async with pool.acquire() as conn:
-        anchor: str | None = "0"
-        if query.after:
-            anchor = await conn.fetchval(_ANCHOR, business_id, query.after)
-        if anchor is None:
+        if query.after and not await conn.fetchval(_ANCHOR, business_id, query.after):
             raise ValidationFailed(
                 {
                     "after": [
@@ -105,7 +83,7 @@ async def page(
                     ]
                 }
             )
-        rows = await conn.fetch(_PAGE, business_id, anchor, query.after, query.limit)
+        rows = await conn.fetch(_PAGE, business_id, query.after, query.limit)
     return [envelope_from_row(row) for row in rows]
 
 

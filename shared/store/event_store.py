@@ -181,38 +181,29 @@ async def load_stream(
 
 
 class Cursor(msgspec.Struct, frozen=True):
-    """A reader's place in the global order: (transaction id, position)."""
+    """A reader's place in the global order: the last position it has read.
 
-    transaction_id: int = 0
+    Positions are drawn in commit order (migration 0011: every insert first takes one
+    transaction-level lock, held to its COMMIT), so a row that commits later always
+    has a higher position than every row visible now: `position > cursor` never
+    skips one, whatever other transactions on the server are doing.
+    """
+
     position: int = 0
 
 
-# Rows are read in (transaction_id, position) order, and only those whose writing
-# transaction is older than the oldest transaction still running
-# (pg_snapshot_xmin(pg_current_snapshot())). Every such row is committed (or rolled
-# back, and then invisible for good), and every transaction that commits later has a
-# transaction id at or above that bound, so it sorts after our cursor: a reader never
-# passes a row that becomes visible behind it. A position-only cursor would skip a row
-# whose transaction took a lower position but committed after a higher one.
 _AFTER_CURSOR = """
-WHERE (transaction_id, position) > ($1::text::xid8, $2)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
-LIMIT $3
+WHERE position > $1
+ORDER BY position
+LIMIT $2
 """
-_READ_AFTER = (
-    SELECT_EVENTS.replace("SELECT ", "SELECT transaction_id::text::bigint AS txid, ", 1)
-    + _AFTER_CURSOR
-)
+_READ_AFTER = SELECT_EVENTS + _AFTER_CURSOR
 # The same rows, only what a chain head needs: no payload to fetch and decode.
 _HEADS_AFTER = (
-    "SELECT transaction_id::text::bigint AS txid, position, stream_id, business_id,"
-    " version, hash FROM events" + _AFTER_CURSOR
+    "SELECT position, stream_id, business_id, version, hash FROM events" + _AFTER_CURSOR
 )
-
-
 _READ_AFTER_OF_BUSINESS = _READ_AFTER.replace(
-    "WHERE (transaction_id", "WHERE business_id = $4 AND (transaction_id", 1
+    "WHERE position", "WHERE business_id = $3 AND position", 1
 )
 
 
@@ -223,23 +214,15 @@ async def read_after(
     limit: int,
     business_id: int | None = None,
 ) -> list[tuple[Cursor, e.Envelope]]:
-    """Committed events after the cursor in commit-safe order, each with its cursor
-    (only one business's, if given)."""
+    """Committed events after the cursor in commit order, each with its cursor (only
+    one business's, if given)."""
     if business_id is None:
-        rows = await conn.fetch(
-            _READ_AFTER, str(cursor.transaction_id), cursor.position, limit
-        )
+        rows = await conn.fetch(_READ_AFTER, cursor.position, limit)
     else:
         rows = await conn.fetch(
-            _READ_AFTER_OF_BUSINESS,
-            str(cursor.transaction_id),
-            cursor.position,
-            limit,
-            business_id,
+            _READ_AFTER_OF_BUSINESS, cursor.position, limit, business_id
         )
-    return [
-        (Cursor(row["txid"], row["position"]), envelope_from_row(row)) for row in rows
-    ]
+    return [(Cursor(row["position"]), envelope_from_row(row)) for row in rows]
 
 
 async def read_heads_after(
@@ -247,28 +230,21 @@ async def read_heads_after(
 ) -> list[tuple[Cursor, asyncpg.Record]]:
     """read_after's rows, each with its cursor, as records of only `stream_id`,
     `business_id`, `version` and `hash` (the chain-head checkpointer's reading)."""
-    rows = await conn.fetch(
-        _HEADS_AFTER, str(cursor.transaction_id), cursor.position, limit
-    )
-    return [(Cursor(row["txid"], row["position"]), row) for row in rows]
+    rows = await conn.fetch(_HEADS_AFTER, cursor.position, limit)
+    return [(Cursor(row["position"]), row) for row in rows]
 
 
 async def load_cursor(conn: asyncpg.Connection, follower: str) -> Cursor:
-    row = await conn.fetchrow(
-        "SELECT transaction_id::text::bigint AS txid, position FROM relay_cursor"
-        " WHERE relay = $1",
-        follower,
+    position = await conn.fetchval(
+        "SELECT position FROM relay_cursor WHERE relay = $1", follower
     )
-    return Cursor(row["txid"], row["position"]) if row else Cursor()
+    return Cursor(position) if position is not None else Cursor()
 
 
 async def save_cursor(conn: asyncpg.Connection, follower: str, cursor: Cursor) -> None:
     await conn.execute(
-        "INSERT INTO relay_cursor (relay, transaction_id, position)"
-        " VALUES ($1, $2::text::xid8, $3)"
-        " ON CONFLICT (relay) DO UPDATE"
-        " SET transaction_id = excluded.transaction_id, position = excluded.position",
+        "INSERT INTO relay_cursor (relay, position) VALUES ($1, $2)"
+        " ON CONFLICT (relay) DO UPDATE SET position = excluded.position",
         follower,
-        str(cursor.transaction_id),
         cursor.position,
     )

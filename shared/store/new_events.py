@@ -162,8 +162,8 @@ class CopyRows(msgspec.Struct, frozen=True):
 
 def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
     """Encode the events for append()'s bulk mode before the transaction begins, so
-    that it only streams them: readers stop below the oldest running transaction
-    (read_after's rule), so a long one holds back everyone's events. Pure and
+    that it only streams them: the COPY holds the commit-order lock (migration 0011)
+    until its COMMIT, and every other writer waits for it meanwhile. Pure and
     slow for 100,000 events: callers run it in a worker thread. Payload and metadata
     go as msgspec.Raw, which the connections' binary jsonb codec passes as it is
     (shared/store/postgres.py)."""

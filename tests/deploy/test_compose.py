@@ -190,8 +190,8 @@ def test_the_admin_url_is_the_postgres_images_superuser() -> None:
 
 
 def test_postgres_ends_sessions_left_idle_in_a_transaction() -> None:
-    """The relay reads below pg_snapshot_xmin (server-wide), so the server is started
-    with idle_in_transaction_session_timeout."""
+    """Writers take turns on the commit-order lock (migration 0011), so the server is
+    started with idle_in_transaction_session_timeout."""
     assert SERVICES["postgres"]["command"] == [
         "postgres",
         "-c",

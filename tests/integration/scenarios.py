@@ -188,63 +188,21 @@ def decoded(body: bytes | str) -> dict[str, object]:
     return value
 
 
-async def wait_until_readable(
-    conn: asyncpg.Connection | asyncpg.Pool, stream_ids: list[str] | None = None
-) -> None:
-    """Wait until read_after may return every event of these streams (None: all).
-
-    read_after stops below pg_snapshot_xmin(pg_current_snapshot()), which is
-    cluster-wide: a write transaction still open in any database of the server (another
-    test session, say) holds events back until it ends, however long ago they committed.
-    """
-
-    async def below_horizon() -> bool:
-        ready: bool = await conn.fetchval(
-            "SELECT coalesce(max(transaction_id)"
-            " < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
-            " WHERE $1::text[] IS NULL OR stream_id = ANY($1::text[])",
-            stream_ids,
-        )
-        return ready
-
-    await wait_until(below_horizon, "committed events to fall below the xmin horizon")
+# The commit-order lock every insert into events takes (migration 0011).
+COMMIT_ORDER_LOCK = 7_170_005
 
 
-@asynccontextmanager
-async def horizon_held_until_checked(
-    admin_url: str, reader: int
-) -> AsyncIterator[None]:
-    """Hold the server's xmin horizon back with an open write transaction, as any
-    other session may at any moment, until the backend `reader` has run
-    wait_until_readable's check once: until then read_after returns nothing committed
-    after this block began. A reader that does not wait for the horizon fails."""
-    holder = await asyncpg.connect(admin_url)
-    watcher = await asyncpg.connect(admin_url)
-    held = holder.transaction()
-    await held.start()
-    await holder.fetchval("SELECT pg_current_xact_id()")  # a write transaction's id
-
-    async def checked() -> bool:
-        await watcher.execute("SELECT pg_stat_clear_snapshot()")
-        count: int = await watcher.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
-            " AND query LIKE '%max(transaction_id) < pg_snapshot_xmin(%'",
-            reader,
-        )
-        return count > 0
-
-    async def release_once_checked() -> None:
-        await wait_until(checked, "the reader to check the xmin horizon")
-        await held.rollback()
-
-    releaser = asyncio.ensure_future(release_once_checked())
-    try:
-        yield
-    finally:
-        releaser.cancel()
-        await asyncio.gather(releaser, return_exceptions=True)
-        await holder.close()
-        await watcher.close()
+async def waiting_for_commit_order(conn: asyncpg.Connection, pid: int) -> bool:
+    """Whether backend `pid` waits for the commit-order lock (an append stuck behind
+    another transaction's)."""
+    waiting: bool = await conn.fetchval(
+        "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND NOT granted"
+        " AND locktype = 'advisory' AND objsubid = 1"
+        " AND (classid::int8 << 32 | objid::int8) = $2",
+        pid,
+        COMMIT_ORDER_LOCK,
+    )
+    return waiting
 
 
 async def head_cursor(conn: asyncpg.Connection) -> Cursor:

@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestClient
 from services.audit.report import Difference
 from shared.store.chain_checkpoints import take_checkpoint
 from tests.integration.audit_history import history, report_of, tamper
-from tests.integration.scenarios import wait_until_readable
 from tests.integration.tampering import (
     figures,
     forge_debit,
@@ -33,7 +32,6 @@ async def checkpointed(
     environment: Environment, pool: asyncpg.Pool, stream: str
 ) -> asyncpg.Record:
     """Take a checkpoint once the stream is readable; its chain_checkpoints row."""
-    await wait_until_readable(pool, [stream])
     async with pool.acquire() as conn:
         assert await take_checkpoint(conn, environment.settings.hmac_key.encode()) > 0
     row = await pool.fetchrow(

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from shared import events as e
 from shared.bus import broker
 from shared.client import LedgerClient, NewClient, RecentEvents, Subscriber
-from tests.integration.scenarios import id_of, wait_until, wait_until_readable
+from tests.integration.scenarios import id_of, wait_until
 from tests.support.environment import Environment
 
 Handler = Callable[[e.Envelope], Awaitable[None]]
@@ -238,7 +238,6 @@ async def test_catch_up_reads_the_feed_then_the_queue_each_event_once(
         environment, business, handle, RecentEvents(), topics
     ) as subscriber:
         both = (await api.create_client(NewClient(business_name="Both"))).body.id
-        await wait_until_readable(pool)
         last = await subscriber.catch_up(api, after=0, limit=2)
         assert last == handled[-1].position
         assert [event.type for event in handled] == [

@@ -3,6 +3,7 @@ and a late subscriber that reads it and then its queue sees each event exactly o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from services.command_api.appender import Appender
 from shared.store.event_store import NewEvent, append
+from shared.store.postgres import with_database
 from tests.integration.event_feed import (
     Headers,
     business_messages,
@@ -27,7 +29,7 @@ from tests.integration.scenarios import (
     id_of,
     next_posting,
     wait_until,
-    wait_until_readable,
+    waiting_for_commit_order,
 )
 from tests.support.environment import Environment
 from tests.support.service import http_client
@@ -42,72 +44,45 @@ async def connections(isolated: Environment) -> AsyncIterator[list[asyncpg.Conne
         await conn.close()
 
 
-async def _serve_b_then_late_a(
+async def _serve_a_then_b_behind_it(
     client: TestClient,
     headers: Headers,
     after: int,
     connections: list[asyncpg.Connection],
     events: tuple[NewEvent, NewEvent],
-    pool: asyncpg.Pool,
 ) -> int:
-    """Writer B takes its transaction id first; A then appends (lower position) and
-    stays open while B appends (higher position) and commits. The feed serves B, and
-    its `next_after` is B's position, above A's; once A commits, the feed from there
-    serves A, exactly once. The cursor after A."""
+    """Writer B takes its transaction id first; A then appends and stays open. B's
+    append waits behind A (the commit-order lock) and the feed serves nothing; once
+    A commits, B goes on at a higher position, and the feed serves A, then B, each
+    once. The cursor after B."""
     conn_a, conn_b = connections
     event_a, event_b = events
     transaction_b = conn_b.transaction()
     await transaction_b.start()
     await conn_b.fetchval("SELECT pg_current_xact_id()")
-    async with conn_a.transaction():
-        [stored_a] = await append(conn_a, [event_a])
-        [stored_b] = await append(conn_b, [event_b])
-        await transaction_b.commit()
-        assert stored_a.position < stored_b.position
-
-        async def b_is_served() -> bool:
-            page, _ = await feed_page(client, headers, after)
-            return bool(page)
-
-        await wait_until(b_is_served, "the feed to serve B")
-        page, after = await feed_page(client, headers, after)
-        assert [event["event_id"] for event in page] == [str(stored_b.event_id)]
-        assert after == stored_b.position > stored_a.position
-    await wait_until_readable(pool, [stored_a.stream_id])
-    page, after = await feed_page(client, headers, after)
-    assert [event["event_id"] for event in page] == [str(stored_a.event_id)]
-    assert await feed_page(client, headers, after) == ([], after)
-    return after
-
-
-async def _hold_b_back_behind_open_a(
-    client: TestClient,
-    headers: Headers,
-    after: int,
-    connections: list[asyncpg.Connection],
-    events: tuple[NewEvent, NewEvent],
-    pool: asyncpg.Pool,
-) -> None:
-    """A' appends (lower position) and stays open while B' appends (higher position,
-    later transaction) and commits: the feed serves nothing until A' commits, then
-    A', B'."""
-    conn_a, conn_b = connections
-    event_a, event_b = events
     transaction_a = conn_a.transaction()
     await transaction_a.start()
     [stored_a] = await append(conn_a, [event_a])
-    async with conn_b.transaction():
-        [stored_b] = await append(conn_b, [event_b])
-    assert stored_a.position < stored_b.position
+    appending_b = asyncio.ensure_future(append(conn_b, [event_b]))
+    pid_b = conn_b.get_server_pid()
+    await wait_until(
+        lambda: waiting_for_commit_order(conn_a, pid_b), "B to wait behind A"
+    )
     assert await feed_page(client, headers, after) == ([], after)
     await transaction_a.commit()
-    await wait_until_readable(pool, [stored_a.stream_id, stored_b.stream_id])
+    [stored_b] = await appending_b
+    page, _ = await feed_page(client, headers, after)
+    assert [event["event_id"] for event in page] == [str(stored_a.event_id)]
+    await transaction_b.commit()
+    assert stored_a.position < stored_b.position
     page, last = await feed_page(client, headers, after)
     assert [event["event_id"] for event in page] == [
         str(stored_a.event_id),
         str(stored_b.event_id),
     ]
     assert last == stored_b.position
+    assert await feed_page(client, headers, last) == ([], last)
+    return last
 
 
 async def test_the_feed_never_skips_an_event_that_commits_late(
@@ -117,37 +92,34 @@ async def test_the_feed_never_skips_an_event_that_commits_late(
     isolated_business: dict[str, object],
     connections: list[asyncpg.Connection],
 ) -> None:
-    """Proves a position cursor is safe, with commits landing out of position order.
-    Writer B takes its transaction id first; A then appends (lower position) and stays
-    open while B appends (higher position) and commits. The feed serves B, whose
-    transaction is below every running one, and its `next_after` is B's position,
-    above A's: a `position > after` follower would never see A. Once A commits, the
-    feed from B's position serves A, exactly once. Then A' (lower position, open)
-    and B' (higher, committed, later transaction) show the other order: the feed
-    serves nothing until A' commits, then A', B'."""
+    """Proves a position cursor is safe whatever the order of transaction ids: B
+    begins first, A appends first and stays open, and B's append waits behind A, so
+    positions rise in commit order and the feed serves A, then B, each once, never B
+    alone. Done twice, the second time with a write transaction held open in another
+    database of the server throughout (which once held the feed back)."""
     headers = key_headers(isolated_business)
     business_id = id_of(isolated_business)
     key = isolated.settings.hmac_key.encode()
     first, second = [
         await create_client(isolated_appender, business_id) for _ in range(2)
     ]
-    async with http_client(isolated.settings) as client:
-        await wait_until_readable(isolated_pool)
-        _, after = await read_to_head(client, headers)
-        events = (
-            await next_posting(isolated_pool, key, business_id, first, 100),
-            await next_posting(isolated_pool, key, business_id, second, 200),
-        )
-        after = await _serve_b_then_late_a(
-            client, headers, after, connections, events, isolated_pool
-        )
-        events = (
-            await next_posting(isolated_pool, key, business_id, first, 300),
-            await next_posting(isolated_pool, key, business_id, second, 400),
-        )
-        await _hold_b_back_behind_open_a(
-            client, headers, after, connections, events, isolated_pool
-        )
+    foreign = await asyncpg.connect(with_database(isolated.admin_url, "postgres"))
+    try:
+        async with http_client(isolated.settings) as client:
+            _, after = await read_to_head(client, headers)
+            for round_, amount in enumerate((100, 300)):
+                events = (
+                    await next_posting(isolated_pool, key, business_id, first, amount),
+                    await next_posting(isolated_pool, key, business_id, second, amount),
+                )
+                if round_:
+                    await foreign.execute("BEGIN")
+                    await foreign.fetchval("SELECT pg_current_xact_id()")
+                after = await _serve_a_then_b_behind_it(
+                    client, headers, after, connections, events
+                )
+    finally:
+        await foreign.close()
 
 
 async def _subscribe(

@@ -14,7 +14,7 @@ from tests.integration.event_feed import (
     post_ok,
     read_to_head,
 )
-from tests.integration.scenarios import id_of, wait_until_readable
+from tests.integration.scenarios import id_of
 from tests.support.environment import Environment
 
 
@@ -40,7 +40,6 @@ async def test_the_feed_pages_through_exactly_the_business_events(
             f"/api/v3/clients/{client_id}/transactions",
             {"type": "debit", "amount": "3.00"},
         )
-    await wait_until_readable(pool)
 
     events, last = await read_to_head(service, headers, limit=2)
     stored = await business_messages(pool, id_of(business))

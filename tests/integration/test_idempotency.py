@@ -159,10 +159,11 @@ async def test_concurrent_duplicates_in_two_processes_make_one_effect(
     business: dict[str, object],
 ) -> None:
     """Two appenders (two processes) create a client with the same key at once; a test
-    transaction holds the key's row until both have inserted their client.created
-    event, then lets go: one commits, the other's key insert finds the row taken, its
-    batch rolls back and retries as a replay, so both answer the same client and the
-    business gains exactly one client."""
+    transaction holds the key's row until one has inserted its client.created event
+    and waits on that row, and the other waits behind it on the commit-order lock
+    (migration 0011), then lets go: the first commits, the other's key insert finds
+    the row taken, its batch rolls back and retries as a replay, so both answer the
+    same client and the business gains exactly one client."""
     business_id = id_of(business)
     key = f"create-{uuid.uuid4()}"
     claim = IdempotencyClaim(key, "same-request")
@@ -177,7 +178,9 @@ async def test_concurrent_duplicates_in_two_processes_make_one_effect(
         ]
 
         async def both_waiting() -> bool:
-            return await blocked_on_lock(admin, "INSERT INTO idempotency_keys") == 2
+            on_key = await blocked_on_lock(admin, "INSERT INTO idempotency_keys")
+            on_order = await blocked_on_lock(admin, "INSERT INTO events")
+            return (on_key, on_order) == (1, 1)
 
         await wait_until(both_waiting, "both processes to wait on the key's row")
         await release()

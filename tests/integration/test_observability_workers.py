@@ -24,8 +24,6 @@ from shared.store.postgres import create_pool
 from tests.integration.metrics_samples import Samples, parse, sample, scrape
 from tests.integration.scenarios import (
     head_cursor,
-    horizon_held_until_checked,
-    wait_until_readable,
 )
 from tests.support.environment import (
     Environment,
@@ -51,27 +49,24 @@ async def _three_clients_unpublished(
     client: TestClient,
     conn: asyncpg.Connection,
     business: dict[str, Any],
-    admin_url: str,
 ) -> tuple[int, Samples, list[e.Envelope]]:
     """Create three clients (202: nothing projects them), scrape, then move the
-    relay's cursor to the head and read every event once the server's xmin horizon
-    has passed them. How many events, the scrape, and the events."""
-    async with horizon_held_until_checked(admin_url, conn.get_server_pid()):
-        for number in range(3):
-            created = await client.post(
-                "/api/v3/clients",
-                json={"business_name": f"L{number}"},
-                headers={
-                    "Authorization": f"Bearer {business['api_key']}",
-                    "Prefer": "respond-async",
-                },
-            )
-            assert created.status == 202
-        total = await conn.fetchval("SELECT count(*) FROM events")
-        behind = await scrape(client)
-        await wait_until_readable(conn)
-        await save_cursor(conn, "main", await head_cursor(conn))
-        events = [event for _, event in await read_after(conn, Cursor(), limit=100)]
+    relay's cursor to the head and read every event. How many events, the scrape,
+    and the events."""
+    for number in range(3):
+        created = await client.post(
+            "/api/v3/clients",
+            json={"business_name": f"L{number}"},
+            headers={
+                "Authorization": f"Bearer {business['api_key']}",
+                "Prefer": "respond-async",
+            },
+        )
+        assert created.status == 202
+    total = await conn.fetchval("SELECT count(*) FROM events")
+    behind = await scrape(client)
+    await save_cursor(conn, "main", await head_cursor(conn))
+    events = [event for _, event in await read_after(conn, Cursor(), limit=100)]
     return total, behind, events
 
 
@@ -127,9 +122,7 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
     0, the other's unchanged, /readyz's lag above 0), then to the other (every lag
     0, /readyz's too). The gauges are read at every scrape here
     (LEDGER_METRICS_BACKLOG_INTERVAL_S=0); tests/security/test_edge_metrics.py proves
-    the interval. The events are read once the server's xmin horizon has passed
-    them: a write transaction held open meanwhile (any session's may be) hides them
-    from read_after until the test has waited for it."""
+    the interval."""
     settings = msgspec.structs.replace(
         quiet_environment.settings, metrics_backlog_interval_s=0.0
     )
@@ -138,7 +131,7 @@ async def test_relay_backlog_and_projection_lag_are_read_at_scrape(
     try:
         async with http_client(settings) as client, pool.acquire() as conn:
             total, behind, events = await _three_clients_unpublished(
-                client, conn, business, quiet_environment.admin_url
+                client, conn, business
             )
             assert len(events) == total
             await apply_batch(pool, balances, events)

@@ -1,16 +1,18 @@
-"""read_after follows the global order without skipping a row that commits late.
+"""read_after follows the global order, position, without ever skipping a row.
 
-A position comes from a sequence when the row is inserted, not when its transaction
-commits, so positions can become visible out of order. These tests make that happen
-with explicitly held transactions and show that read_after (transaction id below the
-snapshot's xmin, ordered by transaction then position) still hands every event over
-exactly once, where a `position > cursor` follower loses some.
+A position comes from a sequence when a row is inserted, so positions could become
+visible out of order if transactions committed in another order than they drew them.
+Migration 0011 makes every insert take one lock, held to its transaction's end, before
+drawing: these tests hold transactions open and commit them in a scrambled order of
+their transaction ids, and show that an append waits behind an open one, that
+positions then rise in commit order, and that a plain `position > cursor` follower
+sees every event exactly once. A write transaction held open in another database
+changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,12 +22,14 @@ from services.command_api.appender import Appender
 from shared import events as e
 from shared.store.event_store import append, read_after
 from shared.store.new_events import NewEvent
+from shared.store.postgres import with_database
 from tests.integration.scenarios import (
     create_client,
     head_cursor,
     id_of,
     next_posting,
-    wait_until_readable,
+    wait_until,
+    waiting_for_commit_order,
 )
 from tests.support.environment import Environment
 
@@ -37,13 +41,6 @@ async def connections(isolated: Environment) -> AsyncIterator[list[asyncpg.Conne
     yield conns
     for conn in conns:
         await conn.close()
-
-
-async def _naive_after(reader: asyncpg.Connection, position: int) -> list[int]:
-    rows = await reader.fetch(
-        "SELECT position FROM events WHERE position > $1 ORDER BY position", position
-    )
-    return [row["position"] for row in rows]
 
 
 async def _postings(
@@ -64,49 +61,53 @@ async def _postings(
     ]
 
 
-async def test_an_append_that_commits_late_is_not_skipped(
+async def _append_committed(conn: asyncpg.Connection, event: NewEvent) -> e.Envelope:
+    async with conn.transaction():
+        [stored] = await append(conn, [event])
+    return stored
+
+
+async def test_an_append_waits_for_the_open_one_and_commits_after_it(
     isolated: Environment,
     isolated_pool: asyncpg.Pool,
     isolated_appender: Appender,
     isolated_business: dict[str, object],
     connections: list[asyncpg.Connection],
 ) -> None:
-    """Transaction A appends first (lower position) and stays open while B appends and
-    commits: a naive `position > cursor` reader already sees B and moves past A for
-    good, while read_after returns nothing; once A commits, read_after returns A then B,
-    each exactly once."""
+    """Transaction A appends and stays open; B, whose transaction id is lower (it
+    began first), appends meanwhile and waits on the commit-order lock, so the
+    reader sees nothing. Once A commits, B goes on at a higher position, and the
+    reader gets A then B, each once."""
     conn_a, conn_b, reader = connections[0], connections[1], connections[-1]
     event_a, event_b = await _postings(
         isolated, isolated_pool, isolated_appender, id_of(isolated_business), 2
     )
-    await wait_until_readable(reader)
     cursor = await head_cursor(reader)
-    naive_position = await reader.fetchval("SELECT max(position) FROM events")
+    transaction_b = conn_b.transaction()
+    await transaction_b.start()
+    await conn_b.fetchval("SELECT pg_current_xact_id()")  # B's id is the lower one
     transaction_a = conn_a.transaction()
     await transaction_a.start()
     [stored_a] = await append(conn_a, [event_a])
-    async with conn_b.transaction():
-        [stored_b] = await append(conn_b, [event_b])
-    assert stored_a.position < stored_b.position
-
-    assert await _naive_after(reader, naive_position) == [stored_b.position]
-    naive_position = stored_b.position
+    appending_b = asyncio.ensure_future(append(conn_b, [event_b]))
+    pid_b = conn_b.get_server_pid()
+    await wait_until(
+        lambda: waiting_for_commit_order(reader, pid_b), "B to wait behind A"
+    )
+    assert not appending_b.done()
     assert await read_after(reader, cursor, limit=100) == []
 
     await transaction_a.commit()
-    await wait_until_readable(reader, [stored_a.stream_id, stored_b.stream_id])
+    [stored_b] = await appending_b
+    await transaction_b.commit()
+    assert stored_a.position < stored_b.position
     batch = await read_after(reader, cursor, limit=100)
     assert [event for _, event in batch] == [stored_a, stored_b]
-    (cursor_a, _), (cursor_b, _) = batch
-    assert (cursor_a.transaction_id, cursor_a.position) < (
-        cursor_b.transaction_id,
-        cursor_b.position,
-    )
-    assert cursor_a.position == stored_a.position
-    assert await read_after(reader, cursor_b, limit=100) == []
-    assert await _naive_after(reader, naive_position) == [], (
-        "the naive reader skipped A"
-    )
+    assert [cursor.position for cursor, _ in batch] == [
+        stored_a.position,
+        stored_b.position,
+    ]
+    assert await read_after(reader, batch[-1][0], limit=100) == []
 
 
 async def test_a_follower_sees_every_event_once_whatever_the_commit_order(
@@ -116,47 +117,42 @@ async def test_a_follower_sees_every_event_once_whatever_the_commit_order(
     isolated_business: dict[str, object],
     connections: list[asyncpg.Connection],
 ) -> None:
-    """Five transactions append in position order and commit in the order 5, 3, 1, 4, 2
-    while two followers poll after every commit: the read_after follower only ever
-    holds a prefix of the five in position order, never one whose lower transactions
-    are still open, and ends with all five exactly once; the `position > cursor`
-    follower ends with only the fifth."""
+    """Five transactions take their ids in order 1..5 and stay open; they then append
+    and commit in the order 5, 3, 1, 4, 2, each while the others are still open, with
+    a foreign write transaction open in the `postgres` database throughout (it once
+    held every reader back). After each commit the follower reads exactly the new
+    event; the positions rise in commit order, whatever the transaction ids."""
     writers, reader = connections[:5], connections[-1]
     events = await _postings(
         isolated, isolated_pool, isolated_appender, id_of(isolated_business), 5
     )
-    await wait_until_readable(reader)
     cursor = await head_cursor(reader)
-    naive_position = await reader.fetchval("SELECT max(position) FROM events")
-    transactions = [conn.transaction() for conn in writers]
-    stored: list[e.Envelope] = []
-    for conn, transaction, event in zip(writers, transactions, events, strict=True):
-        await transaction.start()
-        stored.extend(await append(conn, [event]))
+    foreign = await asyncpg.connect(with_database(isolated.admin_url, "postgres"))
+    held = foreign.transaction()
+    await held.start()
+    await foreign.fetchval("SELECT pg_current_xact_id()")
+    try:
+        transactions = [conn.transaction() for conn in writers]
+        for conn, transaction in zip(writers, transactions, strict=True):
+            await transaction.start()
+            await conn.fetchval("SELECT pg_current_xact_id()")
+        received: list[e.Envelope] = []
+        stored: list[e.Envelope] = []
+        for index in (4, 2, 0, 3, 1):
+            [event] = await append(writers[index], [events[index]])
+            await transactions[index].commit()
+            stored.append(event)
+            batch = await read_after(reader, cursor, limit=100)
+            assert [got for _, got in batch] == [event]
+            cursor = batch[-1][0]
+            received.extend(got for _, got in batch)
+    finally:
+        await held.rollback()
+        await foreign.close()
+    assert received == stored
     assert [event.position for event in stored] == sorted(
         event.position for event in stored
     )
-
-    received: list[uuid.UUID] = []
-    naive_received: list[int] = []
-    committed: set[int] = set()
-    for index in (4, 2, 0, 3, 1):
-        await transactions[index].commit()
-        committed.add(index)
-        batch = await read_after(reader, cursor, limit=100)
-        if batch:
-            cursor = batch[-1][0]
-        received.extend(event.event_id for _, event in batch)
-        leading = next(n for n in range(6) if n not in committed)
-        assert received == [event.event_id for event in stored[: len(received)]]
-        assert len(received) <= leading
-        positions = await _naive_after(reader, naive_position)
-        naive_received.extend(positions)
-        naive_position = max([naive_position, *positions])
-
-    await wait_until_readable(reader, [event.stream_id for event in stored])
-    received.extend(
-        event.event_id for _, event in await read_after(reader, cursor, limit=100)
-    )
-    assert received == [event.event_id for event in stored]
-    assert naive_received == [stored[4].position]
+    assert [event.event_id for event in stored] == [
+        events[index].event_id for index in (4, 2, 0, 3, 1)
+    ]

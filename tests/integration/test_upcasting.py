@@ -46,7 +46,6 @@ from tests.integration.scenarios import (
     id_of,
     submit,
     transaction,
-    wait_until_readable,
 )
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client
@@ -240,7 +239,6 @@ async def _replay_and_serve(
     client_id: int,
     stream: list[e.Envelope],
 ) -> None:
-    await wait_until_readable(pool)
     async with pool.acquire() as conn:
         replayed = [event for _, event in await read_after(conn, Cursor(), limit=1000)]
     assert [event for event in replayed if event.stream_id == stream[0].stream_id] == (

@@ -4,9 +4,9 @@ Everything is decided, chained and encoded before BEGIN, in a worker thread: the
 become commands decided by the kernel's rules (shared/decide_import.py), their events
 are chained like every other (shared/store/new_events.py) and encoded for COPY. The
 transaction is then the one every write goes through (commit.py), with the import's
-own check and row (import_store.py). It must stay short, because readers of the events
-table stop below the oldest running transaction (read_after's rule): a long import
-transaction would hold back the publication of everyone's events.
+own check and row (import_store.py). Its COPY holds the commit-order lock (migration
+0011) until its COMMIT, and every other writer's events wait for that lock meanwhile:
+so the transaction does nothing but stream rows already encoded.
 
 The import takes a pooled connection of its own and never the appender's queue: a
 100,000-row import must not make the postings behind it wait.
