@@ -6,9 +6,13 @@ them (projections/partition_claims.py orders the subscriptions so that several
 projectors share them), so each business is applied by one projector at a time, in
 order.
 
-Messages are applied in batches through the one apply path (projections/runner.py),
-then acked: a restarted projector resumes from its tracking rows, and RabbitMQ
-redelivers what was not acked. The projector opens nothing itself: the CLI gives it
+The relay sends each partition one frame per batch (shared/bus/broker.py): the
+partition's events of that batch, in order. Frames waiting in the queue are applied
+together, up to LEDGER_PROJECTOR_BATCH_SIZE_MAX events (a frame is never split), through
+the one apply path (projections/runner.py), then acked: a restarted projector resumes
+from its tracking rows, and RabbitMQ redelivers what was not acked. A message an earlier
+version left in the queue (one event, or a watermark) is applied the same way.
+The projector opens nothing itself: the CLI gives it
 openers (services/bootstrap.py names and sizes what they open), and each run opens its
 pool and connections afresh, so a restart by shared/worker/loop.py after a failure
 reconnects.
@@ -44,6 +48,9 @@ from shared.worker import metrics as worker_metrics
 log = logging.getLogger(__name__)
 ATTEMPTS_MAX = 5
 RETRY_DELAY_S = 0.5  # doubled after each failed attempt
+# Messages delivered ahead of their acks: frames of up to LEDGER_RELAY_BATCH_SIZE_MAX
+# events each (a single event each, for what an earlier version left in a queue).
+PREFETCH_FRAMES = 16
 # The projector's pool (bootstrap.projector_pool), the session holding its partition
 # claims (bootstrap.partition_claims_connection) and its broker connection
 # (bootstrap.projector_broker): opened at the start of each run, closed at its end.
@@ -115,11 +122,11 @@ class Projector:
     async def _declare_queues(
         self, connection: AbstractRobustConnection
     ) -> list[AbstractQueue]:
-        """The projection's partition queues, on a channel that prefetches two
-        batches."""
+        """The projection's partition queues, on a channel that prefetches a few
+        frames."""
         settings = self._settings
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=settings.projector_batch_size_max * 2)
+        await channel.set_qos(prefetch_count=PREFETCH_FRAMES)
         exchange = await broker.declare_exchange(channel, settings.exchange)
         return await broker.declare_projection_queues(
             channel,
@@ -134,32 +141,35 @@ class Projector:
             first = await asyncio.wait_for(self._inbox.get(), 0.5)
         except TimeoutError:
             return
-        batch = [first]
-        while (
-            len(batch) < self._settings.projector_batch_size_max
-            and not self._inbox.empty()
+        batch = [await self._decoded(first)]
+        events = len(batch[0].events)
+        while events < self._settings.projector_batch_size_max and (
+            not self._inbox.empty()
         ):
-            batch.append(self._inbox.get_nowait())
+            batch.append(await self._decoded(self._inbox.get_nowait()))
+            events += len(batch[-1].events)
         await self._handle(pool, batch)
 
-    async def _handle(
-        self, pool: asyncpg.Pool, batch: list[AbstractIncomingMessage]
-    ) -> None:
-        started = time.monotonic()
-        self._note_partitions(batch)
-        progress = self._progress(batch)
-        events: list[Envelope] = []
-        for message in batch:
+    async def _decoded(self, message: AbstractIncomingMessage) -> Delivery:
+        """A message's events: a frame's, a single event's (an earlier version's),
+        none for a watermark; one that is neither is rejected (logged)."""
+        try:
+            if message.type == broker.FRAME_TYPE:
+                return Delivery(message, broker.frame_decoder.decode(message.body))
             if message.type == broker.WATERMARK_TYPE:
-                continue  # its position is in `progress`; acked with the batch
-            try:
-                events.append(broker.envelope_decoder.decode(message.body))
-            except msgspec.DecodeError:
-                log.error(
-                    "rejecting a message that is not an event: %s", message.message_id
-                )
-                await message.reject(requeue=False)
-        delivered = [m for m in batch if not m.processed]
+                return Delivery(message, [])
+            return Delivery(message, [broker.envelope_decoder.decode(message.body)])
+        except msgspec.DecodeError:
+            log.error("rejecting a message that is no event: %s", message.message_id)
+            await message.reject(requeue=False)
+            return Delivery(message, [])
+
+    async def _handle(self, pool: asyncpg.Pool, batch: list[Delivery]) -> None:
+        started = time.monotonic()
+        messages = [delivery.message for delivery in batch]
+        self._note_partitions(messages)
+        progress = self._progress(messages)
+        events = [event for delivery in batch for event in delivery.events]
         applied = 0
         try:
             applied = await apply_batch(pool, self._projection, events, progress)
@@ -169,25 +179,25 @@ class Projector:
             log.exception(
                 "%s: batch failed; applying one by one", self._projection.name
             )
-            applicable = [m for m in delivered if m.type != broker.WATERMARK_TYPE]
-            for message, event in zip(applicable, events, strict=True):
-                await self._apply_or_park(pool, message, event)
-            if progress is not None:  # the parked events' and watermarks' positions
+            for event in events:
+                await self._apply_or_park(pool, event)
+            if progress is not None:  # the parked events' and empty frames' positions
                 await apply_batch(pool, self._projection, [], progress)
-            delivered = [m for m in delivered if not m.processed]
         if applied:
             await pause_points.pause("projector.after_commit")  # test-only
+        delivered = [message for message in messages if not message.processed]
         if delivered:
             await delivered[-1].ack(multiple=True)
             worker_metrics.projection_applied(
-                self._projection.name, len(delivered), time.monotonic() - started
+                self._projection.name, len(events), time.monotonic() - started
             )
 
     def _progress(
         self, batch: list[AbstractIncomingMessage]
     ) -> PartitionProgress | None:
-        """Per partition, the highest position the batch delivered (events and
-        watermarks carry it in their headers); None with one partition."""
+        """Per partition, the highest position the batch delivered (frames carry it
+        in their headers, as an earlier version's events and watermarks did); None
+        with one partition."""
         partitions = self._settings.projection_partitions
         if partitions == 1:
             return None
@@ -218,23 +228,19 @@ class Projector:
                     partitions,
                 )
 
-    async def _apply_or_park(
-        self, pool: asyncpg.Pool, message: AbstractIncomingMessage, event: Envelope
-    ) -> None:
+    async def _apply_or_park(self, pool: asyncpg.Pool, event: Envelope) -> None:
         """Apply one event, retrying with back-off (none after the last attempt); an
         event that keeps failing is parked (recorded in projection_parked with its
-        error) and acked, so it stops only its own stream: the stream's later events
-        are parked at once, and all are retried when the projector starts again.
-        Nothing is dropped without a record."""
+        error), so it stops only its own stream: the stream's later events are parked
+        at once, and all are retried when the projector starts again. Nothing is
+        dropped without a record. The caller acks the messages afterwards."""
         error: Exception | None = None
         attempts = 0 if event.stream_id in self._parked_streams else self._attempts_max
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
-                progress = self._progress([message])
-                await apply_batch(pool, self._projection, [event], progress)
-                await message.ack()
+                await apply_batch(pool, self._projection, [event], self._no_progress())
                 return
             except CONNECTION_ERRORS:
                 raise
@@ -250,7 +256,20 @@ class Projector:
         self._parked_streams.add(event.stream_id)
         reason = repr(error) if error else "an earlier event of its stream is parked"
         await park(pool, self._projection.name, event, reason)
-        await message.ack()
+
+    def _no_progress(self) -> PartitionProgress | None:
+        """One event applied alone moves no partition checkpoint (the batch's
+        progress is recorded once all its events are applied or parked); with one
+        partition the checkpoint moves with the event, as before."""
+        partitions = self._settings.projection_partitions
+        return None if partitions == 1 else PartitionProgress(partitions, {})
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """A message and the events it carries (a frame's, one, or none)."""
+
+    message: AbstractIncomingMessage
+    events: list[Envelope]
 
 
 async def _cancel(task: asyncio.Task[int | None]) -> None:

@@ -1,15 +1,14 @@
 """Hop 4: the relay. Follows the events table (the outbox) and publishes to RabbitMQ.
 
-It reads committed events in commit-safe order (event_store.read_after), publishes a
-batch, waits for the broker's confirms, and only then moves its persisted cursor. A
+It reads committed events in commit order (event_store.read_after), publishes a batch
+twice over (shared/bus/broker.py): one message per event on the subscribers' topic
+exchange, and one frame per projection partition on the projectors' own exchange, then
+waits for the broker's confirms of both, and only then moves its persisted cursor. A
 crash between publish and cursor update republishes the batch: at-least-once, and the
 projectors dedupe by stream version. Only one relay publishes at a time: each holds a
 PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
 session ends. The leader also takes the chain-head checkpoints
-(shared/chain_checkpoints) every `checkpoint_interval_s`. With several projection
-partitions it declares every partition queue before publishing and, after each
-confirmed batch, sends each partition a watermark (broker.publish_watermarks) so that
-the partitions' checkpoints move even where the batch had no events.
+(shared/chain_checkpoints) every `checkpoint_interval_s`.
 
 The relay opens nothing itself: the CLI gives it openers (services/bootstrap.py names
 and sizes what they open), and each run opens its connections afresh, so a restart by
@@ -25,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import msgspec
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from projections.registry import PROJECTIONS
@@ -44,8 +44,17 @@ OpenConnection = Callable[[], Awaitable[asyncpg.Connection]]
 OpenBroker = Callable[[], Awaitable[AbstractRobustConnection]]
 
 
+class Exchanges(msgspec.Struct, frozen=True):
+    """Where a batch goes: the subscribers' topic exchange, the projectors' frames
+    exchange, and how many partitions each projection has."""
+
+    events: AbstractExchange
+    frames: AbstractExchange
+    partitions: int
+
+
 async def publish_next(
-    conn: asyncpg.Connection, exchange: AbstractExchange, cursor: Cursor, limit: int
+    conn: asyncpg.Connection, exchanges: Exchanges, cursor: Cursor, limit: int
 ) -> tuple[Cursor, int]:
     """Publish the next batch after `cursor` with confirms; returns (new cursor, count).
 
@@ -54,8 +63,16 @@ async def publish_next(
     batch = await read_after(conn, cursor, limit=limit)
     if not batch:
         return cursor, 0
-    await broker.publish_confirmed(exchange, [event for _, event in batch])
-    return batch[-1][0], len(batch)
+    events = [event for _, event in batch]
+    bodies = [broker.envelope_body(event) for event in events]
+    last = batch[-1][0]
+    await asyncio.gather(
+        broker.publish_confirmed(exchanges.events, events, bodies),
+        broker.publish_frames(
+            exchanges.frames, events, bodies, last.position, exchanges.partitions
+        ),
+    )
+    return last, len(batch)
 
 
 class Relay:
@@ -86,7 +103,7 @@ class Relay:
             log.info("relay %s is the leader", self._name)
             await conn.add_listener("ledger_events", lambda *_: self._wake.set())
             connection = await self._open_broker()
-            # A message no queue takes comes back and fails the batch: never dropped.
+            # A frame no queue takes comes back and fails the batch: never dropped.
             channel = await connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
@@ -97,21 +114,16 @@ class Relay:
                 await broker.declare_projection_queues(
                     channel, exchange, self._queue_prefix, projection, self._partitions
                 )
-            by_slot = None
-            if self._partitions > 1:
-                by_slot = await broker.declare_partition_exchange(channel, exchange)
-            await self._loop(conn, exchange, by_slot, stop)
+            frames = await broker.declare_frames_exchange(channel, exchange)
+            exchanges = Exchanges(exchange, frames, self._partitions)
+            await self._loop(conn, exchanges, stop)
         finally:
             if connection is not None:
                 await connection.close()
             await conn.close()
 
     async def _loop(
-        self,
-        conn: asyncpg.Connection,
-        exchange: AbstractExchange,
-        by_slot: AbstractExchange | None,
-        stop: asyncio.Event,
+        self, conn: asyncpg.Connection, exchanges: Exchanges, stop: asyncio.Event
     ) -> None:
         cursor = await load_cursor(conn, self._name)
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
@@ -119,12 +131,8 @@ class Relay:
             self._wake.clear()
             started = time.monotonic()
             cursor, count = await publish_next(
-                conn, exchange, cursor, self._batch_size_max
+                conn, exchanges, cursor, self._batch_size_max
             )
-            if count and by_slot is not None:
-                await broker.publish_watermarks(
-                    by_slot, cursor.position, self._partitions
-                )
             if count:
                 await pause_points.pause("relay.after_confirm")  # test-only
                 await save_cursor(conn, self._name, cursor)

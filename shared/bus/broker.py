@@ -1,16 +1,25 @@
 """RabbitMQ: connect, declare the topology, publish events with publisher confirms.
 
-Topology: one durable topic exchange (`ledger.events`); routing key
-`<business_id>.<event type>`. Each projection has LEDGER_PROJECTION_PARTITIONS durable
-queues (shared/bus/partitions.py), each with a single active consumer. One partition:
-the
-queue `<prefix><projection>` is bound with `#` to the topic exchange, as it always was.
-More: a durable headers exchange `<exchange>.partitions`, bound with `#` to the topic
-exchange (an exchange-to-exchange binding, so the relay still publishes each event
-once), routes each message on its `business_slot` header to its partition's queue.
-The headers exchange needs no broker plugin (the consistent-hash exchange would, and
-is not enabled on our brokers) and routes deterministically: the relay and every
-projector compute the same slot, and a test can say which queue an event is in.
+Two exchanges, two audiences:
+- **Subscribers**: one durable topic exchange (`ledger.events`), one persistent
+  message per event, routing key `<business_id>.<event type>` (the AsyncAPI
+  document). Published without `mandatory`: with no subscriber queue bound, the
+  broker drops them at once, cheaply, and the batch does not fail.
+- **Projectors**: a durable direct exchange of their own, `<exchange>.frames`, one
+  persistent *frame* per relay batch and partition: the JSON array of that
+  partition's events (each element the very bytes of its subscriber message), with
+  headers `business_slot` (the partition) and `position` (the batch's last). Every
+  partition gets a frame each batch, empty or not, so its checkpoint moves with the
+  batch (projections/checkpoints.py). Frames are `mandatory`: one that no queue takes
+  comes back and fails the batch, never dropped. The broker, the relay and the
+  projectors then pay per batch, not per event.
+
+Each projection has LEDGER_PROJECTION_PARTITIONS durable queues (shared/bus/
+partitions.py), each with a single active consumer, bound to the frames exchange with
+its partition number as the routing key. Earlier versions bound them to the topic
+exchange (one partition) or to a headers exchange `<exchange>.partitions`: those
+bindings are removed when the queues are declared, and the messages they left in a
+queue are still applied (a single event, or a watermark).
 """
 
 from __future__ import annotations
@@ -28,11 +37,13 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import ChannelPreconditionFailed
 
-from shared.bus.partitions import business_slot, queue_names, slots_of
+from shared.bus.partitions import business_slot, partition_of_slot, queue_names
 from shared.events import Envelope
 
 _envelope_encoder = msgspec.json.Encoder()
-# The AMQP type of the relay's per-partition watermarks (publish_watermarks).
+# The AMQP type of a frame (publish_frames), and of an earlier version's per-partition
+# watermarks, which a queue may still hold after an upgrade.
+FRAME_TYPE = "ledger.frame"
 WATERMARK_TYPE = "ledger.watermark"
 
 
@@ -90,6 +101,15 @@ class QueueArgumentsChanged(RuntimeError):
     """A projection queue exists with other arguments than this version declares."""
 
 
+async def declare_frames_exchange(
+    channel: AbstractChannel, exchange: AbstractExchange
+) -> AbstractExchange:
+    """The projectors' own direct exchange, beside the subscribers' topic exchange."""
+    return await channel.declare_exchange(
+        exchange.name + ".frames", aio_pika.ExchangeType.DIRECT, durable=True
+    )
+
+
 async def declare_projection_queues(
     channel: AbstractChannel,
     exchange: AbstractExchange,
@@ -97,39 +117,25 @@ async def declare_projection_queues(
     projection: str,
     partitions: int,
 ) -> list[AbstractQueue]:
-    """Declare and bind a projection's partition queues (partition 0 first).
+    """Declare a projection's partition queues (partition 0 first), bound to the
+    frames exchange by partition number; an earlier version's bindings go.
 
     Each queue has a single active consumer: RabbitMQ delivers it to one consumer at
     a time and, when that consumer's connection dies, redelivers its unacked messages
     to the next one in their queue order, so a business's events are never applied
     by two projectors at once nor out of order.
     """
-    names = queue_names(prefix, projection, partitions)
-    if partitions == 1:
-        queue = await _declare_single_active(channel, names[0])
-        await queue.bind(exchange, routing_key="#")
-        return [queue]
-    by_slot = await declare_partition_exchange(channel, exchange)
+    frames = await declare_frames_exchange(channel, exchange)
     queues = []
-    for partition, name in enumerate(names):
+    for partition, name in enumerate(queue_names(prefix, projection, partitions)):
         queue = await _declare_single_active(channel, name)
-        for slot in slots_of(partition, partitions):
-            await queue.bind(
-                by_slot, arguments={"x-match": "all", "business_slot": slot}
-            )
+        await queue.bind(frames, routing_key=str(partition))
+        await queue.unbind(exchange, routing_key="#")
         queues.append(queue)
+    # The headers exchange that routed single events to partitions before frames:
+    # deleting it removes its bindings (it is declared by no one any more).
+    await channel.exchange_delete(exchange.name + ".partitions")
     return queues
-
-
-async def declare_partition_exchange(
-    channel: AbstractChannel, exchange: AbstractExchange
-) -> AbstractExchange:
-    """The headers exchange that routes to the partition queues (partitions > 1)."""
-    by_slot = await channel.declare_exchange(
-        exchange.name + ".partitions", aio_pika.ExchangeType.HEADERS, durable=True
-    )
-    await by_slot.bind(exchange, routing_key="#")
-    return by_slot
 
 
 async def _declare_single_active(channel: AbstractChannel, name: str) -> AbstractQueue:
@@ -149,9 +155,10 @@ def routing_key(event: Envelope) -> str:
     return f"{event.business_id}.{event.type}"
 
 
-def message(event: Envelope) -> aio_pika.Message:
+def message(event: Envelope, body: bytes | None = None) -> aio_pika.Message:
+    """An event's subscriber message (`body`: its envelope_body, if already made)."""
     return aio_pika.Message(
-        body=envelope_body(event),
+        body=envelope_body(event) if body is None else body,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(event.event_id),
@@ -163,46 +170,72 @@ def message(event: Envelope) -> aio_pika.Message:
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange, events: Sequence[Envelope]
+    exchange: AbstractExchange,
+    events: Sequence[Envelope],
+    bodies: Sequence[bytes] | None = None,
 ) -> None:
-    """Publish every event and return once the broker has confirmed all of them.
+    """Publish every event to the subscribers' topic exchange and return once the
+    broker has confirmed all of them (`bodies`: their envelope_body, if made).
 
     The channel must have publisher confirms on; a nack or a lost connection raises,
-    and the caller (the relay) then publishes the batch again: at-least-once.
+    and the caller (the relay) then publishes the batch again: at-least-once. Not
+    mandatory: a message no subscriber queue takes is dropped by the broker.
     """
+    if bodies is None:
+        bodies = [envelope_body(event) for event in events]
     await asyncio.gather(
         *(
-            exchange.publish(message(event), routing_key=routing_key(event), timeout=30)
-            for event in events
+            exchange.publish(
+                message(event, body),
+                routing_key=routing_key(event),
+                mandatory=False,
+                timeout=30,
+            )
+            for event, body in zip(events, bodies, strict=True)
         )
     )
 
 
-async def publish_watermarks(
-    by_slot: AbstractExchange, position: int, partitions: int
-) -> None:
-    """Tell every partition queue that the relay has given it everything up to
-    `position` (its projectors' checkpoints move on it: projections/checkpoints.py).
+def frame_bodies(
+    events: Sequence[Envelope], bodies: Sequence[bytes], partitions: int
+) -> list[bytes]:
+    """Per partition, the JSON array of its events' bodies, in the batch's order."""
+    parts: list[list[bytes]] = [[] for _ in range(partitions)]
+    for event, body in zip(events, bodies, strict=True):
+        slot = business_slot(event.business_id)
+        parts[partition_of_slot(slot, partitions)].append(body)
+    return [b"[" + b",".join(part) + b"]" for part in parts]
 
-    Published after the batch's events are confirmed, so each watermark is behind
-    them in its queue; only to the partitions' headers exchange, never to
-    subscribers. Slot p routes to partition p, as p < partitions.
-    """
+
+async def publish_frames(
+    frames: AbstractExchange,
+    events: Sequence[Envelope],
+    bodies: Sequence[bytes],
+    position: int,
+    partitions: int,
+) -> None:
+    """Publish one frame per partition, empty or not, and wait for the confirms:
+    the events of `events` (whose envelope_body are `bodies`) that belong to it, and
+    `position`, up to which the relay has given it everything. Mandatory: a frame no
+    queue takes fails the batch (the channel must raise on returns)."""
     await asyncio.gather(
         *(
-            by_slot.publish(
+            frames.publish(
                 aio_pika.Message(
-                    body=b"",
+                    body=body,
+                    content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    type=WATERMARK_TYPE,
+                    type=FRAME_TYPE,
                     headers={"business_slot": partition, "position": position},
                 ),
-                routing_key="",
+                routing_key=str(partition),
+                mandatory=True,
                 timeout=30,
             )
-            for partition in range(partitions)
+            for partition, body in enumerate(frame_bodies(events, bodies, partitions))
         )
     )
 
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
+frame_decoder = msgspec.json.Decoder(list[Envelope])

@@ -118,8 +118,8 @@ async def test_a_gap_in_deliveries_is_filled_from_the_event_store(
 async def exchange(
     isolated: Environment,
 ) -> AsyncIterator[aio_pika.abc.AbstractExchange]:
-    """The isolated exchange with the balances projector's queue already declared,
-    so nothing published before the projector starts is lost."""
+    """The isolated frames exchange with the balances projector's queue already
+    declared, so nothing published before the projector starts is lost."""
     connection = await aio_pika.connect(isolated.settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -129,7 +129,7 @@ async def exchange(
             channel, exchange, settings.queue_prefix, balances.name, 1
         )
         await queue.purge()
-        yield exchange
+        yield await broker.declare_frames_exchange(channel, exchange)
     finally:
         await connection.close()
 
@@ -155,7 +155,10 @@ async def test_a_restarted_projector_resumes_without_double_counting(
             wire_projector(isolated.settings, balances).run(stop)
         )
         try:
-            await broker.publish_confirmed(exchange, events)
+            bodies = [broker.envelope_body(event) for event in events]
+            await broker.publish_frames(
+                exchange, events, bodies, events[-1].position, 1
+            )
 
             async def applied() -> bool:
                 return (

@@ -1,7 +1,7 @@
-"""Nothing the relay publishes is dropped as unroutable: it declares every projection's
-queue itself before publishing, so events published before any projector has ever
-started wait in the queues, and a publish no queue takes fails its batch, which the
-relay publishes again once the queues are declared again."""
+"""Nothing the relay sends the projectors is dropped as unroutable: it declares every
+projection's queue itself before publishing, so events published before any projector
+has ever started wait in the queues, and a frame no queue takes fails its batch, which
+the relay publishes again once the queues are declared again."""
 
 from __future__ import annotations
 
@@ -160,10 +160,11 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
 async def test_an_event_no_queue_takes_is_published_again_not_dropped(
     fresh: Environment,
 ) -> None:
-    """Proves a returned (unroutable) publish fails the relay's batch instead of being
+    """Proves a returned (unroutable) frame fails the relay's batch instead of being
     dropped, by deleting both projection queues under a running Relay and creating a
     client: the relay restarts, declares the queues again and republishes, so each
-    queue holds exactly that client.created event and the cursor is past it."""
+    queue holds exactly one frame, that client.created event, and the cursor is past
+    it."""
     settings = fresh.settings
     business = await provision_business(settings, f"Lost {uuid.uuid4().hex[:8]}")
     pool = await create_pool(settings.database_url, max_size=2)
@@ -204,8 +205,10 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
         await pool.close()
     assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
     message = await _first_balances_message(settings)
-    assert message.headers["stream_id"] == e.client_stream(client_id)
-    assert message.headers["position"] == position
+    assert message.type == broker.FRAME_TYPE
+    [event] = broker.frame_decoder.decode(message.body)
+    assert (event.stream_id, event.position) == (e.client_stream(client_id), position)
+    assert message.headers == {"business_slot": 0, "position": position}
 
 
 async def test_a_queue_from_before_partitions_stops_the_relay_with_the_way_out(

@@ -85,7 +85,7 @@ async def drop_environment(env: Environment) -> None:
                 settings.queue_prefix, projection, settings.projection_partitions
             ):
                 await channel.queue_delete(name)
-        await channel.exchange_delete(settings.exchange + ".partitions")
+        await channel.exchange_delete(settings.exchange + ".frames")
         await channel.exchange_delete(settings.exchange)
     finally:
         await connection.close()
