@@ -124,3 +124,19 @@ def cpu_line(phase: Phase) -> str:
         + ", ".join(f"{role} {share:.2f}" for role, share in ranked if share >= 0.005)
         + f"; {per_op:.2f} ms CPU per op without the bench"
     )
+
+
+def peer_cpu_line(phase: Phase) -> str:
+    """`machine 1.9/2 (others 0.1): bench 1.1, postgres 0.7; 3.4 ms CPU per op` for
+    the peer, whose CPU per operation counts its own threads (this process, "bench")
+    and PostgreSQL: the library runs inside the bench, so nothing else is its work."""
+    shares = dict(phase.cpu)
+    machine = shares.pop("machine", math.nan)
+    own = shares.get("bench", 0.0) + shares.get("postgres", 0.0)
+    per_op = own / phase.rate * 1000 if phase.rate else math.nan
+    return (
+        f"machine {machine:.2f}/{os.cpu_count()} (others {others(phase):.2f}): "
+        f"its threads {shares.get('bench', 0.0):.2f}, "
+        f"postgres {shares.get('postgres', 0.0):.2f}; "
+        f"{per_op:.2f} ms CPU per op (its threads and PostgreSQL)"
+    )
