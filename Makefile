@@ -73,6 +73,10 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Postings over HTTP at concurrency 1, 16 and 64 with the asyncpg baseline after each,
+# two phases for the record at 64 (Idempotency-Key; a subscriber queue), then the
+# eventsourcing peer at 1 and 16, and the summary (about 2.5 minutes; BENCH_ARGS=
+# "--seconds 5" shortens every phase).
 bench: $(STAMP) services
 	$(BIN)/python -m tests.bench.postings $(BENCH_ARGS)
 

@@ -1,10 +1,12 @@
 """The HTTP API as the postings benchmark drives it: one business's key, 1.00 debits
-that count what committed (201, or 202 committed but not yet visible), reads that
-wait for a position, and the summary that checks the total."""
+that count what committed (201, or 202 committed but not yet visible), each with a
+fresh `Idempotency-Key` when asked (a uuid4, as the Python client sends it), reads
+that wait for a position, and the summary that checks the total."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -37,14 +39,21 @@ class Ledger:
             created: dict[str, Any] = await response.json()
             return int(created["id"])
 
-    async def post(self, client_id: int, respond_async: bool = False) -> int | None:
-        """Post a 1.00 debit; the position when it committed, None when it did not."""
-        headers = {**self.headers, "Prefer": "respond-async"} if respond_async else None
+    async def post(
+        self, client_id: int, respond_async: bool = False, keyed: bool = False
+    ) -> int | None:
+        """Post a 1.00 debit, with a fresh Idempotency-Key if `keyed`; the position
+        when it committed, None when it did not."""
+        headers = dict(self.headers)
+        if respond_async:
+            headers["Prefer"] = "respond-async"
+        if keyed:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
         try:
             async with self.http.post(
                 f"/api/v3/clients/{client_id}/transactions",
                 json={"type": "debit", "amount": "1.00"},
-                headers=headers or self.headers,
+                headers=headers,
             ) as response:
                 await response.read()
                 if response.status not in (201, 202):

@@ -1,7 +1,8 @@
 """The postings benchmark's load: writers posting 1.00 debits to random clients on the
-default path until a deadline, each posting's latency recorded in the phase, and the
-projection lag probe (a 202 with `Prefer: respond-async`, then the time until a GET
-with X-Ledger-Min-Position answers 200)."""
+default path until a deadline (each with a fresh Idempotency-Key in the keyed phase),
+each posting's latency recorded in the phase, and the projection lag probe (a 202
+with `Prefer: respond-async`, then the time until a GET with X-Ledger-Min-Position
+answers 200)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ from tests.bench.figures import Phase
 
 
 async def post_for(
-    ledger: Ledger, clients: Sequence[int], deadline: float, phase: Phase, seed: int
+    ledger: Ledger,
+    clients: Sequence[int],
+    deadline: float,
+    phase: Phase,
+    seed: int,
+    keyed: bool = False,
 ) -> None:
     """Post to random clients on the default path until the deadline."""
     rng = random.Random(seed)
     while time.perf_counter() < deadline:
         started = time.perf_counter()
-        if await ledger.post(rng.choice(clients)) is None:
+        if await ledger.post(rng.choice(clients), keyed=keyed) is None:
             phase.failed += 1
             continue
         phase.latencies.append(time.perf_counter() - started)
@@ -67,12 +73,14 @@ async def run_postings(
     seconds: float,
     watch: Watch,
     lags: list[float] | None,
+    keyed: bool = False,
 ) -> Phase:
     phase = Phase()
     with measured(phase, watch):
         deadline = time.perf_counter() + seconds
         tasks = [
-            post_for(ledger, clients, deadline, phase, n) for n in range(concurrency)
+            post_for(ledger, clients, deadline, phase, n, keyed)
+            for n in range(concurrency)
         ]
         if lags is not None:
             tasks.append(probe_lag(ledger, clients, deadline, lags))

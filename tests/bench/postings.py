@@ -1,4 +1,5 @@
-"""`make bench`: postings per second over HTTP against a group-commit-free baseline.
+"""`make bench`: postings per second over HTTP against a group-commit-free baseline
+and against the `eventsourcing` library's bank-account ledger.
 
 Starts the real service the way `make run` does (`python -m services.cli.main run`)
 against a throwaway database and uniquely named exchange and queues, creates a
@@ -12,6 +13,10 @@ business and 200 clients, then for each concurrency (1, 16, 64):
    events table (same columns, constraints and indexes) with the payload, metadata and
    hash of a real posting event; prints rows/s and `ratio` = postings/s / rows/s.
 
+Then two phases for the record at concurrency 64: every posting with a fresh
+`Idempotency-Key`, and the default postings with one external subscriber queue bound
+with `#` to the topic exchange (posting_phases.py).
+
 Projection lag (commit to visible in the query API) is probed at idle and during the
 16 and 64 phases by one extra task: it posts with `Prefer: respond-async` (the service
 answers 202 right after its commit, with X-Ledger-Position), then GETs the client with
@@ -21,11 +26,16 @@ GET round trip; the idle round trip of a plain GET is printed for reference.
 
 At the end the sum of all balances from the summary route must equal the number of
 committed postings x 1.00 (the process exits 1 otherwise). The service is stopped with
-SIGINT and the environment dropped even on failure.
+SIGINT and the environment dropped even on failure. Then, on the same PostgreSQL with
+the service stopped, the peer runs at concurrency 1 and 16 for the same time per phase
+(peer.py), and the summary prints the ratios, `vs eventsourcing` and the CPU per
+posting by process (summary.py).
 
 The pieces: the service process (service_process.py), the counting HTTP client
 (counting_client.py), the postings and the lag probe (posting_workloads.py), the
-baseline (baseline.py), CPU use (cpu_use.py) and the figures (figures.py).
+phases (posting_phases.py), the baseline (baseline.py), the subscriber queue
+(subscriber_queue.py), the peer (peer.py), CPU use (cpu_use.py), the figures
+(figures.py) and the summary (summary.py).
 """
 
 from __future__ import annotations
@@ -46,11 +56,19 @@ import asyncpg
 
 from services.cli.businesses import provision_business
 from shared.config import Settings
-from tests.bench.baseline import BASELINE_TABLE, run_baseline
+from tests.bench.baseline import BASELINE_TABLE
 from tests.bench.counting_client import Ledger
-from tests.bench.cpu_use import Watch, cpu_line, others
-from tests.bench.figures import Phase, lag_text, ms, percentile
-from tests.bench.posting_workloads import probe_lag, run_postings
+from tests.bench.cpu_use import Watch
+from tests.bench.figures import lag_text, ms, percentile
+from tests.bench.peer import measure_peer
+from tests.bench.posting_phases import (
+    CONCURRENCIES,
+    Bench,
+    Results,
+    default_phases,
+    record_phases,
+)
+from tests.bench.posting_workloads import probe_lag
 from tests.bench.service_process import (
     DEFAULT_AMQP,
     DEFAULT_POSTGRES,
@@ -59,6 +77,7 @@ from tests.bench.service_process import (
     tuning,
     wait_ready,
 )
+from tests.bench.summary import print_summary
 from tests.support.environment import (
     Environment,
     create_environment,
@@ -67,15 +86,24 @@ from tests.support.environment import (
 )
 
 CLIENTS = 200
-CONCURRENCIES = (1, 16, 64)
-LAG_PROBED_AT = (16, 64)
+PEER_CONCURRENCIES = (1, 16)
 IDLE_PROBE_S = 2.0
 AMOUNT = Decimal("1.00")
 REQUEST_TIMEOUT_S = 30.0
-NOISY_CORES = 0.2  # other processes' CPU above which the figures are flagged
 
 
 async def bench(args: argparse.Namespace) -> int:
+    """Our phases with the service running, then the peer's with it stopped, then
+    the summary; exit 1 when the exactness check failed."""
+    results = Results()
+    exit_code = await bench_service(args, results)
+    print("eventsourcing (the peer; the service stopped)")
+    peer = await measure_peer(args.postgres, CLIENTS, PEER_CONCURRENCIES, args.seconds)
+    print_summary(results, peer)
+    return exit_code
+
+
+async def bench_service(args: argparse.Namespace, results: Results) -> int:
     env = await create_environment(
         args.postgres,
         args.amqp,
@@ -90,7 +118,7 @@ async def bench(args: argparse.Namespace) -> int:
             port = free_port()
             async with running_service(env, port, log_path) as process:
                 try:
-                    return await measure(args, env, port, process, log_path)
+                    return await measure(args, env, port, process, log_path, results)
                 except BaseException:
                     print(
                         f"--- service log (tail) ---\n{tail(log_path)}", file=sys.stderr
@@ -100,10 +128,6 @@ async def bench(args: argparse.Namespace) -> int:
         await drop_environment(env)
 
 
-GROUP_COMMIT = """
-SELECT count(*) AS events, count(DISTINCT transaction_id) AS commits
-FROM events WHERE position > $1 AND position <= $2
-"""
 SERVER = """
 SELECT current_setting('server_version') || ' ('
     || string_agg(name || '=' || setting, ', ' ORDER BY name) || ')'
@@ -123,57 +147,16 @@ async def print_setting(args: argparse.Namespace, admin: asyncpg.Pool) -> None:
     )
 
 
-async def run_concurrency(
-    concurrency: int,
-    seconds: float,
-    env: Environment,
-    admin: asyncpg.Pool,
-    ledger: Ledger,
-    clients: Sequence[int],
-    watch: Watch,
-) -> tuple[Phase, Phase]:
-    """One concurrency's postings (with the projection lag probed where asked) and
-    baseline, each printed as it ends."""
-    print(f"concurrency {concurrency}")
-    lags: list[float] | None = [] if concurrency in LAG_PROBED_AT else None
-    first = await admin.fetchval("SELECT max(position) FROM events")
-    posted = await run_postings(ledger, clients, concurrency, seconds, watch, lags)
-    grouped = await admin.fetchrow(GROUP_COMMIT, first, ledger.position_max)
-    print(f"  postings  {posted.figures()}")
-    print(f"    cpu (cores): {cpu_line(posted)}")
-    print(
-        f"    group commit: {grouped['events']} events in "
-        f"{grouped['commits']} transactions "
-        f"({grouped['events'] / max(1, grouped['commits']):.1f} per commit)"
-    )
-    if lags is not None:
-        print(f"  projection {lag_text(lags)} (one extra probe task)")
-    baseline = await run_baseline(env.admin_url, concurrency, seconds, watch)
-    print(f"  baseline  {baseline.figures()}")
-    print(f"    cpu (cores): {cpu_line(baseline)}")
-    return posted, baseline
-
-
-def print_ratios(ratios: dict[int, float], phases: list[Phase]) -> None:
-    """Every concurrency's ratio, the highest concurrency's, and a warning when other
-    work used more than NOISY_CORES during a phase."""
-    print("ratios: " + ", ".join(f"c={c} {r:.3f}" for c, r in ratios.items()))
-    print(f"ratio {ratios[max(CONCURRENCIES)]:.3f}")
-    noise = max(others(phase) for phase in phases)
-    if noise > NOISY_CORES:
-        print(
-            f"WARNING: other processes used up to {noise:.2f} cores during a phase;"
-            " the machine was not quiet, so these figures understate both sides"
-        )
-
-
 async def measure(
     args: argparse.Namespace,
     env: Environment,
     port: int,
     process: subprocess.Popen[bytes],
     log_path: Path,
+    results: Results,
 ) -> int:
+    """Set up the business and its clients, run every phase of ours into `results`,
+    then check that the balances add up."""
     watch = Watch(supervisor=process.pid, database=env.admin_url.rsplit("/", 1)[-1])
     connector = aiohttp.TCPConnector(limit=max(CONCURRENCIES) + 8)
     async with (
@@ -191,17 +174,9 @@ async def measure(
         ledger = Ledger(http, str(business["api_key"]))
         clients = await create_clients(ledger)
         await idle_lag(ledger, clients)
-
-        ratios: dict[int, float] = {}
-        phases: list[Phase] = []
-        for concurrency in CONCURRENCIES:
-            posted, baseline = await run_concurrency(
-                concurrency, args.seconds, env, admin, ledger, clients, watch
-            )
-            ratios[concurrency] = posted.rate / baseline.rate if baseline.rate else 0.0
-            print(f"  ratio {ratios[concurrency]:.3f}")
-            phases += [posted, baseline]
-        print_ratios(ratios, phases)
+        phases = Bench(env, admin, ledger, clients, watch, args.seconds)
+        await default_phases(phases, results)
+        await record_phases(phases, results)
         return await check_exactness(ledger)
 
 
