@@ -3,9 +3,9 @@
 The readers (readiness lag, a query's read position, an import's visible rows) read
 one row per projection in projection_checkpoint. With one partition the projector
 writes that row itself. With several, a partition's row (`<projection>.<partition>`)
-moves with what that partition's queue delivered: its events, and the relay's
-watermark after each batch (which says the partition was given everything up to the
-batch's last position, so a partition without events moves too); the projection's
+moves with what that partition's queue delivered: the relay's frame after each batch,
+whose `position` header says the partition was given everything up to the batch's
+last position (so a partition without events moves too); the projection's
 row is then the lowest of its partitions' rows, and it only ever grows.
 
 Two projectors (different partitions) commit concurrently. Each takes the lock on the

@@ -9,7 +9,7 @@ is an immediate return. Nothing in the HTTP API can set or reach it. The points:
 - `api.before_commit`: a write's rows (an appender batch's or an import's) are
   inserted, its transaction still open (services/command_api/commit.py);
 - `api.after_commit`: COMMIT has returned, no response is rendered or written yet;
-- `relay.after_confirm`: a batch (and its watermarks) is confirmed by the broker, the
+- `relay.after_confirm`: a batch (messages and frames) is confirmed by the broker, the
   relay's cursor not yet saved;
 - `projector.before_commit`: a batch's events are applied inside its transaction,
   not committed;

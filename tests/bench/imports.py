@@ -2,9 +2,12 @@
 
 Starts the real service on a throwaway database (tests.bench.service_process), uploads
 files built with XlsxWriter, and reports for each: seconds to the answer, rows/s, how
-long until the status says done, the service process's peak memory, and the slowest
-answer of a GET and of a client POST sent every 50 ms while the import ran (the stall
-other readers and writers see).
+long until the status says done (and how long after the answer), the service
+process's peak memory, and, from the upload until done, the answers (by status, and
+the slowest) of the importing business's GETs and client-creating POSTs, and of
+another business's postings, each sent every 50 ms: the other business's should all
+be 201 (read-your-writes within its bound); the importing business's own commands may
+wait behind its import.
 
 Once the last import is done (visible in the read models), it downloads the business's
 export (GET /api/v3/clients/clients-print/{bid}) and reports the rows in the file (read
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import openpyxl
 import xlsxwriter
 
@@ -160,31 +164,72 @@ async def export_once(http: aiohttp.ClientSession, bid: str, pid: int) -> str:
     )
 
 
+class Probe(msgspec.Struct):
+    """One prober's answers: how many of each status, and the slowest."""
+
+    statuses: dict[int, int] = msgspec.field(default_factory=dict)
+    slowest_s: float = 0.0
+
+    def text(self) -> str:
+        counts = ", ".join(
+            f"{n} x {status}" for status, n in sorted(self.statuses.items())
+        )
+        return f"{counts or 'none'}, slowest {self.slowest_s * 1000:.0f} ms"
+
+
+async def timed(probe: Probe, request: Any) -> None:
+    started = time.perf_counter()
+    async with request as response:
+        await response.read()
+        probe.statuses[response.status] = probe.statuses.get(response.status, 0) + 1
+    probe.slowest_s = max(probe.slowest_s, time.perf_counter() - started)
+
+
 async def probe(
     http: aiohttp.ClientSession, headers: dict[str, str], stop: asyncio.Event
-) -> tuple[float, float]:
-    """The slowest GET and the slowest client-creating POST while `stop` is unset."""
-    slowest_get = slowest_post = 0.0
+) -> tuple[Probe, Probe]:
+    """The importing business's GETs and client-creating POSTs while `stop` is unset
+    (its own commands may wait behind its import: per-business order first)."""
+    gets, posts = Probe(), Probe()
     while not stop.is_set():
-        started = time.perf_counter()
-        async with http.get("/api/v3/clients/summary", headers=headers) as response:
-            await response.read()
-        slowest_get = max(slowest_get, time.perf_counter() - started)
-        started = time.perf_counter()
+        await timed(gets, http.get("/api/v3/clients/summary", headers=headers))
         body = {"business_name": "Probe"}
-        async with http.post("/api/v3/clients", json=body, headers=headers) as response:
-            await response.read()
-        slowest_post = max(slowest_post, time.perf_counter() - started)
+        await timed(posts, http.post("/api/v3/clients", json=body, headers=headers))
         await asyncio.sleep(PROBE_INTERVAL_S)
-    return slowest_get, slowest_post
+    return gets, posts
+
+
+async def probe_other(
+    http: aiohttp.ClientSession, headers: dict[str, str], stop: asyncio.Event
+) -> Probe:
+    """Another business's postings (a debit of 1.00 to its own client) while `stop`
+    is unset: each should answer 201, read-your-writes within its bound."""
+    async with http.post(
+        "/api/v3/clients", json={"business_name": "Other"}, headers=headers
+    ) as response:
+        client_id = (await response.json())["id"]
+    posts = Probe()
+    path = f"/api/v3/clients/{client_id}/transactions"
+    while not stop.is_set():
+        body = {"type": "debit", "amount": "1.00"}
+        await timed(posts, http.post(path, json=body, headers=headers))
+        await asyncio.sleep(PROBE_INTERVAL_S)
+    return posts
 
 
 async def import_once(
-    http: aiohttp.ClientSession, headers: dict[str, str], rows: int, pid: int
+    http: aiohttp.ClientSession,
+    headers: dict[str, str],
+    other: dict[str, str],
+    rows: int,
+    pid: int,
 ) -> str:
+    """Upload, wait for the 202 and then for the status `done`, with the importing
+    business's own requests and another business's postings probed throughout."""
     raw = build_file(rows)
     stop = asyncio.Event()
     prober = asyncio.ensure_future(probe(http, headers, stop))
+    other_prober = asyncio.ensure_future(probe_other(http, other, stop))
     started = time.perf_counter()
     async with http.post(
         "/api/v3/clients/import", data=form(raw), headers=headers
@@ -192,14 +237,18 @@ async def import_once(
         answer: dict[str, Any] = await response.json()
         status = response.status
     answered_s = time.perf_counter() - started
-    stop.set()
-    slowest_get, slowest_post = await prober
     done_s = await wait_done(http, headers, answer, started)
+    stop.set()
+    gets, posts = await prober
+    others = await other_prober
     return (
         f"{rows:>7} rows ({len(raw) / 2**20:.1f} MiB): {status} in {answered_s:.1f} s"
-        f" ({rows / answered_s:,.0f} rows/s), done after {done_s:.1f} s;"
-        f" slowest GET {slowest_get * 1000:.0f} ms, POST {slowest_post * 1000:.0f} ms"
-        f" meanwhile; largest process peak RSS {peak_rss_mb(pid):.0f} MB"
+        f" ({rows / answered_s:,.0f} rows/s), done after {done_s:.1f} s"
+        f" ({done_s - answered_s:.1f} s after its {status});"
+        f" largest process peak RSS {peak_rss_mb(pid):.0f} MB\n"
+        f"    meanwhile, until done: its business's GETs {gets.text()};"
+        f" its POSTs {posts.text()}\n"
+        f"    another business's postings: {others.text()}"
     )
 
 
@@ -240,8 +289,12 @@ async def bench(args: argparse.Namespace) -> int:
                     await wait_ready(http, process, log_path)
                     business = await provision_business(env.settings, "Bench")
                     headers = {"Authorization": f"Bearer {business['api_key']}"}
+                    other = await provision_business(env.settings, "Other")
+                    others = {"Authorization": f"Bearer {other['api_key']}"}
                     for rows in args.rows:
-                        print(await import_once(http, headers, rows, process.pid))
+                        print(
+                            await import_once(http, headers, others, rows, process.pid)
+                        )
                     print(await export_once(http, business["bid"], process.pid))
                 print(tail(log_path, 2000))
     finally:
