@@ -87,10 +87,16 @@ async def readiness_broker(settings: Settings) -> AbstractRobustConnection:
 
 
 async def relay_leader_connection(settings: Settings) -> asyncpg.Connection:
-    """The relay's one PostgreSQL connection: it holds the leader's advisory lock (a
-    standby waits on it, for as long as the leader lives), LISTENs for
-    `ledger_events`, and reads the events, saves the cursor and takes the chain-head
-    checkpoints. Closing it hands the lead to a standby."""
+    """The relay's leading PostgreSQL connection: it holds the leader's advisory lock
+    (a standby waits on it, for as long as the leader lives), LISTENs for
+    `ledger_events`, and in the subscribers' lane reads the events, saves the cursor
+    and takes the chain-head checkpoints. Closing it hands the lead to a standby."""
+    return await asyncpg.connect(settings.database_url)
+
+
+async def relay_frames_connection(settings: Settings) -> asyncpg.Connection:
+    """The relay's frames lane's PostgreSQL connection: it reads the events and saves
+    that lane's cursor, beside the leader's connection (services/outbox_relay)."""
     return await asyncpg.connect(settings.database_url)
 
 

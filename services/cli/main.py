@@ -129,10 +129,12 @@ async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def wire_relay(settings: Settings) -> Relay:
-    """The relay, with openers for its leader-lock and broker connections."""
+    """The relay, with openers for its leader-lock, frames-lane and broker
+    connections."""
     return Relay(
         settings,
         open_leader_connection=partial(bootstrap.relay_leader_connection, settings),
+        open_frames_connection=partial(bootstrap.relay_frames_connection, settings),
         open_broker=partial(bootstrap.relay_broker, settings),
     )
 

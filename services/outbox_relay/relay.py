@@ -1,14 +1,19 @@
 """Hop 4: the relay. Follows the events table (the outbox) and publishes to RabbitMQ.
 
-It reads committed events in commit order (event_store.read_after), publishes a batch
-twice over (shared/bus/broker.py): one message per event on the subscribers' topic
-exchange, and one frame per projection partition on the projectors' own exchange, then
-waits for the broker's confirms of both, and only then moves its persisted cursor. A
-crash between publish and cursor update republishes the batch: at-least-once, and the
-projectors dedupe by stream version. Only one relay publishes at a time: each holds a
-PostgreSQL advisory lock while it runs, and a standby blocks on it until the leader's
-session ends. The leader also takes the chain-head checkpoints
-(shared/chain_checkpoints) every `checkpoint_interval_s`.
+It follows the store in commit order (event_store.read_after) in two lanes, each with
+its own persisted cursor (relay_cursor) and its own connection, so neither waits for
+the other (shared/bus/broker.py says what each sends):
+- **subscribers** (cursor `main`): one message per event on the topic exchange;
+- **frames** (cursor `frames`): one frame per projection partition and batch, on the
+  projectors' own exchange. A 100,000-row import's 300,001 events cross this lane as
+  150 frames, while the subscribers' lane publishes its 300,001 messages at its own
+  pace: the read models no longer wait for those.
+Each lane publishes a batch, waits for the broker's confirms, and only then moves its
+cursor. A crash between publish and cursor update republishes that batch: at-least-once,
+and the projectors dedupe by stream version. Only one relay publishes at a time: each
+holds a PostgreSQL advisory lock while it runs, and a standby blocks on it until the
+leader's session ends. The leader also takes the chain-head checkpoints
+(shared/chain_checkpoints) every `checkpoint_interval_s`, in the subscribers' lane.
 
 The relay opens nothing itself: the CLI gives it openers (services/bootstrap.py names
 and sizes what they open), and each run opens its connections afresh, so a restart by
@@ -22,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import asyncpg
 import msgspec
@@ -38,40 +44,44 @@ from shared.worker import metrics as worker_metrics
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_170_002
 IDLE_POLL_S = 0.1
-# The leader-lock connection (bootstrap.relay_leader_connection), the broker's
-# (bootstrap.relay_broker): opened at the start of each run, closed at its end.
+FRAMES = "frames"  # the frames lane's cursor in relay_cursor
+# The leader-lock connection (bootstrap.relay_leader_connection), the frames lane's
+# (bootstrap.relay_frames_connection), the broker's (bootstrap.relay_broker): opened
+# at the start of each run, closed at its end.
 OpenConnection = Callable[[], Awaitable[asyncpg.Connection]]
 OpenBroker = Callable[[], Awaitable[AbstractRobustConnection]]
+# Publishes the batch after a cursor, with confirms: (new cursor, count).
+Publish = Callable[[asyncpg.Connection, Cursor, int], Awaitable[tuple[Cursor, int]]]
 
 
-class Exchanges(msgspec.Struct, frozen=True):
-    """Where a batch goes: the subscribers' topic exchange, the projectors' frames
-    exchange, and how many partitions each projection has."""
-
-    events: AbstractExchange
-    frames: AbstractExchange
-    partitions: int
-
-
-async def publish_next(
-    conn: asyncpg.Connection, exchanges: Exchanges, cursor: Cursor, limit: int
+async def publish_events_next(
+    exchange: AbstractExchange, conn: asyncpg.Connection, cursor: Cursor, limit: int
 ) -> tuple[Cursor, int]:
-    """Publish the next batch after `cursor` with confirms; returns (new cursor, count).
+    """Publish the subscribers' messages of the next batch after `cursor` with
+    confirms; returns (new cursor, count). The caller saves the cursor."""
+    batch = await read_after(conn, cursor, limit=limit)
+    if not batch:
+        return cursor, 0
+    await broker.publish_confirmed(exchange, [event for _, event in batch])
+    return batch[-1][0], len(batch)
 
-    The cursor is not saved here: the caller saves it after this returns.
-    """
+
+async def publish_frames_next(
+    frames: AbstractExchange,
+    partitions: int,
+    conn: asyncpg.Connection,
+    cursor: Cursor,
+    limit: int,
+) -> tuple[Cursor, int]:
+    """Publish the next batch after `cursor` as one frame per partition, with
+    confirms; returns (new cursor, count). The caller saves the cursor."""
     batch = await read_after(conn, cursor, limit=limit)
     if not batch:
         return cursor, 0
     events = [event for _, event in batch]
     bodies = [broker.envelope_body(event) for event in events]
     last = batch[-1][0]
-    await asyncio.gather(
-        broker.publish_confirmed(exchanges.events, events, bodies),
-        broker.publish_frames(
-            exchanges.frames, events, bodies, last.position, exchanges.partitions
-        ),
-    )
+    await broker.publish_frames(frames, events, bodies, last.position, partitions)
     return last, len(batch)
 
 
@@ -80,10 +90,12 @@ class Relay:
         self,
         settings: Settings,
         open_leader_connection: OpenConnection,
+        open_frames_connection: OpenConnection,
         open_broker: OpenBroker,
         name: str = "main",
     ) -> None:
         self._open_leader_connection = open_leader_connection
+        self._open_frames_connection = open_frames_connection
         self._open_broker = open_broker
         self._exchange_name = settings.exchange
         self._queue_prefix = settings.queue_prefix
@@ -92,17 +104,20 @@ class Relay:
         self._name = name
         self._key = settings.hmac_key.encode()
         self._checkpoint_interval_s = settings.checkpoint_interval_s
-        self._wake = asyncio.Event()
+        self._wakes = (asyncio.Event(), asyncio.Event())
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        conn = await self._open_leader_connection()
-        connection = None
-        try:
+        async with contextlib.AsyncExitStack() as opened:
+            conn = await self._open_leader_connection()
+            opened.push_async_callback(conn.close)
             await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
             log.info("relay %s is the leader", self._name)
-            await conn.add_listener("ledger_events", lambda *_: self._wake.set())
+            await conn.add_listener("ledger_events", self._on_notify)
+            frames_conn = await self._open_frames_connection()
+            opened.push_async_callback(frames_conn.close)
             connection = await self._open_broker()
+            opened.push_async_callback(connection.close)
             # A frame no queue takes comes back and fails the batch: never dropped.
             channel = await connection.channel(
                 publisher_confirms=True, on_return_raises=True
@@ -115,35 +130,82 @@ class Relay:
                     channel, exchange, self._queue_prefix, projection, self._partitions
                 )
             frames = await broker.declare_frames_exchange(channel, exchange)
-            exchanges = Exchanges(exchange, frames, self._partitions)
-            await self._loop(conn, exchanges, stop)
+            await self._lanes(conn, frames_conn, exchange, frames, stop)
+
+    def _on_notify(self, *_: object) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    async def _lanes(
+        self,
+        conn: asyncpg.Connection,
+        frames_conn: asyncpg.Connection,
+        exchange: AbstractExchange,
+        frames: AbstractExchange,
+        stop: asyncio.Event,
+    ) -> None:
+        """Run both lanes until `stop`; the first to fail fails the run (and the
+        other is cancelled: its cursor is where its last confirmed batch left it)."""
+        events: Publish = partial(publish_events_next, exchange)
+        framed: Publish = partial(publish_frames_next, frames, self._partitions)
+        # An earlier version had one lane: the frames lane starts where it stood.
+        frames_from = await load_cursor(frames_conn, FRAMES)
+        if frames_from == Cursor():
+            frames_from = await load_cursor(frames_conn, self._name)
+        main_from = await load_cursor(conn, self._name)
+        lanes = [
+            asyncio.ensure_future(
+                self._loop(conn, Lane(self._name, events, main_from), stop)
+            ),
+            asyncio.ensure_future(
+                self._loop(frames_conn, Lane(FRAMES, framed, frames_from), stop)
+            ),
+        ]
+        try:
+            done, _ = await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
+            for lane in done:
+                lane.result()  # raises what failed it
         finally:
-            if connection is not None:
-                await connection.close()
-            await conn.close()
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
 
     async def _loop(
-        self, conn: asyncpg.Connection, exchanges: Exchanges, stop: asyncio.Event
+        self, conn: asyncpg.Connection, lane: Lane, stop: asyncio.Event
     ) -> None:
-        cursor = await load_cursor(conn, self._name)
+        """Publish batch after batch, saving the lane's cursor after each confirmed
+        one; idle, wait for a NOTIFY (or IDLE_POLL_S). The subscribers' lane also
+        takes the chain-head checkpoints and counts what it published."""
+        subscribers = lane.name == self._name
+        wake = self._wakes[0 if subscribers else 1]
+        cursor = lane.start
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
         while not stop.is_set():
-            self._wake.clear()
+            wake.clear()
             started = time.monotonic()
-            cursor, count = await publish_next(
-                conn, exchanges, cursor, self._batch_size_max
-            )
-            if count:
+            cursor, count = await lane.publish(conn, cursor, self._batch_size_max)
+            if count and subscribers:
                 await pause_points.pause("relay.after_confirm")  # test-only
-                await save_cursor(conn, self._name, cursor)
+            if count:
+                await save_cursor(conn, lane.name, cursor)
+            if count and subscribers:
                 self.published += count
                 worker_metrics.relay_published(
                     count, time.monotonic() - started, cursor.position
                 )
-            if time.monotonic() >= checkpoint_due:
+            if subscribers and time.monotonic() >= checkpoint_due:
                 await take_checkpoint(conn, self._key)
                 checkpoint_due = time.monotonic() + self._checkpoint_interval_s
             if count:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                await asyncio.wait_for(wake.wait(), IDLE_POLL_S)
+
+
+class Lane(msgspec.Struct, frozen=True):
+    """One of the relay's two readers: its cursor's name, what it publishes, and
+    where it starts."""
+
+    name: str
+    publish: Publish
+    start: Cursor

@@ -13,11 +13,10 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from projections.balances.projector import projection as balances
-from projections.registry import PROJECTIONS
 from projections.runner import apply_batch
 from projections.statements.projector import projection as statements
 from services.command_api.appender import Appender
-from services.outbox_relay.relay import Exchanges, publish_next
+from services.outbox_relay.relay import publish_events_next
 from shared import events as e
 from shared.bus import broker
 from shared.store.event_store import Cursor, load_cursor, load_stream, save_cursor
@@ -81,26 +80,26 @@ async def _client_with_four_postings(
 async def _publish_crash_and_publish_again(
     conn: asyncpg.Connection,
     database_url: str,
-    exchanges: Exchanges,
+    exchange: aio_pika.abc.AbstractExchange,
     relay: str,
     saved: Cursor,
 ) -> None:
     """On `conn`, publish the five events from the saved cursor, then "crash" (close
     it) before save_cursor; run again from the saved cursor on a new connection,
     which publishes the same five, saves the cursor, and then finds nothing more."""
-    published, count = await publish_next(
-        conn, exchanges, await load_cursor(conn, relay), 100
+    published, count = await publish_events_next(
+        exchange, conn, await load_cursor(conn, relay), 100
     )
     assert count == 5
     await conn.close()  # the crash: the process dies before save_cursor
     conn = await asyncpg.connect(database_url)
     try:
         assert await load_cursor(conn, relay) == saved
-        republished, count = await publish_next(conn, exchanges, saved, 100)
+        republished, count = await publish_events_next(exchange, conn, saved, 100)
         assert (republished, count) == (published, 5)
         await save_cursor(conn, relay, republished)
-        assert await publish_next(
-            conn, exchanges, await load_cursor(conn, relay), 100
+        assert await publish_events_next(
+            exchange, conn, await load_cursor(conn, relay), 100
         ) == (
             republished,
             0,
@@ -148,13 +147,6 @@ async def test_a_relay_crash_before_its_cursor_update_republishes_and_projects_o
     business_id = id_of(isolated_business)
     relay = f"crash-test-{uuid.uuid4().hex[:8]}"
     exchange = await broker.declare_exchange(channel, settings.exchange)
-    for projection in PROJECTIONS:  # where the frames go
-        await broker.declare_projection_queues(
-            channel, exchange, settings.queue_prefix, projection, 1
-        )
-    exchanges = Exchanges(
-        exchange, await broker.declare_frames_exchange(channel, exchange), 1
-    )
     queue = await channel.declare_queue(
         f"test.{relay}", exclusive=True, auto_delete=True
     )
@@ -167,7 +159,7 @@ async def test_a_relay_crash_before_its_cursor_update_republishes_and_projects_o
     )
 
     await _publish_crash_and_publish_again(
-        conn, settings.database_url, exchanges, relay, saved
+        conn, settings.database_url, exchange, relay, saved
     )
 
     messages = await take(queue, 10)
