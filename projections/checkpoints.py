@@ -1,8 +1,10 @@
 """Hop 5: a projection's checkpoint, the global position it has applied up to.
 
 The readers (readiness lag, a query's read position, an import's visible rows) read
-one row per projection in projection_checkpoint. With one partition the projector
-writes that row itself. With several, a partition's row (`<projection>.<partition>`)
+one row per projection in projection_checkpoint. Checkpoints move with the `position`
+header of the relay's frames, never with the events' own positions (a frame may carry
+events that overtook a bulk transaction: services/outbox_relay/frames.py). With one
+partition the projector writes that row itself. With several, a partition's row (`<projection>.<partition>`)
 moves with what that partition's queue delivered: the relay's frame after each batch,
 whose `position` header says the partition was given everything up to the batch's
 last position (so a partition without events moves too); the projection's
@@ -47,7 +49,12 @@ async def record_position(
 async def record_partitions(
     conn: asyncpg.Connection, projection: str, progress: PartitionProgress
 ) -> None:
-    """Move the partitions' rows, then the projection's row to their lowest."""
+    """Move the partitions' rows, then the projection's row to their lowest (with
+    one partition, the projection's row itself)."""
+    if progress.partitions == 1:
+        if 0 in progress.positions:
+            await record_position(conn, projection, progress.positions[0])
+        return
     for partition in sorted(progress.positions):
         await record_position(
             conn,

@@ -181,8 +181,8 @@ class Projector:
             )
             for event in events:
                 await self._apply_or_park(pool, event)
-            if progress is not None:  # the parked events' and empty frames' positions
-                await apply_batch(pool, self._projection, [], progress)
+            # The checkpoints, past the parked events and the empty frames.
+            await apply_batch(pool, self._projection, [], progress)
         if applied:
             await pause_points.pause("projector.after_commit")  # test-only
         delivered = [message for message in messages if not message.processed]
@@ -192,15 +192,12 @@ class Projector:
                 self._projection.name, len(events), time.monotonic() - started
             )
 
-    def _progress(
-        self, batch: list[AbstractIncomingMessage]
-    ) -> PartitionProgress | None:
+    def _progress(self, batch: list[AbstractIncomingMessage]) -> PartitionProgress:
         """Per partition, the highest position the batch delivered (frames carry it
-        in their headers, as an earlier version's events and watermarks did); None
-        with one partition."""
+        in their headers, as an earlier version's events and watermarks did): the
+        checkpoints move with these, never with the events' own positions, as a frame
+        may carry events from past its position (services/outbox_relay/frames.py)."""
         partitions = self._settings.projection_partitions
-        if partitions == 1:
-            return None
         positions: dict[int, int] = {}
         for message in batch:
             headers = message.headers or {}
@@ -257,12 +254,10 @@ class Projector:
         reason = repr(error) if error else "an earlier event of its stream is parked"
         await park(pool, self._projection.name, event, reason)
 
-    def _no_progress(self) -> PartitionProgress | None:
-        """One event applied alone moves no partition checkpoint (the batch's
-        progress is recorded once all its events are applied or parked); with one
-        partition the checkpoint moves with the event, as before."""
-        partitions = self._settings.projection_partitions
-        return None if partitions == 1 else PartitionProgress(partitions, {})
+    def _no_progress(self) -> PartitionProgress:
+        """One event applied alone moves no checkpoint: the batch's progress is
+        recorded once all its events are applied or parked."""
+        return PartitionProgress(self._settings.projection_partitions, {})
 
 
 class Delivery(msgspec.Struct, frozen=True):

@@ -5,9 +5,10 @@ its own persisted cursor (relay_cursor) and its own connection, so neither waits
 the other (shared/bus/broker.py says what each sends):
 - **subscribers** (cursor `main`): one message per event on the topic exchange;
 - **frames** (cursor `frames`): one frame per projection partition and batch, on the
-  projectors' own exchange. A 100,000-row import's 300,001 events cross this lane as
-  150 frames, while the subscribers' lane publishes its 300,001 messages at its own
-  pace: the read models no longer wait for those.
+  projectors' own exchange (services/outbox_relay/frames.py, which also lets other
+  businesses' events overtake a bulk transaction). A 100,000-row import's 300,001
+  events cross this lane as 150 frames, while the subscribers' lane publishes its
+  300,001 messages at its own pace: the read models no longer wait for those.
 Each lane publishes a batch, waits for the broker's confirms, and only then moves its
 cursor. A crash between publish and cursor update republishes that batch: at-least-once,
 and the projectors dedupe by stream version. Only one relay publishes at a time: each
@@ -34,6 +35,7 @@ import msgspec
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from projections.registry import PROJECTIONS
+from services.outbox_relay.frames import FramesLane
 from shared import pause_points
 from shared.bus import broker
 from shared.config import Settings
@@ -64,25 +66,6 @@ async def publish_events_next(
         return cursor, 0
     await broker.publish_confirmed(exchange, [event for _, event in batch])
     return batch[-1][0], len(batch)
-
-
-async def publish_frames_next(
-    frames: AbstractExchange,
-    partitions: int,
-    conn: asyncpg.Connection,
-    cursor: Cursor,
-    limit: int,
-) -> tuple[Cursor, int]:
-    """Publish the next batch after `cursor` as one frame per partition, with
-    confirms; returns (new cursor, count). The caller saves the cursor."""
-    batch = await read_after(conn, cursor, limit=limit)
-    if not batch:
-        return cursor, 0
-    events = [event for _, event in batch]
-    bodies = [broker.envelope_body(event) for event in events]
-    last = batch[-1][0]
-    await broker.publish_frames(frames, events, bodies, last.position, partitions)
-    return last, len(batch)
 
 
 class Relay:
@@ -147,7 +130,7 @@ class Relay:
         """Run both lanes until `stop`; the first to fail fails the run (and the
         other is cancelled: its cursor is where its last confirmed batch left it)."""
         events: Publish = partial(publish_events_next, exchange)
-        framed: Publish = partial(publish_frames_next, frames, self._partitions)
+        framed: Publish = FramesLane(frames, self._partitions)
         # An earlier version had one lane: the frames lane starts where it stood.
         frames_from = await load_cursor(frames_conn, FRAMES)
         if frames_from == Cursor():

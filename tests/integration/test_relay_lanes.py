@@ -1,6 +1,7 @@
-"""The relay's two lanes: an installation upgraded from the one-lane relay starts its
-frames lane where the one cursor stood, so the projectors get neither a gap nor the
-whole history again."""
+"""The relay's frames lane: an installation upgraded from the one-lane relay starts it
+where the one cursor stood (the projectors get neither a gap nor the whole history
+again), and other businesses' events overtake a bulk transaction, each business still
+in order."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ import pytest
 from projections.registry import PROJECTIONS
 from services.cli.businesses import provision_business
 from services.cli.main import wire_relay
+from services.command_api.appender import Appender
+from services.outbox_relay.frames import FramesLane
+from shared import events as e
 from shared.bus import broker
+from shared.store.event_store import Cursor, append
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped
-from tests.integration.scenarios import id_of, wait_until
+from tests.integration.scenarios import create_client, id_of, next_posting, wait_until
 from tests.support.environment import Environment, create_environment, drop_environment
+
+BULK = 250
 
 
 @pytest.fixture
@@ -94,3 +101,80 @@ async def test_the_frames_lane_starts_where_the_one_lane_cursor_stood(
     assert await _frames_in_queues(fresh) == {
         projection: [[positions[1]]] for projection in PROJECTIONS
     }
+
+
+async def _bulk_then_other(
+    env: Environment, pool: asyncpg.Pool, appender: Appender, first: int, other: int
+) -> tuple[Cursor, list[e.Envelope], e.Envelope]:
+    """BULK debits of business `first` committed in one transaction (one per new
+    client), then one debit of business `other` committed after it; and the cursor
+    just before them."""
+    key = env.settings.hmac_key.encode()
+    clients = [await create_client(appender, first) for _ in range(BULK)]
+    postings = [
+        await next_posting(pool, key, first, client_id, 100) for client_id in clients
+    ]
+    other_client = await create_client(appender, other)
+    late = await next_posting(pool, key, other, other_client, 7)
+    cursor = Cursor(await pool.fetchval("SELECT max(position) FROM events"))
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            bulk = await append(conn, postings)
+        async with conn.transaction():
+            [stored] = await append(conn, [late])
+    return cursor, bulk, stored
+
+
+async def _frames_taken(
+    queue: aio_pika.abc.AbstractQueue,
+) -> list[tuple[list[int], int]]:
+    """Every frame in the queue, as (its events' positions, its position header)."""
+    taken = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        events = broker.frame_decoder.decode(message.body)
+        taken.append(
+            ([event.position for event in events], message.headers["position"])
+        )
+    return taken
+
+
+async def test_other_businesses_overtake_a_bulk_transaction_in_order(
+    isolated: Environment,
+    isolated_pool: asyncpg.Pool,
+    isolated_appender: Appender,
+    isolated_business: dict[str, object],
+) -> None:
+    """Proves express frames, with 250 debits of one business committed in one
+    transaction and then one debit of another business, relayed by the frames lane in
+    batches of 100: the queue gets the first 100 bulk events, then the other
+    business's debit (overtaking, its frame's position header still the cursor), then
+    the other 150 bulk events in two frames, and never the overtaking one again."""
+    first = id_of(isolated_business)
+    other = id_of(await provision_business(isolated.settings, "Overtaking"))
+    cursor, bulk, late = await _bulk_then_other(
+        isolated, isolated_pool, isolated_appender, first, other
+    )
+    connection = await aio_pika.connect(isolated.settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await broker.declare_exchange(channel, isolated.settings.exchange)
+        frames = await broker.declare_frames_exchange(channel, exchange)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(frames, routing_key="0")
+        lane = FramesLane(frames, 1)
+        async with isolated_pool.acquire() as conn:
+            counts = []
+            while (step := await lane(conn, cursor, 100))[1]:
+                cursor, count = step
+                counts.append(count)
+        taken = await _frames_taken(queue)
+    finally:
+        await connection.close()
+    positions = [event.position for event in bulk]
+    assert counts == [100, 100, 51]
+    assert taken == [
+        (positions[:100], positions[99]),
+        ([late.position], positions[99]),
+        (positions[100:200], positions[199]),
+        (positions[200:], late.position),
+    ]
