@@ -36,7 +36,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import ChannelPreconditionFailed
+from pamqp import commands as spec
 
+from shared.bus.batch_publish import Outgoing, publish_batch
 from shared.bus.partitions import business_slot, partition_of_slot, queue_names
 from shared.events import Envelope
 
@@ -169,6 +171,25 @@ def message(event: Envelope, body: bytes | None = None) -> aio_pika.Message:
     )
 
 
+def outgoing(event: Envelope, body: bytes) -> Outgoing:
+    """An event's subscriber message for publish_batch: the very properties aio-pika
+    builds for `message(event)` (tests/unit/test_frames.py compares their bytes)."""
+    return Outgoing(
+        routing_key=routing_key(event),
+        properties=spec.Basic.Properties(
+            content_type="application/json",
+            correlation_id=event.metadata.correlation_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+            headers=msgspec.structs.asdict(message_headers(event)),
+            message_id=str(event.event_id),
+            message_type=event.type,
+            priority=0,
+            timestamp=event.recorded_at,
+        ),
+        body=body,
+    )
+
+
 async def publish_confirmed(
     exchange: AbstractExchange,
     events: Sequence[Envelope],
@@ -179,21 +200,16 @@ async def publish_confirmed(
 
     The channel must have publisher confirms on; a nack or a lost connection raises,
     and the caller (the relay) then publishes the batch again: at-least-once. Not
-    mandatory: a message no subscriber queue takes is dropped by the broker.
+    mandatory: a message no subscriber queue takes is dropped by the broker. Written
+    in one go (shared/bus/batch_publish.py), not message by message.
     """
     if bodies is None:
         bodies = [envelope_body(event) for event in events]
-    await asyncio.gather(
-        *(
-            exchange.publish(
-                message(event, body),
-                routing_key=routing_key(event),
-                mandatory=False,
-                timeout=30,
-            )
-            for event, body in zip(events, bodies, strict=True)
-        )
-    )
+    messages = [
+        outgoing(event, body) for event, body in zip(events, bodies, strict=True)
+    ]
+    assert isinstance(exchange, aio_pika.Exchange)  # its channel is the publisher's
+    await publish_batch(exchange.channel, exchange.name, messages, timeout_s=30)
 
 
 def frame_bodies(

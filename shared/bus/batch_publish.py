@@ -1,0 +1,71 @@
+"""Publishing a batch of messages in one write, with publisher confirms.
+
+aio-pika's `Exchange.publish` costs about 130-150 µs of CPU per message here (a
+Message object, a task, a lock, a drain wait and a socket write each), and the
+relay's subscriber lane publishes one message per event. `publish_batch` writes a
+whole batch's frames under one hold of the channel's lock, in one write, registering
+each message's confirmation the way aiormq's own `basic_publish` does, then waits for
+them all: about 30 µs per message (measured with 2,000 messages on this machine).
+
+It relies on aiormq's channel internals (`lock`, `delivery_tag`, `confirmations`,
+`write_queue`: aiormq is pinned by the lock files), so it is tested against the real
+broker (tests/integration/test_batch_publish.py): the confirmations are the channel's
+own futures, so a nack, or the broker closing the channel, fails the batch, as with
+`basic_publish`. Not for `mandatory` messages: aiormq matches a
+returned message to its confirmation by message id, which this does not register
+(the relay's frames keep aio-pika's publish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+from aio_pika.abc import AbstractChannel
+from aiormq.abc import ChannelFrame
+from aiormq.channel import Channel
+from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+
+class Outgoing(msgspec.Struct, frozen=True):
+    """One message: where it goes, its AMQP properties, and its body."""
+
+    routing_key: str
+    properties: spec.Basic.Properties
+    body: bytes
+
+
+async def publish_batch(
+    channel: AbstractChannel,
+    exchange: str,
+    messages: Sequence[Outgoing],
+    timeout_s: float,
+) -> None:
+    """Publish `messages` to `exchange` (not mandatory) and return once the broker has
+    confirmed every one; a nack, a closed channel or `timeout_s` raises."""
+    underlay = await channel.get_underlay_channel()
+    assert isinstance(underlay, Channel) and underlay.publisher_confirms
+    confirmations: list[asyncio.Future[object]] = []
+    frames: list[spec.Basic.Publish | ContentHeader | ContentBody] = []
+    async with underlay.lock:
+        for message in messages:
+            underlay.delivery_tag += 1
+            confirmation: asyncio.Future[object] = underlay.create_future()
+            underlay.confirmations[underlay.delivery_tag] = confirmation
+            confirmations.append(confirmation)
+            frames.append(
+                spec.Basic.Publish(exchange=exchange, routing_key=message.routing_key)
+            )
+            frames.append(
+                ContentHeader(
+                    properties=message.properties, body_size=len(message.body)
+                )
+            )
+            frames.extend(underlay._split_body(message.body))
+        await underlay.write_queue.put(
+            ChannelFrame.marshall(channel_number=underlay.number, frames=frames)
+        )
+    await asyncio.wait_for(asyncio.gather(*confirmations), timeout_s)
