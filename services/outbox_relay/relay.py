@@ -157,8 +157,9 @@ class Relay:
         self, conn: asyncpg.Connection, lane: Lane, stop: asyncio.Event
     ) -> None:
         """Publish batch after batch, saving the lane's cursor after each confirmed
-        one; idle, wait for a NOTIFY (or IDLE_POLL_S). The subscribers' lane also
-        takes the chain-head checkpoints and counts what it published."""
+        one; after a batch short of the bound, wait for a NOTIFY (or IDLE_POLL_S).
+        The subscribers' lane also takes the chain-head checkpoints and counts what
+        it published."""
         subscribers = lane.name == self._name
         wake = self._wakes[0 if subscribers else 1]
         cursor = lane.start
@@ -179,8 +180,10 @@ class Relay:
             if subscribers and time.monotonic() >= checkpoint_due:
                 await take_checkpoint(conn, self._key)
                 checkpoint_due = time.monotonic() + self._checkpoint_interval_s
-            if count:
-                continue
+            if count == self._batch_size_max:
+                continue  # a backlog: read on at once
+            # Anything committed since this batch's read began has notified and set
+            # `wake` (cleared before the read): no read is needed to find out.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), IDLE_POLL_S)
 
