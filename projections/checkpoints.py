@@ -4,11 +4,12 @@ The readers (readiness lag, a query's read position, an import's visible rows) r
 one row per projection in projection_checkpoint. Checkpoints move with the `position`
 header of the relay's frames, never with the events' own positions (a frame may carry
 events that overtook a bulk transaction: services/outbox_relay/frames.py). With one
-partition the projector writes that row itself. With several, a partition's row (`<projection>.<partition>`)
-moves with what that partition's queue delivered: the relay's frame after each batch,
-whose `position` header says the partition was given everything up to the batch's
-last position (so a partition without events moves too); the projection's
-row is then the lowest of its partitions' rows, and it only ever grows.
+partition the projector writes that row itself. With several, a partition's row
+(`<projection>.<partition>`) moves with what that partition's queue delivered: the
+relay's frame after each batch, whose `position` header says the partition was given
+everything up to the batch's last position (so a partition without events moves
+too); the projection's row is then the lowest of its partitions' rows, and it only
+ever grows.
 
 Two projectors (different partitions) commit concurrently. Each takes the lock on the
 projection's row before it reads the partitions' rows, in a statement of its own:

@@ -185,7 +185,8 @@ class Relay:
             # Anything committed since this batch's read began has notified and set
             # `wake` (cleared before the read): no read is needed to find out.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), IDLE_POLL_S)
+                async with asyncio.timeout(IDLE_POLL_S):  # no task, unlike wait_for
+                    await wake.wait()
 
 
 class Lane(msgspec.Struct, frozen=True):
