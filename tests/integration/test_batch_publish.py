@@ -83,3 +83,25 @@ async def test_a_batch_to_a_missing_exchange_fails(isolated: Environment) -> Non
         assert not isinstance(failed.value, TimeoutError)
     finally:
         await connection.close()
+
+
+async def test_messages_no_queue_takes_are_confirmed_and_dropped(
+    isolated: Environment,
+) -> None:
+    """Proves subscriber messages cost nothing more when nobody subscribes: a batch to
+    a topic exchange with no queue bound is confirmed (publish_confirmed returns, no
+    error, nothing returned), so the relay's batch goes on."""
+    connection = await aio_pika.connect(isolated.settings.amqp_url)
+    try:
+        channel = await connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        exchange = await channel.declare_exchange(
+            f"nobody-{uuid.uuid4().hex[:8]}",
+            aio_pika.ExchangeType.TOPIC,
+            auto_delete=True,
+        )
+        await broker.publish_confirmed(exchange, [_event(n) for n in range(1, 51)])
+        assert not channel.is_closed
+    finally:
+        await connection.close()
