@@ -10,8 +10,9 @@ the other (shared/bus/broker.py says what each sends):
   events cross this lane as 150 frames, while the subscribers' lane publishes its
   300,001 messages at its own pace: the read models no longer wait for those.
 Each lane publishes a batch, waits for the broker's confirms, and only then moves its
-cursor. A crash between publish and cursor update republishes that batch: at-least-once,
-and the projectors dedupe by stream version. Only one relay publishes at a time: each
+cursor (saved at most every CURSOR_SAVE_S). A crash before the save republishes what
+was published since the last one: at-least-once, and the projectors dedupe by stream
+version. Only one relay publishes at a time: each
 holds a PostgreSQL advisory lock while it runs, and a standby blocks on it until the
 leader's session ends. The leader also takes the chain-head checkpoints
 (shared/chain_checkpoints) every `checkpoint_interval_s`, in the subscribers' lane.
@@ -46,6 +47,7 @@ from shared.worker import metrics as worker_metrics
 log = logging.getLogger(__name__)
 LEADER_LOCK = 7_170_002
 IDLE_POLL_S = 0.1
+CURSOR_SAVE_S = 0.2  # a lane saves its cursor at most this often
 FRAMES = "frames"  # the frames lane's cursor in relay_cursor
 # The leader-lock connection (bootstrap.relay_leader_connection), the frames lane's
 # (bootstrap.relay_frames_connection), the broker's (bootstrap.relay_broker): opened
@@ -156,13 +158,14 @@ class Relay:
     async def _loop(
         self, conn: asyncpg.Connection, lane: Lane, stop: asyncio.Event
     ) -> None:
-        """Publish batch after batch, saving the lane's cursor after each confirmed
-        one; after a batch short of the bound, wait for a NOTIFY (or IDLE_POLL_S).
-        The subscribers' lane also takes the chain-head checkpoints and counts what
-        it published."""
+        """Publish batch after batch; after a batch short of the bound, wait for a
+        NOTIFY (or IDLE_POLL_S). The cursor is saved after a confirmed batch at most
+        every CURSOR_SAVE_S (the first at once), and on the way out. The subscribers'
+        lane also takes the chain-head checkpoints and counts what it published."""
         subscribers = lane.name == self._name
         wake = self._wakes[0 if subscribers else 1]
         cursor = lane.start
+        saved = SavedCursor(conn, lane.name, cursor)
         checkpoint_due = time.monotonic() + self._checkpoint_interval_s
         while not stop.is_set():
             wake.clear()
@@ -170,8 +173,7 @@ class Relay:
             cursor, count = await lane.publish(conn, cursor, self._batch_size_max)
             if count and subscribers:
                 await pause_points.pause("relay.after_confirm")  # test-only
-            if count:
-                await save_cursor(conn, lane.name, cursor)
+            await saved.when_due(cursor)
             if count and subscribers:
                 self.published += count
                 worker_metrics.relay_published(
@@ -185,8 +187,39 @@ class Relay:
             # Anything committed since this batch's read began has notified and set
             # `wake` (cleared before the read): no read is needed to find out.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(IDLE_POLL_S):  # no task, unlike wait_for
+                async with asyncio.timeout(saved.wait_s(cursor)):  # no task
                     await wake.wait()
+            await saved.when_due(cursor)
+        await saved.now(cursor)
+
+
+class SavedCursor:
+    """A lane's cursor as saved in relay_cursor: saved at most every CURSOR_SAVE_S.
+    A cursor saved late only means more is published again after a crash (the
+    projectors skip it by stream version, subscribers by event id), and it spares a
+    commit per batch."""
+
+    def __init__(self, conn: asyncpg.Connection, name: str, cursor: Cursor) -> None:
+        self._conn = conn
+        self._name = name
+        self._saved = cursor
+        self._due = 0.0  # the first confirmed batch is saved at once
+
+    async def when_due(self, cursor: Cursor) -> None:
+        if cursor != self._saved and time.monotonic() >= self._due:
+            await self.now(cursor)
+
+    async def now(self, cursor: Cursor) -> None:
+        if cursor != self._saved:
+            await save_cursor(self._conn, self._name, cursor)
+            self._saved = cursor
+            self._due = time.monotonic() + CURSOR_SAVE_S
+
+    def wait_s(self, cursor: Cursor) -> float:
+        """How long the lane may wait idle: until the next save if one is pending."""
+        if cursor == self._saved:
+            return IDLE_POLL_S
+        return min(IDLE_POLL_S, max(0.0, self._due - time.monotonic()))
 
 
 class Lane(msgspec.Struct, frozen=True):
