@@ -4,7 +4,6 @@ taken for published."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import aio_pika
@@ -13,21 +12,14 @@ import pytest
 from shared import events as e
 from shared.bus import broker
 from shared.bus.batch_publish import publish_batch
-from shared.store.new_events import new_event
 from tests.support.environment import Environment
+from tests.support.stored_events import client_deleted
 
 
 def _event(position: int) -> e.Envelope:
-    return new_event(
-        key=b"k",
-        previous_hash="0" * 64,
-        business_id=1 + position % 3,
-        stream_id=f"client-{position}",
-        version=1,
-        recorded_at=dt.datetime(2024, 11, 4, 16, 13, 37, tzinfo=dt.UTC),
-        metadata=e.Metadata(correlation_id=f"c{position}"),
-        payload=e.ClientDeleted(client_id=position),
-    ).stored(position=position)
+    return client_deleted(
+        business_id=1 + position % 3, client_id=position, position=position
+    )
 
 
 async def test_a_confirmed_batch_arrives_whole_in_order_with_its_properties(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import typing
 
 from shared import events as e
 from shared.bus import asyncapi, broker
-from shared.store.new_events import new_event
+from tests.support.stored_events import client_deleted
 
 
 def test_the_committed_document_equals_a_fresh_generation() -> None:
@@ -48,16 +47,7 @@ def test_the_documented_headers_and_envelope_are_what_the_relay_sends() -> None:
     lists, and its body has exactly the envelope schema's properties."""
     document = json.loads(asyncapi.rendered())
     schemas = document["components"]["schemas"]
-    event = new_event(
-        key=b"k",
-        previous_hash="0" * 64,
-        business_id=1,
-        stream_id="client-1",
-        version=1,
-        recorded_at=dt.datetime(2024, 11, 4, 16, 13, 37, 123456, tzinfo=dt.UTC),
-        metadata=e.Metadata(correlation_id="c"),
-        payload=e.ClientDeleted(client_id=1),
-    ).stored(position=5)
+    event = client_deleted(business_id=1, client_id=1, position=5)
     sent = broker.message(event)
     assert set(sent.headers) == set(schemas["MessageHeaders"]["properties"])
     assert set(schemas["MessageHeaders"]["required"]) == set(sent.headers)

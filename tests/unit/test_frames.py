@@ -3,25 +3,16 @@ partition's events as their subscriber messages' bytes, in the batch's order."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from shared import events as e
 from shared.bus import broker
 from shared.bus.partitions import business_slot
-from shared.store.new_events import new_event
+from tests.support.stored_events import client_deleted
 
 
 def _event(business_id: int, position: int) -> e.Envelope:
-    return new_event(
-        key=b"k",
-        previous_hash="0" * 64,
-        business_id=business_id,
-        stream_id=f"client-{position}",
-        version=1,
-        recorded_at=dt.datetime(2024, 11, 4, 16, 13, 37, 123456, tzinfo=dt.UTC),
-        metadata=e.Metadata(correlation_id=f"c{position}"),
-        payload=e.ClientDeleted(client_id=position),
-    ).stored(position=position)
+    return client_deleted(
+        business_id=business_id, client_id=position, position=position
+    )
 
 
 def test_a_batch_becomes_one_frame_per_partition_in_its_order() -> None:
