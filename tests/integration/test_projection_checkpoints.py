@@ -1,5 +1,7 @@
-"""A partitioned projection's checkpoint: the lowest of its partitions' checkpoints,
-right even when two projectors (different partitions) commit at the same time."""
+"""A projection's checkpoint: with partitions, the lowest of its partitions'
+checkpoints, right even when two projectors (different partitions) commit at the same
+time; with one or more, the frames' position header, never the events' own
+positions."""
 
 from __future__ import annotations
 
@@ -8,8 +10,18 @@ import uuid
 
 import asyncpg
 
+from projections.balances.projector import projection as balances
 from projections.checkpoints import PartitionProgress, record_partitions
-from tests.integration.scenarios import blocked_on_lock, wait_until
+from projections.runner import apply_batch
+from services.command_api.appender import Appender
+from shared import events as e
+from shared.store.event_store import load_stream
+from tests.integration.scenarios import (
+    blocked_on_lock,
+    create_client,
+    id_of,
+    wait_until,
+)
 from tests.support.environment import Environment
 
 
@@ -70,3 +82,33 @@ async def test_the_last_of_two_racing_partition_commits_sets_the_checkpoint(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_one_partition_moves_with_the_frames_position_not_its_events(
+    isolated: Environment,
+    isolated_pool: asyncpg.Pool,
+    isolated_appender: Appender,
+    isolated_business: dict[str, object],
+) -> None:
+    """Proves the checkpoint follows a frame's `position` header, with one partition
+    too: a client's events applied with a header below their own positions (events
+    that overtook a bulk transaction) leave the balances checkpoint at the header;
+    an empty frame with a higher header then moves it there."""
+    client_id = await create_client(isolated_appender, id_of(isolated_business))
+    events = await load_stream(isolated_pool, e.client_stream(client_id))
+    below = events[0].position - 1
+    assert await apply_batch(
+        isolated_pool, balances, events, PartitionProgress(1, {0: below})
+    ) == len(events)
+    assert await _checkpoint(isolated_pool) == below
+    await apply_batch(
+        isolated_pool, balances, [], PartitionProgress(1, {0: events[-1].position})
+    )
+    assert await _checkpoint(isolated_pool) == events[-1].position
+
+
+async def _checkpoint(pool: asyncpg.Pool) -> int:
+    position: int = await pool.fetchval(
+        "SELECT position_last FROM projection_checkpoint WHERE projection = 'balances'"
+    )
+    return position
