@@ -34,6 +34,19 @@ log = logging.getLogger(__name__)
 Apply = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 
 
+# The batch's tracking rows, locked. One index lookup per stream (the lateral
+# subquery is planned per stream): written as `stream_id = ANY($2)`, a table without
+# statistics yet (a rebuild's, or one an import just filled) was planned as a scan of
+# all the projection's rows filtered by the array, which grew with every stream.
+_TRACKED = """
+SELECT tracked.stream_id, tracked.version
+FROM unnest($2::text[]) AS batch(stream_id),
+LATERAL (SELECT stream_id, version FROM projection_tracking
+         WHERE projection = $1 AND stream_id = batch.stream_id
+         FOR UPDATE) AS tracked
+"""
+
+
 class Projection(msgspec.Struct, frozen=True):
     name: str
     apply: Apply
@@ -66,12 +79,7 @@ async def apply_in_transaction(
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them)."""
     streams = sorted({event.stream_id for event in events})
-    rows = await conn.fetch(
-        "SELECT stream_id, version FROM projection_tracking"
-        " WHERE projection = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
-        projection.name,
-        streams,
-    )
+    rows = await conn.fetch(_TRACKED, projection.name, streams)
     tracked = {row["stream_id"]: row["version"] for row in rows}
     advanced: dict[str, int] = {}
     fresh: list[Envelope] = []
