@@ -9,21 +9,36 @@ import asyncpg
 from projections.runner import Projection
 from shared import events as e
 
-_TRANSACTIONS = """
-INSERT INTO rm_transactions (transaction_id, business_id, client_id, entry_type,
-                             amount_minor, date, description, reference, created_at,
-                             position, reversal_of)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                     $5::bigint[], $6::date[], $7::text[], $8::text[],
-                     $9::timestamptz[], $10::bigint[], $11::bigint[])
-"""
-_DEPOSITS = """
-INSERT INTO rm_deposits (deposit_id, business_id, client_id, entry_type, amount_minor,
-                         date, description, created_at, position, reversal_of)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                     $5::bigint[], $6::date[], $7::text[], $8::timestamptz[],
-                     $9::bigint[], $10::bigint[])
-"""
+# COPY, not INSERT ... SELECT FROM unnest(arrays): asyncpg encodes a record per row
+# in its binary COPY format, where each element of an array parameter costs a Python
+# isinstance() check, and PostgreSQL's COPY inserts rows with the least work. A
+# replay inserts 750,000 transaction lines per million events; the live projectors a
+# frame's. The table resolves through the search_path (a replay's own tables).
+_TRANSACTION_COLUMNS = (
+    "transaction_id",
+    "business_id",
+    "client_id",
+    "entry_type",
+    "amount_minor",
+    "date",
+    "description",
+    "reference",
+    "created_at",
+    "position",
+    "reversal_of",
+)
+_DEPOSIT_COLUMNS = (
+    "deposit_id",
+    "business_id",
+    "client_id",
+    "entry_type",
+    "amount_minor",
+    "date",
+    "description",
+    "created_at",
+    "position",
+    "reversal_of",
+)
 # The lines a batch's reversals reverse; run after the batch's inserts, so an
 # original posted in the same batch is already there.
 _TRANSACTIONS_REVERSED = """
@@ -59,9 +74,13 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
         if isinstance(p := ev.payload, e.DepositPosted | e.DepositReversed)
     ]
     if transactions:
-        await conn.execute(_TRANSACTIONS, *_columns(transactions))
+        await conn.copy_records_to_table(
+            "rm_transactions", records=transactions, columns=_TRANSACTION_COLUMNS
+        )
     if deposits:
-        await conn.execute(_DEPOSITS, *_columns(deposits))
+        await conn.copy_records_to_table(
+            "rm_deposits", records=deposits, columns=_DEPOSIT_COLUMNS
+        )
     await _mark_reversed(conn, events)
 
 
@@ -100,11 +119,6 @@ async def _mark_reversed(
         await conn.execute(_TRANSACTIONS_REVERSED, transactions)
     if deposits:
         await conn.execute(_DEPOSITS_REVERSED, deposits)
-
-
-def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
-    """Rows to the column arrays that unnest() takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 projection = Projection("statements", apply)
