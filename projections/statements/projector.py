@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+import msgspec
 
 from projections.runner import Projection
 from shared import events as e
@@ -49,44 +50,59 @@ UPDATE rm_deposits SET reversed = true WHERE deposit_id = ANY($1::bigint[])
 """
 
 
+Line = tuple[object, ...]
+
+
+class Lines(msgspec.Struct):
+    """A batch's new statement lines and the ids of the lines its reversals
+    reverse."""
+
+    transactions: list[Line] = msgspec.field(default_factory=list)
+    deposits: list[Line] = msgspec.field(default_factory=list)
+    transactions_reversed: list[int] = msgspec.field(default_factory=list)
+    deposits_reversed: list[int] = msgspec.field(default_factory=list)
+
+
 async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     """Insert every new line of the batch (a reversal is a line too), one statement
     per table, then mark the lines the batch reversed."""
-    transactions = [
-        _transaction_line(ev, p)
-        for ev in events
-        if isinstance(p := ev.payload, e.TransactionPosted | e.TransactionReversed)
-    ]
-    deposits = [
-        (
-            p.deposit_id,
-            ev.business_id,
-            p.client_id,
-            p.entry_type,
-            p.amount_minor,
-            p.date,
-            p.description if isinstance(p, e.DepositPosted) else p.reason,
-            ev.recorded_at,
-            ev.position,
-            p.reversal_of if isinstance(p, e.DepositReversed) else None,
-        )
-        for ev in events
-        if isinstance(p := ev.payload, e.DepositPosted | e.DepositReversed)
-    ]
-    if transactions:
+    lines = batch_lines(events)
+    if lines.transactions:
         await conn.copy_records_to_table(
-            "rm_transactions", records=transactions, columns=_TRANSACTION_COLUMNS
+            "rm_transactions", records=lines.transactions, columns=_TRANSACTION_COLUMNS
         )
-    if deposits:
+    if lines.deposits:
         await conn.copy_records_to_table(
-            "rm_deposits", records=deposits, columns=_DEPOSIT_COLUMNS
+            "rm_deposits", records=lines.deposits, columns=_DEPOSIT_COLUMNS
         )
-    await _mark_reversed(conn, events)
+    if lines.transactions_reversed:
+        await conn.execute(_TRANSACTIONS_REVERSED, lines.transactions_reversed)
+    if lines.deposits_reversed:
+        await conn.execute(_DEPOSITS_REVERSED, lines.deposits_reversed)
+
+
+def batch_lines(events: Sequence[e.Envelope]) -> Lines:
+    """The batch's lines, in one pass (a replay's million events, a frame's
+    thousands): isinstance() with one class each, cheaper than with a union."""
+    lines = Lines()
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, e.TransactionPosted):
+            lines.transactions.append(_transaction_line(event, payload))
+        elif isinstance(payload, e.DepositPosted):
+            lines.deposits.append(_deposit_line(event, payload))
+        elif isinstance(payload, e.TransactionReversed):
+            lines.transactions.append(_transaction_line(event, payload))
+            lines.transactions_reversed.append(payload.reversal_of)
+        elif isinstance(payload, e.DepositReversed):
+            lines.deposits.append(_deposit_line(event, payload))
+            lines.deposits_reversed.append(payload.reversal_of)
+    return lines
 
 
 def _transaction_line(
     event: e.Envelope, posting: e.TransactionPosted | e.TransactionReversed
-) -> tuple[object, ...]:
+) -> Line:
     """A statement line; a reversal's reason is its description."""
     if isinstance(posting, e.TransactionReversed):
         text, reference, reversal_of = posting.reason, "", posting.reversal_of
@@ -107,18 +123,26 @@ def _transaction_line(
     )
 
 
-async def _mark_reversed(
-    conn: asyncpg.Connection, events: Sequence[e.Envelope]
-) -> None:
-    payloads = [event.payload for event in events]
-    transactions = [
-        p.reversal_of for p in payloads if isinstance(p, e.TransactionReversed)
-    ]
-    deposits = [p.reversal_of for p in payloads if isinstance(p, e.DepositReversed)]
-    if transactions:
-        await conn.execute(_TRANSACTIONS_REVERSED, transactions)
-    if deposits:
-        await conn.execute(_DEPOSITS_REVERSED, deposits)
+def _deposit_line(
+    event: e.Envelope, posting: e.DepositPosted | e.DepositReversed
+) -> Line:
+    """A deposit line; a reversal's reason is its description."""
+    if isinstance(posting, e.DepositReversed):
+        text, reversal_of = posting.reason, posting.reversal_of
+    else:
+        text, reversal_of = posting.description, None
+    return (
+        posting.deposit_id,
+        event.business_id,
+        posting.client_id,
+        posting.entry_type,
+        posting.amount_minor,
+        posting.date,
+        text,
+        event.recorded_at,
+        event.position,
+        reversal_of,
+    )
 
 
 projection = Projection("statements", apply)
