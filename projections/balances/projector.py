@@ -36,6 +36,7 @@ POSTINGS = (
     e.TransactionReversed,
     e.DepositReversed,
 )
+DEPOSITS = (e.DepositPosted, e.DepositReversed)
 Posting = (
     e.TransactionPosted | e.DepositPosted | e.TransactionReversed | e.DepositReversed
 )
@@ -61,7 +62,10 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     for event in events:
         payload = event.payload
         if isinstance(payload, POSTINGS):
-            _add(sums.setdefault(payload.client_id, Sums()), event, payload)
+            client_sums = sums.get(payload.client_id)
+            if client_sums is None:
+                client_sums = sums[payload.client_id] = Sums()
+            _add(client_sums, event, payload)
             continue
         if isinstance(payload, e.ClientCreated):
             created.append(event)
@@ -83,7 +87,7 @@ async def _flush_all(
 
 
 def _add(sums: Sums, event: e.Envelope, payload: Posting) -> None:
-    if isinstance(payload, e.DepositPosted | e.DepositReversed):
+    if isinstance(payload, DEPOSITS):
         sums.deposit_minor += signed(payload.entry_type, payload.amount_minor)
         sums.deposit_account_id = payload.deposit_account_id
     elif payload.entry_type == "debit":
