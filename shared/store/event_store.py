@@ -216,13 +216,27 @@ async def read_after(
 ) -> list[tuple[Cursor, e.Envelope]]:
     """Committed events after the cursor in commit order, each with its cursor (only
     one business's, if given)."""
+    rows = await read_rows_after(conn, cursor, limit=limit, business_id=business_id)
+    return [(Cursor(row["position"]), envelope_from_row(row)) for row in rows]
+
+
+async def read_rows_after(
+    conn: asyncpg.Connection,
+    cursor: Cursor,
+    *,
+    limit: int,
+    business_id: int | None = None,
+) -> list[asyncpg.Record]:
+    """read_after's rows, not yet decoded (envelope_from_row decodes each): a replay
+    decodes one batch while the previous one is being applied."""
+    rows: list[asyncpg.Record]
     if business_id is None:
         rows = await conn.fetch(_READ_AFTER, cursor.position, limit)
     else:
         rows = await conn.fetch(
             _READ_AFTER_OF_BUSINESS, cursor.position, limit, business_id
         )
-    return [(Cursor(row["position"]), envelope_from_row(row)) for row in rows]
+    return rows
 
 
 async def read_heads_after(
