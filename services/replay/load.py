@@ -30,7 +30,11 @@ from projections.runner import Projection, apply_in_transaction
 from shared.events import Envelope
 from shared.store.event_store import Cursor, envelope_from_row, read_rows_after
 
-READ_BATCH = 5_000
+# Events per batch (and transaction). 5,000, 10,000 and 20,000 a batch replayed a
+# million events in 8.8, 7.9 and 7.7 s (peak RSS 68, 84 and 110 MB): fewer
+# statements, commits and index descents per event, and longer statements for the
+# decoding to overlap.
+READ_BATCH = 10_000
 # Rows decoded between two looks at the connection: small enough that a statement's
 # answer waits little for the decoding in progress.
 DECODE_SLICE = 250

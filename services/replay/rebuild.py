@@ -2,7 +2,7 @@
 
 1. An empty schema `ledger_rebuild` gets each projection's tables (its own schema
    files) and its own `projection_tracking` / `projection_checkpoint`.
-2. Every event is read in commit-safe order (event_store.read_after, 5,000 at a time)
+2. Every event is read in commit-safe order (event_store.read_after, 10,000 at a time)
    and applied by the projection's own `apply`, with the connection's search_path on
    `ledger_rebuild`: the same code as the live projector, writing the new tables
    (services/replay/load.py: reading runs a batch ahead, secondary indexes are built
