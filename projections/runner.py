@@ -80,7 +80,8 @@ async def apply_in_transaction(
     tables: the connection's search_path names them)."""
     streams = sorted({event.stream_id for event in events})
     rows = await conn.fetch(_TRACKED, projection.name, streams)
-    tracked = {row["stream_id"]: row["version"] for row in rows}
+    known = {row["stream_id"]: row["version"] for row in rows}
+    tracked = dict(known)
     fresh: list[Envelope] = []
     # Awaits only to fill a gap: a coroutine per event costs when a batch holds
     # thousands (a frame, a replay).
@@ -92,10 +93,9 @@ async def apply_in_transaction(
             fresh += await _missing(conn, event, version)
         fresh.append(event)
         tracked[event.stream_id] = event.version
-    advanced = {stream: tracked.get(stream, 0) for stream in streams}
     if fresh:
         await projection.apply(conn, fresh)
-        await _track(conn, projection.name, advanced)
+        await _track(conn, projection.name, known, tracked)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
     elif fresh:
@@ -120,17 +120,40 @@ async def _missing(
     )
 
 
+_TRACK_MOVED = """
+UPDATE projection_tracking tracking SET version = moved.version
+FROM unnest($2::text[], $3::integer[]) AS moved(stream_id, version)
+WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
+"""
+_TRACK_NEW = """
+INSERT INTO projection_tracking (projection, stream_id, version)
+SELECT $1, * FROM unnest($2::text[], $3::integer[])
+"""
+
+
 async def _track(
-    conn: asyncpg.Connection, projection: str, tracked: dict[str, int]
+    conn: asyncpg.Connection,
+    projection: str,
+    known: dict[str, int],
+    tracked: dict[str, int],
 ) -> None:
-    await conn.execute(
-        "INSERT INTO projection_tracking (projection, stream_id, version)"
-        " SELECT $1, * FROM unnest($2::text[], $3::integer[])"
-        " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version",
-        projection,
-        list(tracked),
-        list(tracked.values()),
-    )
+    """Move the tracking rows of the streams that advanced: UPDATE the rows the
+    batch found (and locked), INSERT the others (a replay's, an import's: almost
+    all). A plain INSERT, no upsert: had another transaction tracked one of them
+    since, its unique violation fails this batch, which the projector applies
+    again, skipping what was applied; an upsert would have applied it twice."""
+    moved = {
+        stream: version
+        for stream, version in tracked.items()
+        if stream in known and version != known[stream]
+    }
+    new = {
+        stream: version for stream, version in tracked.items() if stream not in known
+    }
+    if moved:
+        await conn.execute(_TRACK_MOVED, projection, list(moved), list(moved.values()))
+    if new:
+        await conn.execute(_TRACK_NEW, projection, list(new), list(new.values()))
 
 
 async def park(
