@@ -17,11 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 import msgspec
 
-from projections.checkpoints import (
-    PartitionProgress,
-    record_partitions,
-    record_position,
-)
+from projections.checkpoints import PartitionProgress, record_partitions
 from shared import pause_points
 from shared.events import Envelope
 from shared.store.event_store import load_stream
@@ -79,7 +75,8 @@ async def apply_in_transaction(
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them)."""
     streams = sorted({event.stream_id for event in events})
-    rows = await conn.fetch(_TRACKED, projection.name, streams)
+    # An empty frame (every partition gets one per relay batch) looks nothing up.
+    rows = await conn.fetch(_TRACKED, projection.name, streams) if streams else []
     known = {row["stream_id"]: row["version"] for row in rows}
     tracked = dict(known)
     fresh: list[Envelope] = []
@@ -93,17 +90,16 @@ async def apply_in_transaction(
             fresh += await _missing(conn, event, version)
         fresh.append(event)
         tracked[event.stream_id] = event.version
+    if not fresh and progress is None:
+        return 0
     if fresh:
         await projection.apply(conn, fresh)
-        await _track(conn, projection.name, known, tracked)
+    position = None
+    if fresh and progress is None:
+        position = max(event.position for event in events)
+    await _track(conn, projection.name, known, tracked, position)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
-    elif fresh:
-        position = max(event.position for event in events)
-        await record_position(conn, projection.name, position)
-    else:
-        return 0
-    await conn.execute("SELECT pg_notify('ledger_projected', $1)", projection.name)
     return len(fresh)
 
 
@@ -120,14 +116,31 @@ async def _missing(
     )
 
 
-_TRACK_MOVED = """
-UPDATE projection_tracking tracking SET version = moved.version
-FROM unnest($2::text[], $3::integer[]) AS moved(stream_id, version)
-WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
-"""
-_TRACK_NEW = """
-INSERT INTO projection_tracking (projection, stream_id, version)
-SELECT $1, * FROM unnest($2::text[], $3::integer[])
+# After the batch's read-model changes, in one statement (one round trip, which is
+# what a frame of a few events costs most): the tracking rows of the streams that
+# advanced, UPDATEd where the batch found them (and locked them) and INSERTed
+# where it did not; the projection's checkpoint, as checkpoints.record_position
+# moves it, when given ($6); and the NOTIFY that read-your-writes waiters wake on
+# (sent at COMMIT). Every data-modifying WITH runs, whether or not the SELECT reads
+# it. A plain INSERT, no upsert: had another transaction tracked one of the new
+# streams since, its unique violation fails this batch, which the projector applies
+# again, skipping what was applied; an upsert would have applied it twice.
+_TRACK = """
+WITH moved AS (
+    UPDATE projection_tracking tracking SET version = moved.version
+    FROM unnest($2::text[], $3::integer[]) AS moved(stream_id, version)
+    WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
+), new AS (
+    INSERT INTO projection_tracking (projection, stream_id, version)
+    SELECT $1, * FROM unnest($4::text[], $5::integer[])
+), checkpoint AS (
+    INSERT INTO projection_checkpoint (projection, position_last)
+    SELECT $1, $6::bigint WHERE $6::bigint IS NOT NULL
+    ON CONFLICT (projection) DO UPDATE SET updated_at = now(),
+        position_last = greatest(projection_checkpoint.position_last,
+                                 excluded.position_last)
+)
+SELECT pg_notify('ledger_projected', $1)
 """
 
 
@@ -136,12 +149,10 @@ async def _track(
     projection: str,
     known: dict[str, int],
     tracked: dict[str, int],
+    position: int | None,
 ) -> None:
-    """Move the tracking rows of the streams that advanced: UPDATE the rows the
-    batch found (and locked), INSERT the others (a replay's, an import's: almost
-    all). A plain INSERT, no upsert: had another transaction tracked one of them
-    since, its unique violation fails this batch, which the projector applies
-    again, skipping what was applied; an upsert would have applied it twice."""
+    """Record what the batch applied (_TRACK): `known` are the tracked versions the
+    batch found, `tracked` the versions it has applied up to."""
     moved = {
         stream: version
         for stream, version in tracked.items()
@@ -150,10 +161,15 @@ async def _track(
     new = {
         stream: version for stream, version in tracked.items() if stream not in known
     }
-    if moved:
-        await conn.execute(_TRACK_MOVED, projection, list(moved), list(moved.values()))
-    if new:
-        await conn.execute(_TRACK_NEW, projection, list(new), list(new.values()))
+    await conn.execute(
+        _TRACK,
+        projection,
+        list(moved),
+        list(moved.values()),
+        list(new),
+        list(new.values()),
+        position,
+    )
 
 
 async def park(
