@@ -15,21 +15,8 @@ from shared import events as e
 # isinstance() check, and PostgreSQL's COPY inserts rows with the least work. A
 # replay inserts 750,000 transaction lines per million events; the live projectors a
 # frame's. The table resolves through the search_path (a replay's own tables).
-_TRANSACTION_COLUMNS = (
-    "transaction_id",
-    "business_id",
-    "client_id",
-    "entry_type",
-    "amount_minor",
-    "date",
-    "description",
-    "reference",
-    "created_at",
-    "position",
-    "reversal_of",
-)
-_DEPOSIT_COLUMNS = (
-    "deposit_id",
+# A line's columns after its id; a transaction line has a reference too.
+_LINE_COLUMNS = (
     "business_id",
     "client_id",
     "entry_type",
@@ -40,6 +27,8 @@ _DEPOSIT_COLUMNS = (
     "position",
     "reversal_of",
 )
+_TRANSACTION_COLUMNS = ("transaction_id", *_LINE_COLUMNS, "reference")
+_DEPOSIT_COLUMNS = ("deposit_id", *_LINE_COLUMNS)
 # The lines a batch's reversals reverse; run after the batch's inserts, so an
 # original posted in the same batch is already there.
 _TRANSACTIONS_REVERSED = """
@@ -83,65 +72,55 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
 
 def batch_lines(events: Sequence[e.Envelope]) -> Lines:
     """The batch's lines, in one pass (a replay's million events, a frame's
-    thousands): isinstance() with one class each, cheaper than with a union."""
+    thousands): isinstance() with one class each, cheaper than with a union. A
+    reversal's reason is its line's description."""
     lines = Lines()
     for event in events:
-        payload = event.payload
-        if isinstance(payload, e.TransactionPosted):
-            lines.transactions.append(_transaction_line(event, payload))
-        elif isinstance(payload, e.DepositPosted):
-            lines.deposits.append(_deposit_line(event, payload))
-        elif isinstance(payload, e.TransactionReversed):
-            lines.transactions.append(_transaction_line(event, payload))
-            lines.transactions_reversed.append(payload.reversal_of)
-        elif isinstance(payload, e.DepositReversed):
-            lines.deposits.append(_deposit_line(event, payload))
-            lines.deposits_reversed.append(payload.reversal_of)
+        p = event.payload
+        if isinstance(p, e.TransactionPosted):
+            line = _line(event, p, p.transaction_id, p.description, None, p.reference)
+            lines.transactions.append(line)
+        elif isinstance(p, e.DepositPosted):
+            lines.deposits.append(_line(event, p, p.deposit_id, p.description, None))
+        elif isinstance(p, e.TransactionReversed):
+            line = _line(event, p, p.transaction_id, p.reason, p.reversal_of, "")
+            lines.transactions.append(line)
+            lines.transactions_reversed.append(p.reversal_of)
+        elif isinstance(p, e.DepositReversed):
+            lines.deposits.append(
+                _line(event, p, p.deposit_id, p.reason, p.reversal_of)
+            )
+            lines.deposits_reversed.append(p.reversal_of)
     return lines
 
 
-def _transaction_line(
-    event: e.Envelope, posting: e.TransactionPosted | e.TransactionReversed
+Posting = (
+    e.TransactionPosted | e.TransactionReversed | e.DepositPosted | e.DepositReversed
+)
+
+
+def _line(
+    event: e.Envelope,
+    posting: Posting,
+    line_id: int,
+    description: str,
+    reversal_of: int | None,
+    *reference: str,
 ) -> Line:
-    """A statement line; a reversal's reason is its description."""
-    if isinstance(posting, e.TransactionReversed):
-        text, reference, reversal_of = posting.reason, "", posting.reversal_of
-    else:
-        text, reference, reversal_of = posting.description, posting.reference, None
+    """A line in the column order of _TRANSACTION_COLUMNS (with a reference) or
+    _DEPOSIT_COLUMNS (without)."""
     return (
-        posting.transaction_id,
+        line_id,
         event.business_id,
         posting.client_id,
         posting.entry_type,
         posting.amount_minor,
         posting.date,
-        text,
-        reference,
+        description,
         event.recorded_at,
         event.position,
         reversal_of,
-    )
-
-
-def _deposit_line(
-    event: e.Envelope, posting: e.DepositPosted | e.DepositReversed
-) -> Line:
-    """A deposit line; a reversal's reason is its description."""
-    if isinstance(posting, e.DepositReversed):
-        text, reversal_of = posting.reason, posting.reversal_of
-    else:
-        text, reversal_of = posting.description, None
-    return (
-        posting.deposit_id,
-        event.business_id,
-        posting.client_id,
-        posting.entry_type,
-        posting.amount_minor,
-        posting.date,
-        text,
-        event.recorded_at,
-        event.position,
-        reversal_of,
+        *reference,
     )
 
 
