@@ -17,11 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 import msgspec
 
-from projections.checkpoints import (
-    PartitionProgress,
-    record_partitions,
-    record_position,
-)
+from projections.checkpoints import PartitionProgress, record_partitions
 from shared import pause_points
 from shared.events import Envelope
 from shared.store.event_store import load_stream
@@ -32,6 +28,19 @@ log = logging.getLogger(__name__)
 # Applies new events, in order, inside the caller's transaction. Given the whole batch
 # at once, a projection may write it with a few set-based statements.
 Apply = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
+
+
+# The batch's tracking rows, locked. One index lookup per stream (the lateral
+# subquery is planned per stream): written as `stream_id = ANY($2)`, a table without
+# statistics yet (a rebuild's, or one an import just filled) was planned as a scan of
+# all the projection's rows filtered by the array, which grew with every stream.
+_TRACKED = """
+SELECT tracked.stream_id, tracked.version
+FROM unnest($2::text[]) AS batch(stream_id),
+LATERAL (SELECT stream_id, version FROM projection_tracking
+         WHERE projection = $1 AND stream_id = batch.stream_id
+         FOR UPDATE) AS tracked
+"""
 
 
 class Projection(msgspec.Struct, frozen=True):
@@ -66,62 +75,100 @@ async def apply_in_transaction(
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them)."""
     streams = sorted({event.stream_id for event in events})
-    rows = await conn.fetch(
-        "SELECT stream_id, version FROM projection_tracking"
-        " WHERE projection = $1 AND stream_id = ANY($2::text[]) FOR UPDATE",
-        projection.name,
-        streams,
-    )
-    tracked = {row["stream_id"]: row["version"] for row in rows}
-    advanced: dict[str, int] = {}
+    # An empty frame (every partition gets one per relay batch) looks nothing up.
+    rows = await conn.fetch(_TRACKED, projection.name, streams) if streams else []
+    known = {row["stream_id"]: row["version"] for row in rows}
+    tracked = dict(known)
     fresh: list[Envelope] = []
+    # Awaits only to fill a gap: a coroutine per event costs when a batch holds
+    # thousands (a frame, a replay).
     for event in events:
-        fresh.extend(await _new_events(conn, tracked, event))
-        advanced[event.stream_id] = tracked.get(event.stream_id, 0)
+        version = tracked.get(event.stream_id, 0)
+        if event.version <= version:
+            continue  # applied before
+        if event.version > version + 1:
+            fresh += await _missing(conn, event, version)
+        fresh.append(event)
+        tracked[event.stream_id] = event.version
+    if not fresh and progress is None:
+        return 0
     if fresh:
         await projection.apply(conn, fresh)
-        await _track(conn, projection.name, advanced)
+    position = None
+    if fresh and progress is None:
+        position = max(event.position for event in events)
+    await _track(conn, projection.name, known, tracked, position)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
-    elif fresh:
-        position = max(event.position for event in events)
-        await record_position(conn, projection.name, position)
-    else:
-        return 0
-    await conn.execute("SELECT pg_notify('ledger_projected', $1)", projection.name)
     return len(fresh)
 
 
-async def _new_events(
-    conn: asyncpg.Connection, tracked: dict[str, int], event: Envelope
+async def _missing(
+    conn: asyncpg.Connection, event: Envelope, version: int
 ) -> list[Envelope]:
-    """The event if it is new, preceded by any of its stream's events not yet seen
-    (read from the store); nothing if it was applied before."""
-    version = tracked.get(event.stream_id, 0)
-    if event.version <= version:
-        return []
-    missing: list[Envelope] = []
-    if event.version > version + 1:
-        missing = await load_stream(
-            conn,
-            event.stream_id,
-            after_version=version,
-            up_to_version=event.version - 1,
-        )
-    tracked[event.stream_id] = event.version
-    return [*missing, event]
+    """The events of the stream between the tracked `version` and `event`, read from
+    the store: deliveries that never came (or not yet)."""
+    return await load_stream(
+        conn,
+        event.stream_id,
+        after_version=version,
+        up_to_version=event.version - 1,
+    )
+
+
+# After the batch's read-model changes, in one statement (one round trip, which is
+# what a frame of a few events costs most): the tracking rows of the streams that
+# advanced, UPDATEd where the batch found them (and locked them) and INSERTed
+# where it did not; the projection's checkpoint, as checkpoints.record_position
+# moves it, when given ($6); and the NOTIFY that read-your-writes waiters wake on
+# (sent at COMMIT). Every data-modifying WITH runs, whether or not the SELECT reads
+# it. A plain INSERT, no upsert: had another transaction tracked one of the new
+# streams since, its unique violation fails this batch, which the projector applies
+# again, skipping what was applied; an upsert would have applied it twice.
+_TRACK = """
+WITH moved AS (
+    UPDATE projection_tracking tracking SET version = moved.version
+    FROM unnest($2::text[], $3::integer[]) AS moved(stream_id, version)
+    WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
+), new AS (
+    INSERT INTO projection_tracking (projection, stream_id, version)
+    SELECT $1, * FROM unnest($4::text[], $5::integer[])
+), checkpoint AS (
+    INSERT INTO projection_checkpoint (projection, position_last)
+    SELECT $1, $6::bigint WHERE $6::bigint IS NOT NULL
+    ON CONFLICT (projection) DO UPDATE SET updated_at = now(),
+        position_last = greatest(projection_checkpoint.position_last,
+                                 excluded.position_last)
+)
+SELECT pg_notify('ledger_projected', $1)
+"""
 
 
 async def _track(
-    conn: asyncpg.Connection, projection: str, tracked: dict[str, int]
+    conn: asyncpg.Connection,
+    projection: str,
+    known: dict[str, int],
+    tracked: dict[str, int],
+    position: int | None,
 ) -> None:
+    """Record what the batch applied (_TRACK): `known` are the tracked versions the
+    batch found, `tracked` the versions it has applied up to."""
+    moved = {
+        stream: version
+        for stream, version in tracked.items()
+        if stream in known and version != known[stream]
+    }
+    new = {
+        stream: version for stream, version in tracked.items() if stream not in known
+    }
     await conn.execute(
-        "INSERT INTO projection_tracking (projection, stream_id, version)"
-        " SELECT $1, * FROM unnest($2::text[], $3::integer[])"
-        " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version",
+        _TRACK,
         projection,
-        list(tracked),
-        list(tracked.values()),
+        list(moved),
+        list(moved.values()),
+        list(new),
+        list(new.values()),
+        position,
     )
 
 

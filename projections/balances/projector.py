@@ -36,6 +36,7 @@ POSTINGS = (
     e.TransactionReversed,
     e.DepositReversed,
 )
+DEPOSITS = (e.DepositPosted, e.DepositReversed)
 Posting = (
     e.TransactionPosted | e.DepositPosted | e.TransactionReversed | e.DepositReversed
 )
@@ -61,7 +62,10 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     for event in events:
         payload = event.payload
         if isinstance(payload, POSTINGS):
-            _add(sums.setdefault(payload.client_id, Sums()), event, payload)
+            client_sums = sums.get(payload.client_id)
+            if client_sums is None:
+                client_sums = sums[payload.client_id] = Sums()
+            _add(client_sums, event, payload)
             continue
         if isinstance(payload, e.ClientCreated):
             created.append(event)
@@ -74,13 +78,16 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
 async def _flush_all(
     conn: asyncpg.Connection, created: list[e.Envelope], sums: dict[int, Sums]
 ) -> None:
-    await _clients_created(conn, created)
+    """The gathered creations (with their clients' sums), then the other sums. A
+    client's postings follow its creation in its stream, so a sum gathered with a
+    creation is all after it."""
+    await _clients_created(conn, created, sums)
     created.clear()
     await _flush(conn, sums)
 
 
 def _add(sums: Sums, event: e.Envelope, payload: Posting) -> None:
-    if isinstance(payload, e.DepositPosted | e.DepositReversed):
+    if isinstance(payload, DEPOSITS):
         sums.deposit_minor += signed(payload.entry_type, payload.amount_minor)
         sums.deposit_account_id = payload.deposit_account_id
     elif payload.entry_type == "debit":
@@ -140,21 +147,23 @@ async def _category_created(
     )
 
 
-_CLIENTS = """
-INSERT INTO rm_clients (client_id, business_id, account_id, category_id, first_name,
-                        last_name, phone_number, business_name, business_address,
-                        business_phone, business_location, business_email, created_at,
-                        updated_at, version)
-SELECT client_id, business_id, account_id, category_id, first_name, last_name,
-       phone_number, business_name, business_address, business_phone,
-       business_location, business_email, created_at, created_at, version
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-            $12::text[], $13::timestamptz[], $14::integer[])
-     AS t(client_id, business_id, account_id, category_id, first_name, last_name,
-          phone_number, business_name, business_address, business_phone,
-          business_location, business_email, created_at, version)
-"""
+# A batch's new clients are written with COPY (see statements/projector.py), each
+# with the sums of its postings in the same batch: an import's or a replay's client
+# row is written once, not inserted and then updated.
+_CLIENT_COLUMNS = (
+    "client_id",
+    "business_id",
+    "account_id",
+    "category_id",
+    *e.PROFILE_FIELDS,
+    "created_at",
+    "updated_at",
+    "debit_minor",
+    "credit_minor",
+    "deposit_minor",
+    "deposit_account_id",
+    "version",
+)
 _COUNTS = """
 UPDATE rm_categories c SET customer_count = c.customer_count + t.change
 FROM unnest($1::bigint[], $2::integer[]) AS t(category_id, change)
@@ -163,28 +172,39 @@ WHERE c.category_id = t.category_id
 
 
 async def _clients_created(
-    conn: asyncpg.Connection, created: Sequence[e.Envelope]
+    conn: asyncpg.Connection, created: Sequence[e.Envelope], sums: dict[int, Sums]
 ) -> None:
-    """Insert the gathered client rows, and count them per category, in two
+    """Insert the gathered client rows, each with (and taking out of `sums`) its
+    postings that followed it in the batch, and count them per category: two
     statements."""
-    payloads = [event.payload for event in created]
-    clients = [payload for payload in payloads if isinstance(payload, e.ClientCreated)]
-    if not clients:
-        return
-    rows = [
-        (
-            payload.client_id,
-            event.business_id,
-            payload.account_id,
-            payload.category_id,
-            *(getattr(payload, name) for name in e.PROFILE_FIELDS),
-            event.recorded_at,
-            event.version,
+    rows = []
+    counts: Counter[int] = Counter()
+    for event in created:
+        payload = event.payload
+        assert isinstance(payload, e.ClientCreated)
+        posted = sums.pop(payload.client_id, None) or Sums(version=event.version)
+        rows.append(
+            (
+                payload.client_id,
+                event.business_id,
+                payload.account_id,
+                payload.category_id,
+                *(getattr(payload, name) for name in e.PROFILE_FIELDS),
+                event.recorded_at,
+                event.recorded_at,
+                posted.debit_minor,
+                posted.credit_minor,
+                posted.deposit_minor,
+                posted.deposit_account_id,
+                posted.version,
+            )
         )
-        for event, payload in zip(created, clients, strict=True)
-    ]
-    await conn.execute(_CLIENTS, *[list(column) for column in zip(*rows, strict=True)])
-    counts = Counter(payload.category_id for payload in clients)
+        counts[payload.category_id] += 1
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        "rm_clients", records=rows, columns=_CLIENT_COLUMNS
+    )
     await conn.execute(_COUNTS, list(counts), list(counts.values()))
 
 

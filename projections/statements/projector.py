@@ -5,25 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+import msgspec
 
 from projections.runner import Projection
 from shared import events as e
 
-_TRANSACTIONS = """
-INSERT INTO rm_transactions (transaction_id, business_id, client_id, entry_type,
-                             amount_minor, date, description, reference, created_at,
-                             position, reversal_of)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                     $5::bigint[], $6::date[], $7::text[], $8::text[],
-                     $9::timestamptz[], $10::bigint[], $11::bigint[])
-"""
-_DEPOSITS = """
-INSERT INTO rm_deposits (deposit_id, business_id, client_id, entry_type, amount_minor,
-                         date, description, created_at, position, reversal_of)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                     $5::bigint[], $6::date[], $7::text[], $8::timestamptz[],
-                     $9::bigint[], $10::bigint[])
-"""
+# COPY, not INSERT ... SELECT FROM unnest(arrays): asyncpg encodes a record per row
+# in its binary COPY format, where each element of an array parameter costs a Python
+# isinstance() check, and PostgreSQL's COPY inserts rows with the least work. A
+# replay inserts 750,000 transaction lines per million events; the live projectors a
+# frame's. The table resolves through the search_path (a replay's own tables).
+# A line's columns after its id; a transaction line has a reference too.
+_LINE_COLUMNS = (
+    "business_id",
+    "client_id",
+    "entry_type",
+    "amount_minor",
+    "date",
+    "description",
+    "created_at",
+    "position",
+    "reversal_of",
+)
+_TRANSACTION_COLUMNS = ("transaction_id", *_LINE_COLUMNS, "reference")
+_DEPOSIT_COLUMNS = ("deposit_id", *_LINE_COLUMNS)
 # The lines a batch's reversals reverse; run after the batch's inserts, so an
 # original posted in the same batch is already there.
 _TRANSACTIONS_REVERSED = """
@@ -34,77 +39,89 @@ UPDATE rm_deposits SET reversed = true WHERE deposit_id = ANY($1::bigint[])
 """
 
 
+Line = tuple[object, ...]
+
+
+class Lines(msgspec.Struct):
+    """A batch's new statement lines and the ids of the lines its reversals
+    reverse."""
+
+    transactions: list[Line] = msgspec.field(default_factory=list)
+    deposits: list[Line] = msgspec.field(default_factory=list)
+    transactions_reversed: list[int] = msgspec.field(default_factory=list)
+    deposits_reversed: list[int] = msgspec.field(default_factory=list)
+
+
 async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     """Insert every new line of the batch (a reversal is a line too), one statement
     per table, then mark the lines the batch reversed."""
-    transactions = [
-        _transaction_line(ev, p)
-        for ev in events
-        if isinstance(p := ev.payload, e.TransactionPosted | e.TransactionReversed)
-    ]
-    deposits = [
-        (
-            p.deposit_id,
-            ev.business_id,
-            p.client_id,
-            p.entry_type,
-            p.amount_minor,
-            p.date,
-            p.description if isinstance(p, e.DepositPosted) else p.reason,
-            ev.recorded_at,
-            ev.position,
-            p.reversal_of if isinstance(p, e.DepositReversed) else None,
+    lines = batch_lines(events)
+    if lines.transactions:
+        await conn.copy_records_to_table(
+            "rm_transactions", records=lines.transactions, columns=_TRANSACTION_COLUMNS
         )
-        for ev in events
-        if isinstance(p := ev.payload, e.DepositPosted | e.DepositReversed)
-    ]
-    if transactions:
-        await conn.execute(_TRANSACTIONS, *_columns(transactions))
-    if deposits:
-        await conn.execute(_DEPOSITS, *_columns(deposits))
-    await _mark_reversed(conn, events)
+    if lines.deposits:
+        await conn.copy_records_to_table(
+            "rm_deposits", records=lines.deposits, columns=_DEPOSIT_COLUMNS
+        )
+    if lines.transactions_reversed:
+        await conn.execute(_TRANSACTIONS_REVERSED, lines.transactions_reversed)
+    if lines.deposits_reversed:
+        await conn.execute(_DEPOSITS_REVERSED, lines.deposits_reversed)
 
 
-def _transaction_line(
-    event: e.Envelope, posting: e.TransactionPosted | e.TransactionReversed
-) -> tuple[object, ...]:
-    """A statement line; a reversal's reason is its description."""
-    if isinstance(posting, e.TransactionReversed):
-        text, reference, reversal_of = posting.reason, "", posting.reversal_of
-    else:
-        text, reference, reversal_of = posting.description, posting.reference, None
+def batch_lines(events: Sequence[e.Envelope]) -> Lines:
+    """The batch's lines, in one pass (a replay's million events, a frame's
+    thousands): isinstance() with one class each, cheaper than with a union. A
+    reversal's reason is its line's description."""
+    lines = Lines()
+    for event in events:
+        p = event.payload
+        if isinstance(p, e.TransactionPosted):
+            line = _line(event, p, p.transaction_id, p.description, None, p.reference)
+            lines.transactions.append(line)
+        elif isinstance(p, e.DepositPosted):
+            lines.deposits.append(_line(event, p, p.deposit_id, p.description, None))
+        elif isinstance(p, e.TransactionReversed):
+            line = _line(event, p, p.transaction_id, p.reason, p.reversal_of, "")
+            lines.transactions.append(line)
+            lines.transactions_reversed.append(p.reversal_of)
+        elif isinstance(p, e.DepositReversed):
+            lines.deposits.append(
+                _line(event, p, p.deposit_id, p.reason, p.reversal_of)
+            )
+            lines.deposits_reversed.append(p.reversal_of)
+    return lines
+
+
+Posting = (
+    e.TransactionPosted | e.TransactionReversed | e.DepositPosted | e.DepositReversed
+)
+
+
+def _line(
+    event: e.Envelope,
+    posting: Posting,
+    line_id: int,
+    description: str,
+    reversal_of: int | None,
+    *reference: str,
+) -> Line:
+    """A line in the column order of _TRANSACTION_COLUMNS (with a reference) or
+    _DEPOSIT_COLUMNS (without)."""
     return (
-        posting.transaction_id,
+        line_id,
         event.business_id,
         posting.client_id,
         posting.entry_type,
         posting.amount_minor,
         posting.date,
-        text,
-        reference,
+        description,
         event.recorded_at,
         event.position,
         reversal_of,
+        *reference,
     )
-
-
-async def _mark_reversed(
-    conn: asyncpg.Connection, events: Sequence[e.Envelope]
-) -> None:
-    payloads = [event.payload for event in events]
-    transactions = [
-        p.reversal_of for p in payloads if isinstance(p, e.TransactionReversed)
-    ]
-    deposits = [p.reversal_of for p in payloads if isinstance(p, e.DepositReversed)]
-    if transactions:
-        await conn.execute(_TRANSACTIONS_REVERSED, transactions)
-    if deposits:
-        await conn.execute(_DEPOSITS_REVERSED, deposits)
-
-
-def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
-    """Rows to the column arrays that unnest() takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 projection = Projection("statements", apply)

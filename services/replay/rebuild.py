@@ -2,10 +2,11 @@
 
 1. An empty schema `ledger_rebuild` gets each projection's tables (its own schema
    files) and its own `projection_tracking` / `projection_checkpoint`.
-2. Every event is read in commit-safe order (event_store.read_after, 5,000 at a time)
+2. Every event is read in commit-safe order (event_store.read_after, 10,000 at a time)
    and applied by the projection's own `apply`, with the connection's search_path on
-   `ledger_rebuild`: the same code as the live projector, writing the new tables. The
-   API meanwhile answers from the live tables, untouched.
+   `ledger_rebuild`: the same code as the live projector, writing the new tables
+   (services/replay/load.py: reading runs a batch ahead, secondary indexes are built
+   after the load). The API meanwhile answers from the live tables, untouched.
 3. The swap, in one transaction: lock the live tracking table (the projectors wait)
    and the live read-model tables, apply the events committed since, move the live
    tables out and the rebuilt ones in (ALTER TABLE ... SET SCHEMA; queries resolve
@@ -29,12 +30,12 @@ import msgspec
 from projections.registry import PROJECTIONS
 from projections.runner import Projection, apply_in_transaction
 from projections.schemas import projection_schema
+from services.replay.load import READ_BATCH, drop_secondary_indexes, load
 from shared.store.event_store import Cursor, read_after
 
 REBUILD = "ledger_rebuild"
 RETIRED = "ledger_retired"
 REPLAY_LOCK = 7_170_004
-READ_BATCH = 5_000
 LOCK_TIMEOUT = "200ms"
 SWAP_ATTEMPTS = 100
 
@@ -84,13 +85,10 @@ async def replay(
         # Tables grow from empty: plan each statement for their current size.
         await conn.execute("SET plan_cache_mode = force_custom_plan")
         tables = await _prepare(conn, projections)
-        cursor, events = Cursor(), 0
-        while True:
-            cursor, applied = await _apply_next(conn, projections, cursor, business_id)
-            if not applied:
-                break
-            events += applied
-            progress(applied)
+        indexes = await drop_secondary_indexes(conn, REBUILD)
+        cursor, events = await load(conn, projections, business_id, progress)
+        for definition in indexes:
+            await conn.execute(definition)
         for attempt in range(SWAP_ATTEMPTS):
             try:
                 cursor, applied = await _catch_up_and_swap(

@@ -136,11 +136,13 @@ async def bench(args: argparse.Namespace) -> int:
     try:
         written, seconds = await write_history(env, args.events)
         print(f"history: {written:,} events written in {seconds:.1f} s (COPY)")
+        before = machine_load()
         replayed, wall = await asyncio.to_thread(run_cli, env, "replay")
         print(
             f"ledger replay: {replayed['events']:,} events in {replayed['seconds']} s"
             f" ({replayed['events_per_s']:,.0f} events/s; {wall:.1f} s with start-up),"
-            f" peak RSS {replayed['peak_rss_mb']} MB"
+            f" peak RSS {replayed['peak_rss_mb']} MB; machine load {before} before,"
+            f" {machine_load()} after"
         )
         audited, wall = await asyncio.to_thread(run_cli, env, "audit", "verify")
         print(
@@ -152,6 +154,12 @@ async def bench(args: argparse.Namespace) -> int:
         return 0 if audited["ok"] else 1
     finally:
         await drop_environment(env)
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the cores: how busy the machine was (other
+    people's benchmarks and tests run on it too)."""
+    return f"{os.getloadavg()[0]:.2f}/{os.cpu_count()} cores"
 
 
 def peak_mb() -> float:
