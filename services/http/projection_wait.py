@@ -55,7 +55,7 @@ class _Waiter:
     def __init__(self, version: int, mark: int | None) -> None:
         self.version = version
         self.mark = mark
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
 
 class ProjectionWaiter:
@@ -128,12 +128,15 @@ class ProjectionWaiter:
         self._waiting.setdefault(stream_id, []).append(waiter)
         if _ripe(waiter, self._heard_all()):
             self._wake.set()
+        # A timer answers False unless a check answered True first: no task, no
+        # shield, per waiter.
+        expiry = asyncio.get_running_loop().call_later(
+            timeout_s, _answer, waiter.future, False
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
-            return True
-        except TimeoutError:
-            return False
+            return await waiter.future
         finally:
+            expiry.cancel()
             self._discard(stream_id, waiter)
 
     async def wait_for_position(self, position: int, timeout_s: float) -> bool:
@@ -200,8 +203,13 @@ class ProjectionWaiter:
         applied = await progress.streams_applied(self._pool, stream_ids)
         for stream_id, version_applied in applied.items():
             for waiter in self._waiting.get(stream_id, []):
-                if waiter.version <= version_applied and not waiter.future.done():
-                    waiter.future.set_result(None)
+                if waiter.version <= version_applied:
+                    _answer(waiter.future, True)
+
+
+def _answer(future: asyncio.Future[bool], visible: bool) -> None:
+    if not future.done():
+        future.set_result(visible)
 
 
 def _ripe(waiter: _Waiter, heard_all: int) -> bool:
