@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable
 import asyncpg
 
 from services.command_api.batch_decider import BatchDecider
+from services.command_api.batch_reads import Stored
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
-from services.command_api.idempotency import Answer, replay, stored_responses
+from services.command_api.idempotency import Answer, replay
 from services.command_api.submissions import (
     Decided,
     IdempotencyClaim,
@@ -145,12 +146,18 @@ class Appender:
 
     async def _commit(self, batch: list[Submission]) -> None:
         batch = [submission for submission in batch if not submission.future.done()]
+        keys = [
+            (submission.command.business_id, submission.idempotency.key)
+            for submission in batch
+            if submission.idempotency is not None
+        ]
         async with self._pool.acquire() as conn:
-            live = await self._settle_replays(conn, batch)
+            reads = await self._decider.read(conn, batch, keys)
+            live = _settle_replays(batch, reads.stored)
             if not live:
                 return
             try:
-                decided, refused = await self._decider.decide(conn, live)
+                decided, refused = await self._decider.decide(conn, live, reads)
                 results = await self._write(conn, decided)
             except BaseException:
                 # States were evolved, and new streams cached, for events that were
@@ -168,32 +175,6 @@ class Appender:
         for item, result in zip(decided, results, strict=True):
             if not item.submission.future.done():
                 item.submission.future.set_result(result)
-
-    async def _settle_replays(
-        self, conn: asyncpg.Connection, batch: list[Submission]
-    ) -> list[Submission]:
-        """Answer the submissions whose Idempotency-Key already committed."""
-        keys = [
-            (submission.command.business_id, submission.idempotency.key)
-            for submission in batch
-            if submission.idempotency is not None
-        ]
-        stored = await stored_responses(conn, keys)
-        live: list[Submission] = []
-        for submission in batch:
-            claim, found = submission.idempotency, None
-            try:
-                if claim is not None:
-                    key = (submission.command.business_id, claim.key)
-                    found = replay(stored.get(key), claim)
-            except IdempotencyConflict as conflict:
-                _fail(submission, conflict)
-                continue
-            if found is None:
-                live.append(submission)
-            else:
-                submission.future.set_result(found)
-        return live
 
     async def _write(
         self, conn: asyncpg.Connection, decided: list[Decided]
@@ -232,6 +213,26 @@ class Appender:
             stream_id=last.stream_id if last else None,
             version=last.version if last else None,
         )
+
+
+def _settle_replays(batch: list[Submission], stored: Stored) -> list[Submission]:
+    """Answer the submissions whose Idempotency-Key already committed (a key used
+    with another request: IdempotencyConflict); returns the others, to decide."""
+    live: list[Submission] = []
+    for submission in batch:
+        claim, found = submission.idempotency, None
+        try:
+            if claim is not None:
+                key = (submission.command.business_id, claim.key)
+                found = replay(stored.get(key), claim)
+        except IdempotencyConflict as conflict:
+            _fail(submission, conflict)
+            continue
+        if found is None:
+            live.append(submission)
+        else:
+            submission.future.set_result(found)
+    return live
 
 
 def _fail(submission: Submission, error: BaseException) -> None:

@@ -1,7 +1,8 @@
 """Hop 2 for a batch of commands: the appender's deciding, one batch at a time.
 
-Brings each stream's state up to its head once (stream_states.py), draws the ids the
-batch needs, then decides every command in arrival order with the kernel's rules
+Brings each stream's state up to its head once (stream_states.py) and draws the ids
+the batch needs, in one round trip with the appender's Idempotency-Key lookup
+(batch_reads.py), then decides every command in arrival order with the kernel's rules
 (shared/decide.py), chains its events (shared/store/new_events.py) and evolves the
 cached state, so that the next command on a stream sees it. Nothing is written here
 but the sequences the ids come from: the appender commits the events (commit.py).
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 
 import asyncpg
 import msgspec
 
-from services.command_api import category_names, id_sequences
+from services.command_api import batch_reads, category_names
 from services.command_api.category_names import NameClaim
 from services.command_api.stream_states import (
     StreamStates,
@@ -32,6 +34,15 @@ from shared.errors import LedgerError
 from shared.store.new_events import NewEvent, StreamHead, chain
 
 
+class Reads(msgspec.Struct, kw_only=True, frozen=True):
+    """What read() found for a batch: its ids, the stored answers of its keys, and the
+    streams it brought up to their head."""
+
+    ids: c.DrawnIds
+    stored: batch_reads.Stored
+    streams: set[str]
+
+
 class BatchDecider:
     """Decides the appender's batches, with the stream states cached between them."""
 
@@ -46,18 +57,32 @@ class BatchDecider:
         touched = streams_of(submission.command for submission in batch)
         self._states.forget(touched | self._states.take_put())
 
+    async def read(
+        self,
+        conn: asyncpg.Connection,
+        batch: list[Submission],
+        keys: Sequence[tuple[int, str]],
+    ) -> Reads:
+        """What deciding the batch reads, in one round trip (batch_reads.py): each
+        addressed stream brought up to its head, with the categories the cached
+        states name, the ids the batch needs, and the answers stored for `keys`."""
+        commands = [submission.command for submission in batch]
+        streams = streams_of(commands) | category_streams(commands, self._states)
+        counts = c.ids_needed(Counter(type(command) for command in commands))
+        ids, stored = await batch_reads.read(conn, self._states, streams, counts, keys)
+        return Reads(ids=ids, stored=stored, streams=streams)
+
     async def decide(
-        self, conn: asyncpg.Connection, batch: list[Submission]
+        self, conn: asyncpg.Connection, batch: list[Submission], reads: Reads
     ) -> tuple[list[Decided], list[tuple[Submission, LedgerError]]]:
         """Each command decided in arrival order against its stream's head (a command
-        sees the ones before it in the batch), or refused with its LedgerError."""
+        sees the ones before it in the batch), or refused with its LedgerError.
+        `reads` (read()) covers the usual batch; what it could not know is read here:
+        categories first named by the caught-up events, and what creations need."""
         self._states.take_put()
         commands = [submission.command for submission in batch]
-        await self._states.load(conn, streams_of(commands))
-        await self._states.load(conn, category_streams(commands, self._states))
-        drawn = await id_sequences.draw(
-            conn, c.ids_needed(Counter(type(command) for command in commands))
-        )
+        named = category_streams(commands, self._states) - reads.streams
+        await self._states.load(conn, named)
         taken = await category_names.taken(conn, commands)
         defaults = await category_names.defaults(conn, commands)
         await self._states.load(
@@ -69,7 +94,7 @@ class BatchDecider:
         # commands.stamped(), the date of postings without one and of reversals.
         now = self._clock.now()
         for submission in batch:
-            new_ids = drawn.next_for(submission.command)
+            new_ids = reads.ids.next_for(submission.command)
             try:
                 decided.append(self._decide(submission, new_ids, taken, defaults, now))
             except LedgerError as error:

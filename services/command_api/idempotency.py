@@ -4,7 +4,8 @@ The commands and the import share each step:
 - request_claim(): the key, and a hash of what the request means (the same key with
   another meaning is a 422, never a second effect);
 - in_flight(): one request per key at a time in this process (a second: 409);
-- stored_responses(), replay() and replayed(): what a key already answered;
+- stored_responses(), replay() and replayed(): what a key already answered (the
+  appender looks its batch's keys up with its other reads: batch_reads.py);
 - store_responses(): the answer, kept in the transaction of its events (commit.py), so
   a key is stored exactly when its effect is;
 - mark_accepted(): the answer went out as 202 (not yet visible), so a retry says 202.
@@ -91,17 +92,23 @@ async def stored_responses(
         [key for _, key in keys],
     )
     return {
-        (row["business_id"], row["key"]): StoredResponse(
-            row["request_hash"],
-            Result(
-                status=row["status"],
-                body=bytes(row["body"]),
-                position=row["position"] or None,
-                replayed=True,
-            ),
+        (row["business_id"], row["key"]): stored_response(
+            row["request_hash"], row["status"], row["body"], row["position"]
         )
         for row in rows
     }
+
+
+def stored_response(
+    request_hash: str, status: int, body: bytes, position: int
+) -> StoredResponse:
+    """An idempotency_keys row's answer, to replay (its position 0: no events)."""
+    return StoredResponse(
+        request_hash,
+        Result(
+            status=status, body=bytes(body), position=position or None, replayed=True
+        ),
+    )
 
 
 def replay(stored: StoredResponse | None, claim: IdempotencyClaim) -> Result | None:

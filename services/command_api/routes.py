@@ -70,10 +70,12 @@ async def _execute(
     """Submit a command; answer once the read models show it (or 202 on time-out)."""
     claim = _claim(request, raw)
     with idempotency.in_flight(request, command.business_id, claim):
+        # Taken before the commit: the waiter then skips checks that cannot succeed.
+        mark = request.app[WAITER].mark()
         result = await request.app[APPENDER].submit(
             command, _metadata(request, claim), render, claim
         )
-        return await _respond(request, command.business_id, result, claim)
+        return await _respond(request, command.business_id, result, claim, mark)
 
 
 async def _respond(
@@ -81,6 +83,7 @@ async def _respond(
     business_id: int,
     result: Result,
     claim: IdempotencyClaim | None,
+    mark: int,
 ) -> web.Response:
     headers: dict[str, str] = {}
     status = result.status
@@ -88,14 +91,14 @@ async def _respond(
         headers["X-Ledger-Position"] = str(result.position)
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    if not await _visible(request, result):
+    if not await _visible(request, result, mark):
         status = 202
         if claim is not None:  # a retry must answer what this request answers
             await idempotency.mark_accepted(request.app[POOL], business_id, claim.key)
     return json_response(result.body, status=status, headers=headers)
 
 
-async def _visible(request: web.Request, result: Result) -> bool:
+async def _visible(request: web.Request, result: Result, mark: int) -> bool:
     """Whether the read models show the result's events (bounded wait), so that the
     answer may keep its 2xx; `Prefer: respond-async` does not wait (202).
 
@@ -112,7 +115,7 @@ async def _visible(request: web.Request, result: Result) -> bool:
     if result.stream_id is None or result.version is None:
         return True
     return not asynchronous and await request.app[WAITER].wait_for_stream(
-        result.stream_id, result.version, timeout_s
+        result.stream_id, result.version, timeout_s, mark
     )
 
 

@@ -58,9 +58,19 @@ class StreamStates:
         """Bring the given streams up to their head (missing streams stay absent)."""
         if not stream_ids:
             return
+        ordered, after = self.catch_up_from(stream_ids)
+        self.caught_up(ordered, await conn.fetch(_CATCH_UP, ordered, after))
+
+    def catch_up_from(self, stream_ids: set[str]) -> tuple[list[str], list[int]]:
+        """The streams, in order, and the version each is cached at (0: none): what
+        a catch-up reads after (_CATCH_UP, or services/command_api/batch_reads.py)."""
         ordered = sorted(stream_ids)
-        after = [self._version(stream_id) for stream_id in ordered]
-        rows = await conn.fetch(_CATCH_UP, ordered, after)
+        return ordered, [self._version(stream_id) for stream_id in ordered]
+
+    def caught_up(self, ordered: list[str], rows: Iterable[asyncpg.Record]) -> None:
+        """Apply a catch-up's events (by stream, then version) to the cached states
+        of the `ordered` streams; the least recently used states beyond the bound
+        are dropped."""
         for row in rows:
             self._apply(envelope_from_row(row))
         for stream_id in ordered:

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from services.http.fair_use import client_address, fair_use_of
+from services.http.projection_wait import WAITER
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import LedgerError, ValidationFailed
@@ -123,13 +124,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, key = header.partition(" ")
     business = None
     if scheme.lower() == "bearer" and printable(key.strip()):
-        business = await business_for_key(request.app[POOL], key.strip())
+        business = await _business_for_key(request, key.strip())
     if business is None:
         fair_use.note_failure(address)
         return error_response(401, "Unauthenticated.")
     fair_use.admit_key(business.key_id)
     request[BUSINESS] = business
     return await handler(request)
+
+
+async def _business_for_key(request: web.Request, key: str) -> Business | None:
+    """The key's business, through the process's key cache (kept honest by the
+    waiter's LISTEN connection: services/http/api_key_cache.py) once it runs."""
+    waiter = request.app.get(WAITER)
+    if waiter is None:
+        return await business_for_key(request.app[POOL], key)
+    return await waiter.api_keys.business(request.app[POOL], key)
 
 
 def _is_public(request: web.Request) -> bool:

@@ -1,13 +1,30 @@
 """Read-your-writes: wait until the projections have applied a stream version.
 
-Projectors NOTIFY `ledger_projected` when a batch commits. One listening connection per
-process (services/bootstrap.read_your_writes_listener) wakes a checker, which resolves
-every waiter in one query (projections/progress.py); while waiters exist it also
-checks on a short timer, so a missed notification only delays, never hangs.
+Projectors NOTIFY `ledger_projected`, with their projection's name, when a batch
+commits. One listening connection per process (services/bootstrap.
+read_your_writes_listener, served by services/http/listen_connection.py) wakes a
+checker, which resolves the waiters in one query (projections/progress.py).
+
+A check costs a pooled round trip, so it is made only when it can succeed. A command
+takes a mark() before it is submitted; its events commit after the mark, and every
+projection applies them later still and then notifies. Notifications arrive in
+commit order, so until every projection has notified since the mark, the events are
+not applied everywhere and the waiter is not checked ("ripe", below). A waiter
+without a mark (a replay, an import, a query's minimum position) is checked at every
+wake. Nothing is lost by skipping: the notification of the last projection to apply
+the events wakes the checker with the waiter ripe. Should notifications stop (the
+connection is lost: every waiter is made ripe then, and again when it listens anew),
+the checker checks every waiter on a short timer, and at least every FULL_CHECK_S
+regardless, so a missed notification only delays, never hangs.
+
 The checker is a process edge: any failure of a check (a lost connection, an API
 pool busy past its acquire timeout: PoolExhausted) is logged once per streak and
 retried on the next tick. Were the task to die, every later command would answer 202
 after the full read-your-writes wait until the process restarted.
+
+The same connection keeps the API-key cache (services/http/api_key_cache.py) honest:
+`ledger_api_keys` notifications drop it, and it is trusted only while the connection
+listens.
 """
 
 from __future__ import annotations
@@ -15,54 +32,112 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
 
 from projections import progress
+from projections.registry import PROJECTIONS
+from services.http.api_key_cache import ApiKeyCache
+from services.http.listen_connection import ListenConnection
 
 POLL_S = 0.05
+FULL_CHECK_S = 1.0
 log = logging.getLogger(__name__)
+
+
+class _Waiter:
+    """One request waiting: for `version`, notified since `mark` (None: no mark)."""
+
+    __slots__ = ("future", "mark", "version")
+
+    def __init__(self, version: int, mark: int | None) -> None:
+        self.version = version
+        self.mark = mark
+        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
 
 class ProjectionWaiter:
     """Answers "has every projection applied this?" (projections/progress.py) for the
     requests waiting, on the API's pool; `listener` is the process's LISTEN connection,
-    which the waiter uses between start() and stop() and its opener closes."""
+    which the waiter uses between start() and stop() and its opener closes. With
+    `reopen` (the bootstrap's opener) a lost listener is replaced by a new one."""
 
-    def __init__(self, pool: asyncpg.Pool, listener: asyncpg.Connection) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        listener: asyncpg.Connection,
+        reopen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+    ) -> None:
         self._pool = pool
-        self._listener = listener
-        self._waiting: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._listening = ListenConnection(listener, reopen)
+        self.api_keys = ApiKeyCache()
+        self._waiting: dict[str, list[_Waiter]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Notifications so far, and the count at each projection's latest one.
+        self._notified = 0
+        self._heard = dict.fromkeys(PROJECTIONS, 0)
 
     async def start(self) -> None:
-        await self._listener.add_listener("ledger_projected", self._on_notify)
+        self._listening.listen("ledger_projected", self._on_notify)
+        self._listening.listen("ledger_api_keys", self.api_keys.revoke_all)
+        self._listening.on_change(self._on_listening)
+        await self._listening.start()
         self._task = asyncio.create_task(self._run(), name="projection-waiter")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._listening.stop()
 
-    def _on_notify(self, *_: object) -> None:
+    def mark(self) -> int:
+        """Taken before a command is submitted, and given to wait_for_stream."""
+        return self._notified
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, name: str) -> None:
+        self._notified += 1
+        # A name not in this process's registry counts for every projection.
+        for projection in [name] if name in self._heard else list(self._heard):
+            self._heard[projection] = self._notified
         self._wake.set()
+
+    def _on_listening(self, conn: asyncpg.Connection | None) -> None:
+        """Notifications may have been missed: every waiter is ripe again."""
+        if conn is None:
+            self.api_keys.distrust()
+        else:
+            self.api_keys.trust(conn)
+        self._notified += 1
+        self._heard = dict.fromkeys(self._heard, self._notified)
+        self._wake.set()
+
+    def _heard_all(self) -> int:
+        """The count at which every projection had notified at least once more."""
+        return min(self._heard.values(), default=self._notified)
 
     async def wait_for_stream(
-        self, stream_id: str, version: int, timeout_s: float
+        self, stream_id: str, version: int, timeout_s: float, mark: int | None = None
     ) -> bool:
-        """True once every projection applied `version` of the stream, else False."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(stream_id, []).append((version, future))
-        self._wake.set()
+        """True once every projection applied `version` of the stream, else False.
+        `mark` (mark(), taken before the events were committed) spares the checks
+        that cannot succeed yet."""
+        waiter = _Waiter(version, mark)
+        self._waiting.setdefault(stream_id, []).append(waiter)
+        if _ripe(waiter, self._heard_all()):
+            self._wake.set()
+        # A timer answers False unless a check answered True first: no task, no
+        # shield, per waiter.
+        expiry = asyncio.get_running_loop().call_later(
+            timeout_s, _answer, waiter.future, False
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout_s)
-            return True
-        except TimeoutError:
-            return False
+            return await waiter.future
         finally:
-            self._discard(stream_id, future)
+            expiry.cancel()
+            self._discard(stream_id, waiter)
 
     async def wait_for_position(self, position: int, timeout_s: float) -> bool:
         """True once the event at `position` (or else the checkpoints) is applied."""
@@ -79,22 +154,31 @@ class ProjectionWaiter:
                 return False
             await asyncio.sleep(POLL_S)
 
-    def _discard(self, stream_id: str, future: asyncio.Future[None]) -> None:
+    def _discard(self, stream_id: str, waiter: _Waiter) -> None:
         waiters = self._waiting.get(stream_id, [])
-        waiters[:] = [(v, f) for v, f in waiters if f is not future]
+        waiters[:] = [other for other in waiters if other is not waiter]
         if not waiters:
             self._waiting.pop(stream_id, None)
 
     async def _run(self) -> None:
         failing = False
+        loop = asyncio.get_running_loop()
+        checked_all_at = loop.time()
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                woken = await asyncio.wait_for(self._wake.wait(), POLL_S)
             self._wake.clear()
             if not self._waiting:
                 continue
+            everyone = not woken or loop.time() - checked_all_at >= FULL_CHECK_S
+            streams = self._streams(everyone)
+            if not streams:
+                continue
+            if everyone:
+                checked_all_at = loop.time()
             try:
-                await self._check()
+                await self._check(streams)
             except Exception:  # the loop must outlive any one check (CancelledError
                 # is a BaseException and still ends it)
                 if not failing:
@@ -104,12 +188,34 @@ class ProjectionWaiter:
             else:
                 failing = False
 
-    async def _check(self) -> None:
-        applied = await progress.streams_applied(self._pool, list(self._waiting))
+    def _streams(self, everyone: bool) -> list[str]:
+        """The streams worth a check: every waiting one, or those with a ripe waiter."""
+        if everyone:
+            return list(self._waiting)
+        heard_all = self._heard_all()
+        return [
+            stream_id
+            for stream_id, waiters in self._waiting.items()
+            if any(_ripe(waiter, heard_all) for waiter in waiters)
+        ]
+
+    async def _check(self, stream_ids: list[str]) -> None:
+        applied = await progress.streams_applied(self._pool, stream_ids)
         for stream_id, version_applied in applied.items():
-            for version, future in self._waiting.get(stream_id, []):
-                if version <= version_applied and not future.done():
-                    future.set_result(None)
+            for waiter in self._waiting.get(stream_id, []):
+                if waiter.version <= version_applied:
+                    _answer(waiter.future, True)
+
+
+def _answer(future: asyncio.Future[bool], visible: bool) -> None:
+    if not future.done():
+        future.set_result(visible)
+
+
+def _ripe(waiter: _Waiter, heard_all: int) -> bool:
+    """Whether every projection has notified since the waiter's mark (one without a
+    mark always is)."""
+    return waiter.mark is None or heard_all > waiter.mark
 
 
 WAITER = web.AppKey("projection_waiter", ProjectionWaiter)

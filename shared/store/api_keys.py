@@ -43,7 +43,16 @@ WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 async def business_for_key(
     conn: asyncpg.Pool | asyncpg.Connection, key: str
 ) -> Business | None:
-    row = await conn.fetchrow(_BY_KEY, key_hash(key))
+    """The business of an active API key; None for an unknown or revoked one."""
+    return await business_for_key_hash(conn, key_hash(key))
+
+
+async def business_for_key_hash(
+    conn: asyncpg.Pool | asyncpg.Connection, hashed: str
+) -> Business | None:
+    """business_for_key() for a key already hashed (key_hash): the API's key cache
+    (services/http/api_key_cache.py) keeps hashes, never the keys themselves."""
+    row = await conn.fetchrow(_BY_KEY, hashed)
     if row is None:
         return None
     return Business(

@@ -1,0 +1,83 @@
+"""The read-your-writes waiter's marks (services/http/projection_wait.py): a command's
+waiter is checked once every projection has notified since its mark, yet a waiter
+whose notifications never come is still answered, by the waiter's timer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from projections.registry import PROJECTIONS
+from services import bootstrap
+from services.http.projection_wait import ProjectionWaiter
+from tests.support.environment import Environment
+
+WAIT_S = 10.0
+
+
+@pytest.fixture
+async def waiter(
+    isolated: Environment, isolated_pool: asyncpg.Pool
+) -> AsyncIterator[ProjectionWaiter]:
+    """A waiter on the database where no projector runs (the test writes the
+    tracking rows and sends the notifications itself)."""
+    listener = await bootstrap.read_your_writes_listener(isolated.settings)
+    waiter = ProjectionWaiter(isolated_pool, listener)
+    await waiter.start()
+    yield waiter
+    await waiter.stop()
+    await listener.close()
+
+
+@pytest.fixture
+async def isolated_admin(isolated: Environment) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(isolated.admin_url)
+    yield conn
+    await conn.close()
+
+
+async def _apply(conn: asyncpg.Connection, stream_id: str, projection: str) -> None:
+    """What a projector's batch records for the stream's version 1, without its
+    notification."""
+    await conn.execute(
+        "INSERT INTO projection_tracking (projection, stream_id, version)"
+        " VALUES ($1, $2, 1)",
+        projection,
+        stream_id,
+    )
+
+
+async def test_a_marked_waiter_is_answered_even_when_no_projection_notifies(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves a missed notification only delays: a waiter marked before its
+    (pretended) commit, whose version every projection then records without a
+    NOTIFY, is answered True by the waiter's own checks."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    mark = waiter.mark()
+    waiting = asyncio.create_task(waiter.wait_for_stream(stream_id, 1, WAIT_S, mark))
+    for projection in PROJECTIONS:
+        await _apply(isolated_admin, stream_id, projection)
+    assert await waiting is True
+
+
+async def test_a_marked_waiter_is_answered_once_the_last_projection_notifies(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves the notifications resolve a marked waiter: each projection records the
+    version and notifies with its name, one after the other, as projectors do; the
+    waiter is still waiting before the last one and answers True after it."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    mark = waiter.mark()
+    waiting = asyncio.create_task(waiter.wait_for_stream(stream_id, 1, WAIT_S, mark))
+    for projection in PROJECTIONS:
+        assert not waiting.done()
+        await _apply(isolated_admin, stream_id, projection)
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)", projection
+        )
+    assert await waiting is True
