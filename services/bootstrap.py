@@ -65,7 +65,9 @@ async def api_pool(settings: Settings) -> asyncpg.Pool:
 
 async def read_your_writes_listener(settings: Settings) -> asyncpg.Connection:
     """The API's one LISTEN connection: `ledger_projected` notifications wake the
-    read-your-writes waiter (services/http/projection_wait.py). It runs no queries."""
+    read-your-writes waiter (services/http/projection_wait.py) and `ledger_api_keys`
+    notifications empty the API key cache (services/http/api_key_cache.py). It runs
+    no queries; the waiter opens a new one with this when it is lost."""
     return await asyncpg.connect(settings.database_url)
 
 

@@ -49,7 +49,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await bootstrap.api_pool(settings)
         listener = await bootstrap.read_your_writes_listener(settings)
-        waiter = ProjectionWaiter(app[POOL], listener)
+        # A lost LISTEN connection is replaced by a new one from the same opener
+        # (until then the API key cache is off: services/http/api_key_cache.py).
+        waiter = ProjectionWaiter(
+            app[POOL],
+            listener,
+            reopen=lambda: bootstrap.read_your_writes_listener(settings),
+        )
         await waiter.start()
         app[WAITER] = waiter
         yield
