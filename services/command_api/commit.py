@@ -1,12 +1,13 @@
 """Hop 3's transaction: the one way events are committed, for the appender's batches
 and for imports alike.
 
-BEGIN; the writer's own check (an import's duplicate-file check under its lock); take
-the transaction id; claim the new category names; append the events; the writer's own
-record (an import's client_imports row); store the Idempotency-Key answers; NOTIFY the
-waiters; COMMIT. Appending takes the commit-order lock (migration 0011: positions are
-drawn in commit order), held to the COMMIT: so the names are claimed before it, and
-every writer holds it only for its own writes.
+BEGIN; the writer's own check (an import's duplicate-file check under its lock); claim
+the new category names; append the events (which also returns the transaction id);
+the writer's own record (an import's client_imports row); store the Idempotency-Key
+answers; COMMIT. Appending takes the commit-order lock (migration 0011: positions are
+drawn in commit order), held to the COMMIT, and sends the relay its NOTIFY (0013): so
+the names are claimed before it, and every writer holds it only for its own writes. A
+plain posting's batch is three round trips: BEGIN, INSERT, COMMIT.
 
 A COMMIT whose reply is lost, or a connection lost once rows were written, leaves the
 outcome unknown: the server is then asked (`settled`) rather than guessed, so that a
@@ -27,7 +28,7 @@ from services.command_api.idempotency import Answer
 from shared import events as e
 from shared import pause_points
 from shared.errors import CommitFailed
-from shared.store.event_store import append
+from shared.store.event_store import append_returning
 from shared.store.new_events import CopyRows, NewEvent
 from shared.store.postgres import CONNECTION_ERRORS
 
@@ -70,22 +71,20 @@ async def commit(
         async with conn.transaction():
             if write.check is not None:
                 await write.check(conn)
-            transaction_id = await conn.fetchval("SELECT pg_current_xact_id()::text")
             await category_names.claim(conn, write.names)
-            stored = await append(conn, write.events)
+            appended = await append_returning(conn, write.events)
+            stored, transaction_id = appended.stored, appended.transaction_id
             if write.record is not None:
                 await write.record(conn, stored)
             committed = Committed(stored, write.answer(stored))
             await idempotency.store_responses(conn, committed.answers)
-            if stored:
-                await conn.execute("SELECT pg_notify('ledger_events', '')")
             await pause_points.pause("api.before_commit")  # test-only, inert
             committing = True  # what fails from here on is the COMMIT itself
         await pause_points.pause("api.after_commit")  # test-only, inert
     except Exception as error:
         if not (committing or isinstance(error, CONNECTION_ERRORS)):
             raise
-        if transaction_id is None:  # lost before anything was written
+        if transaction_id is None:  # lost before any event was written
             raise
         if await settled(pool, transaction_id, error):
             return committed

@@ -34,14 +34,30 @@ FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
             $11::text[])
      AS t(event_id, business_id, stream_id, version, type, schema_version,
           payload, metadata, recorded_at, hash, key_id)
-RETURNING event_id, position
+RETURNING event_id, position, transaction_id::text AS transaction_id
 """
+
+
+class Appended(msgspec.Struct, frozen=True):
+    """append_returning's answer: the stored events (a COPY's last only), and the
+    writing transaction's id (None when there was nothing to write)."""
+
+    stored: list[e.Envelope]
+    transaction_id: str | None
 
 
 async def append(
     conn: asyncpg.Connection, events: Sequence[NewEvent] | CopyRows
 ) -> list[e.Envelope]:
-    """Insert events (inside the caller's transaction); returns them with positions.
+    """Insert events (inside the caller's transaction); returns them with positions."""
+    return (await append_returning(conn, events)).stored
+
+
+async def append_returning(
+    conn: asyncpg.Connection, events: Sequence[NewEvent] | CopyRows
+) -> Appended:
+    """append(), and the transaction id, from the same round trip (the one write
+    transaction needs it to ask after a lost COMMIT: services/command_api/commit.py).
 
     CopyRows (copy_rows()) are written with COPY instead of INSERT, a bulk mode for
     imports: COPY reports no positions, so only the last event comes back, the one
@@ -52,18 +68,16 @@ async def append(
     """
     try:
         if isinstance(events, CopyRows):
-            return [await _copy(conn, events)]
+            return await _copy(conn, events)
         return await _insert(conn, events)
     except asyncpg.UniqueViolationError as error:
         raise ConcurrencyConflict(str(error.detail or "")) from error
 
 
-async def _insert(
-    conn: asyncpg.Connection, events: Sequence[NewEvent]
-) -> list[e.Envelope]:
+async def _insert(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> Appended:
     assert_contiguous(events)
     if not events:
-        return []
+        return Appended([], None)
     columns = (
         [event.event_id for event in events],
         [event.business_id for event in events],
@@ -79,17 +93,20 @@ async def _insert(
     )
     rows = await conn.fetch(_INSERT, *columns)
     positions = {row["event_id"]: row["position"] for row in rows}
-    return [event.stored(positions[event.event_id]) for event in events]
+    stored = [event.stored(positions[event.event_id]) for event in events]
+    return Appended(stored, rows[0]["transaction_id"])
 
 
-async def _copy(conn: asyncpg.Connection, events: CopyRows) -> e.Envelope:
+async def _copy(conn: asyncpg.Connection, events: CopyRows) -> Appended:
     await conn.copy_records_to_table(
         "events", records=events.rows, columns=COPY_COLUMNS
     )
-    position = await conn.fetchval(
-        "SELECT position FROM events WHERE event_id = $1", events.last.event_id
+    row = await conn.fetchrow(
+        "SELECT position, transaction_id::text AS transaction_id FROM events"
+        " WHERE event_id = $1",
+        events.last.event_id,
     )
-    return events.last.stored(position)
+    return Appended([events.last.stored(row["position"])], row["transaction_id"])
 
 
 # The columns envelope_from_row decodes; readers add their WHERE and ORDER BY.
