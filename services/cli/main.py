@@ -27,6 +27,7 @@ from projections.runner import Projection
 from services import bootstrap
 from services.cli import logs, preflight, worker_health
 from services.cli.businesses import admin_command
+from services.cli.garbage_collector import collect_less
 from services.outbox_relay.relay import Relay
 from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store.postgres import shared_migrations
@@ -114,6 +115,7 @@ async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "replay":
         from services.replay.commands import replay_command
 
+        collect_less()
         async with bootstrap.admin_connection(settings) as conn:
             return await replay_command(
                 conn, args.projection or [], args.business, args.json
@@ -198,8 +200,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         from shared import pause_points
 
         pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
+        collect_less()  # after the imports: what they made is frozen
         serve(settings)
     else:
+        collect_less()
         asyncio.run(_run_worker(settings, args))
     log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
 

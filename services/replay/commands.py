@@ -4,7 +4,6 @@ CLI opens its connection (services/bootstrap.admin_connection)."""
 
 from __future__ import annotations
 
-import gc
 import resource
 import sys
 from collections.abc import Sequence
@@ -27,29 +26,12 @@ class Summary(Figures, kw_only=True):
     peak_rss_mb: float
 
 
-# Allocations between two young-generation collections (the default is 700).
-GC_THRESHOLD = 50_000
-
-
-def _collect_less() -> None:
-    """Tune the garbage collector for this one-shot process. A replay allocates some
-    ten objects per event and frees them batch by batch (reference counting does;
-    the few cycles, asyncio's, are still collected, later). At the default threshold
-    the collector ran every 700 allocations and its full collections walked every
-    object the command had imported: what is imported now is frozen out of its
-    reach (it lives until the process ends anyway), and it runs a seventieth as
-    often. Together 2.4 of the replay's 8 s of CPU per million events."""
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD)
-
-
 async def replay_command(
     conn: asyncpg.Connection,
     names: Sequence[str],
     business_id: int | None,
     as_json: bool,
 ) -> int:
-    _collect_less()
     try:
         total = await count_events(conn, business_id)
         columns = (
