@@ -153,10 +153,13 @@ class Projector:
 
     async def _decoded(self, message: AbstractIncomingMessage) -> Delivery:
         """A message's events: a frame's, a single event's (an earlier version's),
-        none for a watermark; one that is neither is rejected (logged)."""
+        none for a watermark; a single message that is neither is rejected (logged).
+        A frame that does not decode (an event type from a newer writer, say) raises:
+        it holds many businesses' events and its position would move the checkpoint
+        past them all, so the projector stops, loudly, rather than drop them."""
+        if message.type == broker.FRAME_TYPE:
+            return Delivery(message, broker.frame_decoder.decode(message.body))
         try:
-            if message.type == broker.FRAME_TYPE:
-                return Delivery(message, broker.frame_decoder.decode(message.body))
             if message.type == broker.WATERMARK_TYPE:
                 return Delivery(message, [])
             return Delivery(message, [broker.envelope_decoder.decode(message.body)])

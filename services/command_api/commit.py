@@ -78,6 +78,10 @@ async def commit(
                 await write.record(conn, stored)
             committed = Committed(stored, write.answer(stored))
             await idempotency.store_responses(conn, committed.answers)
+            if transaction_id is None and committed.answers:  # answers, no events
+                transaction_id = await conn.fetchval(
+                    "SELECT pg_current_xact_id()::text"
+                )
             await pause_points.pause("api.before_commit")  # test-only, inert
             committing = True  # what fails from here on is the COMMIT itself
         await pause_points.pause("api.after_commit")  # test-only, inert

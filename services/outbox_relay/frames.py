@@ -57,7 +57,10 @@ class FramesLane:
         self._frames = frames
         self._partitions = partitions
         self._ahead: set[int] = set()
+        # Where express reading stands, and the end of the bulk transaction it was
+        # reading past: a new bulk restarts it at that bulk's end (see _express).
         self._express_after = 0
+        self._express_bulk_end = 0
         # The last bulk transaction looked at: (a position in it, its last position,
         # its one business or None).
         self._bulk: tuple[int, int, int | None] | None = None
@@ -89,13 +92,22 @@ class FramesLane:
         if bulk is None or len(self._ahead) >= AHEAD_MAX:
             return
         end, business_id = bulk
-        after = max(self._express_after, end)
-        rows = await conn.fetch(_EXPRESS, after, business_id, EXPRESS_BATCH)
+        if self._express_bulk_end != end:
+            # A new bulk: every event up to its end is published or its own, but an
+            # earlier bulk's business may have events past it held back while that
+            # bulk's express ran: read again from this end, in order (what went
+            # ahead already is skipped).
+            self._express_bulk_end, self._express_after = end, end
+        rows = await conn.fetch(
+            _EXPRESS, self._express_after, business_id, EXPRESS_BATCH
+        )
         if not rows:
             return
         events = [envelope_from_row(row) for row in rows]
-        await self._publish(events, position)
-        self._ahead.update(event.position for event in events)
+        fresh = [event for event in events if event.position not in self._ahead]
+        if fresh:
+            await self._publish(fresh, position)
+        self._ahead.update(event.position for event in fresh)
         self._express_after = events[-1].position
 
     async def _bulk_at(

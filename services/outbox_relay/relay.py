@@ -133,10 +133,17 @@ class Relay:
         other is cancelled: its cursor is where its last confirmed batch left it)."""
         events: Publish = partial(publish_events_next, exchange)
         framed: Publish = FramesLane(frames, self._partitions)
-        # An earlier version had one lane: the frames lane starts where it stood.
+        # An earlier version had one lane: the frames lane starts where it stood,
+        # saved before either lane moves (else a subscribers' save followed by a
+        # frames failure would start the frames lane past what it never sent).
+        await frames_conn.execute(
+            "INSERT INTO relay_cursor (relay, position)"
+            " SELECT $1, position FROM relay_cursor WHERE relay = $2"
+            " ON CONFLICT (relay) DO NOTHING",
+            FRAMES,
+            self._name,
+        )
         frames_from = await load_cursor(frames_conn, FRAMES)
-        if frames_from == Cursor():
-            frames_from = await load_cursor(frames_conn, self._name)
         main_from = await load_cursor(conn, self._name)
         lanes = [
             asyncio.ensure_future(

@@ -45,12 +45,26 @@ async def publish_batch(
     timeout_s: float,
 ) -> None:
     """Publish `messages` to `exchange` (not mandatory) and return once the broker has
-    confirmed every one; a nack, a closed channel or `timeout_s` raises."""
-    underlay = await channel.get_underlay_channel()
-    assert isinstance(underlay, Channel) and underlay.publisher_confirms
+    confirmed every one; a nack, a closed channel or `timeout_s` (for all of it, the
+    wait for the channel's lock and the write included) raises."""
+    async with asyncio.timeout(timeout_s):
+        underlay = await channel.get_underlay_channel()
+        assert isinstance(underlay, Channel) and underlay.publisher_confirms
+        confirmations = await _write(underlay, exchange, messages)
+        await asyncio.gather(*confirmations)
+
+
+async def _write(
+    underlay: Channel, exchange: str, messages: Sequence[Outgoing]
+) -> list[asyncio.Future[object]]:
+    """Register a confirmation per message and write all their frames at once,
+    under the channel's lock; returns the confirmations. If the write does not
+    happen (cancelled, timed out), the delivery tags taken are given back, as
+    aiormq's basic_publish does."""
     confirmations: list[asyncio.Future[object]] = []
     frames: list[spec.Basic.Publish | ContentHeader | ContentBody] = []
     async with underlay.lock:
+        first_tag = underlay.delivery_tag + 1
         for message in messages:
             underlay.delivery_tag += 1
             confirmation: asyncio.Future[object] = underlay.create_future()
@@ -65,7 +79,15 @@ async def publish_batch(
                 )
             )
             frames.extend(underlay._split_body(message.body))
-        await underlay.write_queue.put(
-            ChannelFrame.marshall(channel_number=underlay.number, frames=frames)
-        )
-    await asyncio.wait_for(asyncio.gather(*confirmations), timeout_s)
+        try:
+            await underlay.write_queue.put(
+                ChannelFrame.marshall(channel_number=underlay.number, frames=frames)
+            )
+        except BaseException:
+            for tag in range(first_tag, underlay.delivery_tag + 1):
+                underlay.confirmations.pop(tag, None)
+            underlay.delivery_tag = first_tag - 1
+            for confirmation in confirmations:
+                confirmation.cancel()
+            raise
+    return confirmations

@@ -138,6 +138,29 @@ async def _frames_taken(
     return taken
 
 
+async def _run_frames_lane(
+    env: Environment, pool: asyncpg.Pool, cursor: Cursor, limit: int
+) -> tuple[list[int], list[tuple[list[int], int]]]:
+    """Run a FramesLane from `cursor` in batches of `limit` until it finds nothing:
+    each step's count, and the frames a queue bound to partition 0 received."""
+    connection = await aio_pika.connect(env.settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await broker.declare_exchange(channel, env.settings.exchange)
+        frames = await broker.declare_frames_exchange(channel, exchange)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(frames, routing_key="0")
+        lane = FramesLane(frames, 1)
+        counts = []
+        async with pool.acquire() as conn:
+            while (step := await lane(conn, cursor, limit))[1]:
+                cursor, count = step
+                counts.append(count)
+        return counts, await _frames_taken(queue)
+    finally:
+        await connection.close()
+
+
 async def test_other_businesses_overtake_a_bulk_transaction_in_order(
     isolated: Environment,
     isolated_pool: asyncpg.Pool,
@@ -154,22 +177,7 @@ async def test_other_businesses_overtake_a_bulk_transaction_in_order(
     cursor, bulk, late = await _bulk_then_other(
         isolated, isolated_pool, isolated_appender, first, other
     )
-    connection = await aio_pika.connect(isolated.settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await broker.declare_exchange(channel, isolated.settings.exchange)
-        frames = await broker.declare_frames_exchange(channel, exchange)
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(frames, routing_key="0")
-        lane = FramesLane(frames, 1)
-        async with isolated_pool.acquire() as conn:
-            counts = []
-            while (step := await lane(conn, cursor, 100))[1]:
-                cursor, count = step
-                counts.append(count)
-        taken = await _frames_taken(queue)
-    finally:
-        await connection.close()
+    counts, taken = await _run_frames_lane(isolated, isolated_pool, cursor, 100)
     positions = [event.position for event in bulk]
     assert counts == [100, 100, 51]
     assert taken == [
@@ -178,3 +186,49 @@ async def test_other_businesses_overtake_a_bulk_transaction_in_order(
         (positions[100:200], positions[199]),
         (positions[200:], late.position),
     ]
+
+
+async def test_a_business_held_back_by_its_bulk_is_not_overtaken_by_itself_later(
+    isolated: Environment,
+    isolated_pool: asyncpg.Pool,
+    isolated_appender: Appender,
+    isolated_business: dict[str, object],
+) -> None:
+    """Proves per-business order across two bulk transactions: business 1 commits 10
+    debits in one transaction, business 2 then 6 in another, then business 1, 3 and 1
+    one debit each. Relayed 4 at a time, business 2's bulk and business 3 overtake
+    business 1's bulk, and business 1's two late debits still come after its bulk, in
+    their order: every event exactly once, each business's in position order."""
+    ones, twos = (
+        id_of(isolated_business),
+        id_of(await provision_business(isolated.settings, "Second bulk")),
+    )
+    three = id_of(await provision_business(isolated.settings, "Third"))
+    key = isolated.settings.hmac_key.encode()
+    plan = [(ones, 10), (twos, 6), (ones, 1), (three, 1), (ones, 1)]
+    clients = {
+        b: [await create_client(isolated_appender, b) for _ in range(10)]
+        for b in (ones, twos, three)
+    }
+    cursor = Cursor(await isolated_pool.fetchval("SELECT max(position) FROM events"))
+    business_of: dict[int, int] = {}
+    async with isolated_pool.acquire() as conn:
+        for step, (business, count) in enumerate(plan):
+            chosen = (
+                clients[business][:count] if count > 1 else [clients[business][step]]
+            )
+            postings = [
+                await next_posting(conn, key, business, client, 100)
+                for client in chosen
+            ]
+            async with conn.transaction():
+                stored = await append(conn, postings)
+            business_of.update({event.position: business for event in stored})
+    counts, taken = await _run_frames_lane(isolated, isolated_pool, cursor, 4)
+    sent = [position for positions, _ in taken for position in positions]
+    assert sorted(sent) == sorted(business_of)
+    for business in (ones, twos, three):
+        mine = [position for position in sent if business_of[position] == business]
+        assert mine == sorted(mine), business
+    assert sent != sorted(sent)  # something did overtake
+    assert all(header <= max(business_of) for _, header in taken)
