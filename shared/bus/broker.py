@@ -157,10 +157,11 @@ def routing_key(event: Envelope) -> str:
     return f"{event.business_id}.{event.type}"
 
 
-def message(event: Envelope, body: bytes | None = None) -> aio_pika.Message:
-    """An event's subscriber message (`body`: its envelope_body, if already made)."""
+def message(event: Envelope) -> aio_pika.Message:
+    """An event's subscriber message as aio-pika builds it: the reference `outgoing`
+    is held to (the relay itself writes `outgoing`, through publish_batch)."""
     return aio_pika.Message(
-        body=envelope_body(event) if body is None else body,
+        body=envelope_body(event),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(event.event_id),
@@ -173,7 +174,8 @@ def message(event: Envelope, body: bytes | None = None) -> aio_pika.Message:
 
 def outgoing(event: Envelope, body: bytes) -> Outgoing:
     """An event's subscriber message for publish_batch: the very properties aio-pika
-    builds for `message(event)` (tests/unit/test_frames.py compares their bytes)."""
+    builds for `message(event)` (tests/unit/test_subscriber_messages.py compares
+    their bytes)."""
     return Outgoing(
         routing_key=routing_key(event),
         properties=spec.Basic.Properties(
