@@ -97,6 +97,9 @@ async def apply_in_transaction(
     position = None
     if fresh and progress is None:
         position = max(event.position for event in events)
+    elif progress is not None and progress.partitions == 1:
+        # One partition: its checkpoint is the projection's own, moved by _TRACK.
+        position, progress = progress.positions.get(0), None
     await _track(conn, projection.name, known, tracked, position)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
@@ -120,11 +123,12 @@ async def _missing(
 # what a frame of a few events costs most): the tracking rows of the streams that
 # advanced, UPDATEd where the batch found them (and locked them) and INSERTed
 # where it did not; the projection's checkpoint, as checkpoints.record_position
-# moves it, when given ($6); and the NOTIFY that read-your-writes waiters wake on
-# (sent at COMMIT). Every data-modifying WITH runs, whether or not the SELECT reads
-# it. A plain INSERT, no upsert: had another transaction tracked one of the new
-# streams since, its unique violation fails this batch, which the projector applies
-# again, skipping what was applied; an upsert would have applied it twice.
+# moves it, when given ($6; with one partition, its checkpoint too); and the NOTIFY
+# that read-your-writes waiters wake on (sent at COMMIT), naming what the batch
+# applied ($7, applied_payload). Every data-modifying WITH runs, whether or not the
+# SELECT reads it. A plain INSERT, no upsert: had another transaction tracked one of
+# the new streams since, its unique violation fails this batch, which the projector
+# applies again, skipping what was applied; an upsert would have applied it twice.
 _TRACK = """
 WITH moved AS (
     UPDATE projection_tracking tracking SET version = moved.version
@@ -140,8 +144,26 @@ WITH moved AS (
         position_last = greatest(projection_checkpoint.position_last,
                                  excluded.position_last)
 )
-SELECT pg_notify('ledger_projected', $1)
+SELECT pg_notify('ledger_projected', $7)
 """
+# A NOTIFY payload must stay under 8,000 bytes: the streams that do not fit are left
+# out (their waiters are then checked with a query, services/http/projection_wait.py).
+NOTIFY_BYTES_MAX = 7_900
+
+
+def applied_payload(projection: str, applied: dict[str, int]) -> str:
+    """`ledger_projected`'s payload: the projection's name, then `stream:version` for
+    each stream the batch advanced (as many as fit), separated by spaces: what the
+    read-your-writes waiters are answered from without a query."""
+    parts = [projection]
+    size = len(projection.encode())
+    for stream, version in applied.items():
+        part = f"{stream}:{version}"
+        size += len(part.encode()) + 1
+        if size > NOTIFY_BYTES_MAX:
+            break
+        parts.append(part)
+    return " ".join(parts)
 
 
 async def _track(
@@ -169,6 +191,7 @@ async def _track(
         list(new),
         list(new.values()),
         position,
+        applied_payload(projection, moved | new),
     )
 
 

@@ -1,9 +1,13 @@
 """Read-your-writes: wait until the projections have applied a stream version.
 
-Projectors NOTIFY `ledger_projected`, with their projection's name, when a batch
-commits. One listening connection per process (services/bootstrap.
-read_your_writes_listener, served by services/http/listen_connection.py) wakes a
-checker, which resolves the waiters in one query (projections/progress.py).
+Projectors NOTIFY `ledger_projected` when a batch commits, with their projection's
+name and the `stream:version` of each stream the batch applied (projections/runner.
+applied_payload). One listening connection per process (services/bootstrap.
+read_your_writes_listener, served by services/http/listen_connection.py) receives
+them: a waiter whose version every projection has been heard to apply is answered
+at once, without a query. The others (a stream left out of a payload too long, a
+waiter that came after its notification, a projector of an earlier version) are
+resolved by a checker in one query (projections/progress.py).
 
 A check costs a pooled round trip, so it is made only when it can succeed. A command
 takes a mark() before it is submitted; its events commit after the mark, and every
@@ -79,6 +83,8 @@ class ProjectionWaiter:
         # Notifications so far, and the count at each projection's latest one.
         self._notified = 0
         self._heard = dict.fromkeys(PROJECTIONS, 0)
+        # Per stream waited on, the version each projection was heard to apply.
+        self._applied: dict[str, dict[str, int]] = {}
 
     async def start(self) -> None:
         self._listening.listen("ledger_projected", self._on_notify)
@@ -97,12 +103,39 @@ class ProjectionWaiter:
         """Taken before a command is submitted, and given to wait_for_stream."""
         return self._notified
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, name: str) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        name, *applied = payload.split(" ")
         self._notified += 1
         # A name not in this process's registry counts for every projection.
         for projection in [name] if name in self._heard else list(self._heard):
             self._heard[projection] = self._notified
+        if name in self._heard:
+            self._note_applied(name, applied)
         self._wake.set()
+
+    def _note_applied(self, projection: str, applied: list[str]) -> None:
+        """Answer from a notification's `stream:version` list (projections/runner.
+        applied_payload): the versions the projection has applied, committed (a
+        NOTIFY is delivered only at COMMIT). A waiter every projection has been
+        heard to apply is answered without a query; only streams waited on are
+        kept, and only while they are."""
+        for item in applied:
+            stream_id, _, version_text = item.rpartition(":")
+            waiters = self._waiting.get(stream_id)
+            if not waiters or not version_text.isdigit():
+                continue
+            versions = self._applied.setdefault(stream_id, {})
+            versions[projection] = max(versions.get(projection, 0), int(version_text))
+            self._answer_heard(stream_id, waiters)
+
+    def _answer_heard(self, stream_id: str, waiters: list[_Waiter]) -> None:
+        versions = self._applied.get(stream_id)
+        if versions is None or len(versions) < len(self._heard):
+            return
+        version_applied = min(versions.values())
+        for waiter in waiters:
+            if waiter.version <= version_applied:
+                _answer(waiter.future, True)
 
     def _on_listening(self, conn: asyncpg.Connection | None) -> None:
         """Notifications may have been missed: every waiter is ripe again."""
@@ -125,8 +158,10 @@ class ProjectionWaiter:
         `mark` (mark(), taken before the events were committed) spares the checks
         that cannot succeed yet."""
         waiter = _Waiter(version, mark)
-        self._waiting.setdefault(stream_id, []).append(waiter)
-        if _ripe(waiter, self._heard_all()):
+        waiters = self._waiting.setdefault(stream_id, [])
+        waiters.append(waiter)
+        self._answer_heard(stream_id, [waiter])
+        if _ripe(waiter, self._heard_all()) and not waiter.future.done():
             self._wake.set()
         # A timer answers False unless a check answered True first: no task, no
         # shield, per waiter.
@@ -159,6 +194,7 @@ class ProjectionWaiter:
         waiters[:] = [other for other in waiters if other is not waiter]
         if not waiters:
             self._waiting.pop(stream_id, None)
+            self._applied.pop(stream_id, None)
 
     async def _run(self) -> None:
         failing = False
@@ -190,13 +226,14 @@ class ProjectionWaiter:
 
     def _streams(self, everyone: bool) -> list[str]:
         """The streams worth a check: every waiting one, or those with a ripe waiter."""
-        if everyone:
-            return list(self._waiting)
         heard_all = self._heard_all()
         return [
             stream_id
             for stream_id, waiters in self._waiting.items()
-            if any(_ripe(waiter, heard_all) for waiter in waiters)
+            if any(
+                not waiter.future.done() and (everyone or _ripe(waiter, heard_all))
+                for waiter in waiters
+            )
         ]
 
     async def _check(self, stream_ids: list[str]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
+from projections.checkpoints import PartitionProgress
 from projections.runner import Projection, apply_in_transaction
 from shared import events as e
 from tests.support.environment import Environment
@@ -81,3 +82,44 @@ async def test_a_new_stream_applied_by_two_transactions_at_once_is_applied_once(
             await first.execute(f"DELETE FROM {table} WHERE projection = $1", name)
         await first.close()
         await second.close()
+
+
+async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoint(
+    isolated: Environment,
+) -> None:
+    """Proves the batch's one tracking statement also moves a single partition's
+    checkpoint (the frame's position, 40) and notifies, at COMMIT, the projection
+    with each stream it advanced and the version reached; a duplicate batch notifies
+    the name alone and leaves the checkpoint where it is."""
+    name = f"tracking-{uuid.uuid4().hex[:8]}"
+
+    async def nothing(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
+        return None
+
+    projection = Projection(name, nothing)
+    event = _created(f"client-{uuid.uuid4().hex[:8]}")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(isolated.admin_url)
+    conn = await asyncpg.connect(isolated.admin_url)
+    await listener.add_listener(
+        "ledger_projected", lambda *args: heard.put_nowait(args[3])
+    )
+    try:
+        for expected in (f"{name} {event.stream_id}:1", name):
+            async with conn.transaction():
+                await apply_in_transaction(
+                    conn, projection, [event], PartitionProgress(1, {0: 40})
+                )
+                assert heard.empty()  # sent at COMMIT
+            async with asyncio.timeout(10):
+                assert await heard.get() == expected
+            checkpoint = await conn.fetchval(
+                "SELECT position_last FROM projection_checkpoint WHERE projection = $1",
+                name,
+            )
+            assert checkpoint == 40
+    finally:
+        for table in ("projection_tracking", "projection_checkpoint"):
+            await conn.execute(f"DELETE FROM {table} WHERE projection = $1", name)
+        await conn.close()
+        await listener.close()

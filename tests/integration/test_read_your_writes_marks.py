@@ -14,6 +14,7 @@ import pytest
 from projections.registry import PROJECTIONS
 from services import bootstrap
 from services.http.projection_wait import ProjectionWaiter
+from tests.integration.scenarios import wait_until
 from tests.support.environment import Environment
 
 WAIT_S = 10.0
@@ -76,6 +77,60 @@ async def test_a_marked_waiter_is_answered_once_the_last_projection_notifies(
     waiting = asyncio.create_task(waiter.wait_for_stream(stream_id, 1, WAIT_S, mark))
     for projection in PROJECTIONS:
         assert not waiting.done()
+        await _apply(isolated_admin, stream_id, projection)
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)", projection
+        )
+    assert await waiting is True
+
+
+async def test_a_waiter_is_answered_from_the_notifications_alone(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves the notifications' `stream:version` lists answer a waiter without a
+    query: every projection notifies that it applied version 2 of the stream, and no
+    tracking row exists at all (a check by query could only answer False), yet the
+    waiter for version 2 answers True; the one for version 3 is still waiting."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    mark = waiter.mark()
+    second = asyncio.create_task(waiter.wait_for_stream(stream_id, 2, WAIT_S, mark))
+    third = asyncio.create_task(waiter.wait_for_stream(stream_id, 3, WAIT_S, mark))
+    await asyncio.sleep(0)  # both registered before the notifications
+    for projection in PROJECTIONS:
+        assert not second.done()
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)",
+            f"{projection} client-0:9 {stream_id}:2",
+        )
+    assert await second is True
+    assert not third.done()
+    third.cancel()
+
+
+async def test_a_waiter_is_not_answered_by_one_projection_s_notifications(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves one projection's word is not enough: a single projection notifies
+    version 5 of the stream twice; the waiter for version 1 stays waiting until the
+    other projections record it in their tracking rows and notify without a list
+    (as a projector of an earlier version does), and then answers True."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    first, *others = PROJECTIONS
+    mark = waiter.mark()
+    waiting = asyncio.create_task(waiter.wait_for_stream(stream_id, 1, WAIT_S, mark))
+    await asyncio.sleep(0)
+    await _apply(isolated_admin, stream_id, first)
+    for _ in range(2):
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)", f"{first} {stream_id}:5"
+        )
+
+    async def heard_both() -> bool:  # mark() counts the notifications heard
+        return waiter.mark() >= mark + 2
+
+    await wait_until(heard_both, "both notifications heard", WAIT_S)
+    assert not waiting.done()
+    for projection in others:
         await _apply(isolated_admin, stream_id, projection)
         await isolated_admin.execute(
             "SELECT pg_notify('ledger_projected', $1)", projection
