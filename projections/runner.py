@@ -147,23 +147,26 @@ WITH moved AS (
 SELECT pg_notify('ledger_projected', $7)
 """
 # A NOTIFY payload must stay under 8,000 bytes: the streams that do not fit are left
-# out (their waiters are then checked with a query, services/http/projection_wait.py).
+# out and a last item `+` says so (their waiters are then checked with a query,
+# services/http/projection_wait.py).
 NOTIFY_BYTES_MAX = 7_900
 
 
 def applied_payload(projection: str, applied: dict[str, int]) -> str:
-    """`ledger_projected`'s payload: the projection's name, then `stream:version` for
-    each stream the batch advanced (as many as fit), separated by spaces: what the
-    read-your-writes waiters are answered from without a query."""
-    parts = [projection]
-    size = len(projection.encode())
+    """`ledger_projected`'s payload: the projection's name, `;`, then `stream:version`
+    for each stream the batch advanced, separated by spaces (`+` last when they did
+    not all fit): what the read-your-writes waiters are answered from without a
+    query. An earlier version sent the name alone."""
+    items: list[str] = []
+    size = len(projection.encode()) + 3  # the `;` and room for ` +`
     for stream, version in applied.items():
-        part = f"{stream}:{version}"
-        size += len(part.encode()) + 1
+        item = f"{stream}:{version}"
+        size += len(item.encode()) + 1
         if size > NOTIFY_BYTES_MAX:
+            items.append("+")
             break
-        parts.append(part)
-    return " ".join(parts)
+        items.append(item)
+    return f"{projection};{' '.join(items)}"
 
 
 async def _track(

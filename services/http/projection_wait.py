@@ -4,22 +4,22 @@ Projectors NOTIFY `ledger_projected` when a batch commits, with their projection
 name and the `stream:version` of each stream the batch applied (projections/runner.
 applied_payload). One listening connection per process (services/bootstrap.
 read_your_writes_listener, served by services/http/listen_connection.py) receives
-them: a waiter whose version every projection has been heard to apply is answered
-at once, without a query. The others (a stream left out of a payload too long, a
-waiter that came after its notification, a projector of an earlier version) are
-resolved by a checker in one query (projections/progress.py).
+them and keeps the versions heard (the latest FACTS_MAX streams): a waiter whose
+version every projection has been heard to apply is answered at once, without a
+query, even one that comes after its notifications.
 
-A check costs a pooled round trip, so it is made only when it can succeed. A command
-takes a mark() before it is submitted; its events commit after the mark, and every
-projection applies them later still and then notifies. Notifications arrive in
-commit order, so until every projection has notified since the mark, the events are
-not applied everywhere and the waiter is not checked ("ripe", below). A waiter
-without a mark (a replay, an import, a query's minimum position) is checked at every
-wake. Nothing is lost by skipping: the notification of the last projection to apply
-the events wakes the checker with the waiter ripe. Should notifications stop (the
-connection is lost: every waiter is made ripe then, and again when it listens anew),
-the checker checks every waiter on a short timer, and at least every FULL_CHECK_S
-regardless, so a missed notification only delays, never hangs.
+A check by query (projections/progress.py) costs a pooled round trip, so it is made
+only when the notifications may not answer the waiter. A command takes a mark()
+before it is submitted; its events commit after the mark, and every projection
+applies them later still and then notifies. A waiter is checked only once every
+projection has notified since its mark ("ripe", below) and one of those
+notifications did not list all it applied (a list cut short, a projector of an
+earlier version that sends its name alone, a lost connection). A waiter without a
+mark (a replay, an import, a query's minimum position) is checked at every wake.
+Should notifications stop (the connection is lost: every waiter is made ripe then,
+and again when it listens anew), the checker checks every waiter on a short timer,
+and at least every FULL_CHECK_S regardless, so a missed notification only delays,
+never hangs.
 
 The checker is a process edge: any failure of a check (a lost connection, an API
 pool busy past its acquire timeout: PoolExhausted) is logged once per streak and
@@ -48,6 +48,10 @@ from services.http.listen_connection import ListenConnection
 
 POLL_S = 0.05
 FULL_CHECK_S = 1.0
+FACTS_MAX = 20_000  # streams whose applied versions are kept (about 4 MB at most)
+# The payload's shape (projections/runner.applied_payload): `name;stream:version ...`,
+# with a last item `+` when the list was cut short.
+LIST, MORE = ";", "+"
 log = logging.getLogger(__name__)
 
 
@@ -83,8 +87,11 @@ class ProjectionWaiter:
         # Notifications so far, and the count at each projection's latest one.
         self._notified = 0
         self._heard = dict.fromkeys(PROJECTIONS, 0)
-        # Per stream waited on, the version each projection was heard to apply.
+        # Per stream, the version each projection was heard to apply (the latest
+        # FACTS_MAX streams), and the count at the latest notification that did not
+        # list everything its batch applied.
         self._applied: dict[str, dict[str, int]] = {}
+        self._incomplete = 0
 
     async def start(self) -> None:
         self._listening.listen("ledger_projected", self._on_notify)
@@ -104,29 +111,36 @@ class ProjectionWaiter:
         return self._notified
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        name, *applied = payload.split(" ")
+        name, listed, applied = payload.partition(LIST)
         self._notified += 1
         # A name not in this process's registry counts for every projection.
         for projection in [name] if name in self._heard else list(self._heard):
             self._heard[projection] = self._notified
+        items = applied.split(" ") if applied else []
+        if not listed or name not in self._heard or MORE in items:
+            self._incomplete = self._notified  # what it applied is not all listed
         if name in self._heard:
-            self._note_applied(name, applied)
+            self._note_applied(name, items)
         self._wake.set()
 
-    def _note_applied(self, projection: str, applied: list[str]) -> None:
-        """Answer from a notification's `stream:version` list (projections/runner.
-        applied_payload): the versions the projection has applied, committed (a
-        NOTIFY is delivered only at COMMIT). A waiter every projection has been
-        heard to apply is answered without a query; only streams waited on are
-        kept, and only while they are."""
-        for item in applied:
+    def _note_applied(self, projection: str, items: list[str]) -> None:
+        """Keep a notification's `stream:version` list (projections/runner.
+        applied_payload): versions the projection has applied and committed (a NOTIFY
+        is delivered only at COMMIT), so they stay true. The waiters they satisfy are
+        answered at once; a waiter that comes later finds them here (the latest
+        FACTS_MAX streams are kept)."""
+        for item in items:
             stream_id, _, version_text = item.rpartition(":")
-            waiters = self._waiting.get(stream_id)
-            if not waiters or not version_text.isdigit():
+            if not version_text.isdigit():
                 continue
-            versions = self._applied.setdefault(stream_id, {})
+            versions = self._applied.pop(stream_id, None) or {}
+            self._applied[stream_id] = versions  # the most recent last
             versions[projection] = max(versions.get(projection, 0), int(version_text))
-            self._answer_heard(stream_id, waiters)
+            waiters = self._waiting.get(stream_id)
+            if waiters:
+                self._answer_heard(stream_id, waiters)
+        while len(self._applied) > FACTS_MAX:
+            del self._applied[next(iter(self._applied))]
 
     def _answer_heard(self, stream_id: str, waiters: list[_Waiter]) -> None:
         versions = self._applied.get(stream_id)
@@ -144,6 +158,7 @@ class ProjectionWaiter:
         else:
             self.api_keys.trust(conn)
         self._notified += 1
+        self._incomplete = self._notified
         self._heard = dict.fromkeys(self._heard, self._notified)
         self._wake.set()
 
@@ -161,7 +176,7 @@ class ProjectionWaiter:
         waiters = self._waiting.setdefault(stream_id, [])
         waiters.append(waiter)
         self._answer_heard(stream_id, [waiter])
-        if _ripe(waiter, self._heard_all()) and not waiter.future.done():
+        if not waiter.future.done() and self._worth_a_check(waiter, self._heard_all()):
             self._wake.set()
         # A timer answers False unless a check answered True first: no task, no
         # shield, per waiter.
@@ -194,7 +209,6 @@ class ProjectionWaiter:
         waiters[:] = [other for other in waiters if other is not waiter]
         if not waiters:
             self._waiting.pop(stream_id, None)
-            self._applied.pop(stream_id, None)
 
     async def _run(self) -> None:
         failing = False
@@ -231,10 +245,20 @@ class ProjectionWaiter:
             stream_id
             for stream_id, waiters in self._waiting.items()
             if any(
-                not waiter.future.done() and (everyone or _ripe(waiter, heard_all))
+                not waiter.future.done()
+                and (everyone or self._worth_a_check(waiter, heard_all))
                 for waiter in waiters
             )
         ]
+
+    def _worth_a_check(self, waiter: _Waiter, heard_all: int) -> bool:
+        """Whether a check by query may answer the waiter before the notifications
+        do: only once every projection has notified since its mark, and only if one
+        of those notifications did not list all it applied (a waiter without a mark
+        always is)."""
+        if waiter.mark is None:
+            return True
+        return _ripe(waiter, heard_all) and self._incomplete > waiter.mark
 
     async def _check(self, stream_ids: list[str]) -> None:
         applied = await progress.streams_applied(self._pool, stream_ids)

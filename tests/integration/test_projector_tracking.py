@@ -90,7 +90,7 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
     """Proves the batch's one tracking statement also moves a single partition's
     checkpoint (the frame's position, 40) and notifies, at COMMIT, the projection
     with each stream it advanced and the version reached; a duplicate batch notifies
-    the name alone and leaves the checkpoint where it is."""
+    an empty list and leaves the checkpoint where it is."""
     name = f"tracking-{uuid.uuid4().hex[:8]}"
 
     async def nothing(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
@@ -105,7 +105,7 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
         "ledger_projected", lambda *args: heard.put_nowait(args[3])
     )
     try:
-        for expected in (f"{name} {event.stream_id}:1", name):
+        for expected in (f"{name};{event.stream_id}:1", f"{name};"):
             async with conn.transaction():
                 await apply_in_transaction(
                     conn, projection, [event], PartitionProgress(1, {0: 40})

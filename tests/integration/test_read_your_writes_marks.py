@@ -100,7 +100,7 @@ async def test_a_waiter_is_answered_from_the_notifications_alone(
         assert not second.done()
         await isolated_admin.execute(
             "SELECT pg_notify('ledger_projected', $1)",
-            f"{projection} client-0:9 {stream_id}:2",
+            f"{projection};client-0:9 {stream_id}:2",
         )
     assert await second is True
     assert not third.done()
@@ -122,7 +122,7 @@ async def test_a_waiter_is_not_answered_by_one_projection_s_notifications(
     await _apply(isolated_admin, stream_id, first)
     for _ in range(2):
         await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", f"{first} {stream_id}:5"
+            "SELECT pg_notify('ledger_projected', $1)", f"{first};{stream_id}:5"
         )
 
     async def heard_both() -> bool:  # mark() counts the notifications heard
@@ -134,5 +134,44 @@ async def test_a_waiter_is_not_answered_by_one_projection_s_notifications(
         await _apply(isolated_admin, stream_id, projection)
         await isolated_admin.execute(
             "SELECT pg_notify('ledger_projected', $1)", projection
+        )
+    assert await waiting is True
+
+
+async def test_a_waiter_that_comes_after_its_notifications_is_answered_from_them(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves the versions heard are kept, not only for streams already waited on:
+    every projection notifies version 1 of a stream nobody waits for yet (and no
+    tracking row exists); a waiter that comes afterwards answers True at once."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    mark = waiter.mark()
+    for projection in PROJECTIONS:
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)", f"{projection};{stream_id}:1"
+        )
+
+    async def heard_all() -> bool:
+        return waiter.mark() >= mark + len(PROJECTIONS)
+
+    await wait_until(heard_all, "every notification heard", WAIT_S)
+    assert await waiter.wait_for_stream(stream_id, 1, WAIT_S, waiter.mark()) is True
+
+
+async def test_a_list_cut_short_sends_its_waiters_to_a_check(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves a list cut short (`+`: streams left out of a payload too long) hides
+    no version: every projection records version 1 in its tracking rows and
+    notifies a list that does not name the stream but is cut short; the waiter
+    answers True, from the tracking rows (a check by query)."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    mark = waiter.mark()
+    waiting = asyncio.create_task(waiter.wait_for_stream(stream_id, 1, WAIT_S, mark))
+    await asyncio.sleep(0)
+    for projection in PROJECTIONS:
+        await _apply(isolated_admin, stream_id, projection)
+        await isolated_admin.execute(
+            "SELECT pg_notify('ledger_projected', $1)", f"{projection};client-0:1 +"
         )
     assert await waiting is True
