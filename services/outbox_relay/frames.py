@@ -20,6 +20,8 @@ version.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
@@ -32,6 +34,9 @@ from shared.store.event_store import (
     read_after,
 )
 
+# How a lane reads the events after its cursor: read_after, or the relay's shared
+# reads (services/outbox_relay/reads.py).
+Read = Callable[..., Awaitable[list[tuple[Cursor, e.Envelope]]]]
 EXPRESS_BATCH = 500
 # At most this many positions are remembered ahead of the cursor; beyond, the lane
 # simply waits for the cursor (the projectors would dedupe the rest anyway).
@@ -53,9 +58,12 @@ FROM events WHERE transaction_id = (SELECT transaction_id FROM t)
 class FramesLane:
     """Publishes the frames lane's steps (relay.Publish); holds what it sent ahead."""
 
-    def __init__(self, frames: AbstractExchange, partitions: int) -> None:
+    def __init__(
+        self, frames: AbstractExchange, partitions: int, read: Read = read_after
+    ) -> None:
         self._frames = frames
         self._partitions = partitions
+        self._read = read
         self._ahead: set[int] = set()
         # Where express reading stands, and the end of the bulk transaction it was
         # reading past: a new bulk restarts it at that bulk's end (see _express).
@@ -68,7 +76,7 @@ class FramesLane:
     async def __call__(
         self, conn: asyncpg.Connection, cursor: Cursor, limit: int
     ) -> tuple[Cursor, int]:
-        batch = await read_after(conn, cursor, limit=limit)
+        batch = await self._read(conn, cursor, limit=limit)
         if not batch:
             return cursor, 0
         last = batch[-1][0]

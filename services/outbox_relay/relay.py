@@ -36,7 +36,8 @@ import msgspec
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from projections.registry import PROJECTIONS
-from services.outbox_relay.frames import FramesLane
+from services.outbox_relay.frames import FramesLane, Read
+from services.outbox_relay.reads import SharedReads
 from shared import pause_points
 from shared.bus import broker
 from shared.config import Settings
@@ -59,11 +60,15 @@ Publish = Callable[[asyncpg.Connection, Cursor, int], Awaitable[tuple[Cursor, in
 
 
 async def publish_events_next(
-    exchange: AbstractExchange, conn: asyncpg.Connection, cursor: Cursor, limit: int
+    exchange: AbstractExchange,
+    conn: asyncpg.Connection,
+    cursor: Cursor,
+    limit: int,
+    read: Read = read_after,
 ) -> tuple[Cursor, int]:
     """Publish the subscribers' messages of the next batch after `cursor` with
     confirms; returns (new cursor, count). The caller saves the cursor."""
-    batch = await read_after(conn, cursor, limit=limit)
+    batch = await read(conn, cursor, limit=limit)
     if not batch:
         return cursor, 0
     await broker.publish_confirmed(exchange, [event for _, event in batch])
@@ -90,6 +95,7 @@ class Relay:
         self._key = settings.hmac_key.encode()
         self._checkpoint_interval_s = settings.checkpoint_interval_s
         self._wakes = (asyncio.Event(), asyncio.Event())
+        self._reads = SharedReads()  # one read for both lanes where it can be
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -118,6 +124,7 @@ class Relay:
             await self._lanes(conn, frames_conn, exchange, frames, stop)
 
     def _on_notify(self, *_: object) -> None:
+        self._reads.notified()
         for wake in self._wakes:
             wake.set()
 
@@ -131,8 +138,13 @@ class Relay:
     ) -> None:
         """Run both lanes until `stop`; the first to fail fails the run (and the
         other is cancelled: its cursor is where its last confirmed batch left it)."""
-        events: Publish = partial(publish_events_next, exchange)
-        framed: Publish = FramesLane(frames, self._partitions)
+        reads = self._reads
+        events: Publish = partial(
+            publish_events_next, exchange, read=partial(reads.read, lane=self._name)
+        )
+        framed: Publish = FramesLane(
+            frames, self._partitions, partial(reads.read, lane=FRAMES)
+        )
         # An earlier version had one lane: the frames lane starts where it stood,
         # saved before either lane moves (else a subscribers' save followed by a
         # frames failure would start the frames lane past what it never sent).
