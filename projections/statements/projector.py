@@ -52,22 +52,68 @@ class Lines(msgspec.Struct):
     deposits_reversed: list[int] = msgspec.field(default_factory=list)
 
 
+# A COPY is two round trips (the COPY, then its rows), an INSERT one: the few lines
+# of a live frame are INSERTed from arrays, more than this many are COPYed.
+COPY_FROM_LINES = 64
+_COLUMN_TYPES = {
+    "transaction_id": "bigint",
+    "deposit_id": "bigint",
+    "business_id": "bigint",
+    "client_id": "bigint",
+    "entry_type": "text",
+    "amount_minor": "bigint",
+    "date": "date",
+    "description": "text",
+    "created_at": "timestamptz",
+    "position": "bigint",
+    "reversal_of": "bigint",
+    "reference": "text",
+}
+
+
+class _Table(msgspec.Struct, frozen=True):
+    """A lines table: its name, its columns in a line's order, and their INSERT."""
+
+    name: str
+    columns: tuple[str, ...]
+    insert: str
+
+
+def _table(name: str, columns: tuple[str, ...]) -> _Table:
+    arrays = ", ".join(f"${i}::{_COLUMN_TYPES[c]}[]" for i, c in enumerate(columns, 1))
+    insert = f"INSERT INTO {name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+    return _Table(name, columns, insert)
+
+
+_TRANSACTIONS = _table("rm_transactions", _TRANSACTION_COLUMNS)
+_DEPOSITS = _table("rm_deposits", _DEPOSIT_COLUMNS)
+
+
 async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
     """Insert every new line of the batch (a reversal is a line too), one statement
     per table, then mark the lines the batch reversed."""
     lines = batch_lines(events)
-    if lines.transactions:
-        await conn.copy_records_to_table(
-            "rm_transactions", records=lines.transactions, columns=_TRANSACTION_COLUMNS
-        )
-    if lines.deposits:
-        await conn.copy_records_to_table(
-            "rm_deposits", records=lines.deposits, columns=_DEPOSIT_COLUMNS
-        )
+    await _write_lines(conn, _TRANSACTIONS, lines.transactions)
+    await _write_lines(conn, _DEPOSITS, lines.deposits)
     if lines.transactions_reversed:
         await conn.execute(_TRANSACTIONS_REVERSED, lines.transactions_reversed)
     if lines.deposits_reversed:
         await conn.execute(_DEPOSITS_REVERSED, lines.deposits_reversed)
+
+
+async def _write_lines(
+    conn: asyncpg.Connection, table: _Table, lines: list[Line]
+) -> None:
+    if not lines:
+        return
+    if len(lines) > COPY_FROM_LINES:
+        await conn.copy_records_to_table(
+            table.name, records=lines, columns=table.columns
+        )
+        return
+    await conn.execute(
+        table.insert, *(list(column) for column in zip(*lines, strict=True))
+    )
 
 
 def batch_lines(events: Sequence[e.Envelope]) -> Lines:
