@@ -37,6 +37,7 @@ from aio_pika.abc import (
 from projections.checkpoints import PartitionProgress
 from projections.partition_claims import subscribe_in_turn
 from projections.runner import Projection, apply_batch, park, retry_parked
+from projections.tracked_versions import TrackedVersions
 from shared import pause_points
 from shared.bus import broker
 from shared.bus.partitions import partition_of_slot
@@ -87,6 +88,7 @@ class Projector:
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         # The partitions this run has received messages from (logged once each).
         self._receiving: set[int] = set()
+        self._tracked = TrackedVersions()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open the pool and connections, apply the parked events that now apply,
@@ -95,6 +97,7 @@ class Projector:
         # redelivers them on this run's channel.
         self._inbox = asyncio.Queue()
         self._receiving = set()
+        self._tracked = TrackedVersions()  # what this run's batches committed
         async with contextlib.AsyncExitStack() as opened:
             pool = await self._open_pool()
             opened.push_async_callback(pool.close)
@@ -176,13 +179,16 @@ class Projector:
         events = [event for delivery in batch for event in delivery.events]
         applied = 0
         try:
-            applied = await apply_batch(pool, self._projection, events, progress)
+            applied = await apply_batch(
+                pool, self._projection, events, progress, self._tracked
+            )
         except CONNECTION_ERRORS:
             raise  # nothing acked: the worker restarts and RabbitMQ redelivers
         except Exception:  # a process edge: find the event that fails
             log.exception(
                 "%s: batch failed; applying one by one", self._projection.name
             )
+            self._tracked.forget()  # what follows moves tracking rows on its own
             for event in events:
                 await self._apply_or_park(pool, event)
             # The checkpoints, past the parked events and the empty frames.

@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from projections.checkpoints import PartitionProgress, record_partitions
+from projections.tracked_versions import StaleTracking, TrackedVersions
 from shared import pause_points
 from shared.events import Envelope
 from shared.store.event_store import load_stream
@@ -53,17 +54,39 @@ async def apply_batch(
     projection: Projection,
     events: Sequence[Envelope],
     progress: PartitionProgress | None = None,
+    remembered: TrackedVersions | None = None,
 ) -> int:
     """Apply events in one transaction; returns how many were new (not duplicates).
 
     Without `progress` the projection's checkpoint moves to the batch's highest
     position; with it, the partitions' checkpoints move (projections/checkpoints.py).
+    With `remembered` (a live projector's), a batch whose streams it holds reads no
+    tracking rows; if one had moved, the batch is applied again from the rows.
     """
+    try:
+        return await _apply_batch(pool, projection, events, progress, remembered)
+    except StaleTracking:
+        assert remembered is not None
+        remembered.forget()
+        return await _apply_batch(pool, projection, events, progress, remembered)
+
+
+async def _apply_batch(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    events: Sequence[Envelope],
+    progress: PartitionProgress | None,
+    remembered: TrackedVersions | None,
+) -> int:
     async with pool.acquire() as conn, conn.transaction():
-        applied = await apply_in_transaction(conn, projection, events, progress)
+        applied = await apply_in_transaction(
+            conn, projection, events, progress, remembered
+        )
         if applied:
             await pause_points.pause("projector.before_commit")  # test-only
-        return applied
+    if remembered is not None:
+        remembered.committed()
+    return applied
 
 
 async def apply_in_transaction(
@@ -71,13 +94,16 @@ async def apply_in_transaction(
     projection: Projection,
     events: Sequence[Envelope],
     progress: PartitionProgress | None = None,
+    remembered: TrackedVersions | None = None,
 ) -> int:
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them)."""
     streams = sorted({event.stream_id for event in events})
-    # An empty frame (every partition gets one per relay batch) looks nothing up.
-    rows = await conn.fetch(_TRACKED, projection.name, streams) if streams else []
-    known = {row["stream_id"]: row["version"] for row in rows}
+    known = remembered.known(streams) if remembered is not None else None
+    if known is None:
+        # An empty frame (every partition gets one per relay batch) looks nothing up.
+        rows = await conn.fetch(_TRACKED, projection.name, streams) if streams else []
+        known = {row["stream_id"]: row["version"] for row in rows}
     tracked = dict(known)
     fresh: list[Envelope] = []
     # Awaits only to fill a gap: a coroutine per event costs when a batch holds
@@ -101,6 +127,8 @@ async def apply_in_transaction(
         # One partition: its checkpoint is the projection's own, moved by _TRACK.
         position, progress = progress.positions.get(0), None
     await _track(conn, projection.name, known, tracked, position)
+    if remembered is not None:
+        remembered.stage(tracked)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
     return len(fresh)
@@ -121,19 +149,24 @@ async def _missing(
 
 # After the batch's read-model changes, in one statement (one round trip, which is
 # what a frame of a few events costs most): the tracking rows of the streams that
-# advanced, UPDATEd where the batch found them (and locked them) and INSERTed
-# where it did not; the projection's checkpoint, as checkpoints.record_position
-# moves it, when given ($6; with one partition, its checkpoint too); and the NOTIFY
-# that read-your-writes waiters wake on (sent at COMMIT), naming what the batch
-# applied ($7, applied_payload). Every data-modifying WITH runs, whether or not the
-# SELECT reads it. A plain INSERT, no upsert: had another transaction tracked one of
-# the new streams since, its unique violation fails this batch, which the projector
-# applies again, skipping what was applied; an upsert would have applied it twice.
+# advanced, UPDATEd where the batch found them (and locked them), only from the
+# version found ($8: one remembered instead of read may be stale, and then fewer
+# rows move: projections/tracked_versions.py), and INSERTed where it did not; the
+# projection's checkpoint, as checkpoints.record_position moves it, when given ($6;
+# with one partition, its checkpoint too); and the NOTIFY that read-your-writes
+# waiters wake on (sent at COMMIT), naming what the batch applied ($7,
+# applied_payload). Every data-modifying WITH runs, whether or not the SELECT reads
+# it. A plain INSERT, no upsert: had another transaction tracked one of the new
+# streams since, its unique violation fails this batch, which the projector applies
+# again, skipping what was applied; an upsert would have applied it twice.
 _TRACK = """
 WITH moved AS (
     UPDATE projection_tracking tracking SET version = moved.version
-    FROM unnest($2::text[], $3::integer[]) AS moved(stream_id, version)
+    FROM unnest($2::text[], $3::integer[], $8::integer[])
+         AS moved(stream_id, version, known)
     WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
+      AND tracking.version = moved.known
+    RETURNING 1
 ), new AS (
     INSERT INTO projection_tracking (projection, stream_id, version)
     SELECT $1, * FROM unnest($4::text[], $5::integer[])
@@ -144,7 +177,7 @@ WITH moved AS (
         position_last = greatest(projection_checkpoint.position_last,
                                  excluded.position_last)
 )
-SELECT pg_notify('ledger_projected', $7)
+SELECT pg_notify('ledger_projected', $7), (SELECT count(*) FROM moved) AS moved
 """
 # A NOTIFY payload must stay under 8,000 bytes: the streams that do not fit are left
 # out and a last item `+` says so (their waiters are then checked with a query,
@@ -186,7 +219,7 @@ async def _track(
     new = {
         stream: version for stream, version in tracked.items() if stream not in known
     }
-    await conn.execute(
+    row = await conn.fetchrow(
         _TRACK,
         projection,
         list(moved),
@@ -195,7 +228,10 @@ async def _track(
         list(new.values()),
         position,
         applied_payload(projection, moved | new),
+        [known[stream] for stream in moved],
     )
+    if row["moved"] != len(moved):  # a row not at the version known: moved since
+        raise StaleTracking()
 
 
 async def park(

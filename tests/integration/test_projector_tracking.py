@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Sequence
 
 import asyncpg
+import msgspec
 import pytest
 
 from projections.checkpoints import PartitionProgress
-from projections.runner import Projection, apply_in_transaction
+from projections.runner import Projection, apply_batch, apply_in_transaction
+from projections.tracked_versions import TrackedVersions
 from shared import events as e
 from tests.support.environment import Environment
 
@@ -123,3 +125,48 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
             await conn.execute(f"DELETE FROM {table} WHERE projection = $1", name)
         await conn.close()
         await listener.close()
+
+
+def _posted(stream_id: str, version: int) -> e.Envelope:
+    created = _created(stream_id)
+    return e.Envelope(**{**msgspec.structs.asdict(created), "version": version})
+
+
+async def test_a_stale_remembered_version_is_caught_and_applies_once(
+    isolated: Environment,
+) -> None:
+    """Proves the memory cannot apply an event twice: a projector remembers version
+    1 of a stream; another applies version 2 without it (as during a hand-over).
+    The first is then given versions 2 and 3: it takes 2 for new, its tracking
+    UPDATE finds the row moved, the batch rolls back and is applied again from the
+    rows. The read model holds versions 1, 2 and 3 once each, and the memory ends
+    at 3."""
+    name = f"tracking-{uuid.uuid4().hex[:8]}"
+    table = f"applied_{uuid.uuid4().hex[:8]}"
+
+    async def record(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
+        await conn.executemany(
+            f"INSERT INTO {table} VALUES ($1, $2)",
+            [(event.stream_id, event.version) for event in events],
+        )
+
+    projection = Projection(name, record)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    pool = await asyncpg.create_pool(isolated.admin_url, min_size=1, max_size=2)
+    await pool.execute(f"CREATE TABLE {table} (stream_id text, version int)")
+    try:
+        one, two, three = (_posted(stream_id, version) for version in (1, 2, 3))
+        assert await apply_batch(pool, projection, [one], None, remembered) == 1
+        assert remembered.known([stream_id]) == {stream_id: 1}
+        assert await apply_batch(pool, projection, [two]) == 1  # elsewhere
+        applied = await apply_batch(pool, projection, [two, three], None, remembered)
+        assert applied == 1
+        rows = await pool.fetch(f"SELECT version FROM {table} ORDER BY 1")
+        assert [row["version"] for row in rows] == [1, 2, 3]
+        assert remembered.known([stream_id]) == {stream_id: 3}
+    finally:
+        await pool.execute(f"DROP TABLE {table}")
+        for tracking in ("projection_tracking", "projection_checkpoint"):
+            await pool.execute(f"DELETE FROM {tracking} WHERE projection = $1", name)
+        await pool.close()
