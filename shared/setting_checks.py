@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
+EVENT_LOOPS = ("uvloop", "asyncio")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 AMQP_SCHEMES = ("amqp", "amqps")
 
@@ -97,6 +98,11 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
         yield (
             f"LEDGER_LOG_FORMAT={settings.log_format!r} is not one of "
             + ", ".join(LOG_FORMATS)
+        )
+    if settings.event_loop not in EVENT_LOOPS:
+        yield (
+            f"LEDGER_EVENT_LOOP={settings.event_loop!r} is not one of "
+            + ", ".join(EVENT_LOOPS)
         )
 
 

@@ -31,6 +31,7 @@ from services.cli.garbage_collector import collect_less
 from services.outbox_relay.relay import Relay
 from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store.postgres import shared_migrations
+from shared.worker import event_loop
 from shared.worker.loop import run_until_stopped
 
 log = logging.getLogger("ledger")
@@ -204,7 +205,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         serve(settings)
     else:
         collect_less()
-        asyncio.run(_run_worker(settings, args))
+        event_loop.run(_run_worker(settings, args), settings.event_loop)
     log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
 
 
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("business", "key"):
             return asyncio.run(admin_command(settings, args))
         elif args.command in ("replay", "audit"):
-            return asyncio.run(_replay_or_audit(settings, args))
+            return event_loop.run(_replay_or_audit(settings, args), settings.event_loop)
     except SettingsError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2

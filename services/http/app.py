@@ -28,6 +28,7 @@ from services.http.projection_wait import WAITER, ProjectionWaiter
 from services.query_api import app as query_api
 from shared.clock import Clock, clock_from
 from shared.config import Settings
+from shared.worker import event_loop
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -106,4 +107,4 @@ async def _serve_until_stopped(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     """`ledger api`: serve until SIGINT or SIGTERM (web.run_app cannot take the
     bounded site, so this is its loop, with the same graceful stop)."""
-    asyncio.run(_serve_until_stopped(settings))
+    event_loop.run(_serve_until_stopped(settings), settings.event_loop)

@@ -127,6 +127,10 @@ BAD_VALUES: list[tuple[dict[str, str], str]] = [
         {"LEDGER_LOG_FORMAT": "xml"},
         "LEDGER_LOG_FORMAT='xml' is not one of auto, json, text",
     ),
+    (
+        {"LEDGER_EVENT_LOOP": "trio"},
+        "LEDGER_EVENT_LOOP='trio' is not one of uvloop, asyncio",
+    ),
 ]
 
 
