@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
+from typing import cast
 
 import msgspec
 from aiohttp import web
@@ -67,8 +68,11 @@ class Refusal(asyncio.Protocol):
     def __init__(self) -> None:
         self._closing: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # A stream transport, though not an asyncio.WriteTransport by class on uvloop
+        # (whose transports subclass none of asyncio's): an isinstance() assertion
+        # failed there, and the connection was reset before the answer.
+        transport = cast(asyncio.WriteTransport, base)
         transport.write(BUSY_ANSWER)
         if transport.can_write_eof():
             transport.write_eof()

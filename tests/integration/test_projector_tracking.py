@@ -38,6 +38,12 @@ def _created(stream_id: str) -> e.Envelope:
     )
 
 
+async def _forget(conn: asyncpg.Connection | asyncpg.Pool, projection: str) -> None:
+    """Remove the test projection's tracking rows and checkpoints."""
+    for table in ("projection_tracking", "projection_checkpoint"):
+        await conn.execute(f"DELETE FROM {table} WHERE projection = $1", projection)
+
+
 async def test_a_new_stream_applied_by_two_transactions_at_once_is_applied_once(
     isolated: Environment,
 ) -> None:
@@ -80,8 +86,7 @@ async def test_a_new_stream_applied_by_two_transactions_at_once_is_applied_once(
         )
         assert tracked == 1
     finally:
-        for table in ("projection_tracking", "projection_checkpoint"):
-            await first.execute(f"DELETE FROM {table} WHERE projection = $1", name)
+        await _forget(first, name)
         await first.close()
         await second.close()
 
@@ -121,8 +126,7 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
             )
             assert checkpoint == 40
     finally:
-        for table in ("projection_tracking", "projection_checkpoint"):
-            await conn.execute(f"DELETE FROM {table} WHERE projection = $1", name)
+        await _forget(conn, name)
         await conn.close()
         await listener.close()
 
@@ -167,6 +171,5 @@ async def test_a_stale_remembered_version_is_caught_and_applies_once(
         assert remembered.known([stream_id]) == {stream_id: 3}
     finally:
         await pool.execute(f"DROP TABLE {table}")
-        for tracking in ("projection_tracking", "projection_checkpoint"):
-            await pool.execute(f"DELETE FROM {tracking} WHERE projection = $1", name)
+        await _forget(pool, name)
         await pool.close()

@@ -52,6 +52,11 @@ async def _apply(conn: asyncpg.Connection, stream_id: str, projection: str) -> N
     )
 
 
+async def _notify(conn: asyncpg.Connection, payload: str) -> None:
+    """A projector's `ledger_projected` notification (projections/runner.py)."""
+    await conn.execute("SELECT pg_notify('ledger_projected', $1)", payload)
+
+
 async def test_a_marked_waiter_is_answered_even_when_no_projection_notifies(
     waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
 ) -> None:
@@ -78,9 +83,7 @@ async def test_a_marked_waiter_is_answered_once_the_last_projection_notifies(
     for projection in PROJECTIONS:
         assert not waiting.done()
         await _apply(isolated_admin, stream_id, projection)
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", projection
-        )
+        await _notify(isolated_admin, projection)
     assert await waiting is True
 
 
@@ -98,10 +101,7 @@ async def test_a_waiter_is_answered_from_the_notifications_alone(
     await asyncio.sleep(0)  # both registered before the notifications
     for projection in PROJECTIONS:
         assert not second.done()
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)",
-            f"{projection};client-0:9 {stream_id}:2",
-        )
+        await _notify(isolated_admin, f"{projection};client-0:9 {stream_id}:2")
     assert await second is True
     assert not third.done()
     third.cancel()
@@ -121,9 +121,7 @@ async def test_a_waiter_is_not_answered_by_one_projection_s_notifications(
     await asyncio.sleep(0)
     await _apply(isolated_admin, stream_id, first)
     for _ in range(2):
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", f"{first};{stream_id}:5"
-        )
+        await _notify(isolated_admin, f"{first};{stream_id}:5")
 
     async def heard_both() -> bool:  # mark() counts the notifications heard
         return waiter.mark() >= mark + 2
@@ -132,9 +130,7 @@ async def test_a_waiter_is_not_answered_by_one_projection_s_notifications(
     assert not waiting.done()
     for projection in others:
         await _apply(isolated_admin, stream_id, projection)
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", projection
-        )
+        await _notify(isolated_admin, projection)
     assert await waiting is True
 
 
@@ -147,9 +143,7 @@ async def test_a_waiter_that_comes_after_its_notifications_is_answered_from_them
     stream_id = f"client-{uuid.uuid4().int % 10**12}"
     mark = waiter.mark()
     for projection in PROJECTIONS:
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", f"{projection};{stream_id}:1"
-        )
+        await _notify(isolated_admin, f"{projection};{stream_id}:1")
 
     async def heard_all() -> bool:
         return waiter.mark() >= mark + len(PROJECTIONS)
@@ -171,7 +165,5 @@ async def test_a_list_cut_short_sends_its_waiters_to_a_check(
     await asyncio.sleep(0)
     for projection in PROJECTIONS:
         await _apply(isolated_admin, stream_id, projection)
-        await isolated_admin.execute(
-            "SELECT pg_notify('ledger_projected', $1)", f"{projection};client-0:1 +"
-        )
+        await _notify(isolated_admin, f"{projection};client-0:1 +")
     assert await waiting is True
