@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 import msgspec
 
+from projections.applied_notice import applied_payload
 from projections.checkpoints import PartitionProgress, record_partitions
 from projections.tracked_versions import StaleTracking, TrackedVersions
 from shared import pause_points
@@ -95,9 +96,11 @@ async def apply_in_transaction(
     events: Sequence[Envelope],
     progress: PartitionProgress | None = None,
     remembered: TrackedVersions | None = None,
+    listed: bool = True,
 ) -> int:
     """apply_batch inside the caller's transaction (a rebuild applies to its own
-    tables: the connection's search_path names them)."""
+    tables: the connection's search_path names them, and passes `listed=False`: its
+    NOTIFY must not list versions the live tables do not have yet)."""
     streams = sorted({event.stream_id for event in events})
     known = remembered.known(streams) if remembered is not None else None
     if known is None:
@@ -126,7 +129,8 @@ async def apply_in_transaction(
     elif progress is not None and progress.partitions == 1:
         # One partition: its checkpoint is the projection's own, moved by _TRACK.
         position, progress = progress.positions.get(0), None
-    await _track(conn, projection.name, known, tracked, position)
+    payload = applied_payload(projection.name, tracked, known) if listed else None
+    await _track(conn, projection.name, known, tracked, position, payload)
     if remembered is not None:
         remembered.stage(tracked)
     if progress is not None:
@@ -155,10 +159,11 @@ async def _missing(
 # projection's checkpoint, as checkpoints.record_position moves it, when given ($6;
 # with one partition, its checkpoint too); and the NOTIFY that read-your-writes
 # waiters wake on (sent at COMMIT), naming what the batch applied ($7,
-# applied_payload). Every data-modifying WITH runs, whether or not the SELECT reads
-# it. A plain INSERT, no upsert: had another transaction tracked one of the new
-# streams since, its unique violation fails this batch, which the projector applies
-# again, skipping what was applied; an upsert would have applied it twice.
+# projections/applied_notice.py). Every data-modifying WITH runs, whether or not
+# the SELECT reads it. A plain INSERT, no upsert: had another transaction tracked
+# one of the new streams since, its unique violation fails this batch, which the
+# projector applies again, skipping what was applied; an upsert would have applied
+# it twice.
 _TRACK = """
 WITH moved AS (
     UPDATE projection_tracking tracking SET version = moved.version
@@ -179,27 +184,6 @@ WITH moved AS (
 )
 SELECT pg_notify('ledger_projected', $7), (SELECT count(*) FROM moved) AS moved
 """
-# A NOTIFY payload must stay under 8,000 bytes: the streams that do not fit are left
-# out and a last item `+` says so (their waiters are then checked with a query,
-# services/http/projection_wait.py).
-NOTIFY_BYTES_MAX = 7_900
-
-
-def applied_payload(projection: str, applied: dict[str, int]) -> str:
-    """`ledger_projected`'s payload: the projection's name, `;`, then `stream:version`
-    for each stream the batch advanced, separated by spaces (`+` last when they did
-    not all fit): what the read-your-writes waiters are answered from without a
-    query. An earlier version sent the name alone."""
-    items: list[str] = []
-    size = len(projection.encode()) + 3  # the `;` and room for ` +`
-    for stream, version in applied.items():
-        item = f"{stream}:{version}"
-        size += len(item.encode()) + 1
-        if size > NOTIFY_BYTES_MAX:
-            items.append("+")
-            break
-        items.append(item)
-    return f"{projection};{' '.join(items)}"
 
 
 async def _track(
@@ -208,6 +192,7 @@ async def _track(
     known: dict[str, int],
     tracked: dict[str, int],
     position: int | None,
+    payload: str | None,
 ) -> None:
     """Record what the batch applied (_TRACK): `known` are the tracked versions the
     batch found, `tracked` the versions it has applied up to."""
@@ -227,7 +212,7 @@ async def _track(
         list(new),
         list(new.values()),
         position,
-        applied_payload(projection, moved | new),
+        payload or projection,
         [known[stream] for stream in moved],
     )
     if row["moved"] != len(moved):  # a row not at the version known: moved since

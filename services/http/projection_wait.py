@@ -1,8 +1,8 @@
 """Read-your-writes: wait until the projections have applied a stream version.
 
 Projectors NOTIFY `ledger_projected` when a batch commits, with their projection's
-name and the `stream:version` of each stream the batch applied (projections/runner.
-applied_payload). One listening connection per process (services/bootstrap.
+name and the `stream:version` of each stream the batch applied (projections/
+applied_notice.py). One listening connection per process (services/bootstrap.
 read_your_writes_listener, served by services/http/listen_connection.py) receives
 them and keeps the versions heard (the latest FACTS_MAX streams): a waiter whose
 version every projection has been heard to apply is answered at once, without a
@@ -42,6 +42,7 @@ import asyncpg
 from aiohttp import web
 
 from projections import progress
+from projections.applied_notice import LIST, MORE
 from projections.registry import PROJECTIONS
 from services.http.api_key_cache import ApiKeyCache
 from services.http.listen_connection import ListenConnection
@@ -49,9 +50,6 @@ from services.http.listen_connection import ListenConnection
 POLL_S = 0.05
 FULL_CHECK_S = 1.0
 FACTS_MAX = 20_000  # streams whose applied versions are kept (about 4 MB at most)
-# The payload's shape (projections/runner.applied_payload): `name;stream:version ...`,
-# with a last item `+` when the list was cut short.
-LIST, MORE = ";", "+"
 log = logging.getLogger(__name__)
 
 
@@ -124,8 +122,8 @@ class ProjectionWaiter:
         self._wake.set()
 
     def _note_applied(self, projection: str, items: list[str]) -> None:
-        """Keep a notification's `stream:version` list (projections/runner.
-        applied_payload): versions the projection has applied and committed (a NOTIFY
+        """Keep a notification's `stream:version` list (projections/
+        applied_notice.py): versions the projection has applied and committed (a NOTIFY
         is delivered only at COMMIT), so they stay true. The waiters they satisfy are
         answered at once; a waiter that comes later finds them here (the latest
         FACTS_MAX streams are kept)."""

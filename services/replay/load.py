@@ -64,7 +64,7 @@ async def load(
             async with conn.transaction():
                 await conn.execute("SET LOCAL synchronous_commit = off")
                 for projection in projections:
-                    await apply_in_transaction(conn, projection, events)
+                    await apply_in_transaction(conn, projection, events, listed=False)
         except BaseException:
             decoding.cancel()
             raise

@@ -163,7 +163,7 @@ async def _apply_next(
     events = [event for _, event in batch]
     async with conn.transaction():
         for projection in projections:
-            await apply_in_transaction(conn, projection, events)
+            await apply_in_transaction(conn, projection, events, listed=False)
     return batch[-1][0], len(batch)
 
 

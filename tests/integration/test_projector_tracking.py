@@ -97,7 +97,8 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
     """Proves the batch's one tracking statement also moves a single partition's
     checkpoint (the frame's position, 40) and notifies, at COMMIT, the projection
     with each stream it advanced and the version reached; a duplicate batch notifies
-    an empty list and leaves the checkpoint where it is."""
+    an empty list and leaves the checkpoint where it is; a rebuild's batch
+    (`listed=False`: its tables are not live yet) notifies the bare name."""
     name = f"tracking-{uuid.uuid4().hex[:8]}"
 
     async def nothing(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
@@ -112,10 +113,21 @@ async def test_a_batch_notifies_what_it_applied_and_moves_one_partition_checkpoi
         "ledger_projected", lambda *args: heard.put_nowait(args[3])
     )
     try:
-        for expected in (f"{name};{event.stream_id}:1", f"{name};"):
+        second = _posted(event.stream_id, 2)
+        rounds = [
+            ([event], True, f"{name};{event.stream_id}:1"),
+            ([event], True, f"{name};"),  # a duplicate: nothing moved
+            ([event, second], False, name),  # a rebuild's: lists nothing
+        ]
+        for events, listed, expected in rounds:
             async with conn.transaction():
                 await apply_in_transaction(
-                    conn, projection, [event], PartitionProgress(1, {0: 40})
+                    conn,
+                    projection,
+                    events,
+                    PartitionProgress(1, {0: 40}),
+                    None,
+                    listed,
                 )
                 assert heard.empty()  # sent at COMMIT
             async with asyncio.timeout(10):

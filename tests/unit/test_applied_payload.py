@@ -1,14 +1,22 @@
-"""The projectors' `ledger_projected` payload (projections/runner.applied_payload):
+"""The projectors' `ledger_projected` payload (projections/applied_notice.py):
 what the read-your-writes waiters are answered from."""
 
 from __future__ import annotations
 
-from projections.runner import NOTIFY_BYTES_MAX, applied_payload
+from projections.applied_notice import NOTIFY_BYTES_MAX, applied_payload
 
 
 def test_the_payload_names_the_projection_then_each_stream_and_version() -> None:
     applied = {"client-7": 3, "category-2": 1}
     assert applied_payload("balances", applied) == "balances;client-7:3 category-2:1"
+
+
+def test_streams_the_batch_left_at_their_known_version_are_not_listed() -> None:
+    tracked = {"client-7": 3, "client-8": 2, "client-9": 1}
+    known = {"client-7": 2, "client-8": 2}
+    assert applied_payload("balances", tracked, known) == (
+        "balances;client-7:3 client-9:1"
+    )
 
 
 def test_a_batch_without_streams_names_only_the_projection() -> None:
