@@ -121,18 +121,22 @@ async def apply_in_transaction(
         tracked[event.stream_id] = event.version
     if not fresh and progress is None:
         return 0
-    if fresh:
-        await projection.apply(conn, fresh)
     position = None
     if fresh and progress is None:
         position = max(event.position for event in events)
     elif progress is not None and progress.partitions == 1:
         # One partition: its checkpoint is the projection's own, moved by _TRACK.
         position, progress = progress.positions.get(0), None
+    # Tracking first, read models after: a batch's first lock is on its tracking rows
+    # (read FOR UPDATE, or moved here from remembered versions), the order a replay's
+    # swap takes them in (services/replay/rebuild._lock), so neither can deadlock the
+    # other; and a stale memory fails the batch before any read-model work.
     payload = applied_payload(projection.name, tracked, known) if listed else None
     await _track(conn, projection.name, known, tracked, position, payload)
     if remembered is not None:
         remembered.stage(tracked)
+    if fresh:
+        await projection.apply(conn, fresh)
     if progress is not None:
         await record_partitions(conn, projection.name, progress)
     return len(fresh)

@@ -139,6 +139,8 @@ class ProjectionWaiter:
                 self._answer_heard(stream_id, waiters)
         while len(self._applied) > FACTS_MAX:
             del self._applied[next(iter(self._applied))]
+            # A waiter may have lost a fact it was half answered by: check by query.
+            self._incomplete = self._notified
 
     def _answer_heard(self, stream_id: str, waiters: list[_Waiter]) -> None:
         versions = self._applied.get(stream_id)

@@ -95,10 +95,13 @@ class Relay:
         self._key = settings.hmac_key.encode()
         self._checkpoint_interval_s = settings.checkpoint_interval_s
         self._wakes = (asyncio.Event(), asyncio.Event())
-        self._reads = SharedReads()  # one read for both lanes where it can be
+        # One read for both lanes where it can be; new in each run (a read of an
+        # earlier run may have failed with its connection, or be stale).
+        self._reads = SharedReads()
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._reads = SharedReads()
         async with contextlib.AsyncExitStack() as opened:
             conn = await self._open_leader_connection()
             opened.push_async_callback(conn.close)

@@ -50,8 +50,9 @@ async def test_a_new_stream_applied_by_two_transactions_at_once_is_applied_once(
     """A projection that only counts what it is given applies a new stream's first
     event in a transaction left open; a second transaction applies the same event
     meanwhile (neither sees the other's tracking row). The second waits on the
-    first's tracking row and fails when it commits, with a unique violation: the
-    event is applied by one committed transaction, not two."""
+    first's tracking row, which a batch writes before its read models, and fails
+    when it commits, with a unique violation, before applying anything: the event
+    is applied once, by one committed transaction."""
     name = f"tracking-{uuid.uuid4().hex[:8]}"
     applied: list[str] = []
 
@@ -75,7 +76,7 @@ async def test_a_new_stream_applied_by_two_transactions_at_once_is_applied_once(
             await opened.commit()
             with pytest.raises(asyncpg.UniqueViolationError):
                 await racing
-        assert applied == [event.stream_id] * 2
+        assert applied == [event.stream_id]
         async with second.transaction():  # applied again: now a duplicate
             assert await apply_in_transaction(second, projection, [event]) == 0
         tracked = await first.fetchval(
@@ -183,5 +184,41 @@ async def test_a_stale_remembered_version_is_caught_and_applies_once(
         assert remembered.known([stream_id]) == {stream_id: 3}
     finally:
         await pool.execute(f"DROP TABLE {table}")
+        await _forget(pool, name)
+        await pool.close()
+
+
+async def test_a_remembered_batch_locks_its_tracking_rows_before_its_read_models(
+    isolated: Environment,
+) -> None:
+    """Proves the lock order a replay's swap relies on (services/replay/rebuild._lock:
+    tracking first, then the read models), for a batch applied from remembered
+    versions too (it reads no tracking rows FOR UPDATE): by the time the
+    projection's apply runs, the batch's transaction already holds its lock on
+    projection_tracking, so a swap waiting for it never holds a read model the
+    batch then wants."""
+    name = f"tracking-{uuid.uuid4().hex[:8]}"
+    held: list[bool] = []
+
+    async def inspect(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
+        held.append(
+            await conn.fetchval(
+                "SELECT count(*) > 0 FROM pg_locks WHERE pid = pg_backend_pid()"
+                " AND relation = 'projection_tracking'::regclass"
+                " AND mode = 'RowExclusiveLock'"
+            )
+        )
+
+    projection = Projection(name, inspect)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    pool = await asyncpg.create_pool(isolated.admin_url, min_size=1, max_size=2)
+    try:
+        first, second = (_posted(stream_id, version) for version in (1, 2))
+        assert await apply_batch(pool, projection, [first], None, remembered) == 1
+        assert remembered.known([stream_id]) == {stream_id: 1}
+        assert await apply_batch(pool, projection, [second], None, remembered) == 1
+        assert held == [True, True]
+    finally:
         await _forget(pool, name)
         await pool.close()
