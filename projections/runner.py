@@ -18,6 +18,12 @@ import asyncpg
 import msgspec
 
 from projections.applied_notice import applied_payload
+from projections.batch_statement import (
+    Writes,
+    apply_in_one_statement,
+    fresh_events,
+    track,
+)
 from projections.checkpoints import PartitionProgress, record_partitions
 from projections.tracked_versions import StaleTracking, TrackedVersions
 from shared import pause_points
@@ -48,6 +54,8 @@ LATERAL (SELECT stream_id, version FROM projection_tracking
 class Projection(msgspec.Struct, frozen=True):
     name: str
     apply: Apply
+    # The common live batch as statements (projections/batch_statement.py).
+    writes: Writes | None = None
 
 
 async def apply_batch(
@@ -79,6 +87,9 @@ async def _apply_batch(
     progress: PartitionProgress | None,
     remembered: TrackedVersions | None,
 ) -> int:
+    alone = await _alone(pool, projection, events, progress, remembered)
+    if alone is not None:
+        return alone
     async with pool.acquire() as conn, conn.transaction():
         applied = await apply_in_transaction(
             conn, projection, events, progress, remembered
@@ -88,6 +99,29 @@ async def _apply_batch(
     if remembered is not None:
         remembered.committed()
     return applied
+
+
+async def _alone(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    events: Sequence[Envelope],
+    progress: PartitionProgress | None,
+    remembered: TrackedVersions | None,
+) -> int | None:
+    """The batch in one statement without a transaction block, if it is a live one
+    of the common kind (projections/batch_statement.py); None if it is not."""
+    if remembered is None or projection.writes is None or not events:
+        return None
+    position: int | None = None
+    if progress is None:
+        position = max(event.position for event in events)
+    elif progress.partitions == 1:
+        position = progress.positions.get(0)
+    else:
+        return None  # the partitions' checkpoints: record_partitions
+    return await apply_in_one_statement(
+        pool, projection.name, projection.writes, events, position, remembered
+    )
 
 
 async def apply_in_transaction(
@@ -107,32 +141,26 @@ async def apply_in_transaction(
         # An empty frame (every partition gets one per relay batch) looks nothing up.
         rows = await conn.fetch(_TRACKED, projection.name, streams) if streams else []
         known = {row["stream_id"]: row["version"] for row in rows}
-    tracked = dict(known)
-    fresh: list[Envelope] = []
-    # Awaits only to fill a gap: a coroutine per event costs when a batch holds
+    # No await unless there is a gap: a coroutine per event costs when a batch holds
     # thousands (a frame, a replay).
-    for event in events:
-        version = tracked.get(event.stream_id, 0)
-        if event.version <= version:
-            continue  # applied before
-        if event.version > version + 1:
-            fresh += await _missing(conn, event, version)
-        fresh.append(event)
-        tracked[event.stream_id] = event.version
+    planned = fresh_events(events, known)
+    fresh, tracked = planned.events, planned.tracked
+    if planned.gaps:
+        fresh = await _filled(conn, fresh, known, planned.gaps)
     if not fresh and progress is None:
         return 0
     position = None
     if fresh and progress is None:
         position = max(event.position for event in events)
     elif progress is not None and progress.partitions == 1:
-        # One partition: its checkpoint is the projection's own, moved by _TRACK.
+        # One partition: its checkpoint is the projection's own, moved by track().
         position, progress = progress.positions.get(0), None
     # Tracking first, read models after: a batch's first lock is on its tracking rows
     # (read FOR UPDATE, or moved here from remembered versions), the order a replay's
     # swap takes them in (services/replay/rebuild._lock), so neither can deadlock the
     # other; and a stale memory fails the batch before any read-model work.
     payload = applied_payload(projection.name, tracked, known) if listed else None
-    await _track(conn, projection.name, known, tracked, position, payload)
+    await track(conn, projection.name, known, tracked, position, payload)
     if remembered is not None:
         remembered.stage(tracked)
     if fresh:
@@ -142,85 +170,28 @@ async def apply_in_transaction(
     return len(fresh)
 
 
-async def _missing(
-    conn: asyncpg.Connection, event: Envelope, version: int
-) -> list[Envelope]:
-    """The events of the stream between the tracked `version` and `event`, read from
-    the store: deliveries that never came (or not yet)."""
-    return await load_stream(
-        conn,
-        event.stream_id,
-        after_version=version,
-        up_to_version=event.version - 1,
-    )
-
-
-# After the batch's read-model changes, in one statement (one round trip, which is
-# what a frame of a few events costs most): the tracking rows of the streams that
-# advanced, UPDATEd where the batch found them (and locked them), only from the
-# version found ($8: one remembered instead of read may be stale, and then fewer
-# rows move: projections/tracked_versions.py), and INSERTed where it did not; the
-# projection's checkpoint, as checkpoints.record_position moves it, when given ($6;
-# with one partition, its checkpoint too); and the NOTIFY that read-your-writes
-# waiters wake on (sent at COMMIT), naming what the batch applied ($7,
-# projections/applied_notice.py). Every data-modifying WITH runs, whether or not
-# the SELECT reads it. A plain INSERT, no upsert: had another transaction tracked
-# one of the new streams since, its unique violation fails this batch, which the
-# projector applies again, skipping what was applied; an upsert would have applied
-# it twice.
-_TRACK = """
-WITH moved AS (
-    UPDATE projection_tracking tracking SET version = moved.version
-    FROM unnest($2::text[], $3::integer[], $8::integer[])
-         AS moved(stream_id, version, known)
-    WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
-      AND tracking.version = moved.known
-    RETURNING 1
-), new AS (
-    INSERT INTO projection_tracking (projection, stream_id, version)
-    SELECT $1, * FROM unnest($4::text[], $5::integer[])
-), checkpoint AS (
-    INSERT INTO projection_checkpoint (projection, position_last)
-    SELECT $1, $6::bigint WHERE $6::bigint IS NOT NULL
-    ON CONFLICT (projection) DO UPDATE SET updated_at = now(),
-        position_last = greatest(projection_checkpoint.position_last,
-                                 excluded.position_last)
-)
-SELECT pg_notify('ledger_projected', $7), (SELECT count(*) FROM moved) AS moved
-"""
-
-
-async def _track(
+async def _filled(
     conn: asyncpg.Connection,
-    projection: str,
+    fresh: list[Envelope],
     known: dict[str, int],
-    tracked: dict[str, int],
-    position: int | None,
-    payload: str | None,
-) -> None:
-    """Record what the batch applied (_TRACK): `known` are the tracked versions the
-    batch found, `tracked` the versions it has applied up to."""
-    moved = {
-        stream: version
-        for stream, version in tracked.items()
-        if stream in known and version != known[stream]
-    }
-    new = {
-        stream: version for stream, version in tracked.items() if stream not in known
-    }
-    row = await conn.fetchrow(
-        _TRACK,
-        projection,
-        list(moved),
-        list(moved.values()),
-        list(new),
-        list(new.values()),
-        position,
-        payload or projection,
-        [known[stream] for stream in moved],
-    )
-    if row["moved"] != len(moved):  # a row not at the version known: moved since
-        raise StaleTracking()
+    gaps: list[int],
+) -> list[Envelope]:
+    """The fresh events with each gap (Fresh.gaps) filled from the store, before
+    the event after it."""
+    filled: list[Envelope] = []
+    reached = dict(known)
+    gapped = set(gaps)
+    for index, event in enumerate(fresh):
+        if index in gapped:
+            filled += await load_stream(
+                conn,
+                event.stream_id,
+                after_version=reached.get(event.stream_id, 0),
+                up_to_version=event.version - 1,
+            )
+        filled.append(event)
+        reached[event.stream_id] = event.version
+    return filled
 
 
 async def park(

@@ -52,6 +52,11 @@ def arm(environ: Mapping[str, str]) -> None:
     _armed[:] = [point]
 
 
+def armed(point: str) -> bool:
+    """Whether the process will pause at `point` (not reached yet)."""
+    return point in _armed
+
+
 async def pause(point: str) -> None:
     """Hold here until SIGUSR1 if the process was armed at `point` (once only)."""
     if point not in _armed:

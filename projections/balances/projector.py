@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from projections.batch_statement import Write
 from projections.runner import Projection
 from shared import events as e
 from shared.domain import signed
@@ -100,8 +101,12 @@ def _add(sums: Sums, event: e.Envelope, payload: Posting) -> None:
 async def _flush(conn: asyncpg.Connection, sums: dict[int, Sums]) -> None:
     if not sums:
         return
-    await conn.execute(
-        _POSTINGS,
+    await conn.execute(_POSTINGS, *_postings_args(sums))
+    sums.clear()
+
+
+def _postings_args(sums: dict[int, Sums]) -> tuple[list[object], ...]:
+    return (
         list(sums),
         [item.debit_minor for item in sums.values()],
         [item.credit_minor for item in sums.values()],
@@ -109,7 +114,18 @@ async def _flush(conn: asyncpg.Connection, sums: dict[int, Sums]) -> None:
         [item.deposit_account_id for item in sums.values()],
         [item.version for item in sums.values()],
     )
-    sums.clear()
+
+
+def writes(events: Sequence[e.Envelope]) -> list[Write] | None:
+    """A batch of postings alone as one statement (projections/batch_statement.py);
+    None for a batch with any other event."""
+    sums: dict[int, Sums] = {}
+    for event in events:
+        payload = event.payload
+        if not isinstance(payload, POSTINGS):
+            return None
+        _add(sums.setdefault(payload.client_id, Sums()), event, payload)
+    return [Write(_POSTINGS, _postings_args(sums))]
 
 
 async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
@@ -256,4 +272,4 @@ async def _count(conn: asyncpg.Connection, category_id: int, change: int) -> Non
     )
 
 
-projection = Projection("balances", apply)
+projection = Projection("balances", apply, writes)

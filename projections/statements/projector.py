@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from projections.batch_statement import Write
 from projections.runner import Projection
 from shared import events as e
 
@@ -111,9 +112,24 @@ async def _write_lines(
             table.name, records=lines, columns=table.columns
         )
         return
-    await conn.execute(
-        table.insert, *(list(column) for column in zip(*lines, strict=True))
-    )
+    await conn.execute(table.insert, *_columns(lines))
+
+
+def _columns(lines: list[Line]) -> tuple[list[object], ...]:
+    return tuple(list(column) for column in zip(*lines, strict=True))
+
+
+def writes(events: Sequence[e.Envelope]) -> list[Write] | None:
+    """A batch's lines as INSERTs (projections/batch_statement.py); None for one
+    with a reversal (its UPDATE must see the lines inserted before it) or with more
+    lines than an INSERT takes."""
+    lines = batch_lines(events)
+    if lines.transactions_reversed or lines.deposits_reversed:
+        return None
+    tables = ((_TRANSACTIONS, lines.transactions), (_DEPOSITS, lines.deposits))
+    if any(len(rows) > COPY_FROM_LINES for _, rows in tables):
+        return None
+    return [Write(table.insert, _columns(rows)) for table, rows in tables if rows]
 
 
 def batch_lines(events: Sequence[e.Envelope]) -> Lines:
@@ -170,4 +186,4 @@ def _line(
     )
 
 
-projection = Projection("statements", apply)
+projection = Projection("statements", apply, writes)

@@ -1,0 +1,194 @@
+"""A live batch in one statement (projections/batch_statement.py): taken only for a
+remembered batch whose projection gives its writes, all or nothing even when its
+tracking check fails, and equal in effect to the general path."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from projections.batch_statement import Write
+from projections.runner import Projection, apply_batch
+from projections.tracked_versions import TrackedVersions
+from shared import events as e
+from tests.integration.test_projector_tracking import _forget, _posted
+from tests.support.environment import Environment
+
+
+class Recorder:
+    """A projection over a table of its own that records which path applied what:
+    `apply` (the general path) and `writes` (the one statement) insert the same
+    rows, and each notes the versions it was given."""
+
+    def __init__(self, table: str, writes_given: bool = True) -> None:
+        self.table = table
+        self.applied: list[list[int]] = []
+        self.written: list[list[int]] = []
+        self.writes_given = writes_given
+
+    async def apply(
+        self, conn: asyncpg.Connection, events: Sequence[e.Envelope]
+    ) -> None:
+        self.applied.append([event.version for event in events])
+        await conn.execute(self._insert(), *self._args(events))
+
+    def writes(self, events: Sequence[e.Envelope]) -> list[Write] | None:
+        self.written.append([event.version for event in events])
+        if not self.writes_given:
+            return None
+        return [Write(self._insert(), self._args(events))]
+
+    def _insert(self) -> str:
+        return (
+            f"INSERT INTO {self.table}"
+            " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[])"
+        )
+
+    def _args(self, events: Sequence[e.Envelope]) -> tuple[object, ...]:
+        return (
+            [event.stream_id for event in events],
+            [event.version for event in events],
+            [event.position for event in events],
+        )
+
+
+async def _setup(
+    environment: Environment, writes_given: bool = True
+) -> tuple[asyncpg.Pool, Recorder, Projection]:
+    recorder = Recorder(f"applied_{uuid.uuid4().hex[:8]}", writes_given)
+    pool = await asyncpg.create_pool(environment.admin_url, min_size=1, max_size=2)
+    await pool.execute(
+        f"CREATE TABLE {recorder.table} (stream_id text, version int, position bigint)"
+    )
+    name = f"one-statement-{uuid.uuid4().hex[:8]}"
+    return pool, recorder, Projection(name, recorder.apply, recorder.writes)
+
+
+async def _teardown(pool: asyncpg.Pool, recorder: Recorder, name: str) -> None:
+    await pool.execute(f"DROP TABLE {recorder.table}")
+    await _forget(pool, name)
+    await pool.close()
+
+
+def _at(stream_id: str, version: int, position: int) -> e.Envelope:
+    event = _posted(stream_id, version)
+    return e.Envelope(**{**_fields(event), "position": position})
+
+
+def _fields(event: e.Envelope) -> dict[str, object]:
+    return {field: getattr(event, field) for field in event.__struct_fields__}
+
+
+async def test_a_remembered_batch_is_written_in_one_statement_with_its_bookkeeping(
+    isolated: Environment,
+) -> None:
+    """The first batch of a stream is applied by the general path (nothing is
+    remembered yet); the next, remembered, by its writes alone (apply is not
+    called), with the tracking row, the checkpoint (its highest position) and the
+    NOTIFY listing the version reached, all visible together; the memory ends at
+    the new version."""
+    pool, recorder, projection = await _setup(isolated)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(isolated.admin_url)
+    await listener.add_listener(
+        "ledger_projected", lambda *args: heard.put_nowait(args[3])
+    )
+    try:
+        first = [_at(stream_id, 1, 11)]
+        assert await apply_batch(pool, projection, first, None, remembered) == 1
+        assert (recorder.applied, recorder.written) == ([[1]], [])
+        async with asyncio.timeout(10):
+            assert await heard.get() == f"{projection.name};{stream_id}:1"
+        later = [_at(stream_id, 2, 12), _at(stream_id, 3, 13)]
+        assert await apply_batch(pool, projection, later, None, remembered) == 2
+        assert (recorder.applied, recorder.written) == ([[1]], [[2, 3]])
+        async with asyncio.timeout(10):
+            assert await heard.get() == f"{projection.name};{stream_id}:3"
+        rows = await pool.fetch(f"SELECT version, position FROM {recorder.table}")
+        assert sorted(tuple(row) for row in rows) == [(1, 11), (2, 12), (3, 13)]
+        assert (
+            await pool.fetchval(
+                "SELECT version FROM projection_tracking"
+                " WHERE projection = $1 AND stream_id = $2",
+                projection.name,
+                stream_id,
+            )
+            == 3
+        )
+        assert (
+            await pool.fetchval(
+                "SELECT position_last FROM projection_checkpoint WHERE projection = $1",
+                projection.name,
+            )
+            == 13
+        )
+        assert remembered.known([stream_id]) == {stream_id: 3}
+    finally:
+        await listener.close()
+        await _teardown(pool, recorder, projection.name)
+
+
+async def test_a_stale_memory_fails_the_whole_statement_and_applies_once(
+    isolated: Environment,
+) -> None:
+    """Proves the tracking check and the writes are one unit: a projector remembers
+    version 1; version 2 is applied elsewhere (as during a hand-over); the first is
+    then given 2 and 3. Its one statement writes 2 and 3, finds the tracking row
+    moved and fails: none of its rows stay. The batch is applied again by the
+    general path, which writes 3 alone. Had the statement's writes survived the
+    failed check, 2 and 3 would each be there twice."""
+    pool, recorder, projection = await _setup(isolated)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    try:
+        one, two, three = (_at(stream_id, v, 10 + v) for v in (1, 2, 3))
+        assert await apply_batch(pool, projection, [one], None, remembered) == 1
+        assert await apply_batch(pool, projection, [two]) == 1  # elsewhere
+        assert await apply_batch(pool, projection, [two, three], None, remembered) == 1
+        assert recorder.written == [[2, 3]]  # the statement that failed
+        assert recorder.applied == [[1], [2], [3]]
+        rows = await pool.fetch(f"SELECT version FROM {recorder.table} ORDER BY 1")
+        assert [row["version"] for row in rows] == [1, 2, 3]
+        assert remembered.known([stream_id]) == {stream_id: 3}
+    finally:
+        await _teardown(pool, recorder, projection.name)
+
+
+async def test_a_batch_its_projection_cannot_write_so_takes_the_general_path(
+    isolated: Environment,
+) -> None:
+    """Writes that answer None (a reversal, too many lines, an event of another
+    kind), or a stream not remembered: each batch is applied by `apply` in a
+    transaction."""
+    pool, recorder, projection = await _setup(isolated, writes_given=False)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    try:
+        assert (
+            await apply_batch(
+                pool, projection, [_at(stream_id, 1, 11)], None, remembered
+            )
+            == 1
+        )
+        assert (
+            await apply_batch(
+                pool, projection, [_at(stream_id, 2, 12)], None, remembered
+            )
+            == 1
+        )
+        assert recorder.written == [[2]]  # asked, and declined
+        assert recorder.applied == [[1], [2]]
+        other = f"client-{uuid.uuid4().hex[:8]}"
+        assert (
+            await apply_batch(pool, projection, [_at(other, 1, 13)], None, remembered)
+            == 1
+        )
+        assert recorder.written == [[2]]  # a stream not remembered: not asked
+        assert recorder.applied == [[1], [2], [1]]
+    finally:
+        await _teardown(pool, recorder, projection.name)
