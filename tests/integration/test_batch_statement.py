@@ -192,3 +192,45 @@ async def test_a_batch_its_projection_cannot_write_so_takes_the_general_path(
         assert recorder.applied == [[1], [2], [1]]
     finally:
         await _teardown(pool, recorder, projection.name)
+
+
+async def test_a_batch_in_one_statement_locks_tracking_before_its_read_models(
+    isolated: Environment,
+) -> None:
+    """Proves the lock order a replay's swap relies on (services/replay/rebuild._lock:
+    tracking first, then the read models) for the one statement: while another
+    session holds projection_tracking EXCLUSIVE (as the swap does), a remembered
+    batch waits for it holding no lock on its read model's table; released, it
+    applies."""
+    pool, recorder, projection = await _setup(isolated)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = TrackedVersions()
+    swap = await asyncpg.connect(isolated.admin_url)
+    try:
+        first = [_at(stream_id, 1, 11)]
+        assert await apply_batch(pool, projection, first, None, remembered) == 1
+        async with swap.transaction():
+            await swap.execute("LOCK TABLE projection_tracking IN EXCLUSIVE MODE")
+            batch = asyncio.ensure_future(
+                apply_batch(pool, projection, [_at(stream_id, 2, 12)], None, remembered)
+            )
+            waiting = None
+            async with asyncio.timeout(10):
+                while waiting is None:
+                    await asyncio.sleep(0.02)
+                    waiting = await swap.fetchval(
+                        "SELECT pid FROM pg_locks WHERE NOT granted"
+                        " AND relation = 'projection_tracking'::regclass"
+                    )
+            held = await swap.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = $2::regclass",
+                waiting,
+                recorder.table,
+            )
+            assert held == 0
+            assert not batch.done()
+        assert await batch == 1
+        assert recorder.written == [[2]]
+    finally:
+        await swap.close()
+        await _teardown(pool, recorder, projection.name)

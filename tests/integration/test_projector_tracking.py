@@ -1,6 +1,6 @@
 """The runner's tracking rows: a stream first tracked by two transactions at once is
-applied by one of them only (projections/runner.py: new streams are INSERTed, never
-upserted)."""
+applied by one of them only (projections/batch_statement.py: new streams are
+INSERTed, never upserted)."""
 
 from __future__ import annotations
 
