@@ -223,7 +223,8 @@ async def test_a_batch_in_one_statement_locks_tracking_before_its_read_models(
                         " AND relation = 'projection_tracking'::regclass"
                     )
             held = await swap.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = $2::regclass",
+                "SELECT count(*) FROM pg_locks"
+                " WHERE pid = $1 AND relation = $2::regclass",
                 waiting,
                 recorder.table,
             )
