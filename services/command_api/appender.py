@@ -197,6 +197,7 @@ class Appender:
             events=[event for item in decided for event in item.new_events],
             names=[item.name for item in decided if item.name is not None],
             answer=answer,
+            keyed=any(item.submission.idempotency is not None for item in decided),
         )
         committed = await commit(conn, self._pool, write)
         return [answer.result for answer in committed.answers]

@@ -6,12 +6,17 @@ the new category names; append the events (which also returns the transaction id
 the writer's own record (an import's client_imports row); store the Idempotency-Key
 answers; COMMIT. Appending takes the commit-order lock (migration 0011: positions are
 drawn in commit order), held to the COMMIT, and sends the relay its NOTIFY (0013): so
-the names are claimed before it, and every writer holds it only for its own writes. A
-plain posting's batch is three round trips: BEGIN, INSERT, COMMIT.
+the names are claimed before it, and every writer holds it only for its own writes.
+
+A write of events alone (no name to claim, no check, no record, no Idempotency-Key
+answer to store: the plain postings) needs no transaction block: its INSERT is sent
+as one statement, its own transaction, one round trip instead of three (BEGIN,
+INSERT, COMMIT).
 
 A COMMIT whose reply is lost, or a connection lost once rows were written, leaves the
-outcome unknown: the server is then asked (`settled`) rather than guessed, so that a
-committed write is never answered as failed and written a second time.
+outcome unknown: the server is then asked (`settled`, `settled_alone`) rather than
+guessed, so that a committed write is never answered as failed and written a second
+time.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Write(msgspec.Struct, kw_only=True, frozen=True):
     events: Sequence[NewEvent] | CopyRows
     names: Sequence[NameClaim] = ()
     answer: Callable[[list[e.Envelope]], list[Answer]]
+    keyed: bool = True  # whether an answer carries an Idempotency-Key to store
     check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
     record: Callable[[asyncpg.Connection, list[e.Envelope]], Awaitable[None]] | None = (
         None
@@ -64,6 +70,8 @@ async def commit(
     """Write it all in one transaction on `conn` (a pooled connection; `pool` asks
     after a lost COMMIT). Raises what failed when nothing was committed, for the
     writer to retry or answer; CommitOutcomeUnknown when nobody can tell."""
+    if _alone(write):
+        return await _commit_alone(conn, pool, write)
     transaction_id: str | None = None
     committing = False
     committed = Committed([], [])
@@ -96,6 +104,68 @@ async def commit(
             raise  # aborted for certain: the writer may retry
         raise CommitFailed() from error
     return committed
+
+
+def _alone(write: Write) -> bool:
+    """Whether the write is its INSERT alone (a test holding a transaction open at
+    api.before_commit needs one)."""
+    return (
+        not isinstance(write.events, CopyRows)
+        and bool(write.events)
+        and not (write.names or write.keyed)
+        and write.check is None
+        and write.record is None
+        and not pause_points.armed("api.before_commit")
+    )
+
+
+async def _commit_alone(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, write: Write
+) -> Committed:
+    """The INSERT as one statement outside a transaction block: committed when it
+    returns. A connection lost meanwhile is settled by asking after its backend."""
+    assert not isinstance(write.events, CopyRows)
+    backend = conn.get_server_pid()
+    try:
+        stored = (await append_returning(conn, write.events)).stored
+    except CONNECTION_ERRORS as error:  # other errors: the statement failed, whole
+        stored = await settled_alone(pool, backend, write.events, error)
+    await pause_points.pause("api.after_commit")  # test-only, inert
+    return Committed(stored, write.answer(stored))
+
+
+async def settled_alone(
+    pool: asyncpg.Pool, backend: int, events: Sequence[NewEvent], cause: Exception
+) -> list[e.Envelope]:
+    """The events as stored, if the statement that lost its connection committed;
+    raises `cause` if it did not (the writer may retry), CommitOutcomeUnknown if
+    nobody can tell. Its backend is asked after first (pg_stat_activity): while it
+    is active (waiting for the commit-order lock, say) the statement may still
+    commit. Once it is idle or gone its outcome is final, and a later statement,
+    with a later snapshot, looks for the events."""
+    ids = [event.event_id for event in events]
+    for _ in range(SETTLE_ATTEMPTS):
+        try:
+            active = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE pid = $1 AND state = 'active'",
+                backend,
+            )
+            if not active:
+                rows = await pool.fetch(
+                    "SELECT event_id, position FROM events WHERE event_id = ANY($1)",
+                    ids,
+                )
+                break
+        except Exception as error:  # the outcome cannot be learned now
+            raise CommitOutcomeUnknown(error) from error
+        await asyncio.sleep(SETTLE_PAUSE_S)
+    else:
+        raise CommitOutcomeUnknown(cause)
+    if not rows:
+        raise cause
+    positions = {row["event_id"]: row["position"] for row in rows}
+    return [event.stored(positions[event.event_id]) for event in events]
 
 
 async def settled(pool: asyncpg.Pool, transaction_id: str, cause: Exception) -> bool:
