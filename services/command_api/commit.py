@@ -106,6 +106,12 @@ async def commit(
     return committed
 
 
+# Errors after which the statement may have committed: a lost connection, and the
+# server's operator interventions (class 57: a crash of another backend ends this
+# one at any moment, after its commit record was flushed too).
+_UNSETTLED = (*CONNECTION_ERRORS, asyncpg.OperatorInterventionError)
+
+
 def _alone(write: Write) -> bool:
     """Whether the write is its INSERT alone (a test holding a transaction open at
     api.before_commit needs one)."""
@@ -128,7 +134,7 @@ async def _commit_alone(
     backend = conn.get_server_pid()
     try:
         stored = (await append_returning(conn, write.events)).stored
-    except CONNECTION_ERRORS as error:  # other errors: the statement failed, whole
+    except _UNSETTLED as error:  # other errors: the statement failed, whole
         stored = await settled_alone(pool, backend, write.events, error)
     await pause_points.pause("api.after_commit")  # test-only, inert
     return Committed(stored, write.answer(stored))
@@ -140,15 +146,17 @@ async def settled_alone(
     """The events as stored, if the statement that lost its connection committed;
     raises `cause` if it did not (the writer may retry), CommitOutcomeUnknown if
     nobody can tell. Its backend is asked after first (pg_stat_activity): while it
-    is active (waiting for the commit-order lock, say) the statement may still
-    commit. Once it is idle or gone its outcome is final, and a later statement,
-    with a later snapshot, looks for the events."""
+    is active (waiting for the commit-order lock, say), or its state is not shown,
+    the statement may still commit. Once it is idle or gone its outcome is final,
+    and a later statement, with a snapshot taken after that, looks for the events
+    (one statement would take its snapshot before reading the activity, and could
+    miss a commit made in between)."""
     ids = [event.event_id for event in events]
     for _ in range(SETTLE_ATTEMPTS):
         try:
             active = await pool.fetchval(
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE pid = $1 AND state = 'active'",
+                " WHERE pid = $1 AND state IS DISTINCT FROM 'idle'",
                 backend,
             )
             if not active:
