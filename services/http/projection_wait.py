@@ -216,8 +216,12 @@ class ProjectionWaiter:
         checked_all_at = loop.time()
         while True:
             woken = False
+            # asyncio.timeout, not wait_for: under Python 3.11 wait_for returns an
+            # inner wait that completed as the task was cancelled and swallows the
+            # cancellation, and stop() then waited for ever.
             with contextlib.suppress(TimeoutError):
-                woken = await asyncio.wait_for(self._wake.wait(), POLL_S)
+                async with asyncio.timeout(POLL_S):
+                    woken = await self._wake.wait()
             self._wake.clear()
             if not self._waiting:
                 continue

@@ -179,8 +179,9 @@ class Subscriber(ClosedOnExit):
         tag = await self._queue.consume(inbox.put)
         try:
             while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(inbox.get(), 0.5)
+                try:  # not wait_for: under 3.11 it can swallow a cancellation
+                    async with asyncio.timeout(0.5):
+                        message = await inbox.get()
                 except TimeoutError:
                     continue
                 await self._on_message(message)

@@ -167,3 +167,24 @@ async def test_a_list_cut_short_sends_its_waiters_to_a_check(
         await _apply(isolated_admin, stream_id, projection)
         await _notify(isolated_admin, f"{projection};client-0:1 +")
     assert await waiting is True
+
+
+async def test_stop_ends_the_waiter_even_when_a_notification_wakes_it_at_once(
+    isolated: Environment, isolated_pool: asyncpg.Pool
+) -> None:
+    """A stop that comes with a notification (the wake set, then the task cancelled
+    in the same turn of the loop) ends the waiter. Under Python 3.11 the loop's
+    `asyncio.wait_for` returned the wake and swallowed the cancellation, so the loop
+    went on polling and `stop()` never returned: a test's app cleanup hung until
+    CI's deadline."""
+    listener = await bootstrap.read_your_writes_listener(isolated.settings)
+    try:
+        for _ in range(3):
+            waiter = ProjectionWaiter(isolated_pool, listener)
+            await waiter.start()
+            await asyncio.sleep(0)  # the loop waits for its wake
+            waiter._wake.set()
+            async with asyncio.timeout(WAIT_S):
+                await waiter.stop()
+    finally:
+        await listener.close()
