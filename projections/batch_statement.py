@@ -25,6 +25,7 @@ takes them in.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -86,6 +87,7 @@ def _statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
     return _TRACK.format(writes="".join(clauses)), args
 
 
+@functools.lru_cache(maxsize=64)  # a few texts and offsets; renumbered once each
 def _shifted(sql: str, by: int) -> str:
     return _PARAMETER.sub(lambda found: f"${int(found[1]) + by}", sql)
 
