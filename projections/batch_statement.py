@@ -13,14 +13,16 @@ unique violation fails the batch, which the projector applies again, skipping wh
 was applied; an upsert would have applied it twice.
 
 A live batch of the common kind (every stream remembered, no gap, one partition, and
-read-model changes its projection can give as statements: Projection.writes) goes
-further (apply_in_one_statement()): those statements join the same one as more WITH
-clauses, and it is sent without BEGIN or COMMIT, one round trip and one implicit
-transaction instead of four round trips. It is still all or nothing: the tracking
-check runs first (the SELECT reads `moved` before the other clauses run), and a
-failure anywhere rolls it all back. Its first lock is still on the tracking table
-(a statement locks its tables in the order it names them), the order a replay's swap
-takes them in.
+read-model changes each projection can give as statements: Projection.writes) goes
+further (apply_in_one_statement()): every projection the projector applies (balances
+and statements) is in the same one statement, each with its tracking clauses and its
+writes as more WITH clauses, and it is sent without BEGIN or COMMIT: one round trip
+and one commit for all the read models instead of four round trips per projection.
+It is still all or nothing: the tracking checks run first (the SELECT reads every
+`moved_n` before the other clauses run), and a failure anywhere rolls it all back.
+Its first locks are still on the tracking table (a statement locks its tables in the
+order it names them, and every tracking clause comes before the writes), the order a
+replay's swap takes them in.
 """
 
 from __future__ import annotations
@@ -49,83 +51,112 @@ class Write(msgspec.Struct, frozen=True):
 # each other's writes (they run on one snapshot), or None if it cannot give them so.
 Writes = Callable[[Sequence[Envelope]], list[Write] | None]
 
-_TRACK_PARAMETERS = 8
-_TRACK = """
-WITH moved AS (
+
+class Tracking(msgspec.Struct, frozen=True):
+    """What a batch applied of one projection: `known` are the tracked versions the
+    batch found, `tracked` the versions it has applied up to, `position` the
+    checkpoint to move to (None: not moved here), `payload` its NOTIFY's."""
+
+    projection: str
+    known: dict[str, int]
+    tracked: dict[str, int]
+    position: int | None
+    payload: str
+
+    def args(self) -> list[object]:
+        """The tracking clauses' seven parameters."""
+        known, tracked = self.known, self.tracked
+        moved = {
+            stream: version
+            for stream, version in tracked.items()
+            if stream in known and version != known[stream]
+        }
+        new = {
+            stream: version
+            for stream, version in tracked.items()
+            if stream not in known
+        }
+        return [
+            self.projection,
+            list(moved),
+            list(moved.values()),
+            list(new),
+            list(new.values()),
+            self.position,
+            [known[stream] for stream in moved],
+        ]
+
+
+_TRACK_PARAMETERS = 7
+# One projection's tracking clauses (`{n}` tells each projection's apart).
+_TRACK = """moved_{n} AS (
     UPDATE projection_tracking tracking SET version = moved.version
     FROM unnest($2::text[], $3::integer[], $7::integer[])
          AS moved(stream_id, version, known)
     WHERE tracking.projection = $1 AND tracking.stream_id = moved.stream_id
       AND tracking.version = moved.known
     RETURNING 1
-), new AS (
+), new_{n} AS (
     INSERT INTO projection_tracking (projection, stream_id, version)
     SELECT $1, * FROM unnest($4::text[], $5::integer[])
-), checkpoint AS (
+), checkpoint_{n} AS (
     INSERT INTO projection_checkpoint (projection, position_last)
     SELECT $1, $6::bigint WHERE $6::bigint IS NOT NULL
     ON CONFLICT (projection) DO UPDATE SET updated_at = now(),
         position_last = greatest(projection_checkpoint.position_last,
                                  excluded.position_last)
-){writes}
-SELECT CASE WHEN (SELECT count(*) FROM moved) = cardinality($2::text[])
-            THEN pg_notify('ledger_projected', $8)
+)"""
+_MOVED_ALL = "(SELECT count(*) FROM moved_{n}) = cardinality(${streams}::text[])"
+# Every NOTIFY, or the stale-tracking error if a row had moved (read first: the
+# writes run after the SELECT has read every `moved_{n}`).
+_NOTIFY = """
+SELECT CASE WHEN {moved_all}
+            THEN pg_notify('ledger_projected', payload)
             ELSE projection_tracking_stale() END
+FROM unnest(${payloads}::text[]) AS payload
 """
 _PARAMETER = re.compile(r"\$(\d+)")
 
 
-def _statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
-    """The tracking statement with `writes` as more WITH clauses (their parameters
-    renumbered after the tracking's eight), and those writes' arguments."""
+def _statement(
+    trackings: Sequence[Tracking], writes: Sequence[Write]
+) -> tuple[str, list[object]]:
+    """One statement: each projection's tracking clauses (their parameters numbered
+    after the ones before), then `writes` as more WITH clauses, then the NOTIFYs;
+    and its arguments."""
     clauses: list[str] = []
+    moved_all: list[str] = []
     args: list[object] = []
+    for number, tracking in enumerate(trackings):
+        clauses.append(_shifted(_TRACK.format(n=number), len(args)))
+        moved_all.append(_MOVED_ALL.format(n=number, streams=len(args) + 2))
+        args += tracking.args()
     for number, write in enumerate(writes):
-        shifted = _shifted(write.sql, _TRACK_PARAMETERS + len(args))
-        clauses.append(f", write_{number} AS ({shifted})")
+        clauses.append(f"write_{number} AS ({_shifted(write.sql, len(args))})")
         args += write.args
-    return _TRACK.format(writes="".join(clauses)), args
+    args.append([tracking.payload for tracking in trackings])
+    notify = _NOTIFY.format(moved_all=" AND ".join(moved_all), payloads=len(args))
+    return "WITH " + ",\n".join(clauses) + notify, args
 
 
 @functools.lru_cache(maxsize=64)  # a few texts and offsets; renumbered once each
 def _shifted(sql: str, by: int) -> str:
+    if not by:
+        return sql
     return _PARAMETER.sub(lambda found: f"${int(found[1]) + by}", sql)
 
 
 async def track(
     conn: asyncpg.Connection | asyncpg.Pool,
-    projection: str,
-    known: dict[str, int],
-    tracked: dict[str, int],
-    position: int | None,
-    payload: str | None,
+    trackings: Sequence[Tracking],
     writes: Sequence[Write] = (),
 ) -> None:
-    """Record what the batch applied, with `writes` if given: `known` are the tracked
-    versions the batch found, `tracked` the versions it has applied up to. Raises
-    StaleTracking (its statement failed, nothing of it written) if a row had moved."""
-    moved = {
-        stream: version
-        for stream, version in tracked.items()
-        if stream in known and version != known[stream]
-    }
-    new = {
-        stream: version for stream, version in tracked.items() if stream not in known
-    }
-    sql, args = _statement(writes)
+    """Record what the batch applied of each projection, with `writes` if given.
+    Raises StaleTracking (its statement failed, nothing of it written) if a row had
+    moved."""
+    sql, args = _statement(trackings, writes)
     try:
-        await conn.execute(
-            sql,
-            projection,
-            list(moved),
-            list(moved.values()),
-            list(new),
-            list(new.values()),
-            position,
-            [known[stream] for stream in moved],
-            payload or projection,
-            *args,
-        )
+        await conn.execute(sql, *args)
     except asyncpg.SerializationError as error:  # projection_tracking_stale()
         raise StaleTracking() from error
 
@@ -156,30 +187,48 @@ def fresh_events(events: Sequence[Envelope], known: dict[str, int]) -> Fresh:
     return Fresh(fresh, tracked, gaps)
 
 
+class Part(msgspec.Struct, frozen=True):
+    """One projection of a live batch applied in one statement: its name, its
+    read-model writes and the tracking versions its projector remembers."""
+
+    name: str
+    writes: Writes
+    remembered: TrackedVersions
+
+
 async def apply_in_one_statement(
     pool: asyncpg.Pool,
-    name: str,
-    writes: Writes,
+    parts: Sequence[Part],
     events: Sequence[Envelope],
     position: int | None,
-    remembered: TrackedVersions,
 ) -> int | None:
-    """Apply a live batch in one statement, without a transaction block, if it is of
-    the common kind; returns how many events were new, or None (nothing done) if
-    the batch needs the general path. `position` is the checkpoint to move to."""
+    """Apply a live batch to every part's projection in one statement, without a
+    transaction block, if it is of the common kind for each; returns how many events
+    were new, or None (nothing done) if the batch needs the general path. `position`
+    is the checkpoint to move each projection to."""
     if pause_points.armed("projector.before_commit"):  # a test holds a transaction
         return None
-    known = remembered.known({event.stream_id for event in events})
-    if known is None:
-        return None
-    fresh = fresh_events(events, known)
-    if fresh.gaps or not fresh.events:
-        return None
-    statements = writes(fresh.events)
-    if statements is None:
-        return None
-    payload = applied_payload(name, fresh.tracked, known)
-    remembered.stage(fresh.tracked)
-    await track(pool, name, known, fresh.tracked, position, payload, statements)
-    remembered.committed()
-    return len(fresh.events)
+    streams = {event.stream_id for event in events}
+    trackings: list[Tracking] = []
+    statements: list[Write] = []
+    applied = 0
+    for part in parts:
+        known = part.remembered.known(streams)
+        if known is None:
+            return None
+        fresh = fresh_events(events, known)
+        if fresh.gaps or not fresh.events:
+            return None
+        writes = part.writes(fresh.events)
+        if writes is None:
+            return None
+        statements += writes
+        applied = max(applied, len(fresh.events))
+        payload = applied_payload(part.name, fresh.tracked, known)
+        trackings.append(Tracking(part.name, known, fresh.tracked, position, payload))
+    for part, tracking in zip(parts, trackings, strict=True):
+        part.remembered.stage(tracking.tracked)
+    await track(pool, trackings, statements)
+    for part in parts:
+        part.remembered.committed()
+    return applied

@@ -1,18 +1,21 @@
-"""Hop 5: consume a projection's queues and apply events, exactly once in effect.
+"""Hop 5: consume the projectors' queues and apply events to every projection,
+exactly once in effect.
 
-A projection has LEDGER_PROJECTION_PARTITIONS queues (shared/bus/partitions.py), each
-with a single active consumer; every projector of the projection subscribes to all of
-them (projections/partition_claims.py orders the subscriptions so that several
-projectors share them), so each business is applied by one projector at a time, in
-order.
+The projectors have LEDGER_PROJECTION_PARTITIONS queues (shared/bus/partitions.py,
+named after projections/registry.QUEUES), each with a single active consumer; every
+projector subscribes to all of them (projections/partition_claims.py orders the
+subscriptions so that several projectors share them), so each business is applied by
+one projector at a time, in order.
 
 The relay sends each partition one frame per batch (shared/bus/broker.py): the
 partition's events of that batch, in order. Frames waiting in the queue are applied
-together, up to LEDGER_PROJECTOR_BATCH_SIZE_MAX events (a frame is never split), through
-the one apply path (projections/runner.py), then acked: a restarted projector resumes
-from its tracking rows, and RabbitMQ redelivers what was not acked. A message an earlier
-version left in the queue (one event, or a watermark) is applied the same way.
-The projector opens nothing itself: the CLI gives it
+together, up to LEDGER_PROJECTOR_BATCH_SIZE_MAX events (a frame is never split), to
+every projection in one transaction, through the one apply path
+(projections/runner.py), then acked: a restarted projector resumes from its tracking
+rows, and RabbitMQ redelivers what was not acked. A message an earlier version left
+in the queue (one event, or a watermark) is applied the same way, and so, once,
+are the frames an earlier version left in its per-projection queues
+(projections/legacy_queues.py). The projector opens nothing itself: the CLI gives it
 openers (services/bootstrap.py names and sizes what they open), and each run opens its
 pool and connections afresh, so a restart by shared/worker/loop.py after a failure
 reconnects.
@@ -24,10 +27,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
-import msgspec
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -35,8 +37,11 @@ from aio_pika.abc import (
 )
 
 from projections.checkpoints import PartitionProgress
+from projections.deliveries import Delivery, decoded, progress_of
+from projections.legacy_queues import drain_legacy_queues
 from projections.partition_claims import subscribe_in_turn
-from projections.runner import Projection, apply_batch, park, retry_parked
+from projections.registry import QUEUES
+from projections.runner import Projection, apply_together, park, retry_parked
 from projections.tracked_versions import TrackedVersions
 from shared import pause_points
 from shared.bus import broker
@@ -61,12 +66,12 @@ OpenBroker = Callable[[], Awaitable[AbstractRobustConnection]]
 
 
 class Projector:
-    """One projection's consumer: its partition queues, batches, acks after commit."""
+    """The projections' consumer: the partition queues, batches, acks after commit."""
 
     def __init__(
         self,
         settings: Settings,
-        projection: Projection,
+        projections: Sequence[Projection],
         *,
         open_pool: OpenPool,
         open_claims: OpenConnection,
@@ -75,29 +80,36 @@ class Projector:
         retry_delay_s: float = RETRY_DELAY_S,
     ) -> None:
         self._settings = settings
-        self._projection = projection
+        self._projections = tuple(projections)
         self._open_pool = open_pool
         self._open_claims = open_claims
         self._open_broker = open_broker
         self._attempts_max = attempts_max
         self._retry_delay_s = retry_delay_s
-        # Streams with an event parked in this run: their later events are parked at
-        # once (each would first retry the parked one), so one bad stream cannot hold
-        # the projection up again and again. retry_parked() frees them on restart.
-        self._parked_streams: set[str] = set()
+        # Per projection, streams with an event parked in this run: their later
+        # events are parked at once (each would first retry the parked one), so one
+        # bad stream cannot hold the projection up again and again. retry_parked()
+        # frees them on restart.
+        self._parked_streams: dict[str, set[str]] = {
+            projection.name: set() for projection in self._projections
+        }
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         # The partitions this run has received messages from (logged once each).
         self._receiving: set[int] = set()
-        self._tracked = TrackedVersions()
+        self._tracked = self._memories()
+
+    def _memories(self) -> dict[str, TrackedVersions]:
+        return {projection.name: TrackedVersions() for projection in self._projections}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Open the pool and connections, apply the parked events that now apply,
-        subscribe, and apply batches until `stop`; close all on the way out."""
+        """Open the pool and connections, apply the parked events that now apply and
+        what an earlier version's queues hold, subscribe, and apply batches until
+        `stop`; close all on the way out."""
         # Deliveries of an earlier run's channel cannot be acked any more: RabbitMQ
         # redelivers them on this run's channel.
         self._inbox = asyncio.Queue()
         self._receiving = set()
-        self._tracked = TrackedVersions()  # what this run's batches committed
+        self._tracked = self._memories()  # what this run's batches committed
         async with contextlib.AsyncExitStack() as opened:
             pool = await self._open_pool()
             opened.push_async_callback(pool.close)
@@ -106,14 +118,15 @@ class Projector:
             connection = await self._open_broker()
             opened.push_async_callback(connection.close)
             partitions = self._settings.projection_partitions
-            await retry_parked(pool, self._projection, partitions)
+            for projection in self._projections:
+                await retry_parked(pool, projection, partitions)
             queues = await self._declare_queues(connection)
+            await drain_legacy_queues(
+                self._settings, self._projections, pool, claims, connection
+            )
             subscribing = asyncio.create_task(
                 subscribe_in_turn(
-                    claims,
-                    self._projection.name,
-                    queues,
-                    lambda queue: queue.consume(self._inbox.put),
+                    claims, QUEUES, queues, lambda queue: queue.consume(self._inbox.put)
                 )
             )
             opened.push_async_callback(_cancel, subscribing)
@@ -125,8 +138,7 @@ class Projector:
     async def _declare_queues(
         self, connection: AbstractRobustConnection
     ) -> list[AbstractQueue]:
-        """The projection's partition queues, on a channel that prefetches a few
-        frames."""
+        """The partition queues, on a channel that prefetches a few frames."""
         settings = self._settings
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH_FRAMES)
@@ -135,7 +147,7 @@ class Projector:
             channel,
             exchange,
             settings.queue_prefix,
-            self._projection.name,
+            QUEUES,
             settings.projection_partitions,
         )
 
@@ -145,77 +157,48 @@ class Projector:
                 first = await self._inbox.get()
         except TimeoutError:
             return
-        batch = [await self._decoded(first)]
+        batch = [await decoded(first)]
         events = len(batch[0].events)
         while events < self._settings.projector_batch_size_max and (
             not self._inbox.empty()
         ):
-            batch.append(await self._decoded(self._inbox.get_nowait()))
+            batch.append(await decoded(self._inbox.get_nowait()))
             events += len(batch[-1].events)
         await self._handle(pool, batch)
-
-    async def _decoded(self, message: AbstractIncomingMessage) -> Delivery:
-        """A message's events: a frame's, a single event's (an earlier version's),
-        none for a watermark; a single message that is neither is rejected (logged).
-        A frame that does not decode (an event type from a newer writer, say) raises:
-        it holds many businesses' events and its position would move the checkpoint
-        past them all, so the projector stops, loudly, rather than drop them."""
-        if message.type == broker.FRAME_TYPE:
-            return Delivery(message, broker.frame_decoder.decode(message.body))
-        try:
-            if message.type == broker.WATERMARK_TYPE:
-                return Delivery(message, [])
-            return Delivery(message, [broker.envelope_decoder.decode(message.body)])
-        except msgspec.DecodeError:
-            log.error("rejecting a message that is no event: %s", message.message_id)
-            await message.reject(requeue=False)
-            return Delivery(message, [])
 
     async def _handle(self, pool: asyncpg.Pool, batch: list[Delivery]) -> None:
         started = time.monotonic()
         messages = [delivery.message for delivery in batch]
         self._note_partitions(messages)
-        progress = self._progress(messages)
+        progress = progress_of(messages, self._settings.projection_partitions)
         events = [event for delivery in batch for event in delivery.events]
+        projections = self._projections
         applied = 0
         try:
-            applied = await apply_batch(
-                pool, self._projection, events, progress, self._tracked
+            applied = await apply_together(
+                pool, projections, events, progress, self._tracked
             )
         except CONNECTION_ERRORS:
             raise  # nothing acked: the worker restarts and RabbitMQ redelivers
         except Exception:  # a process edge: find the event that fails
-            log.exception(
-                "%s: batch failed; applying one by one", self._projection.name
-            )
-            self._tracked.forget()  # what follows moves tracking rows on its own
-            for event in events:
-                await self._apply_or_park(pool, event)
+            log.exception("batch failed; applying one by one, each projection alone")
+            for memory in self._tracked.values():
+                memory.forget()  # what follows moves tracking rows on its own
+            for projection in projections:
+                for event in events:
+                    await self._apply_or_park(pool, projection, event)
             # The checkpoints, past the parked events and the empty frames.
-            await apply_batch(pool, self._projection, [], progress)
+            await apply_together(pool, projections, [], progress)
         if applied:
             await pause_points.pause("projector.after_commit")  # test-only
         delivered = [message for message in messages if not message.processed]
         if delivered:
             await delivered[-1].ack(multiple=True)
-            worker_metrics.projection_applied(
-                self._projection.name, len(events), time.monotonic() - started
-            )
-
-    def _progress(self, batch: list[AbstractIncomingMessage]) -> PartitionProgress:
-        """Per partition, the highest position the batch delivered (frames carry it
-        in their headers, as an earlier version's events and watermarks did): the
-        checkpoints move with these, never with the events' own positions, as a frame
-        may carry events from past its position (services/outbox_relay/frames.py)."""
-        partitions = self._settings.projection_partitions
-        positions: dict[int, int] = {}
-        for message in batch:
-            headers = message.headers or {}
-            slot, position = headers.get("business_slot"), headers.get("position")
-            if isinstance(slot, int) and isinstance(position, int):
-                partition = partition_of_slot(slot, partitions)
-                positions[partition] = max(positions.get(partition, 0), position)
-        return PartitionProgress(partitions=partitions, positions=positions)
+            duration_s = time.monotonic() - started
+            for projection in projections:
+                worker_metrics.projection_applied(
+                    projection.name, len(events), duration_s
+                )
 
     def _note_partitions(self, batch: list[AbstractIncomingMessage]) -> None:
         """Log each partition the first time this run receives from it: the
@@ -228,26 +211,25 @@ class Projector:
             partition = partition_of_slot(slot, partitions)
             if partition not in self._receiving:
                 self._receiving.add(partition)
-                log.info(
-                    "%s: receiving partition %d of %d",
-                    self._projection.name,
-                    partition,
-                    partitions,
-                )
+                log.info("receiving partition %d of %d", partition, partitions)
 
-    async def _apply_or_park(self, pool: asyncpg.Pool, event: Envelope) -> None:
-        """Apply one event, retrying with back-off (none after the last attempt); an
-        event that keeps failing is parked (recorded in projection_parked with its
-        error), so it stops only its own stream: the stream's later events are parked
-        at once, and all are retried when the projector starts again. Nothing is
-        dropped without a record. The caller acks the messages afterwards."""
+    async def _apply_or_park(
+        self, pool: asyncpg.Pool, projection: Projection, event: Envelope
+    ) -> None:
+        """Apply one event to one projection, retrying with back-off (none after the
+        last attempt); an event that keeps failing is parked (recorded in
+        projection_parked with its error), so it stops only its own stream in that
+        projection: the stream's later events are parked at once, and all are
+        retried when the projector starts again. Nothing is dropped without a
+        record. The caller acks the messages afterwards."""
         error: Exception | None = None
-        attempts = 0 if event.stream_id in self._parked_streams else self._attempts_max
+        parked = self._parked_streams[projection.name]
+        attempts = 0 if event.stream_id in parked else self._attempts_max
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
-                await apply_batch(pool, self._projection, [event], self._no_progress())
+                await apply_together(pool, [projection], [event], self._no_progress())
                 return
             except CONNECTION_ERRORS:
                 raise
@@ -255,26 +237,19 @@ class Projector:
                 error = failure
                 log.warning(
                     "%s: event %s failed (attempt %d): %r",
-                    self._projection.name,
+                    projection.name,
                     event.event_id,
                     attempt + 1,
                     failure,
                 )
-        self._parked_streams.add(event.stream_id)
+        parked.add(event.stream_id)
         reason = repr(error) if error else "an earlier event of its stream is parked"
-        await park(pool, self._projection.name, event, reason)
+        await park(pool, projection.name, event, reason)
 
     def _no_progress(self) -> PartitionProgress:
         """One event applied alone moves no checkpoint: the batch's progress is
         recorded once all its events are applied or parked."""
         return PartitionProgress(self._settings.projection_partitions, {})
-
-
-class Delivery(msgspec.Struct, frozen=True):
-    """A message and the events it carries (a frame's, one, or none)."""
-
-    message: AbstractIncomingMessage
-    events: list[Envelope]
 
 
 async def _cancel(task: asyncio.Task[int | None]) -> None:

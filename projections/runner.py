@@ -1,24 +1,27 @@
 """Hop 5's one apply path, for the live projectors (projections/consumer.py) and for a
 replay (services/replay/rebuild.py): apply events exactly once in effect.
 
-A batch's read-model changes and the projection's tracking rows (last version per
-stream) commit in one transaction. An event at or below the tracked version is a
-duplicate and is skipped; one above tracked + 1 means events are missing, and they are
-read from the event store and applied first. An event that keeps failing is parked
-(projection_parked, with its error), never dropped, and retried when its projector
-starts again.
+A batch's read-model changes and each projection's tracking rows (last version per
+stream) commit in one transaction: a live projector applies every projection in it
+(apply_together), a replay one projection at a time. An event at or below the tracked
+version is a duplicate for that projection and is skipped; one above tracked + 1 means
+events are missing, and they are read from the event store and applied first. An
+event that keeps failing is parked (projection_parked, with its error), never
+dropped, and retried when its projector starts again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 import msgspec
 
 from projections.applied_notice import applied_payload
 from projections.batch_statement import (
+    Part,
+    Tracking,
     Writes,
     apply_in_one_statement,
     fresh_events,
@@ -65,53 +68,77 @@ async def apply_batch(
     progress: PartitionProgress | None = None,
     remembered: TrackedVersions | None = None,
 ) -> int:
-    """Apply events in one transaction; returns how many were new (not duplicates).
+    """apply_together for one projection."""
+    memory = None if remembered is None else {projection.name: remembered}
+    return await apply_together(pool, [projection], events, progress, memory)
 
-    Without `progress` the projection's checkpoint moves to the batch's highest
+
+async def apply_together(
+    pool: asyncpg.Pool,
+    projections: Sequence[Projection],
+    events: Sequence[Envelope],
+    progress: PartitionProgress | None = None,
+    remembered: Mapping[str, TrackedVersions] | None = None,
+) -> int:
+    """Apply events to each of `projections` in one transaction; returns how many
+    were new (not duplicates) to the projection that had the most.
+
+    Without `progress` each projection's checkpoint moves to the batch's highest
     position; with it, the partitions' checkpoints move (projections/checkpoints.py).
-    With `remembered` (a live projector's), a batch whose streams it holds reads no
-    tracking rows; if one had moved, the batch is applied again from the rows.
+    With `remembered` (a live projector's, by projection), a batch whose streams it
+    holds reads no tracking rows; if one had moved, the batch is applied again from
+    the rows.
     """
     try:
-        return await _apply_batch(pool, projection, events, progress, remembered)
+        return await _apply(pool, projections, events, progress, remembered)
     except StaleTracking:
         assert remembered is not None
-        remembered.forget()
-        return await _apply_batch(pool, projection, events, progress, remembered)
+        for memory in remembered.values():
+            memory.forget()
+        return await _apply(pool, projections, events, progress, remembered)
 
 
-async def _apply_batch(
+async def _apply(
     pool: asyncpg.Pool,
-    projection: Projection,
+    projections: Sequence[Projection],
     events: Sequence[Envelope],
     progress: PartitionProgress | None,
-    remembered: TrackedVersions | None,
+    remembered: Mapping[str, TrackedVersions] | None,
 ) -> int:
-    alone = await _alone(pool, projection, events, progress, remembered)
+    alone = await _alone(pool, projections, events, progress, remembered)
     if alone is not None:
         return alone
+    applied = 0
     async with pool.acquire() as conn, conn.transaction():
-        applied = await apply_in_transaction(
-            conn, projection, events, progress, remembered
-        )
+        for projection in projections:
+            memory = None if remembered is None else remembered[projection.name]
+            new = await apply_in_transaction(conn, projection, events, progress, memory)
+            applied = max(applied, new)
         if applied:
             await pause_points.pause("projector.before_commit")  # test-only
-    if remembered is not None:
-        remembered.committed()
+    for memory in (remembered or {}).values():
+        memory.committed()
     return applied
 
 
 async def _alone(
     pool: asyncpg.Pool,
-    projection: Projection,
+    projections: Sequence[Projection],
     events: Sequence[Envelope],
     progress: PartitionProgress | None,
-    remembered: TrackedVersions | None,
+    remembered: Mapping[str, TrackedVersions] | None,
 ) -> int | None:
     """The batch in one statement without a transaction block, if it is a live one
     of the common kind (projections/batch_statement.py); None if it is not."""
-    if remembered is None or projection.writes is None or not events:
+    if remembered is None or not events:
         return None
+    parts: list[Part] = []
+    for projection in projections:
+        if projection.writes is None:
+            return None
+        parts.append(
+            Part(projection.name, projection.writes, remembered[projection.name])
+        )
     position: int | None = None
     if progress is None:
         position = max(event.position for event in events)
@@ -119,9 +146,7 @@ async def _alone(
         position = progress.positions.get(0)
     else:
         return None  # the partitions' checkpoints: record_partitions
-    return await apply_in_one_statement(
-        pool, projection.name, projection.writes, events, position, remembered
-    )
+    return await apply_in_one_statement(pool, parts, events, position)
 
 
 async def apply_in_transaction(
@@ -159,8 +184,9 @@ async def apply_in_transaction(
     # (read FOR UPDATE, or moved here from remembered versions), the order a replay's
     # swap takes them in (services/replay/rebuild._lock), so neither can deadlock the
     # other; and a stale memory fails the batch before any read-model work.
-    payload = applied_payload(projection.name, tracked, known) if listed else None
-    await track(conn, projection.name, known, tracked, position, payload)
+    name = projection.name
+    payload = applied_payload(name, tracked, known) if listed else name
+    await track(conn, [Tracking(name, known, tracked, position, payload)])
     if remembered is not None:
         remembered.stage(tracked)
     if fresh:

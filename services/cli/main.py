@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -45,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create the database if missing; apply migrations")
     sub.add_parser("api", help="serve the HTTP API (command and query routes)")
     sub.add_parser("relay", help="publish committed events to RabbitMQ")
-    projector = sub.add_parser("projector", help="run one projection's consumer")
-    projector.add_argument("--projection", choices=PROJECTIONS, required=True)
+    sub.add_parser("projector", help="apply the events to every read model")
 
     business = sub.add_parser("business", help="businesses").add_subparsers(
         dest="action", required=True
@@ -144,15 +144,15 @@ def wire_relay(settings: Settings) -> Relay:
 
 def wire_projector(
     settings: Settings,
-    projection: Projection,
+    projections: Sequence[Projection] = tuple(PROJECTIONS.values()),
     attempts_max: int = ATTEMPTS_MAX,
     retry_delay_s: float = RETRY_DELAY_S,
 ) -> Projector:
-    """A projector of `projection`, with openers for its pool, its partition-claims
-    connection and its broker connection."""
+    """A projector (of every projection, unless a test names a few), with openers
+    for its pool, its partition-claims connection and its broker connection."""
     return Projector(
         settings,
-        projection,
+        projections,
         open_pool=partial(bootstrap.projector_pool, settings),
         open_claims=partial(bootstrap.partition_claims_connection, settings),
         open_broker=partial(bootstrap.projector_broker, settings),
@@ -173,19 +173,12 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
         if args.command == "relay":
             await run_until_stopped(wire_relay(settings).run, stop)
         else:
-            projector = wire_projector(settings, PROJECTIONS[args.projection])
-            await run_until_stopped(projector.run, stop)
+            await run_until_stopped(wire_projector(settings).run, stop)
 
 
 # Long-running processes log to stdout (a container's log); admin commands to
 # stderr, so that their --json output on stdout stays clean.
 SERVER_COMMANDS = ("run", "api", "relay", "projector")
-
-
-def _role(args: argparse.Namespace) -> str:
-    if args.command == "projector":
-        return f"projector {args.projection}"
-    return str(args.command)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -194,7 +187,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from services.cli.processes import exit_with_supervisor
 
     exit_with_supervisor()
-    role = _role(args)
+    role = str(args.command)
     log.info("%s starting", role, extra={"event": "process.started", "role": role})
     if args.command == "api":
         from services.http.app import serve

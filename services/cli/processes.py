@@ -1,4 +1,4 @@
-"""`ledger run`: start every process (API, relay, one per projection) and keep them up.
+"""`ledger run`: start every process (API, relay, projector) and keep them up.
 
 Each process is a child running `ledger <role>`; one that dies is restarted after a
 short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
@@ -17,7 +17,6 @@ import threading
 import time
 from types import FrameType
 
-from projections.registry import PROJECTIONS
 from shared.parent_death import kill_me_with_parent
 
 log = logging.getLogger("ledger.supervisor")
@@ -32,7 +31,7 @@ def roles() -> list[list[str]]:
     return [
         ["api"],
         ["relay"],
-        *(["projector", "--projection", name] for name in PROJECTIONS),
+        ["projector"],
     ]
 
 

@@ -35,7 +35,7 @@ import asyncpg
 import msgspec
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
-from projections.registry import PROJECTIONS
+from projections.registry import QUEUES
 from services.outbox_relay.frames import FramesLane, Read
 from services.outbox_relay.reads import SharedReads
 from shared import pause_points
@@ -117,12 +117,11 @@ class Relay:
                 publisher_confirms=True, on_return_raises=True
             )
             exchange = await broker.declare_exchange(channel, self._exchange_name)
-            # The projections' queues exist before the first publish, so events
+            # The projectors' queues exist before the first publish, so events
             # published before a projector first starts wait for it in its queue.
-            for projection in PROJECTIONS:
-                await broker.declare_projection_queues(
-                    channel, exchange, self._queue_prefix, projection, self._partitions
-                )
+            await broker.declare_projection_queues(
+                channel, exchange, self._queue_prefix, QUEUES, self._partitions
+            )
             frames = await broker.declare_frames_exchange(channel, exchange)
             await self._lanes(conn, frames_conn, exchange, frames, stop)
 

@@ -41,7 +41,7 @@ def _role(pid: str) -> str:
         if "services.cli.main" in words
         else words
     )
-    return " ".join(word for word in tail if word != "--projection")
+    return " ".join(tail)
 
 
 def _machine_busy_s() -> float:

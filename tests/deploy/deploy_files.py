@@ -39,7 +39,7 @@ def ledger_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def long_running_commands() -> list[list[str]]:
-    """What `ledger run` starts, one process each: api, relay, one per projection."""
+    """What `ledger run` starts, one process each: api, relay, projector."""
     return sorted(roles())
 
 

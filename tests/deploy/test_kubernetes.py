@@ -156,11 +156,7 @@ def test_the_workers_probe_readyz_and_healthz_on_their_health_port() -> None:
     """The relay and the projectors serve no API: each sets LEDGER_HEALTH_PORT, names
     it as the container port `health`, and probes /readyz and /healthz there."""
     workers = {n: d for n, d in DEPLOYMENTS.items() if n != "ledger-api"}
-    assert sorted(workers) == [
-        "ledger-projector-balances",
-        "ledger-projector-statements",
-        "ledger-relay",
-    ]
+    assert sorted(workers) == ["ledger-projector", "ledger-relay"]
     for name, deployment in workers.items():
         container = _container(deployment)
         settings = load_settings(_configured_environment(container))
@@ -195,22 +191,18 @@ def test_every_container_requests_resources_and_runs_as_the_images_user() -> Non
         assert container["image"] == "ledger:0.1.0"
 
 
-def test_each_projection_runs_two_projectors_over_more_partitions() -> None:
-    """Two replicas per projection share its partitions (at least one each, so
-    neither is only a standby), rolled without a gap; the relay runs a standby beside
-    its leader (advisory lock)."""
-    projectors = [
-        d for name, d in DEPLOYMENTS.items() if name.startswith("ledger-projector-")
-    ]
-    assert len(projectors) == 2
+def test_two_projectors_share_more_partitions() -> None:
+    """Two projector replicas (each applies every projection) share the partitions
+    (at least one each, so neither is only a standby), rolled without a gap; the
+    relay runs a standby beside its leader (advisory lock)."""
+    projector = DEPLOYMENTS["ledger-projector"]
     partitions = load_settings(CONFIG).projection_partitions
     assert partitions == 4
-    for deployment in projectors:
-        assert deployment["spec"]["replicas"] == 2 <= partitions
-        assert deployment["spec"]["strategy"] == {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-        }
+    assert projector["spec"]["replicas"] == 2 <= partitions
+    assert projector["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert DEPLOYMENTS["ledger-relay"]["spec"]["replicas"] == 2
 
 
@@ -224,6 +216,9 @@ def test_each_deployments_selector_matches_its_pods() -> None:
 
 
 def test_a_command_ledger_does_not_know_is_refused() -> None:
-    """The command check is the CLI's own parser: an unknown projection fails it."""
+    """The command check is the CLI's own parser: an unknown projection fails it, and
+    so does the option an earlier version's projector took."""
     with pytest.raises(AssertionError, match="invalid choice: 'ledgers'"):
-        ledger_arguments(["projector", "--projection", "ledgers"])
+        ledger_arguments(["replay", "--projection", "ledgers"])
+    with pytest.raises(AssertionError, match="unrecognized arguments: --projection"):
+        ledger_arguments(["projector", "--projection", "balances"])

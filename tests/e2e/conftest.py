@@ -1,9 +1,9 @@
 """End to end: the real `ledger run` supervisor and its child processes, over HTTP.
 
 One session starts `python -m services.cli.main run` exactly as `make run` does
-(migrate, then API, relay and one projector per projection as child processes) against
-a throwaway database and uniquely named exchange and queues, on a free port. Tests
-drive it with aiohttp over real sockets and create their businesses with the real CLI.
+(migrate, then API, relay and the projector as child processes) against a throwaway
+database and uniquely named exchange and queues, on a free port. Tests drive it with
+aiohttp over real sockets and create their businesses with the real CLI.
 Everything that must become true is waited for on a deadline, never with a bare sleep.
 
 The service's output goes to `ledger-run.log` under pytest's temporary directory;

@@ -1,6 +1,6 @@
-"""Scale-out as real processes: three balances projectors share a partitioned
-projection and survive a SIGKILL of one of them, and a standby relay takes over from
-a killed leader without losing an event or ever publishing beside it.
+"""Scale-out as real processes: three projectors (each applying every projection)
+share the partitions and survive a SIGKILL of one of them, and a standby relay takes
+over from a killed leader without losing an event or ever publishing beside it.
 
 Commands go through an in-process Appender on the environment's database (the same
 write path the API uses, minus HTTP, to keep thousands of postings quick); the relay
@@ -26,6 +26,7 @@ from tests.e2e.deadlines import CLI_DEADLINE_S, START_DEADLINE_S, wait_until
 from tests.e2e.message_collector import collected_message_ids
 from tests.e2e.relay_lock import all_published, holders_are, lock_holders
 from tests.e2e.supervisor import REPOSITORY
+from tests.e2e.worker_figures import statement_sums
 from tests.e2e.worker_processes import (
     admin_connection,
     behind,
@@ -33,12 +34,12 @@ from tests.e2e.worker_processes import (
     killed_at_end,
     partitioned_environment,
     post_round,
-    ready_members,
     received_partitions,
     relayed,
     running_appender,
     sigkill,
     start_worker,
+    three_members,
 )
 from tests.integration.scenarios import create_client, id_of
 from tests.support.environment import Environment, free_port, service_environment
@@ -52,7 +53,7 @@ CATCH_UP_DEADLINE_S = 120.0
 
 @pytest.fixture
 async def scaled(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """An environment of its own with three partitions per projection."""
+    """An environment of its own with three partitions."""
     async with partitioned_environment(servers, "scale", PARTITIONS) as environment:
         yield environment
 
@@ -89,39 +90,27 @@ async def _businesses_over_all_partitions(scaled: Environment) -> list[int]:
     return businesses
 
 
-async def _three_balances_members(
+async def _three_projectors_and_the_relay(
     processes: list[subprocess.Popen[bytes]],
     env: dict[str, str],
     admin: asyncpg.Connection,
     tmp_path: Path,
 ) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
-    """Three balances projectors, a statements projector and the relay; returns once
-    each balances projector holds a partition of its own (its process and log)."""
-    logs = [tmp_path / f"balances-{index}.log" for index in range(3)]
-    projectors = [
-        start_worker(processes, ["projector", "--projection", "balances"], env, log)
-        for log in logs
-    ]
-    start_worker(
-        processes, ["projector", "--projection", "statements"], env, tmp_path / "s"
-    )
+    """Three projectors and the relay; returns once each projector holds a partition
+    of its own (its process and log)."""
+    stem = tmp_path / "projector"
+    projectors = await three_members(processes, env, admin, stem)
     start_worker(processes, ["relay"], env, tmp_path / "relay.log")
-
-    async def all_members_subscribed() -> bool:
-        for process, log in zip(projectors, logs, strict=True):
-            assert process.poll() is None, log.read_text()
-        members = await ready_members(admin, "balances")
-        return sorted(members) == [0, 1, 2] and len(set(members.values())) == 3
-
-    await wait_until(all_members_subscribed, START_DEADLINE_S, "three balances members")
+    logs = [stem.with_name(f"{stem.name}-{index}.log") for index in range(3)]
     return projectors, logs
 
 
-async def _assert_checkpoints_at_the_head_and_balances_exact(
+async def _assert_checkpoints_at_the_head_and_read_models_exact(
     admin: asyncpg.Connection, postings: int, expected: dict[int, list[int]]
 ) -> None:
     """Each projection's checkpoint is its partitions' lowest, every posting is
-    stored once, and every client's debit and credit are `expected`, to the cent."""
+    stored once, and every client's debit and credit are `expected`, to the cent, in
+    its balance and in its statement lines (one per posting)."""
 
     async def checkpoints_at_the_head() -> bool:
         head = await relayed(admin)
@@ -146,6 +135,10 @@ async def _assert_checkpoints_at_the_head_and_balances_exact(
         row["client_id"]: [int(row["debit_minor"]), int(row["credit_minor"])]
         for row in rows
     } == expected
+    lines = postings // len(expected)
+    assert await statement_sums(admin) == {
+        client: [debit, credit, lines] for client, (debit, credit) in expected.items()
+    }
 
 
 async def _assert_audit_verify_exits_0(env: dict[str, str]) -> None:
@@ -171,16 +164,19 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    """Three `ledger projector --projection balances` processes each subscribe to
-    their own partition first, so each one receives events; 2,000 postings across 200
-    clients of 8 businesses (spread over the 3 partitions) go in, and after half of
-    them, once every projector has received some, one projector is SIGKILLed. The
-    survivors take over its partition (RabbitMQ redelivers any unacked messages to
-    a standby), every stream reaches its head, `ledger audit verify` exits 0, and every
-    balance equals what the test posted, to the cent."""
+    """Three `ledger projector` processes (each applying both projections) each
+    subscribe to their own partition first, so each one receives events; 2,000
+    postings across 200 clients of 8 businesses (spread over the 3 partitions) go in,
+    and after half of them, once every projector has received some, one projector is
+    SIGKILLed. The survivors take over its partition (RabbitMQ redelivers any unacked
+    messages to a standby), every stream reaches its head in both projections,
+    `ledger audit verify` exits 0, and every balance and every client's statement
+    lines equal what the test posted, to the cent."""
     env = service_environment(scaled, free_port(), log_level="INFO")
     businesses = await _businesses_over_all_partitions(scaled)
-    projectors, logs = await _three_balances_members(processes, env, admin, tmp_path)
+    projectors, logs = await _three_projectors_and_the_relay(
+        processes, env, admin, tmp_path
+    )
     clients = [
         (business_id, await create_client(appender, business_id, f"Client {index}"))
         for business_id in businesses
@@ -211,7 +207,7 @@ async def test_three_projectors_share_the_partitions_and_a_sigkill_loses_nothing
         )
 
     await wait_until(caught_up, CATCH_UP_DEADLINE_S, "both projections at the head")
-    await _assert_checkpoints_at_the_head_and_balances_exact(
+    await _assert_checkpoints_at_the_head_and_read_models_exact(
         admin, len(clients) * POSTINGS_PER_CLIENT, expected
     )
     survivors = received_partitions(logs[1]) | received_partitions(logs[2])

@@ -4,9 +4,10 @@ there, then the figures are checked exactly.
 
 - The relay between its broker confirms and its cursor save: at-least-once, and
   only the killed batch twice.
-- A projector between its commit and its acks: the redelivered batch changes nothing.
-- One of three projectors inside a batch's transaction: the survivors apply its
-  partition in the relay's order.
+- A projector between its commit and its acks: the redelivered batch changes nothing
+  in either projection.
+- One of three projectors (each applying every projection) inside a batch's
+  transaction: the survivors apply its partition in the relay's order.
 
 Commands go through an in-process Appender (tests/e2e/worker_processes.py); the relay
 and the projectors are `python -m services.cli.main` processes, as in a deployment.
@@ -36,7 +37,6 @@ from tests.e2e.worker_figures import (
 )
 from tests.e2e.worker_processes import (
     admin_connection,
-    all_paused,
     behind,
     checkpoints,
     clients_over_partitions,
@@ -45,14 +45,15 @@ from tests.e2e.worker_processes import (
     partitioned_environment,
     paused,
     post_round,
-    projectors,
+    projector,
+    projector_log,
     ready_members,
     received_partitions,
     relayed,
     running_appender,
     sigkill,
     start_worker,
-    statements_members,
+    three_members,
 )
 from tests.support.environment import Environment, free_port, service_environment
 
@@ -69,7 +70,7 @@ RELAY_BATCH = 25
 
 @pytest.fixture
 async def scaled(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """An environment of its own with three partitions per projection."""
+    """An environment of its own with three partitions."""
     async with partitioned_environment(servers, "crash", PARTITIONS) as environment:
         yield environment
 
@@ -121,16 +122,10 @@ async def _relay_held_after_its_first_confirms(
     return held, killed_batch
 
 
-def _start_projectors_and_relay(
+def _start_projector_and_relay(
     processes: list[subprocess.Popen[bytes]], env: dict[str, str], logs: Path
 ) -> None:
-    for projection in ("balances", "statements"):
-        start_worker(
-            processes,
-            ["projector", "--projection", projection],
-            env,
-            logs / f"{projection}.log",
-        )
+    start_worker(processes, ["projector"], env, logs / "projector.log")
     start_worker(processes, ["relay"], env, logs / "relay.log")
 
 
@@ -160,7 +155,7 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
         await post_round(appender, clients, expected, rng)
         sigkill(held)
         assert await admin.fetchval(SUBSCRIBERS_CURSOR) == 0
-        _start_projectors_and_relay(processes, env, tmp_path)
+        _start_projector_and_relay(processes, env, tmp_path)
         await post_round(appender, clients, expected, rng)
         stored = await event_ids_in_relay_order(admin)
 
@@ -180,17 +175,18 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
     await assert_exact(admin, BUSINESSES, expected, 3)
 
 
-async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_batch(
+async def test_a_projector_killed_between_commit_and_ack_skips_the_redelivered_batch(
     servers: tuple[str, str],
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    """With the clients projected, two rounds of postings wait in the queue; a
-    balances and a statements projector each commit their first batch of postings and
-    are held before acking it, then SIGKILLed; RabbitMQ redelivers that batch to their
-    restarted processes, which skip it: every balance exact to the cent, every client
-    exactly 3 statement lines, every tracking row at its stream's head, the checkpoint
-    at the last position, nothing parked."""
+    """With the clients projected, two rounds of postings wait in the queue; the
+    projector commits its first batch of postings to both projections (one
+    transaction) and is held before acking it, then SIGKILLed; RabbitMQ redelivers
+    that batch to its restarted process, which skips it in both: every balance exact
+    to the cent, every client exactly 3 statement lines, every tracking row of both
+    projections at its stream's head, both checkpoints at the last position, nothing
+    parked."""
     async with (
         partitioned_environment(servers, "crash", 1) as environment,
         running_appender(environment) as appender,
@@ -201,10 +197,9 @@ async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_bat
             environment, appender, BUSINESSES, CLIENTS_EACH
         )
         start_worker(processes, ["relay"], env, tmp_path / "relay.log")
-        first = projectors(processes, env, tmp_path, "first")
+        first = projector(processes, env, tmp_path, "first")
         await wait_until(lambda: caught_up(admin), START_DEADLINE_S, "the clients")
-        for process in first.values():
-            sigkill(process)
+        sigkill(first)
         rng = random.Random(20)
         for _ in range(2):
             await post_round(appender, clients, expected, rng)
@@ -212,13 +207,16 @@ async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_bat
         await wait_until(
             lambda: equals(relayed(admin), last), CATCH_UP_DEADLINE_S, "all relayed"
         )
-        held = projectors(processes, env, tmp_path, "held", "projector.after_commit")
+        held = projector(processes, env, tmp_path, "held", "projector.after_commit")
+        held_log = projector_log(tmp_path, "held")
+
+        async def held_after_a_commit() -> bool:
+            return paused(held, held_log, "projector.after_commit")
+
         await wait_until(
-            lambda: all_paused(held, tmp_path, "held", "projector.after_commit"),
-            START_DEADLINE_S,
-            "both projectors held after a commit",
+            held_after_a_commit, START_DEADLINE_S, "the projector held after a commit"
         )
-        # The held batches are committed and carry postings.
+        # The held batch is committed, to both projections, and carries postings.
         assert await admin.fetchval("SELECT count(*) FROM rm_transactions") > 0
         assert (
             await admin.fetchval(
@@ -227,9 +225,8 @@ async def test_projectors_killed_between_commit_and_ack_skip_the_redelivered_bat
             > 0
         )
         await post_round(appender, clients, expected, rng)
-        for process in held.values():
-            sigkill(process)
-        projectors(processes, env, tmp_path, "restarted")
+        sigkill(held)
+        projector(processes, env, tmp_path, "restarted")
         await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "the head")
         await assert_exact(admin, BUSINESSES, expected, 3)
         last = await admin.fetchval("SELECT max(position) FROM events")
@@ -243,34 +240,29 @@ async def test_a_projector_killed_inside_a_batch_leaves_each_statement_in_relay_
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    """With the clients projected, three new statements projectors share the 3
-    partitions; one is held inside its first batch of postings' transaction (applied,
-    not committed) while two more rounds are posted, and is SIGKILLed there; the
-    survivors take its partition over and two more rounds follow. Each client's
-    statement lines, in the order their transactions committed, carry the positions
-    of its postings in the relay's order, strictly increasing; the store, balances,
-    statements and tracking rows are exact."""
+    """With the clients projected, three new projectors (each applying both
+    projections) share the 3 partitions; one is held inside its first batch of
+    postings' transaction (applied to both, not committed) while two more rounds are
+    posted, and is SIGKILLed there; the survivors take its partition over and two
+    more rounds follow. Each client's statement lines, in the order their
+    transactions committed, carry the positions of its postings in the relay's order,
+    strictly increasing; the store, balances, statements and both projections'
+    tracking rows are exact."""
     env = service_environment(scaled, free_port(), log_level="INFO")
     clients, expected = await clients_over_partitions(
         scaled, appender, BUSINESSES, CLIENTS_EACH
     )
     start_worker(processes, ["relay"], env, tmp_path / "relay.log")
-    balances_log = tmp_path / "balances.log"
-    start_worker(
-        processes, ["projector", "--projection", "balances"], env, balances_log
-    )
-    first = await statements_members(processes, env, admin, tmp_path / "first", "")
-    await wait_until(
-        lambda: equals(behind(admin, "statements"), 0), START_DEADLINE_S, "clients"
-    )
+    first = await three_members(processes, env, admin, tmp_path / "first")
+    await wait_until(lambda: caught_up(admin), START_DEADLINE_S, "clients")
     for process in first:
         sigkill(process)
     await wait_until(
-        lambda: equals(ready_members(admin, "statements"), {}),
+        lambda: equals(ready_members(admin), {}),
         START_DEADLINE_S,
         "the killed members' claims released",
     )
-    victim, *survivors = await statements_members(
+    victim, *survivors = await three_members(
         processes, env, admin, tmp_path / "second", "projector.before_commit"
     )
     rng = random.Random(30)
@@ -287,9 +279,9 @@ async def test_a_projector_killed_inside_a_batch_leaves_each_statement_in_relay_
         await post_round(appender, clients, expected, rng)
     await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "at the head")
     assert [survivor.poll() for survivor in survivors] == [None, None]
-    assert received_partitions(
-        tmp_path / "second-1.log", "statements"
-    ) | received_partitions(tmp_path / "second-2.log", "statements") == {0, 1, 2}
+    assert received_partitions(tmp_path / "second-1.log") | received_partitions(
+        tmp_path / "second-2.log"
+    ) == {0, 1, 2}
     in_relay_order = await relay_order(admin, clients)
     assert await applied_order(admin) == in_relay_order
     for positions in in_relay_order.values():

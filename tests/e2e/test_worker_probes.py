@@ -48,9 +48,7 @@ def _start_worker(
         )
 
 
-@pytest.mark.parametrize(
-    "command", [["relay"], ["projector", "--projection", "balances"]], ids=" ".join
-)
+@pytest.mark.parametrize("command", [["relay"], ["projector"]], ids=" ".join)
 async def test_a_worker_answers_its_probes_and_stops_on_sigterm(
     worker_environment: Environment, command: list[str], tmp_path: Path
 ) -> None:

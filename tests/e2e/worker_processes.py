@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 
 from projections.partition_claims import lock_key
+from projections.registry import QUEUES
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared import events as e
@@ -38,7 +39,8 @@ THIS_DATABASE = (
 async def partitioned_environment(
     servers: tuple[str, str], tag: str, partitions: int
 ) -> AsyncIterator[Environment]:
-    """An environment of its own with `partitions` partitions per projection."""
+    """An environment of its own with `partitions` partitions (the projectors'
+    queues, and each projection's checkpoints)."""
     environment = await create_environment(*servers, tag=tag, partitions=partitions)
     try:
         yield environment
@@ -111,9 +113,9 @@ def sigkill(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def received_partitions(log_path: Path, projection: str = "balances") -> set[int]:
+def received_partitions(log_path: Path) -> set[int]:
     """The partitions a projector's log says it received messages from."""
-    marker = f"{projection}: receiving partition "
+    marker = "receiving partition "  # projections/consumer.py, _note_partitions
     return {
         int(line.split(marker)[1].split()[0])
         for line in log_path.read_text().splitlines()
@@ -121,12 +123,13 @@ def received_partitions(log_path: Path, projection: str = "balances") -> set[int
     }
 
 
-async def ready_members(admin: asyncpg.Connection, projection: str) -> dict[int, int]:
-    """Partition -> backend pid of the projector that marked it ready (subscribed)."""
+async def ready_members(admin: asyncpg.Connection) -> dict[int, int]:
+    """Partition -> backend pid of the projector that marked it ready (subscribed):
+    the claims are keyed by the projectors' queues (projections/registry.QUEUES)."""
     rows = await admin.fetch(
         "SELECT objid::int8 AS partition, pid FROM pg_locks WHERE locktype = 'advisory'"
         " AND granted AND objsubid = 2 AND classid::int8 = $1" + THIS_DATABASE,
-        lock_key("ready", projection),
+        lock_key("ready", QUEUES),
     )
     return {int(row["partition"]): int(row["pid"]) for row in rows}
 
@@ -204,58 +207,53 @@ def paused(process: subprocess.Popen[bytes], log_path: Path, point: str) -> bool
     return f"test pause at {point}" in text  # shared/pause_points.py
 
 
-def projectors(
+def projector_log(tmp_path: Path, tag: str) -> Path:
+    return tmp_path / f"projector-{tag}.log"
+
+
+def projector(
     processes: list[subprocess.Popen[bytes]],
     env: dict[str, str],
     tmp_path: Path,
     tag: str,
     pause_at: str = "",
-) -> dict[str, subprocess.Popen[bytes]]:
-    """A balances and a statements projector, logging to PROJECTION-TAG.log."""
-    return {
-        projection: start_worker(
-            processes,
-            ["projector", "--projection", projection],
-            {**env, "LEDGER_TEST_PAUSE_AT": pause_at},
-            tmp_path / f"{projection}-{tag}.log",
-        )
-        for projection in ("balances", "statements")
-    }
-
-
-async def all_paused(
-    started: dict[str, subprocess.Popen[bytes]], tmp_path: Path, tag: str, point: str
-) -> bool:
-    return all(
-        paused(process, tmp_path / f"{projection}-{tag}.log", point)
-        for projection, process in started.items()
+) -> subprocess.Popen[bytes]:
+    """A projector (it applies every projection), logging to projector-TAG.log."""
+    return start_worker(
+        processes,
+        ["projector"],
+        {**env, "LEDGER_TEST_PAUSE_AT": pause_at},
+        projector_log(tmp_path, tag),
     )
 
 
-async def statements_members(
+async def three_members(
     processes: list[subprocess.Popen[bytes]],
     env: dict[str, str],
     admin: asyncpg.Connection,
     log_stem: Path,
-    pause_at: str,
+    pause_at: str = "",
 ) -> list[subprocess.Popen[bytes]]:
-    """Three statements projectors (the first armed at `pause_at`, logging to
-    STEM-0.log), once each has claimed a partition of its own."""
+    """Three projectors sharing the partitions (the first armed at `pause_at`, each
+    logging to STEM-INDEX.log), once each has claimed a partition of its own."""
+    logs = [log_stem.with_name(f"{log_stem.name}-{index}.log") for index in range(3)]
     started = [
         start_worker(
             processes,
-            ["projector", "--projection", "statements"],
+            ["projector"],
             {**env, "LEDGER_TEST_PAUSE_AT": pause_at if index == 0 else ""},
-            log_stem.with_name(f"{log_stem.name}-{index}.log"),
+            log,
         )
-        for index in range(3)
+        for index, log in enumerate(logs)
     ]
 
-    async def three_members() -> bool:
-        members = await ready_members(admin, "statements")
+    async def each_a_member() -> bool:
+        for process, log in zip(started, logs, strict=True):
+            assert process.poll() is None, log.read_text()
+        members = await ready_members(admin)
         return sorted(members) == [0, 1, 2] and len(set(members.values())) == 3
 
-    await wait_until(three_members, START_DEADLINE_S, "three statements members")
+    await wait_until(each_a_member, START_DEADLINE_S, "three projector members")
     return started
 
 

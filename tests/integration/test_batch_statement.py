@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from projections.batch_statement import Write
-from projections.runner import Projection, apply_batch
+from projections.runner import Projection, apply_batch, apply_together
 from projections.tracked_versions import TrackedVersions
 from shared import events as e
 from tests.integration.test_projector_tracking import _forget, _posted
@@ -58,18 +58,29 @@ class Recorder:
 async def _setup(
     environment: Environment, writes_given: bool = True
 ) -> tuple[asyncpg.Pool, Recorder, Projection]:
-    recorder = Recorder(f"applied_{uuid.uuid4().hex[:8]}", writes_given)
     pool = await asyncpg.create_pool(environment.admin_url, min_size=1, max_size=2)
+    return pool, *await _recording(pool, writes_given)
+
+
+async def _recording(
+    pool: asyncpg.Pool, writes_given: bool = True
+) -> tuple[Recorder, Projection]:
+    """A Recorder with its table, and its projection under a name of its own."""
+    recorder = Recorder(f"applied_{uuid.uuid4().hex[:8]}", writes_given)
     await pool.execute(
         f"CREATE TABLE {recorder.table} (stream_id text, version int, position bigint)"
     )
     name = f"one-statement-{uuid.uuid4().hex[:8]}"
-    return pool, recorder, Projection(name, recorder.apply, recorder.writes)
+    return recorder, Projection(name, recorder.apply, recorder.writes)
+
+
+async def _drop(pool: asyncpg.Pool, recorder: Recorder, name: str) -> None:
+    await pool.execute(f"DROP TABLE {recorder.table}")
+    await _forget(pool, name)
 
 
 async def _teardown(pool: asyncpg.Pool, recorder: Recorder, name: str) -> None:
-    await pool.execute(f"DROP TABLE {recorder.table}")
-    await _forget(pool, name)
+    await _drop(pool, recorder, name)
     await pool.close()
 
 
@@ -235,3 +246,55 @@ async def test_a_batch_in_one_statement_locks_tracking_before_its_read_models(
     finally:
         await swap.close()
         await _teardown(pool, recorder, projection.name)
+
+
+async def test_two_projections_in_one_statement_stand_or_fall_together(
+    isolated: Environment,
+) -> None:
+    """A projector applies every projection in one statement. Both remember version
+    1; version 2 is then applied to the second projection alone (as a replay's swap
+    might). Given 2 and 3, the one statement writes both projections, finds the
+    second's tracking row moved and fails: neither projection's rows stay (the first
+    would otherwise hold 2 and 3 twice). The general path then applies 2 and 3 to the
+    first and 3 to the second, in one transaction. The next batch, remembered again,
+    is one statement with a NOTIFY per projection."""
+    pool, first_recorder, first = await _setup(isolated)
+    second_recorder, second = await _recording(pool)
+    stream_id = f"client-{uuid.uuid4().hex[:8]}"
+    remembered = {first.name: TrackedVersions(), second.name: TrackedVersions()}
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(isolated.admin_url)
+    await listener.add_listener(
+        "ledger_projected", lambda *args: heard.put_nowait(args[3])
+    )
+    both = [first, second]
+    try:
+        one, two, three, four = (_at(stream_id, v, 10 + v) for v in (1, 2, 3, 4))
+        assert await apply_together(pool, both, [one], None, remembered) == 1
+        assert await apply_batch(pool, second, [two]) == 1  # elsewhere
+        assert await apply_together(pool, both, [two, three], None, remembered) == 2
+        assert first_recorder.written == [[2, 3]]  # the statement that failed
+        assert second_recorder.written == [[2, 3]]
+        assert first_recorder.applied == [[1], [2, 3]]
+        assert second_recorder.applied == [[1], [2], [3]]
+        for recorder in (first_recorder, second_recorder):
+            rows = await pool.fetch(f"SELECT version FROM {recorder.table} ORDER BY 1")
+            assert [row["version"] for row in rows] == [1, 2, 3]
+        while not heard.empty():
+            heard.get_nowait()
+        assert await apply_together(pool, both, [four], None, remembered) == 1
+        assert first_recorder.written[-1] == second_recorder.written[-1] == [4]
+        async with asyncio.timeout(10):
+            payloads = {await heard.get(), await heard.get()}
+        assert payloads == {f"{p.name};{stream_id}:4" for p in both}
+        tracked = await pool.fetch(
+            "SELECT projection, version FROM projection_tracking WHERE stream_id = $1",
+            stream_id,
+        )
+        assert sorted(tuple(row) for row in tracked) == sorted(
+            (p.name, 4) for p in both
+        )
+    finally:
+        await listener.close()
+        await _drop(pool, second_recorder, second.name)
+        await _teardown(pool, first_recorder, first.name)

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from projections.balances.projector import projection as balances
+from projections.registry import QUEUES
 from projections.runner import apply_batch
 from services.cli.main import wire_projector
 from services.command_api.appender import Appender
@@ -118,15 +119,15 @@ async def test_a_gap_in_deliveries_is_filled_from_the_event_store(
 async def exchange(
     isolated: Environment,
 ) -> AsyncIterator[aio_pika.abc.AbstractExchange]:
-    """The isolated frames exchange with the balances projector's queue already
-    declared, so nothing published before the projector starts is lost."""
+    """The isolated frames exchange with the projector's queue already declared, so
+    nothing published before the projector starts is lost."""
     connection = await aio_pika.connect(isolated.settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await broker.declare_exchange(channel, isolated.settings.exchange)
         settings = isolated.settings
         [queue] = await broker.declare_projection_queues(
-            channel, exchange, settings.queue_prefix, balances.name, 1
+            channel, exchange, settings.queue_prefix, QUEUES, 1
         )
         await queue.purge()
         yield await broker.declare_frames_exchange(channel, exchange)
@@ -141,7 +142,7 @@ async def test_a_restarted_projector_resumes_without_double_counting(
     isolated_business: dict[str, object],
     exchange: aio_pika.abc.AbstractExchange,
 ) -> None:
-    """A running balances Projector consumes events 1-3 from RabbitMQ and is stopped;
+    """A running Projector (of balances) consumes events 1-3 from RabbitMQ, stopped;
     the relay then "republishes" 1-3 with the new 4-5, and a new Projector applies only
     4 and 5: the balance is exactly 70.00 debit, 5.00 credit, and the queue drains."""
     postings: list[tuple[int, e.EntryType]] = [(1_000, "debit"), (2_000, "debit")]
@@ -152,7 +153,7 @@ async def test_a_restarted_projector_resumes_without_double_counting(
     async def run_projector_until(version: int, events: list[e.Envelope]) -> None:
         stop = asyncio.Event()
         task = asyncio.ensure_future(
-            wire_projector(isolated.settings, balances).run(stop)
+            wire_projector(isolated.settings, [balances]).run(stop)
         )
         try:
             bodies = [broker.envelope_body(event) for event in events]
@@ -182,7 +183,7 @@ async def test_a_restarted_projector_resumes_without_double_counting(
     connection = await aio_pika.connect(isolated.settings.amqp_url)
     try:
         channel = await connection.channel()
-        queue_name = isolated.settings.queue_prefix + balances.name
+        queue_name = isolated.settings.queue_prefix + QUEUES
 
         async def drained() -> bool:
             queue = await channel.declare_queue(queue_name, passive=True)

@@ -18,7 +18,9 @@ import pytest
 
 from projections.balances.projector import apply as apply_balances
 from projections.balances.projector import projection as balances
+from projections.registry import QUEUES
 from projections.runner import Projection, retry_parked
+from projections.statements.projector import projection as statements
 from services.cli.businesses import provision_business
 from services.cli.main import wire_projector, wire_relay
 from services.command_api.appender import Appender
@@ -81,11 +83,14 @@ def failing_for(stream_id: str) -> Projection:
 
 @asynccontextmanager
 async def running(ledger: Ledger, projection: Projection) -> AsyncIterator[None]:
-    """The real Relay and a Projector of `projection` (two attempts, 10 ms apart),
-    stopped when the block ends."""
+    """The real Relay and a Projector of `projection` and the real statements
+    projection (two attempts, 10 ms apart), stopped when the block ends."""
     stop = asyncio.Event()
     projector = wire_projector(
-        ledger.env.settings, projection, attempts_max=2, retry_delay_s=0.01
+        ledger.env.settings,
+        [projection, statements],
+        attempts_max=2,
+        retry_delay_s=0.01,
     )
     tasks = [
         asyncio.ensure_future(
@@ -127,10 +132,13 @@ async def _figures(pool: asyncpg.Pool, client_id: int) -> tuple[int, int, int] |
     return int(row["debit_minor"]), int(row["credit_minor"]), row["version"]
 
 
-async def _tracked(pool: asyncpg.Pool, stream_id: str) -> int | None:
+async def _tracked(
+    pool: asyncpg.Pool, stream_id: str, projection: str = "balances"
+) -> int | None:
     version: int | None = await pool.fetchval(
         "SELECT version FROM projection_tracking"
-        " WHERE projection = 'balances' AND stream_id = $1",
+        " WHERE projection = $1 AND stream_id = $2",
+        projection,
         stream_id,
     )
     return version
@@ -144,14 +152,14 @@ async def _customer_count(pool: asyncpg.Pool, business_id: int) -> int:
     return count
 
 
-async def _ready_messages(env: Environment, projection: str) -> int:
-    """Messages waiting in the projection's queue (none is held by a consumer: the
+async def _ready_messages(env: Environment) -> int:
+    """Messages waiting in the projectors' queue (none is held by a consumer: the
     projector has stopped, so an unacked delivery would be back in the queue)."""
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
         channel = await connection.channel()
         queue = await channel.declare_queue(
-            env.settings.queue_prefix + projection, passive=True
+            env.settings.queue_prefix + QUEUES, passive=True
         )
         return int(queue.declaration_result.message_count)
     finally:
@@ -206,8 +214,10 @@ async def test_a_failing_event_is_parked_with_its_error_and_acked_while_others_a
     assert await _figures(ledger.pool, healthy) == (12_345, 2_000, 3)
     assert await _figures(ledger.pool, poisoned) is None
     assert await _tracked(ledger.pool, e.client_stream(poisoned)) is None
+    # The same projector's statements projection applied the poisoned stream whole.
+    assert await _tracked(ledger.pool, e.client_stream(poisoned), "statements") == 3
     assert await _customer_count(ledger.pool, ledger.business_id) == 1
-    assert await _ready_messages(ledger.env, balances.name) == 0
+    assert await _ready_messages(ledger.env) == 0
 
 
 async def test_retry_parked_applies_the_parked_events_once_their_cause_is_gone(
@@ -259,4 +269,4 @@ async def test_a_restarted_projector_applies_the_parked_events_first(
     assert await _figures(ledger.pool, poisoned) == (50_000, 7_525, 3)
     assert await _figures(ledger.pool, healthy) == (12_345, 2_000, 3)
     assert await _customer_count(ledger.pool, ledger.business_id) == 2
-    assert await _ready_messages(ledger.env, balances.name) == 0
+    assert await _ready_messages(ledger.env) == 0

@@ -13,7 +13,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from projections.registry import PROJECTIONS
+from projections.registry import QUEUES
 from services.cli.businesses import provision_business
 from services.cli.main import wire_relay
 from services.command_api.appender import Appender
@@ -43,21 +43,19 @@ async def _frames_cursor(pool: asyncpg.Pool) -> int | None:
     return cursor
 
 
-async def _frames_in_queues(env: Environment) -> dict[str, list[list[int]]]:
-    """Each projection queue's frames, as the positions of their events (taken)."""
+async def _frames_in_queue(env: Environment) -> list[list[int]]:
+    """The projectors' queue's frames, as the positions of their events (taken)."""
     connection = await aio_pika.connect(env.settings.amqp_url)
-    found: dict[str, list[list[int]]] = {}
+    found: list[list[int]] = []
     try:
         channel = await connection.channel()
-        for projection in PROJECTIONS:
-            queue = await channel.declare_queue(
-                env.settings.queue_prefix + projection, passive=True
-            )
-            found[projection] = []
-            while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                assert message.type == broker.FRAME_TYPE
-                events = broker.frame_decoder.decode(message.body)
-                found[projection].append([event.position for event in events])
+        queue = await channel.declare_queue(
+            env.settings.queue_prefix + QUEUES, passive=True
+        )
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            assert message.type == broker.FRAME_TYPE
+            events = broker.frame_decoder.decode(message.body)
+            found.append([event.position for event in events])
     finally:
         await connection.close()
     return found
@@ -68,7 +66,7 @@ async def test_the_frames_lane_starts_where_the_one_lane_cursor_stood(
 ) -> None:
     """Proves the upgrade, with two businesses provisioned (two category.created
     events) and the one-lane cursor `main` saved at the first: the relay, run once,
-    sends each projection queue exactly one frame, holding only the second event,
+    sends the projectors' queue exactly one frame, holding only the second event,
     and saves the frames cursor at it."""
     settings = fresh.settings
     first = await provision_business(settings, f"One {uuid.uuid4().hex[:8]}")
@@ -98,9 +96,7 @@ async def test_the_frames_lane_starts_where_the_one_lane_cursor_stood(
             await relay
     finally:
         await pool.close()
-    assert await _frames_in_queues(fresh) == {
-        projection: [[positions[1]]] for projection in PROJECTIONS
-    }
+    assert await _frames_in_queue(fresh) == [[positions[1]]]
 
 
 async def _bulk_then_other(

@@ -1,5 +1,5 @@
-"""Nothing the relay sends the projectors is dropped as unroutable: it declares every
-projection's queue itself before publishing, so events published before any projector
+"""Nothing the relay sends the projectors is dropped as unroutable: it declares the
+projectors' queue itself before publishing, so events published before any projector
 has ever started wait in the queues, and a frame no queue takes fails its batch, which
 the relay publishes again once the queues are declared again."""
 
@@ -13,7 +13,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from projections.registry import PROJECTIONS
+from projections.registry import PROJECTIONS, QUEUES
 from services.cli.businesses import provision_business
 from services.cli.main import wire_relay
 from services.command_api.appender import Appender
@@ -36,18 +36,15 @@ async def fresh(servers: tuple[str, str]) -> AsyncIterator[Environment]:
     await drop_environment(env)
 
 
-async def _queued(env: Environment) -> dict[str, int]:
-    """Each projection queue's message count (a missing queue fails the test)."""
+async def _queued(env: Environment) -> int:
+    """The projectors' queue's message count (a missing queue fails the test)."""
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
         channel = await connection.channel()
-        counts: dict[str, int] = {}
-        for projection in PROJECTIONS:
-            queue = await channel.declare_queue(
-                env.settings.queue_prefix + projection, passive=True
-            )
-            counts[projection] = int(queue.declaration_result.message_count)
-        return counts
+        queue = await channel.declare_queue(
+            env.settings.queue_prefix + QUEUES, passive=True
+        )
+        return int(queue.declaration_result.message_count)
     finally:
         await connection.close()
 
@@ -80,21 +77,20 @@ async def _delete_projection_queues(settings: Settings) -> None:
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        for projection in PROJECTIONS:
-            await channel.queue_delete(settings.queue_prefix + projection)
+        await channel.queue_delete(settings.queue_prefix + QUEUES)
     finally:
         await connection.close()
 
 
-async def _first_balances_message(
+async def _first_message(
     settings: Settings,
 ) -> aio_pika.abc.AbstractIncomingMessage:
-    """The balances queue's first message, put back (nacked with requeue)."""
+    """The projectors' queue's first message, put back (nacked with requeue)."""
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
         queue = await channel.declare_queue(
-            settings.queue_prefix + "balances", passive=True
+            settings.queue_prefix + QUEUES, passive=True
         )
         message = await queue.get(no_ack=False)
         await message.nack(requeue=True)
@@ -106,10 +102,10 @@ async def _first_balances_message(
 async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
     fresh: Environment,
 ) -> None:
-    """Proves the relay's first publishes wait in the projections' queues, by
+    """Proves the relay's first publishes wait in the projectors' queue, by
     provisioning a business (its "Uncategorised" category.created event), running only
-    the Relay until its cursor is past that event, checking each queue holds it, then
-    starting the projectors: the category is listed by GET /clients/categories."""
+    the Relay until its cursor is past that event, checking the queue holds it, then
+    starting the projector: the category is listed by GET /clients/categories."""
     settings = fresh.settings
     business = await provision_business(settings, f"Early {uuid.uuid4().hex[:8]}")
     pool = await create_pool(settings.database_url, max_size=2)
@@ -121,7 +117,7 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
         )
 
         await _relay_alone_until_past(settings, pool, event["position"])
-        assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
+        assert await _queued(fresh) == 1
 
         async def projected() -> bool:
             positions = await pool.fetch(
@@ -152,7 +148,7 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
                 "customer_count": 0,
             }
         ]
-        assert await _queued(fresh) == {name: 0 for name in PROJECTIONS}
+        assert await _queued(fresh) == 0
     finally:
         await pool.close()
 
@@ -161,8 +157,8 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
     fresh: Environment,
 ) -> None:
     """Proves a returned (unroutable) frame fails the relay's batch instead of being
-    dropped, by deleting both projection queues under a running Relay and creating a
-    client: the relay restarts, declares the queues again and republishes, so each
+    dropped, by deleting the projectors' queue under a running Relay and creating a
+    client: the relay restarts, declares the queue again and republishes, so the
     queue holds exactly one frame, that client.created event, and the cursor is past
     it."""
     settings = fresh.settings
@@ -190,11 +186,11 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
 
         async def queued_again() -> bool:
             try:
-                return await _queued(fresh) == {name: 1 for name in PROJECTIONS}
+                return await _queued(fresh) == 1
             except aio_pika.exceptions.ChannelNotFoundEntity:
-                return False  # the relay has not declared them again yet
+                return False  # the relay has not declared it again yet
 
-        await wait_until(queued_again, "the client.created event in both queues")
+        await wait_until(queued_again, "the client.created event in the queue")
         await wait_until(
             lambda: _relayed_past(pool, position), "the cursor to pass client.created"
         )
@@ -203,8 +199,8 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
         await relay
         await appender.stop()
         await pool.close()
-    assert await _queued(fresh) == {name: 1 for name in PROJECTIONS}
-    message = await _first_balances_message(settings)
+    assert await _queued(fresh) == 1
+    message = await _first_message(settings)
     assert message.type == broker.FRAME_TYPE
     [event] = broker.frame_decoder.decode(message.body)
     assert (event.stream_id, event.position) == (e.client_stream(client_id), position)
@@ -214,12 +210,12 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
 async def test_a_queue_from_before_partitions_stops_the_relay_with_the_way_out(
     fresh: Environment,
 ) -> None:
-    """A projection queue declared as earlier versions did (no
+    """The projectors' queue declared as earlier versions did theirs (no
     x-single-active-consumer) cannot be declared again with it: the relay's run fails
     with QueueArgumentsChanged naming the queue and the operations section, and
     publishes nothing."""
     settings = fresh.settings
-    old_queue = settings.queue_prefix + "balances"
+    old_queue = settings.queue_prefix + QUEUES
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()

@@ -21,7 +21,7 @@ from tests.e2e.supervisor import children_of, launch
 from tests.support.environment import create_environment, drop_environment
 
 GONE_DEADLINE_S = 30.0
-ROLES = 4  # api, relay, one projector per projection
+ROLES = 3  # api, relay, projector
 
 
 def _alive(pid: int) -> bool:
@@ -66,7 +66,7 @@ async def test_children_end_when_the_supervisor_is_killed_even_a_busy_one(
     servers: tuple[str, str], tmp_path: Path
 ) -> None:
     """Proves no orphan outlives `ledger run`: with its API child frozen by SIGSTOP,
-    a SIGKILL of the supervisor leaves none of its four children alive."""
+    a SIGKILL of the supervisor leaves none of its three children alive."""
     environment = await create_environment(*servers, tag="orphans")
     service = launch(environment, tmp_path / "run.log")
     children: list[int] = []

@@ -11,7 +11,7 @@ import aio_pika
 import asyncpg
 import msgspec
 
-from projections.registry import PROJECTIONS
+from projections.registry import PROJECTIONS, QUEUES
 from projections.schemas import schema_files
 from services.bootstrap import create_database, migrate
 from shared.bus.partitions import queue_names
@@ -80,9 +80,11 @@ async def drop_environment(env: Environment) -> None:
     try:
         channel = await connection.channel()
         settings = env.settings
-        for projection in PROJECTIONS:
+        # The projectors' queues, and an earlier version's per projection (a test
+        # of the upgrade makes them).
+        for group in (QUEUES, *PROJECTIONS):
             for name in queue_names(
-                settings.queue_prefix, projection, settings.projection_partitions
+                settings.queue_prefix, group, settings.projection_partitions
             ):
                 await channel.queue_delete(name)
         await channel.exchange_delete(settings.exchange + ".frames")

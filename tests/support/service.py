@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from projections.registry import PROJECTIONS
 from services.cli.main import wire_projector, wire_relay
 from services.http.app import create_app
 from shared.clock import Clock
@@ -22,13 +21,12 @@ from shared.worker.loop import run_until_stopped
 
 @asynccontextmanager
 async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
-    """Run the relay and every projector until the block ends."""
+    """Run the relay and the projector until the block ends."""
     stop = asyncio.Event()
-    relay = wire_relay(settings)
-    tasks = [asyncio.ensure_future(run_until_stopped(relay.run, stop))]
-    for projection in PROJECTIONS.values():
-        projector = wire_projector(settings, projection)
-        tasks.append(asyncio.ensure_future(run_until_stopped(projector.run, stop)))
+    tasks = [
+        asyncio.ensure_future(run_until_stopped(wire_relay(settings).run, stop)),
+        asyncio.ensure_future(run_until_stopped(wire_projector(settings).run, stop)),
+    ]
     try:
         yield stop
     finally:
