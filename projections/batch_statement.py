@@ -87,7 +87,6 @@ class Tracking(msgspec.Struct, frozen=True):
         ]
 
 
-_TRACK_PARAMETERS = 7
 # One projection's tracking clauses (`{n}` tells each projection's apart).
 _TRACK = """moved_{n} AS (
     UPDATE projection_tracking tracking SET version = moved.version
@@ -154,6 +153,7 @@ async def track(
     """Record what the batch applied of each projection, with `writes` if given.
     Raises StaleTracking (its statement failed, nothing of it written) if a row had
     moved."""
+    assert trackings, "no tracking: the stale check would not run"
     sql, args = _statement(trackings, writes)
     try:
         await conn.execute(sql, *args)

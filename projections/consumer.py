@@ -12,13 +12,12 @@ partition's events of that batch, in order. Frames waiting in the queue are appl
 together, up to LEDGER_PROJECTOR_BATCH_SIZE_MAX events (a frame is never split), to
 every projection in one transaction, through the one apply path
 (projections/runner.py), then acked: a restarted projector resumes from its tracking
-rows, and RabbitMQ redelivers what was not acked. A message an earlier version left
-in the queue (one event, or a watermark) is applied the same way, and so, once,
-are the frames an earlier version left in its per-projection queues
-(projections/legacy_queues.py). The projector opens nothing itself: the CLI gives it
-openers (services/bootstrap.py names and sizes what they open), and each run opens its
-pool and connections afresh, so a restart by shared/worker/loop.py after a failure
-reconnects.
+rows, and RabbitMQ redelivers what was not acked. Once, at the first start after the
+upgrade, the frames an earlier version left in its per-projection queues are applied
+first (projections/legacy_queues.py). The projector opens nothing itself: the CLI
+gives it openers (services/bootstrap.py names and sizes what they open), and each run
+opens its pool and connections afresh, so a restart by shared/worker/loop.py after a
+failure reconnects.
 """
 
 from __future__ import annotations
@@ -110,6 +109,8 @@ class Projector:
         self._inbox = asyncio.Queue()
         self._receiving = set()
         self._tracked = self._memories()  # what this run's batches committed
+        for parked in self._parked_streams.values():
+            parked.clear()  # retry_parked() below retries them
         async with contextlib.AsyncExitStack() as opened:
             pool = await self._open_pool()
             opened.push_async_callback(pool.close)
@@ -181,12 +182,11 @@ class Projector:
         except CONNECTION_ERRORS:
             raise  # nothing acked: the worker restarts and RabbitMQ redelivers
         except Exception:  # a process edge: find the event that fails
-            log.exception("batch failed; applying one by one, each projection alone")
+            log.exception("batch failed; applying each projection alone")
             for memory in self._tracked.values():
                 memory.forget()  # what follows moves tracking rows on its own
             for projection in projections:
-                for event in events:
-                    await self._apply_or_park(pool, projection, event)
+                await self._alone_or_one_by_one(pool, projection, events)
             # The checkpoints, past the parked events and the empty frames.
             await apply_together(pool, projections, [], progress)
         if applied:
@@ -212,6 +212,21 @@ class Projector:
             if partition not in self._receiving:
                 self._receiving.add(partition)
                 log.info("receiving partition %d of %d", partition, partitions)
+
+    async def _alone_or_one_by_one(
+        self, pool: asyncpg.Pool, projection: Projection, events: list[Envelope]
+    ) -> None:
+        """The batch to one projection (so a stream failing in the other does not
+        slow this one down); if it fails here too, event by event, parking."""
+        try:
+            await apply_together(pool, [projection], events, self._no_progress())
+            return
+        except CONNECTION_ERRORS:
+            raise
+        except Exception:  # a process edge: find the event that fails
+            log.exception("%s: batch failed; applying one by one", projection.name)
+        for event in events:
+            await self._apply_or_park(pool, projection, event)
 
     async def _apply_or_park(
         self, pool: asyncpg.Pool, projection: Projection, event: Envelope

@@ -18,12 +18,16 @@ others wait, then find no old queue. The upgrade stops every earlier projector f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
 import aio_pika
 import asyncpg
+import msgspec
 from aio_pika.abc import AbstractRobustConnection
+from aiormq import spec
 
 from projections.checkpoints import PartitionProgress
 from projections.deliveries import decoded, progress_of
@@ -37,6 +41,7 @@ from shared.events import Envelope
 from shared.store.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
+RETRY_S = 1.0
 
 
 async def drain_legacy_queues(
@@ -50,60 +55,106 @@ async def drain_legacy_queues(
     key = lock_key("legacy", QUEUES)
     await claims.execute("SELECT pg_advisory_lock($1)", key)
     try:
+        # A projector consuming the new queues has drained the old ones before it
+        # subscribed: an old queue found now was declared again since (by an earlier
+        # relay, in a rolling update), after the new queues were bound, so it holds
+        # copies of what they hold. It is deleted without being applied (applying it
+        # while that projector goes on could put a business's events out of order).
+        copies = await _new_queues_consumed(settings, connection)
         for projection in projections:
             names = queue_names(
                 settings.queue_prefix, projection.name, settings.projection_partitions
             )
             for partition, name in enumerate(names):
-                await _drain(settings, projection, pool, connection, partition, name)
+                old = Old(projection, partition, name, copies)
+                while True:
+                    if await _drained(settings, pool, connection, old):
+                        break
+                    await asyncio.sleep(RETRY_S)
     finally:
         await claims.execute("SELECT pg_advisory_unlock($1)", key)
 
 
-async def _drain(
+class Old(msgspec.Struct, frozen=True):
+    """An earlier version's queue: its projection, partition and name, and whether
+    it holds only copies (copies=True: deleted, not applied)."""
+
+    projection: Projection
+    partition: int
+    name: str
+    copies: bool
+
+
+async def _drained(
     settings: Settings,
-    projection: Projection,
     pool: asyncpg.Pool,
     connection: AbstractRobustConnection,
-    partition: int,
-    name: str,
-) -> None:
-    if not await _exists(connection, name):
-        return
-    async with connection.channel() as channel:
-        queue = await channel.declare_queue(name, passive=True)
-        exchange = await broker.declare_exchange(channel, settings.exchange)
-        frames = await broker.declare_frames_exchange(channel, exchange)
-        await queue.unbind(frames, routing_key=str(partition))
-        applied = 0
-        while (message := await queue.get(fail=False)) is not None:
-            delivery = await decoded(message)
-            if message.processed:
-                continue  # rejected: no event
-            progress = progress_of([message], settings.projection_partitions)
-            applied += await _apply(pool, projection, delivery.events, progress)
-            await message.ack()
-        await queue.delete(if_unused=False, if_empty=False)
+    old: Old,
+) -> bool:
+    """Unbind the old queue, apply what it holds (unless copies) and delete it; True
+    when it is gone, False to try again: an earlier projector still consumes it
+    (stop it first: deploy/OPERATIONS.md), or it was not empty when deleted."""
+    found = await _declared(connection, old.name)
+    if found is None:
+        return True
+    if found.consumer_count:
+        log.warning("%s: an earlier projector still consumes it; waiting", old.name)
+        return False
+    applied = 0
+    try:
+        async with connection.channel() as channel:
+            queue = await channel.declare_queue(old.name, passive=True)
+            exchange = await broker.declare_exchange(channel, settings.exchange)
+            frames = await broker.declare_frames_exchange(channel, exchange)
+            await queue.unbind(frames, routing_key=str(old.partition))
+            await queue.unbind(exchange, routing_key="#")  # an even older binding
+            while (message := await queue.get(fail=False)) is not None:
+                delivery = await decoded(message)
+                if message.processed:
+                    continue  # rejected: no event
+                if not old.copies:
+                    progress = progress_of([message], settings.projection_partitions)
+                    events = delivery.events
+                    applied += await _apply(pool, old.projection, events, progress)
+                await message.ack()
+            await queue.delete(if_unused=True, if_empty=True)
+    except aio_pika.exceptions.ChannelPreconditionFailed:
+        return False  # a consumer came, or a message: once more
     log.info(
         "%s: applied %d events an earlier version left in %s; deleted it",
-        projection.name,
+        old.projection.name,
         applied,
-        name,
+        old.name,
     )
+    return True
 
 
-async def _exists(connection: AbstractRobustConnection, name: str) -> bool:
-    """Whether queue `name` exists (a passive declare, on a channel of its own:
-    the broker closes the channel when it does not)."""
+async def _new_queues_consumed(
+    settings: Settings, connection: AbstractRobustConnection
+) -> bool:
+    names = queue_names(settings.queue_prefix, QUEUES, settings.projection_partitions)
+    for name in names:
+        found = await _declared(connection, name)
+        if found is not None and found.consumer_count:
+            return True
+    return False
+
+
+async def _declared(
+    connection: AbstractRobustConnection, name: str
+) -> spec.Queue.DeclareOk | None:
+    """Queue `name`'s message and consumer counts, None if it does not exist (a
+    passive declare, on a channel of its own: the broker closes the channel when
+    the queue does not exist)."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(name, passive=True)
+        queue = await channel.declare_queue(name, passive=True)
+        return queue.declaration_result
     except aio_pika.exceptions.ChannelNotFoundEntity:
-        return False
+        return None
     finally:
-        if not channel.is_closed:
-            await channel.close()
-    return True
+        with contextlib.suppress(Exception):  # closed already, by the broker
+            await channel.close()  # and not reopened (a robust channel would)
 
 
 async def _apply(

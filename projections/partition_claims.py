@@ -1,6 +1,7 @@
-"""Hop 5: the order in which a projector subscribes to its projection's partitions.
+"""Hop 5: the order in which a projector subscribes to the partitions.
 
-Every projector subscribes to every partition queue of its projection, and RabbitMQ
+Every projector subscribes to every partition queue (projections/registry.QUEUES; the
+locks are keyed by that name), and RabbitMQ
 makes the first subscriber of a single-active-consumer queue its active consumer. So
 that several projectors share the partitions instead of the first one started taking
 them all, each claims a member index: the lowest i < partitions whose PostgreSQL

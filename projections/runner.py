@@ -114,6 +114,11 @@ async def _apply(
             memory = None if remembered is None else remembered[projection.name]
             new = await apply_in_transaction(conn, projection, events, progress, memory)
             applied = max(applied, new)
+        if progress is not None and progress.partitions > 1:
+            # Last: the partitions' checkpoint rows are shared by every projector,
+            # so each is locked only from here to COMMIT.
+            for projection in projections:
+                await record_partitions(conn, projection.name, progress)
         if applied:
             await pause_points.pause("projector.before_commit")  # test-only
     for memory in (remembered or {}).values():
@@ -159,7 +164,8 @@ async def apply_in_transaction(
 ) -> int:
     """apply_batch inside the caller's transaction (a rebuild applies to its own
     tables: the connection's search_path names them, and passes `listed=False`: its
-    NOTIFY must not list versions the live tables do not have yet)."""
+    NOTIFY must not list versions the live tables do not have yet). With several
+    partitions' `progress`, the caller records them afterwards (record_partitions)."""
     streams = sorted({event.stream_id for event in events})
     known = remembered.known(streams) if remembered is not None else None
     if known is None:
@@ -191,8 +197,6 @@ async def apply_in_transaction(
         remembered.stage(tracked)
     if fresh:
         await projection.apply(conn, fresh)
-    if progress is not None:
-        await record_partitions(conn, projection.name, progress)
     return len(fresh)
 
 

@@ -54,9 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch_size_max: int = 2000  # bigger batches publish ~20-40% faster
     checkpoint_interval_s: float = 10.0
     projector_batch_size_max: int = 500
-    # Queues per projection (shared/bus/partitions.py): a business's events always go to
-    # the same one, each is consumed by one projector at a time, so several projector
-    # processes share a projection's work and every business stays in order.
+    # The projectors' queues (shared/bus/partitions.py): a business's events always go
+    # to the same one, each is consumed by one projector at a time, so several projector
+    # processes share the work and every business stays in order.
     projection_partitions: int = 1
     # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
     # setting: no environment variable changes it.

@@ -174,3 +174,54 @@ async def test_an_earlier_versions_queues_are_applied_first_then_deleted(
         await connection.close()
         await appender.stop()
         await pool.close()
+
+
+async def test_an_old_queue_declared_again_while_a_projector_runs_is_only_deleted(
+    own: Environment,
+) -> None:
+    """While a projector consumes the new queue (so it drained the old ones first),
+    an earlier relay declares an old queue again: what reaches it from then on also
+    reaches the new queue. A second projector starting then deletes it without
+    applying it. Seen with a frame sent to the old queue alone (the default exchange),
+    of a client no queue else has: its tracking row never appears."""
+    settings = own.settings
+    business_id = id_of(
+        await provision_business(settings, f"Re {uuid.uuid4().hex[:8]}")
+    )
+    pool = await create_pool(settings.database_url, max_size=4)
+    appender = Appender(pool, settings.hmac_key.encode(), 500)
+    appender.start()
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        new_queue = settings.queue_prefix + QUEUES
+
+        async def consumed() -> bool:
+            probe = await connection.channel()
+            try:
+                queue = await probe.declare_queue(new_queue, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return False  # not declared yet
+            await probe.close()
+            return queue.declaration_result.consumer_count == 1
+
+        async def gone() -> bool:
+            return not await _exists(connection, settings.queue_prefix + "balances")
+
+        client_id = await create_client(appender, business_id)
+        stream = e.client_stream(client_id)
+        [created] = await _events(pool, "WHERE stream_id = $1", stream)
+        async with _projector(settings):
+            await wait_until(consumed, "the first projector on the new queue")
+            [old, *_], _, _ = await _earlier_queues(settings, channel)
+            [body] = broker.frame_bodies([created], [broker.envelope_body(created)], 1)
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, type=broker.FRAME_TYPE), routing_key=old
+            )
+            async with _projector(settings):
+                await wait_until(gone, "the old balances queue to be deleted")
+        assert await _tracked_versions(pool, stream) == []
+    finally:
+        await connection.close()
+        await appender.stop()
+        await pool.close()
