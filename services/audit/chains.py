@@ -131,7 +131,9 @@ SELECT h.stream_id, h.version, h.hash, h.source, e.hash AS stored, e.position,
        (SELECT max(version) FROM events x WHERE x.stream_id = h.stream_id) AS last
 FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[])
      AS h(stream_id, version, hash, source)
-LEFT JOIN events e ON e.stream_id = h.stream_id AND e.version = h.version
+LEFT JOIN LATERAL (SELECT * FROM events e
+                   WHERE e.stream_id = h.stream_id AND e.version = h.version
+                   OFFSET 0) AS e ON true  -- an index lookup per head in any plan
 ORDER BY h.stream_id, h.version
 """
 

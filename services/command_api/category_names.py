@@ -26,6 +26,16 @@ async def of_business(conn: asyncpg.Pool, business_id: int) -> dict[str, int]:
     return {row["name_key"]: row["category_id"] for row in rows}
 
 
+# An index lookup per name in any plan (batch_reads.py says why).
+TAKEN = """
+SELECT n.business_id, n.name_key
+FROM unnest($1::bigint[], $2::text[]) AS w(business_id, name_key),
+LATERAL (SELECT * FROM category_names n
+         WHERE n.business_id = w.business_id AND n.name_key = w.name_key
+         OFFSET 0) AS n
+"""
+
+
 async def taken(
     conn: asyncpg.Connection, commands: Sequence[c.LedgerCommand]
 ) -> set[tuple[int, str]]:
@@ -38,9 +48,7 @@ async def taken(
     if not wanted:
         return set()
     rows = await conn.fetch(
-        "SELECT n.business_id, n.name_key FROM category_names n"
-        " JOIN unnest($1::bigint[], $2::text[]) AS w(business_id, name_key)"
-        " USING (business_id, name_key)",
+        TAKEN,
         [business for business, _ in wanted],
         [key for _, key in wanted],
     )

@@ -77,6 +77,15 @@ class StoredResponse(msgspec.Struct, frozen=True):
     result: Result
 
 
+# An index lookup per key in any plan (batch_reads.py says why).
+STORED = """
+SELECT k.business_id, k.key, k.request_hash, k.status, k.body, k.position
+FROM unnest($1::bigint[], $2::text[]) AS w(business_id, key),
+LATERAL (SELECT * FROM idempotency_keys k
+         WHERE k.business_id = w.business_id AND k.key = w.key OFFSET 0) AS k
+"""
+
+
 async def stored_responses(
     conn: asyncpg.Connection | asyncpg.Pool, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], StoredResponse]:
@@ -84,10 +93,7 @@ async def stored_responses(
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT k.business_id, k.key, k.request_hash, k.status, k.body, k.position"
-        " FROM idempotency_keys k"
-        " JOIN unnest($1::bigint[], $2::text[]) AS w(business_id, key)"
-        " USING (business_id, key)",
+        STORED,
         [business for business, _ in keys],
         [key for _, key in keys],
     )
