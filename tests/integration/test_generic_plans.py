@@ -13,6 +13,7 @@ import re
 import asyncpg
 import pytest
 
+from projections.progress import _STREAMS_APPLIED
 from services.audit.chains import _HEADS
 from services.command_api.batch_reads import _READ
 from services.command_api.category_names import TAKEN
@@ -25,6 +26,7 @@ STATEMENTS = {
     "stored answers": STORED,
     "category names": TAKEN,
     "audit heads": _HEADS,
+    "read-your-writes check": _STREAMS_APPLIED,
 }
 
 
