@@ -2,10 +2,10 @@
 
 Every event message carries a business slot, a stable hash of its business id
 (crc32 modulo BUSINESS_SLOTS; never Python's hash(), which changes per process). With
-LEDGER_PROJECTION_PARTITIONS = N, a projection has N queues and partition p takes the
-slots s with s % N == p, so all of a business's events land in one queue, in the
+LEDGER_PROJECTION_PARTITIONS = N, the projectors have N queues and partition p takes
+the slots s with s % N == p, so all of a business's events land in one queue, in the
 relay's (commit) order. Each queue has a single active consumer (RabbitMQ's
-x-single-active-consumer), so several projector processes share a projection while
+x-single-active-consumer), so several projector processes share the work while
 each business is still applied in order by one of them at a time.
 
 Why the business and not the stream: the read models join streams of one business (a
@@ -36,9 +36,10 @@ def slots_of(partition: int, partitions: int) -> list[int]:
     return [slot for slot in range(BUSINESS_SLOTS) if slot % partitions == partition]
 
 
-def queue_names(prefix: str, projection: str, partitions: int) -> list[str]:
-    """A projection's queue names, partition 0 first. One partition keeps the name a
-    projection's queue always had (`<prefix><projection>`)."""
+def queue_names(prefix: str, name: str, partitions: int) -> list[str]:
+    """The queue names of a set (the projectors', projections/registry.QUEUES, or an
+    earlier version's per projection), partition 0 first: `<prefix><name>` for one
+    partition, else `<prefix><name>.<p>`."""
     if partitions == 1:
-        return [prefix + projection]
-    return [f"{prefix}{projection}.{partition}" for partition in range(partitions)]
+        return [prefix + name]
+    return [f"{prefix}{name}.{partition}" for partition in range(partitions)]

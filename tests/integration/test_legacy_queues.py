@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import aio_pika
 import asyncpg
+import msgspec
 import pytest
 from aio_pika.abc import AbstractExchange as Exchange
 
@@ -30,15 +31,36 @@ from tests.integration.scenarios import (
     transaction,
     wait_until,
 )
-from tests.support.environment import Environment, create_environment, drop_environment
+from tests.support.environment import create_environment, drop_environment
+
+
+class Upgrade(msgspec.Struct):
+    """An environment of its own (no queue of it exists before the test runs), one
+    business, a pool, a started Appender and a broker connection."""
+
+    settings: Settings
+    business_id: int
+    pool: asyncpg.Pool
+    appender: Appender
+    connection: aio_pika.abc.AbstractConnection
 
 
 @pytest.fixture
-async def own(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """An environment of its own: no queue of it exists before the test runs."""
+async def upgrade(servers: tuple[str, str]) -> AsyncIterator[Upgrade]:
     env = await create_environment(*servers, tag="upgrade")
-    yield env
-    await drop_environment(env)
+    settings = env.settings
+    business = await provision_business(settings, f"Up {uuid.uuid4().hex[:8]}")
+    pool = await create_pool(settings.database_url, max_size=4)
+    appender = Appender(pool, settings.hmac_key.encode(), 500)
+    appender.start()
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        yield Upgrade(settings, id_of(business), pool, appender, connection)
+    finally:
+        await connection.close()
+        await appender.stop()
+        await pool.close()
+        await drop_environment(env)
 
 
 async def _publish(
@@ -115,7 +137,7 @@ async def _projector(settings: Settings) -> AsyncIterator[None]:
 
 
 async def test_an_earlier_versions_queues_are_applied_first_then_deleted(
-    own: Environment,
+    upgrade: Upgrade,
 ) -> None:
     """An earlier version's balances and statements queues hold the business's
     category.created alone; client.created and a debit of 10.00 then reach them and
@@ -123,105 +145,81 @@ async def test_an_earlier_versions_queues_are_applied_first_then_deleted(
     its client: applied after client.created it would count none), deletes them,
     skips the new queue's copies, and applies a later credit from the new queue:
     10.00 / 3.00 at version 3, two statement lines, both tracked at 3."""
-    settings = own.settings
-    business_id = id_of(
-        await provision_business(settings, f"Up {uuid.uuid4().hex[:8]}")
+    settings, business_id, pool = upgrade.settings, upgrade.business_id, upgrade.pool
+    appender, connection = upgrade.appender, upgrade.connection
+    channel = await connection.channel(publisher_confirms=True)
+    earlier, exchange, frames = await _earlier_queues(settings, channel)
+    client_id = await create_client(appender, business_id)
+    stream = e.client_stream(client_id)
+    await submit(appender, transaction(business_id, client_id, 1_000))
+    category, *later = await _events(pool, "WHERE business_id = $1", business_id)
+    assert isinstance(category.payload, e.CategoryCreated)
+    assert [event.type for event in later] == [
+        "client.created",
+        "transaction.posted",
+    ]
+    await _publish(frames, [category])  # the old queues alone
+    await broker.declare_projection_queues(
+        channel, exchange, settings.queue_prefix, QUEUES, 1
     )
-    pool = await create_pool(settings.database_url, max_size=4)
-    appender = Appender(pool, settings.hmac_key.encode(), 500)
-    appender.start()
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        earlier, exchange, frames = await _earlier_queues(settings, channel)
-        client_id = await create_client(appender, business_id)
-        stream = e.client_stream(client_id)
-        await submit(appender, transaction(business_id, client_id, 1_000))
-        category, *later = await _events(pool, "WHERE business_id = $1", business_id)
-        assert isinstance(category.payload, e.CategoryCreated)
-        assert [event.type for event in later] == [
-            "client.created",
-            "transaction.posted",
-        ]
-        await _publish(frames, [category])  # the old queues alone
-        await broker.declare_projection_queues(
-            channel, exchange, settings.queue_prefix, QUEUES, 1
-        )
-        await _publish(frames, later)  # the old queues and the new one
+    await _publish(frames, later)  # the old queues and the new one
 
-        async def gone() -> bool:
-            return not any([await _exists(connection, name) for name in earlier])
+    async def gone() -> bool:
+        return not any([await _exists(connection, name) for name in earlier])
 
-        async def applied() -> bool:
-            return await _tracked_versions(pool, stream) == [3, 3]
+    async def applied() -> bool:
+        return await _tracked_versions(pool, stream) == [3, 3]
 
-        async with _projector(settings):
-            await wait_until(gone, "the old queues to be deleted")
-            await submit(appender, transaction(business_id, client_id, 300, "credit"))
-            await _publish(frames, await _events(pool, "WHERE stream_id = $1", stream))
-            await wait_until(applied, "both projections at version 3")
-        category_id = category.payload.category_id
-        assert await _read_models(pool, client_id, category_id) == (
-            (1_000, 300, 3),
-            1,
-            2,
-        )
-        queue = await channel.declare_queue(
-            settings.queue_prefix + QUEUES, passive=True
-        )
-        assert queue.declaration_result.message_count == 0
-    finally:
-        await connection.close()
-        await appender.stop()
-        await pool.close()
+    async with _projector(settings):
+        await wait_until(gone, "the old queues to be deleted")
+        await submit(appender, transaction(business_id, client_id, 300, "credit"))
+        await _publish(frames, await _events(pool, "WHERE stream_id = $1", stream))
+        await wait_until(applied, "both projections at version 3")
+    category_id = category.payload.category_id
+    assert await _read_models(pool, client_id, category_id) == (
+        (1_000, 300, 3),
+        1,
+        2,
+    )
+    queue = await channel.declare_queue(settings.queue_prefix + QUEUES, passive=True)
+    assert queue.declaration_result.message_count == 0
 
 
 async def test_an_old_queue_declared_again_while_a_projector_runs_is_only_deleted(
-    own: Environment,
+    upgrade: Upgrade,
 ) -> None:
     """While a projector consumes the new queue (so it drained the old ones first),
     an earlier relay declares an old queue again: what reaches it from then on also
     reaches the new queue. A second projector starting then deletes it without
     applying it. Seen with a frame sent to the old queue alone (the default exchange),
     of a client no queue else has: its tracking row never appears."""
-    settings = own.settings
-    business_id = id_of(
-        await provision_business(settings, f"Re {uuid.uuid4().hex[:8]}")
-    )
-    pool = await create_pool(settings.database_url, max_size=4)
-    appender = Appender(pool, settings.hmac_key.encode(), 500)
-    appender.start()
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        new_queue = settings.queue_prefix + QUEUES
+    settings, business_id, pool = upgrade.settings, upgrade.business_id, upgrade.pool
+    appender, connection = upgrade.appender, upgrade.connection
+    channel = await connection.channel(publisher_confirms=True)
+    new_queue = settings.queue_prefix + QUEUES
 
-        async def consumed() -> bool:
-            probe = await connection.channel()
-            try:
-                queue = await probe.declare_queue(new_queue, passive=True)
-            except aio_pika.exceptions.ChannelNotFoundEntity:
-                return False  # not declared yet
-            await probe.close()
-            return queue.declaration_result.consumer_count == 1
+    async def consumed() -> bool:
+        probe = await connection.channel()
+        try:
+            queue = await probe.declare_queue(new_queue, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False  # not declared yet
+        await probe.close()
+        return queue.declaration_result.consumer_count == 1
 
-        async def gone() -> bool:
-            return not await _exists(connection, settings.queue_prefix + "balances")
+    async def gone() -> bool:
+        return not await _exists(connection, settings.queue_prefix + "balances")
 
-        client_id = await create_client(appender, business_id)
-        stream = e.client_stream(client_id)
-        [created] = await _events(pool, "WHERE stream_id = $1", stream)
+    client_id = await create_client(appender, business_id)
+    stream = e.client_stream(client_id)
+    [created] = await _events(pool, "WHERE stream_id = $1", stream)
+    async with _projector(settings):
+        await wait_until(consumed, "the first projector on the new queue")
+        [old, *_], _, _ = await _earlier_queues(settings, channel)
+        [body] = broker.frame_bodies([created], [broker.envelope_body(created)], 1)
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, type=broker.FRAME_TYPE), routing_key=old
+        )
         async with _projector(settings):
-            await wait_until(consumed, "the first projector on the new queue")
-            [old, *_], _, _ = await _earlier_queues(settings, channel)
-            [body] = broker.frame_bodies([created], [broker.envelope_body(created)], 1)
-            await channel.default_exchange.publish(
-                aio_pika.Message(body, type=broker.FRAME_TYPE), routing_key=old
-            )
-            async with _projector(settings):
-                await wait_until(gone, "the old balances queue to be deleted")
-        assert await _tracked_versions(pool, stream) == []
-    finally:
-        await connection.close()
-        await appender.stop()
-        await pool.close()
+            await wait_until(gone, "the old balances queue to be deleted")
+    assert await _tracked_versions(pool, stream) == []
