@@ -37,6 +37,7 @@ from shared.errors import (
     CommitUnconfirmed,
     ConcurrencyConflict,
     IdempotencyConflict,
+    LedgerError,
     PoolExhausted,
     ServiceStopping,
 )
@@ -144,7 +145,7 @@ class Appender:
             return
         _fail(batch[0], ConcurrencyConflict("retries exhausted"))
 
-    async def _commit(self, batch: list[Submission]) -> None:
+    async def _commit(self, batch: list[Submission], cached: bool = True) -> None:
         batch = [submission for submission in batch if not submission.future.done()]
         keys = [
             (submission.command.business_id, submission.idempotency.key)
@@ -152,7 +153,7 @@ class Appender:
             if submission.idempotency is not None
         ]
         async with self._pool.acquire() as conn:
-            reads = await self._decider.read(conn, batch, keys)
+            reads = await self._decider.read(conn, batch, keys, cached)
             live = _settle_replays(batch, reads.stored)
             if not live:
                 return
@@ -170,11 +171,27 @@ class Appender:
                 for item in decided
                 for event in item.new_events
             )
-        for submission, error in refused:
-            _fail(submission, error)
         for item, result in zip(decided, results, strict=True):
             if not item.submission.future.done():
                 item.submission.future.set_result(result)
+        if refused and not reads.verified:
+            refused = await self._confirm(refused)
+        for submission, error in refused:
+            _fail(submission, error)
+
+    async def _confirm(
+        self, refused: list[tuple[Submission, LedgerError]]
+    ) -> list[tuple[Submission, LedgerError]]:
+        """Refusals decided on cached states alone (batch_decider.py) stand only if
+        their stream had not moved on: the others are decided again after a read.
+        The accepted commands are answered before this, so nothing here can make
+        their batch be committed a second time."""
+        async with self._pool.acquire() as conn:
+            moved = await self._decider.moved(conn, [item for item, _ in refused])
+        if moved:
+            await self._commit(moved, cached=False)
+        again = {id(submission) for submission in moved}
+        return [(item, error) for item, error in refused if id(item) not in again]
 
     async def _write(
         self, conn: asyncpg.Connection, decided: list[Decided]

@@ -6,6 +6,14 @@ the batch needs, in one round trip with the appender's Idempotency-Key lookup
 (shared/decide.py), chains its events (shared/store/new_events.py) and evolves the
 cached state, so that the next command on a stream sees it. Nothing is written here
 but the sequences the ids come from: the appender commits the events (commit.py).
+
+A batch of postings (no Idempotency-Key) to clients whose states, and categories,
+are cached reads nothing: its ids come from the reserve (id_reserve.py) and it is
+decided on the cached states (`Reads.verified` is then false). A posting always
+writes an event or is refused, so the write's unique stream version proves each
+accepted posting was decided at its stream's head (a stream that moved on refuses
+the whole write: ConcurrencyConflict, and the appender decides again after a read),
+and a refusal is checked against the head before it is answered (`moved()`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import msgspec
 
 from services.command_api import batch_reads, category_names
 from services.command_api.category_names import NameClaim
+from services.command_api.id_reserve import IdReserve
 from services.command_api.stream_states import (
     StreamStates,
     category_streams,
@@ -41,6 +50,7 @@ class Reads(msgspec.Struct, kw_only=True, frozen=True):
     ids: c.DrawnIds
     stored: batch_reads.Stored
     streams: set[str]
+    verified: bool = True  # False: decided on cached states alone, nothing read
 
 
 class BatchDecider:
@@ -50,6 +60,7 @@ class BatchDecider:
         self._key = hmac_key
         self._clock = clock
         self._states = StreamStates()
+        self._reserve = IdReserve()
 
     def forget(self, batch: list[Submission]) -> None:
         """Drop what deciding the batch cached, for a batch whose events were not
@@ -62,15 +73,38 @@ class BatchDecider:
         conn: asyncpg.Connection,
         batch: list[Submission],
         keys: Sequence[tuple[int, str]],
+        cached: bool = True,
     ) -> Reads:
         """What deciding the batch reads, in one round trip (batch_reads.py): each
         addressed stream brought up to its head, with the categories the cached
-        states name, the ids the batch needs, and the answers stored for `keys`."""
+        states name, the ids the batch needs, and the answers stored for `keys`.
+        Nothing for a batch of postings to cached clients (unless not `cached`)."""
         commands = [submission.command for submission in batch]
         streams = streams_of(commands) | category_streams(commands, self._states)
         counts = c.ids_needed(Counter(type(command) for command in commands))
-        ids, stored = await batch_reads.read(conn, self._states, streams, counts, keys)
+        if (
+            cached
+            and not keys
+            and all(isinstance(command, c.ENTRY_COMMANDS) for command in commands)
+            and self._states.used(streams)
+        ):
+            ids = self._reserve.take(counts)
+            if ids is not None:
+                return Reads(ids=ids, stored={}, streams=streams, verified=False)
+        to_draw = self._reserve.to_draw(counts)
+        drawn, stored = await batch_reads.read(
+            conn, self._states, streams, to_draw, keys
+        )
+        ids = self._reserve.drawn(counts, drawn)
         return Reads(ids=ids, stored=stored, streams=streams)
+
+    async def moved(
+        self, conn: asyncpg.Connection, batch: list[Submission]
+    ) -> list[Submission]:
+        """Of commands refused on cached states alone, those whose stream had moved
+        on (brought up to its head now, for them to be decided again)."""
+        moved = await self._states.moved(conn, streams_of(s.command for s in batch))
+        return [s for s in batch if streams_of([s.command]) <= moved]
 
     async def decide(
         self, conn: asyncpg.Connection, batch: list[Submission], reads: Reads

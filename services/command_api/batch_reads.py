@@ -1,8 +1,9 @@
 """Hop 2's reads for one batch of commands, in one round trip: the events each stream
 it addresses has past its cached version (stream_states.py), the ids it needs from
-the sequences (as id_sequences.draw() would draw them), and the answers stored for
-its Idempotency-Keys (idempotency.py). They were three to four statements, each a
-round trip paid by every batch, and by every command at concurrency 1.
+the sequences (as id_sequences.draw() would draw them; id_reserve.py says how many),
+and the answers stored for its Idempotency-Keys (idempotency.py). They were three to
+four statements, each a round trip paid by every batch, and by every command at
+concurrency 1. A batch of postings to cached clients makes none (batch_decider.py).
 
 The one statement answers one row of arrays: a caught-up event is the same index in
 each `ev_` array (they come from one aggregation, which feeds every aggregate the
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from services.command_api.id_reserve import Drawn
 from services.command_api.idempotency import StoredResponse, stored_response
 from services.command_api.stream_states import StreamStates
-from shared.commands import DrawnIds, IdCounts
+from shared.commands import IdCounts
 
 _READ = """
 SELECT drawn.*, caught.*, stored.*
@@ -85,7 +87,7 @@ async def read(
     stream_ids: set[str],
     counts: IdCounts,
     keys: Sequence[tuple[int, str]],
-) -> tuple[DrawnIds, Stored]:
+) -> tuple[Drawn, Stored]:
     """Bring `states` of the streams up to their head, draw the ids `counts` asks
     for and find the answers stored for the (business id, key) pairs, in one query."""
     ordered, after = states.catch_up_from(stream_ids)
@@ -101,7 +103,7 @@ async def read(
         [key for _, key in keys],
     )
     states.caught_up(ordered, _events(row))
-    drawn = DrawnIds(row["clients"], row["accounts"], row["categories"], row["entries"])
+    drawn = Drawn(row["clients"], row["accounts"], row["categories"], row["entries"])
     return drawn, _stored(row)
 
 

@@ -1,8 +1,11 @@
 """The write side's view of streams: client and category states, cached per process.
 
-A cached state may be stale when another process appended to its stream; every batch
-reads the events after the cached version in one query, so decisions always start from
-the stream's head (and the unique stream version catches any race left).
+A cached state may be stale when another process appended to its stream. A batch
+that reads brings each stream it addresses up to its head in one query; a batch of
+postings to cached clients reads nothing (batch_decider.py), and the unique stream
+version refuses its write if a stream had moved on (ConcurrencyConflict: the
+appender forgets the states and decides again after a read). A refusal decided on a
+cached state is checked against the head before it is answered (moved()).
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ class StreamStates:
             return
         ordered, after = self.catch_up_from(stream_ids)
         self.caught_up(ordered, await conn.fetch(_CATCH_UP, ordered, after))
+
+    def used(self, stream_ids: set[str]) -> bool:
+        """Whether every one of the streams is cached (each then counts as used)."""
+        if not all(stream_id in self._states for stream_id in stream_ids):
+            return False
+        for stream_id in stream_ids:
+            self._states.move_to_end(stream_id)
+        return True
+
+    async def moved(self, conn: asyncpg.Connection, stream_ids: set[str]) -> set[str]:
+        """Bring the streams up to their head; the ones that were behind it."""
+        before = {stream_id: self._version(stream_id) for stream_id in stream_ids}
+        await self.load(conn, stream_ids)
+        return {
+            stream_id
+            for stream_id, version in before.items()
+            if self._version(stream_id) != version
+        }
 
     def catch_up_from(self, stream_ids: set[str]) -> tuple[list[str], list[int]]:
         """The streams, in order, and the version each is cached at (0: none): what
