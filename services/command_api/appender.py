@@ -1,12 +1,15 @@
 """Hop 2: the appender. Group commit of concurrent commands.
 
 Routes submit commands and await their own result. One task per process gathers the
-commands waiting, brings each stream's state up to its head once, decides every
-command in arrival order (a command on a stream sees the commands before it in the
-batch), and appends the survivors' events in one transaction: one fsync for the whole
-batch. A refused command produces no events and never fails another. If another
-process wrote a stream first (ConcurrencyConflict), the whole batch is decided again
-from the fresh heads, a bounded number of times, before anyone sees a 409.
+commands waiting, brings each stream's state up to its head once (or, for postings
+to cached clients, reads nothing: batch_decider.py), decides every command in
+arrival order (a command on a stream sees the commands before it in the batch), and
+appends the survivors' events in one transaction: one fsync for the whole batch. A
+refused command produces no events and never fails another. If another process
+wrote a stream first (ConcurrencyConflict), the whole batch is decided again from
+the fresh heads, a bounded number of times, before anyone sees a 409; a batch decided
+on cached states alone is decided again at once after a read, and its streams are
+read before each batch from then on (contested).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections.abc import Callable, Iterable
 
 import asyncpg
 
-from services.command_api.batch_decider import BatchDecider
+from services.command_api.batch_decider import BatchDecider, Reads
 from services.command_api.batch_reads import Stored
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
 from services.command_api.idempotency import Answer, replay
+from services.command_api.stream_states import streams_of
 from services.command_api.submissions import (
     Decided,
     IdempotencyClaim,
@@ -147,24 +151,18 @@ class Appender:
 
     async def _commit(self, batch: list[Submission], cached: bool = True) -> None:
         batch = [submission for submission in batch if not submission.future.done()]
-        keys = [
-            (submission.command.business_id, submission.idempotency.key)
-            for submission in batch
-            if submission.idempotency is not None
-        ]
-        async with self._pool.acquire() as conn:
-            reads = await self._decider.read(conn, batch, keys, cached)
-            live = _settle_replays(batch, reads.stored)
-            if not live:
-                return
-            try:
-                decided, refused = await self._decider.decide(conn, live, reads)
-                results = await self._write(conn, decided)
-            except BaseException:
-                # States were evolved, and new streams cached, for events that were
-                # never written: drop them all, so nothing is decided on a phantom.
-                self._decider.forget(live)
-                raise
+        try:
+            written = await self._decide_and_write(batch, cached)
+        except _StaleCache as stale:
+            # Decided on a cached state another process had moved past (or was
+            # moving past): decided again at once after a read. No attempt is
+            # counted and nobody pauses.
+            log.info("batch conflict on cached states: %s", stale.__cause__)
+            await self._commit(batch, cached=False)
+            return
+        if written is None:
+            return
+        reads, decided, refused, results = written
         if self._on_appended is not None:
             self._on_appended(
                 e.event_type(event.payload)
@@ -175,19 +173,52 @@ class Appender:
             if not item.submission.future.done():
                 item.submission.future.set_result(result)
         if refused and not reads.verified:
-            refused = await self._confirm(refused)
+            refused = await self._confirm(refused, decided)
         for submission, error in refused:
             _fail(submission, error)
 
+    async def _decide_and_write(
+        self, batch: list[Submission], cached: bool
+    ) -> _Written | None:
+        """Read what deciding needs (nothing, for postings to cached clients), decide,
+        and write; None when every command replayed a stored answer."""
+        keys = [
+            (submission.command.business_id, submission.idempotency.key)
+            for submission in batch
+            if submission.idempotency is not None
+        ]
+        async with self._pool.acquire() as conn:
+            reads = await self._decider.read(conn, batch, keys, cached)
+            live = _settle_replays(batch, reads.stored)
+            if not live:
+                return None
+            try:
+                decided, refused = await self._decider.decide(conn, live, reads)
+                results = await self._write(conn, decided)
+            except BaseException as error:
+                # States were evolved, and new streams cached, for events that were
+                # never written: drop them all, so nothing is decided on a phantom.
+                stale = isinstance(error, ConcurrencyConflict) and not reads.verified
+                self._decider.forget(live, contested=stale)
+                if stale:
+                    raise _StaleCache() from error
+                raise
+        return reads, decided, refused, results
+
     async def _confirm(
-        self, refused: list[tuple[Submission, LedgerError]]
+        self, refused: list[tuple[Submission, LedgerError]], decided: list[Decided]
     ) -> list[tuple[Submission, LedgerError]]:
         """Refusals decided on cached states alone (batch_decider.py) stand only if
         their stream had not moved on: the others are decided again after a read.
-        The accepted commands are answered before this, so nothing here can make
-        their batch be committed a second time."""
+        A stream the batch wrote was at its head (its write proves it), and so were
+        its refusals. The accepted commands are answered before this, so nothing
+        here can make their batch be committed a second time."""
+        written = {event.stream_id for item in decided for event in item.new_events}
+        unproven = [item for item, _ in refused if streams_of([item.command]) - written]
+        if not unproven:
+            return refused
         async with self._pool.acquire() as conn:
-            moved = await self._decider.moved(conn, [item for item, _ in refused])
+            moved = await self._decider.moved(conn, unproven)
         if moved:
             await self._commit(moved, cached=False)
         again = {id(submission) for submission in moved}
@@ -231,6 +262,14 @@ class Appender:
             stream_id=last.stream_id if last else None,
             version=last.version if last else None,
         )
+
+
+class _StaleCache(Exception):
+    """A batch decided on cached states alone conflicted with another writer."""
+
+
+Refusals = list[tuple[Submission, LedgerError]]
+_Written = tuple[Reads, list[Decided], Refusals, list[Result]]
 
 
 def _settle_replays(batch: list[Submission], stored: Stored) -> list[Submission]:

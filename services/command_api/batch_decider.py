@@ -19,7 +19,7 @@ and a refusal is checked against the head before it is answered (`moved()`).
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 import asyncpg
@@ -42,6 +42,8 @@ from shared.decide import decide_client, decide_create_category, decide_create_c
 from shared.errors import LedgerError
 from shared.store.new_events import NewEvent, StreamHead, chain
 
+CONTESTED_MAX = 20_000  # streams remembered as written by other processes too
+
 
 class Reads(msgspec.Struct, kw_only=True, frozen=True):
     """What read() found for a batch: its ids, the stored answers of its keys, and the
@@ -61,12 +63,20 @@ class BatchDecider:
         self._clock = clock
         self._states = StreamStates()
         self._reserve = IdReserve()
+        self._contested: OrderedDict[str, None] = OrderedDict()
 
-    def forget(self, batch: list[Submission]) -> None:
+    def forget(self, batch: list[Submission], contested: bool = False) -> None:
         """Drop what deciding the batch cached, for a batch whose events were not
-        written: the streams it addressed and every state it put."""
+        written: the streams it addressed and every state it put. `contested`: its
+        streams are written by another process too, so every batch reads them from
+        now on (a batch decided on a stale cached state fails its write, and its
+        streams are loaded whole again: once per stream, not per posting)."""
         touched = streams_of(submission.command for submission in batch)
         self._states.forget(touched | self._states.take_put())
+        if contested:
+            self._contested.update(dict.fromkeys(touched))
+            while len(self._contested) > CONTESTED_MAX:
+                self._contested.popitem(last=False)
 
     async def read(
         self,
@@ -86,6 +96,7 @@ class BatchDecider:
             cached
             and not keys
             and all(isinstance(command, c.ENTRY_COMMANDS) for command in commands)
+            and not any(stream in self._contested for stream in streams)
             and self._states.used(streams)
         ):
             ids = self._reserve.take(counts)
@@ -109,8 +120,10 @@ class BatchDecider:
     async def decide(
         self, conn: asyncpg.Connection, batch: list[Submission], reads: Reads
     ) -> tuple[list[Decided], list[tuple[Submission, LedgerError]]]:
-        """Each command decided in arrival order against its stream's head (a command
-        sees the ones before it in the batch), or refused with its LedgerError.
+        """Each command decided in arrival order against its stream's head (against
+        its cached state, when `reads` read nothing: the write proves it, and a
+        refusal is checked by the appender; a command sees the ones before it in the
+        batch), or refused with its LedgerError.
         `reads` (read()) covers the usual batch; what it could not know is read here:
         categories first named by the caught-up events, and what creations need."""
         self._states.take_put()

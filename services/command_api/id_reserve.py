@@ -7,9 +7,10 @@ with what it needs beyond the reserve, enough to fill the reserve again once it
 would fall below half, in the same statement (batch_reads.py).
 
 Ids are handed out in the order they were drawn, so one process's postings get
-increasing ids in commit order, as before. Ids still held when the process ends are
-never used: gaps (at most a reserve's worth of each), as an aborted batch leaves; a
-sequence never hands an id out twice.
+increasing ids in commit order, as before; two processes' ids interleave by up to a
+reserve's worth. Ids still held when the process ends, and those of a batch whose
+write failed, are never used: gaps, as an aborted batch leaves; a sequence never
+hands an id out twice.
 """
 
 from __future__ import annotations

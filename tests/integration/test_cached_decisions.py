@@ -94,3 +94,38 @@ async def test_postings_to_a_cached_client_write_without_reading(
     assert ids == [ids[0], ids[0] + 1, ids[0] + 2]
     balances = [cents(decoded(result.body)["balance_after"]) for result in posted]
     assert balances == [100, 300, 600]
+
+
+async def test_a_client_two_processes_post_to_is_read_first_after_one_conflict(
+    environment: Environment, business: dict[str, object]
+) -> None:
+    """Processes X and Y take turns posting to one client. X's first posting after
+    Y's is decided on its cached state and its write conflicts; from then on X reads
+    that client before deciding (it is contested), so each later posting is one
+    INSERT, not a failed one and a retry: 10 postings by X, 11 INSERTs in all."""
+    business_id = id_of(business)
+    statements: list[str] = []
+    url = environment.settings.database_url
+    key = environment.settings.hmac_key.encode()
+    async with (
+        await postgres.create_pool(url, max_size=1) as x_pool,
+        await postgres.create_pool(url, max_size=1) as y_pool,
+    ):
+        async with x_pool.acquire() as conn:
+            conn.add_query_logger(lambda record: statements.append(record.query))
+        x, y = Appender(x_pool, key, 500), Appender(y_pool, key, 500)
+        x.start()
+        y.start()
+        try:
+            client_id = await create_client(x, business_id)
+            for _ in range(10):
+                await submit(y, transaction(business_id, client_id, 100))
+                last = await submit(x, transaction(business_id, client_id, 100))
+        finally:
+            await x.stop()
+            await y.stop()
+
+    inserts = [s for s in statements if s.lstrip().startswith("INSERT INTO events")]
+    assert len(inserts) == 1 + 11  # the creation, then X's postings
+    assert last.version == 21
+    assert cents(decoded(last.body)["balance_after"]) == 2_000

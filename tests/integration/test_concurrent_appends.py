@@ -76,13 +76,11 @@ async def test_a_stale_cached_state_catches_up_and_both_processes_succeed(
     pool: asyncpg.Pool,
     appenders: Callable[[], Appender],
     business: dict[str, object],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Process X caches a client at version 1, process Y posts version 2, then X posts:
     X decides on its cached state without a read (batch_decider.py), its write of
     version 2 conflicts with Y's, and X decides again from the stream's head, so its
     debit lands at version 3 and its balance counts Y's debit too."""
-    caplog.set_level(logging.INFO, logger="services.command_api.appender")
     business_id = id_of(business)
     x, y = appenders(), appenders()
     client_id = await create_client(x, business_id)
@@ -94,8 +92,6 @@ async def test_a_stale_cached_state_catches_up_and_both_processes_succeed(
     assert cents(decoded(by_y.body)["balance_after"]) == 700
     assert cents(decoded(by_x.body)["balance_after"]) == 1_000
     assert await stream_versions(pool, e.client_stream(client_id)) == [1, 2, 3]
-    conflicts = [r for r in caplog.records if "batch conflict" in r.getMessage()]
-    assert len(conflicts) == 1
 
 
 async def test_a_command_racing_another_process_is_retried_and_both_succeed(
@@ -138,7 +134,5 @@ async def test_a_command_racing_another_process_is_retried_and_both_succeed(
     assert cents(decoded(y_result.body)["balance_after"]) == 700
     assert cents(decoded(x_result.body)["balance_after"]) == 1_000
     assert await stream_versions(pool, e.client_stream(client_id)) == [1, 2, 3]
-    conflicts = [
-        r for r in caplog.records if "batch conflict, attempt 1" in r.getMessage()
-    ]
+    conflicts = [r for r in caplog.records if "batch conflict" in r.getMessage()]
     assert len(conflicts) == 1
