@@ -25,6 +25,7 @@ queue are still applied (a single event, or a watermark).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 import aio_pika
@@ -38,7 +39,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelPreconditionFailed
 from pamqp import commands as spec
 
-from shared.bus.batch_publish import Outgoing, publish_batch
+from shared.bus.batch_publish import Outgoing, write_batch
 from shared.bus.partitions import business_slot, partition_of_slot, queue_names
 from shared.events import Envelope
 
@@ -192,6 +193,9 @@ def outgoing(event: Envelope, body: bytes) -> Outgoing:
     )
 
 
+PUBLISH_TIMEOUT_S = 30.0  # for a batch's write and its confirms
+
+
 async def publish_confirmed(
     exchange: AbstractExchange,
     events: Sequence[Envelope],
@@ -205,13 +209,26 @@ async def publish_confirmed(
     mandatory: a message no subscriber queue takes is dropped by the broker. Written
     in one go (shared/bus/batch_publish.py), not message by message.
     """
+    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+        await (await write_events(exchange, events, bodies))
+
+
+async def write_events(
+    exchange: AbstractExchange,
+    events: Sequence[Envelope],
+    bodies: Sequence[bytes] | None = None,
+) -> asyncio.Future[list[object]]:
+    """publish_confirmed's write: the confirms are the returned future's, to await
+    (within PUBLISH_TIMEOUT_S) before the batch counts as published."""
     if bodies is None:
         bodies = [envelope_body(event) for event in events]
     messages = [
         outgoing(event, body) for event, body in zip(events, bodies, strict=True)
     ]
     assert isinstance(exchange, aio_pika.Exchange)  # its channel is the publisher's
-    await publish_batch(exchange.channel, exchange.name, messages, timeout_s=30)
+    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+        confirms = await write_batch(exchange.channel, exchange.name, messages)
+    return asyncio.gather(*confirms)
 
 
 def frame_bodies(
@@ -232,27 +249,40 @@ async def publish_frames(
     position: int,
     partitions: int,
 ) -> None:
-    """Publish one frame per partition, empty or not, and wait for the confirms:
-    the events of `events` (whose envelope_body are `bodies`) that belong to it, and
-    `position`, up to which the relay has given it everything. Mandatory: a frame no
-    queue takes fails the batch (the channel must raise on returns)."""
-    await asyncio.gather(
-        *(
-            frames.publish(
-                aio_pika.Message(
-                    body=body,
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    type=FRAME_TYPE,
-                    headers={"business_slot": partition, "position": position},
-                ),
-                routing_key=str(partition),
-                mandatory=True,
-                timeout=30,
-            )
-            for partition, body in enumerate(frame_bodies(events, bodies, partitions))
+    """Publish one frame per partition, empty or not, in one write, and wait for the
+    confirms: the events of `events` (whose envelope_body are `bodies`) that belong
+    to it, and `position`, up to which the relay has given it everything. Mandatory:
+    a frame no queue takes fails the batch (the channel must raise on returns)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+        await (await write_frames(frames, events, bodies, position, partitions))
+
+
+async def write_frames(
+    frames: AbstractExchange,
+    events: Sequence[Envelope],
+    bodies: Sequence[bytes],
+    position: int,
+    partitions: int,
+) -> asyncio.Future[list[object]]:
+    """publish_frames's write: the confirms are the returned future's, to await."""
+    messages = [
+        Outgoing(
+            str(partition),
+            spec.Basic.Properties(
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                message_type=FRAME_TYPE,
+                headers={"business_slot": partition, "position": position},
+                message_id=uuid.uuid4().hex,  # a return finds its batch by it
+            ),
+            body,
         )
-    )
+        for partition, body in enumerate(frame_bodies(events, bodies, partitions))
+    ]
+    assert isinstance(frames, aio_pika.Exchange)  # its channel is the publisher's
+    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+        confirms = await write_batch(frames.channel, frames.name, messages, True)
+    return asyncio.gather(*confirms)
 
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
