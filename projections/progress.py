@@ -17,6 +17,7 @@ the committed events it has not published yet.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import asyncpg
@@ -41,6 +42,22 @@ _POSITION_APPLIED = """
 SELECT CASE WHEN count(*) = $2 THEN min(position_last) END
 FROM projection_checkpoint WHERE projection = ANY($1::text[])
 """
+
+
+def position_applied_sql(names: int, count: int) -> str:
+    """_POSITION_APPLIED as a scalar subquery of another statement, its two
+    parameters numbered `names` and `count` there (with position_applied_args)."""
+    numbers = {"1": names, "2": count}
+    return re.sub(
+        r"\$([12])\b", lambda found: f"${numbers[found[1]]}", _POSITION_APPLIED
+    )
+
+
+def position_applied_args() -> tuple[list[str], int]:
+    names = _names()
+    return names, len(names)
+
+
 _EVENT_AT = "SELECT stream_id, version FROM events WHERE position = $1"
 
 _RELAY_BACKLOG = """

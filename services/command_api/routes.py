@@ -89,6 +89,9 @@ async def _respond(
     status = result.status
     if result.position is not None:
         headers["X-Ledger-Position"] = str(result.position)
+        if result.stream_id is not None and result.version is not None:
+            waiter = request.app[WAITER]
+            waiter.committed(result.position, result.stream_id, result.version, mark)
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     if not await _visible(request, result, mark):

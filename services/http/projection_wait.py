@@ -8,26 +8,26 @@ them and keeps the versions heard (the latest FACTS_MAX streams): a waiter whose
 version every projection has been heard to apply is answered at once, without a
 query, even one that comes after its notifications.
 
-A check by query (projections/progress.py) costs a pooled round trip, so it is made
-only when the notifications may not answer the waiter. A command takes a mark()
-before it is submitted; its events commit after the mark, and every projection
-applies them later still and then notifies. A waiter is checked only once every
-projection has notified since its mark ("ripe", below) and one of those
-notifications did not list all it applied (a list cut short, a projector of an
-earlier version that sends its name alone, a lost connection). A waiter without a
-mark (a replay, an import, a query's minimum position) is checked at every wake.
-Should notifications stop (the connection is lost: every waiter is made ripe then,
-and again when it listens anew), the checker checks every waiter on a short timer,
-and at least every FULL_CHECK_S regardless, so a missed notification only delays,
-never hangs.
+A check by query (projections/progress.py) costs a round trip, made only when the
+notifications may not answer the waiter. A command takes a mark() before it is
+submitted; its events commit after the mark, and every projection applies them later
+still and then notifies. A waiter is checked only once every projection has notified
+since its mark ("ripe", below) and one of those notifications did not list all it
+applied (a list cut short, a projector of an earlier version that sends its name
+alone, a lost connection). A query's minimum position this process committed waits
+with its command's mark; any other waiter without a mark (a replay, an import) is
+checked at every wake. Should notifications stop (the connection is lost: every
+waiter is made ripe then, and again when it listens anew), the checker checks every
+waiter on a short timer, and at least every FULL_CHECK_S regardless, so a missed
+notification only delays, never hangs.
 
-The checker is a process edge: any failure of a check (a lost connection, an API
-pool busy past its acquire timeout: PoolExhausted) is logged once per streak and
-retried on the next tick. Were the task to die, every later command would answer 202
-after the full read-your-writes wait until the process restarted.
+The checker is a process edge: any failure of a check (a lost connection, a pool
+busy past its acquire timeout) is logged once per streak and retried on the next
+tick. Were the task to die, every later command would answer 202 after the full
+read-your-writes wait until the process restarted.
 
 The same connection keeps the API-key cache (services/http/api_key_cache.py) honest:
-`ledger_api_keys` notifications drop it, and it is trusted only while the connection
+`ledger_api_keys` notifications drop it; it is trusted only while the connection
 listens.
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -90,6 +91,9 @@ class ProjectionWaiter:
         # list everything its batch applied.
         self._applied: dict[str, dict[str, int]] = {}
         self._incomplete = 0
+        # The stream, version and mark of positions this process committed (the
+        # latest FACTS_MAX): a wait for one is its command's own wait.
+        self._committed: OrderedDict[int, tuple[str, int, int]] = OrderedDict()
 
     async def start(self) -> None:
         self._listening.listen("ledger_projected", self._on_notify)
@@ -103,6 +107,13 @@ class ProjectionWaiter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._listening.stop()
+
+    def committed(self, position: int, stream_id: str, version: int, mark: int) -> None:
+        """What a command of this process, marked `mark`, committed at `position`
+        (its answer's X-Ledger-Position, which a caller may wait for on a query)."""
+        self._committed[position] = (stream_id, version, mark)
+        while len(self._committed) > FACTS_MAX:
+            self._committed.popitem(last=False)
 
     def mark(self) -> int:
         """Taken before a command is submitted, and given to wait_for_stream."""
@@ -191,6 +202,9 @@ class ProjectionWaiter:
 
     async def wait_for_position(self, position: int, timeout_s: float) -> bool:
         """True once the event at `position` (or else the checkpoints) is applied."""
+        if position in self._committed:
+            stream_id, version, mark = self._committed[position]
+            return await self.wait_for_stream(stream_id, version, timeout_s, mark)
         event = await progress.event_at(self._pool, position)
         if event is not None:
             stream_id, version = event

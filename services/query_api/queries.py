@@ -81,12 +81,20 @@ async def list_clients(
     return rows, total
 
 
+# The client with the position every projection had applied when it was read (one
+# snapshot: the row reflects at least that position), in one round trip.
+_CLIENT_AT = f"""
+SELECT found.*, ({progress.position_applied_sql(3, 4)}) AS read_position
+FROM ({_CLIENT_COLUMNS} AND c.client_id = $2) AS found
+"""
+
+
 async def get_client(
     pool: asyncpg.Pool, business_id: int, client_id: int
 ) -> asyncpg.Record | None:
-    return await pool.fetchrow(
-        _CLIENT_COLUMNS + " AND c.client_id = $2", business_id, client_id
-    )
+    """The client's row, with `read_position` (read_position(), read with it)."""
+    names, count = progress.position_applied_args()
+    return await pool.fetchrow(_CLIENT_AT, business_id, client_id, names, count)
 
 
 _SUMMARY = """

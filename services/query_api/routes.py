@@ -46,6 +46,13 @@ READ_POSITION = web.RequestKey("read_position", int)
 async def _min_position(request: web.Request) -> None:
     """Honour X-Ledger-Min-Position (wait until the read models have reached it), then
     note the position the read models are at, which the answer carries."""
+    await _wait_min_position(request)
+    # Read before the data: the body then reflects at least this position.
+    request[READ_POSITION] = await queries.read_position(request.app[POOL])
+
+
+async def _wait_min_position(request: web.Request) -> None:
+    """Honour X-Ledger-Min-Position: wait until the read models have reached it."""
     header = request.headers.get("X-Ledger-Min-Position")
     if header is not None:
         position = whole_number(header.strip())
@@ -60,8 +67,6 @@ async def _min_position(request: web.Request) -> None:
         timeout = request.app[SETTINGS].read_your_writes_timeout_s
         if not await request.app[WAITER].wait_for_position(position, timeout):
             raise NotYetVisible("The read models have not reached that position yet")
-    # Read before the data: the body then reflects at least this position.
-    request[READ_POSITION] = await queries.read_position(request.app[POOL])
 
 
 def _answer(
@@ -180,10 +185,12 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
 async def _client_row(request: web.Request) -> asyncpg.Record:
     business = business_of(request)
     client_id = path_id(request)
-    await _min_position(request)
+    await _wait_min_position(request)
     row = await queries.get_client(request.app[POOL], business.business_id, client_id)
     if row is None:
         raise NotFound(f"Client {client_id} not found")
+    # Read with the row, before any data read after it (a statement's lines).
+    request[READ_POSITION] = row["read_position"] or 0
     return row
 
 

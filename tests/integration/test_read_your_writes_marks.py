@@ -188,3 +188,21 @@ async def test_stop_ends_the_waiter_even_when_a_notification_wakes_it_at_once(
                 await waiter.stop()
     finally:
         await listener.close()
+
+
+async def test_a_position_this_process_committed_is_waited_for_without_a_lookup(
+    waiter: ProjectionWaiter, isolated_admin: asyncpg.Connection
+) -> None:
+    """Proves a query's X-Ledger-Min-Position needs no lookup of its event when this
+    process committed it: the position has no event in the store (a lookup finds
+    nothing, and the checkpoints, absent, never reach it), yet once every projection
+    notifies the version committed there, the wait answers True."""
+    stream_id = f"client-{uuid.uuid4().int % 10**12}"
+    position = 10**15 + uuid.uuid4().int % 10**9
+    waiter.committed(position, stream_id, 4, waiter.mark())
+    waiting = asyncio.create_task(waiter.wait_for_position(position, WAIT_S))
+    await asyncio.sleep(0.05)
+    for projection in PROJECTIONS:
+        assert not waiting.done()
+        await _notify(isolated_admin, f"{projection};{stream_id}:4")
+    assert await asyncio.wait_for(waiting, WAIT_S) is True
