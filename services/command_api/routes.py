@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import msgspec
 from aiohttp import web
@@ -25,6 +24,7 @@ from services.http.edge import (
 from services.http.projection_wait import WAITER
 from services.http.request_log import CORRELATION_ID, REQUEST_ID
 from shared import commands as c
+from shared import uuids
 from shared.errors import PreconditionFailed
 from shared.events import Metadata
 
@@ -55,7 +55,7 @@ def _metadata(request: web.Request, claim: IdempotencyClaim | None) -> Metadata:
     correlation = request.headers.get("X-Correlation-Id")
     if correlation is not None and not printable(correlation):
         correlation = None  # an id we cannot store is replaced by a fresh one
-    correlation = (correlation or request.get(REQUEST_ID) or str(uuid.uuid4()))[:255]
+    correlation = (correlation or request.get(REQUEST_ID) or str(uuids.uuid4()))[:255]
     request[CORRELATION_ID] = correlation
     return Metadata(
         correlation_id=correlation,

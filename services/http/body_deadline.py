@@ -30,6 +30,8 @@ def _expire(request: web.Request, timeout_s: float) -> None:
 async def body_deadline_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
+    if request.content.is_eof():  # no body, or all of it here: nothing to time
+        return await handler(request)
     timeout_s = request.app[SETTINGS].http_body_timeout_s
     loop = asyncio.get_running_loop()
     timer = loop.call_later(timeout_s, _expire, request, timeout_s)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 from aiohttp import web
 
 from services.http.edge import BUSINESS, Handler, printable
+from shared import uuids
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CORRELATION_ID = web.RequestKey("correlation_id", str)
@@ -36,7 +36,7 @@ def request_id_from(header: str | None) -> str:
     if header is not None and len(header) <= REQUEST_ID_LENGTH_MAX:
         if printable(header.strip()):
             return header.strip()
-    return str(uuid.uuid4())
+    return str(uuids.uuid4())
 
 
 def route_of(request: web.Request) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from shared import events as e
+from shared import uuids
 from shared.hash_chain import GENESIS, event_hash, hashed_content
 from shared.keyring import key_id_of
 from shared.upcasting import UPCASTERS
@@ -95,7 +96,7 @@ def chain(
     previous = head.hash
     chained: list[NewEvent] = []
     for offset, payload in enumerate(payloads, start=1):
-        event_id, event_type = uuid.uuid4(), e.event_type(payload)
+        event_id, event_type = uuids.uuid4(), e.event_type(payload)
         schema_version = UPCASTERS.current_version(event_type)
         content = hashed_content(
             event_id=str(event_id),
