@@ -49,7 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hmac_legacy_position_max: int = 0
     read_your_writes_timeout_s: float = 5.0
     readiness_lag_max_s: float = 30.0
+    # The group-commit window (services/command_api/appender.py): after a batch of
+    # batch_window_from commands or more, the next gathers for batch_window_s.
     batch_window_s: float = 0.002
+    batch_window_from: int = 4
     batch_size_max: int = 500
     relay_batch_size_max: int = 2000  # bigger batches publish ~20-40% faster
     checkpoint_interval_s: float = 10.0

@@ -31,6 +31,7 @@ _URLS: list[tuple[str, tuple[str, ...]]] = [
 ]
 _AT_LEAST_ONE = [
     "batch_size_max",
+    "batch_window_from",
     "relay_batch_size_max",
     "projector_batch_size_max",
     "http_connections_max",

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.command_api.appender import Appender
+from services.command_api.group_window import Window
 from services.command_api.idempotency import IN_FLIGHT
 from services.command_api.routes import APPENDER, routes
 from services.command_api.spreadsheets import import_routes
@@ -31,6 +32,7 @@ def setup(app: web.Application) -> None:
             settings.batch_size_max,
             on_appended=metrics.count_appended if metrics is not None else None,
             clock=app[CLOCK],
+            window=Window(settings.batch_window_s, settings.batch_window_from),
         )
         appender.start()
         app[APPENDER] = appender

@@ -1,15 +1,14 @@
 """Hop 2: the appender. Group commit of concurrent commands.
 
-Routes submit commands and await their own result. One task per process gathers the
-commands waiting, brings each stream's state up to its head once (or, for postings
-to cached clients, reads nothing: batch_decider.py), decides every command in
-arrival order (a command on a stream sees the commands before it in the batch), and
-appends the survivors' events in one transaction: one fsync for the whole batch. A
-refused command produces no events and never fails another. If another process
-wrote a stream first (ConcurrencyConflict), the whole batch is decided again from
-the fresh heads, a bounded number of times, before anyone sees a 409; a batch decided
-on cached states alone is decided again at once after a read, and its streams are
-read before each batch from then on (contested).
+Routes submit commands and await their own result. One task per process takes the
+commands waiting (group_window.py), brings each stream's state up to its head once
+(postings to cached clients read nothing: batch_decider.py), decides every command
+in arrival order (a command sees the ones before it in the batch), and appends the
+survivors' events in one transaction: one fsync per batch. A refused command writes
+nothing and fails no other. If another process wrote a stream first
+(ConcurrencyConflict), the batch is decided again from the fresh heads, a bounded
+number of times, before anyone sees a 409; a batch decided on cached states alone is
+decided again at once after a read, its streams read first from then on (contested).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import asyncpg
 from services.command_api.batch_decider import BatchDecider, Reads
 from services.command_api.batch_reads import Stored
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
+from services.command_api.group_window import Window, next_batch
 from services.command_api.idempotency import Answer, replay
 from services.command_api.stream_states import streams_of
 from services.command_api.submissions import (
@@ -60,12 +60,14 @@ class Appender:
         batch_size_max: int,
         on_appended: Callable[[Iterable[str]], None] | None = None,
         clock: Clock | None = None,
+        window: Window | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock or Clock()
         self._on_appended = on_appended  # the types of each committed batch's events
         self._stopping = False
         self._batch_size_max = batch_size_max
+        self._window = window or Window()
         self._queue: asyncio.Queue[Submission] = asyncio.Queue()
         self._decider = BatchDecider(hmac_key, self._clock)
         self._task: asyncio.Task[None] | None = None
@@ -102,11 +104,12 @@ class Appender:
         return await submission.future
 
     async def _run(self) -> None:
+        size = 0
         while True:
-            batch = [await self._queue.get()]
-            await asyncio.sleep(0)  # let the requests already in flight join
-            while len(batch) < self._batch_size_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await next_batch(
+                self._queue, self._batch_size_max, self._window, size
+            )
+            size = len(batch)
             try:
                 await self._commit_isolated(batch)
             finally:
