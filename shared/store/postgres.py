@@ -100,20 +100,32 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
         return _BoundedAcquire(super().acquire(timeout=timeout_s), timeout_s)
 
 
+# Plans that look rows up by index whatever the tables' size (index_plans below).
+INDEX_PLANS = {
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "enable_seqscan": "off",
+}
+
+
 async def create_pool(
     dsn: str,
     *,
     max_size: int = 10,
-    custom_plans: bool = False,
+    index_plans: bool = False,
     acquire_timeout_s: float | None = None,
 ) -> asyncpg.Pool:
-    """A pool; `custom_plans` plans every execution of a prepared statement with its
-    parameters and the tables' current size. Projectors want that: a generic plan
-    cached while a table was small (a sequential scan, filtered by `= ANY(array)`)
-    is kept as the table grows, and a 100,000-client import made each tracking
-    lookup take 0.4 s. With `acquire_timeout_s`, waiting for a connection is bounded
-    (BoundedPool); without, it is not (the workers, which have nobody to answer)."""
-    settings = {"plan_cache_mode": "force_custom_plan"} if custom_plans else {}
+    """A pool; with `index_plans`, its sessions join by nested loops and read a table
+    whole only where no index serves (INDEX_PLANS), so that every plan of a
+    statement, the generic one PostgreSQL caches after five executions included,
+    looks rows up by index however small the tables were when it was made.
+    Projectors want that: a generic plan cached while a table was small (a
+    sequential scan) was kept as the table grew, and a 100,000-client import made
+    each tracking lookup take 0.4 s. (They planned every execution instead, until
+    planning was a third of their backend's CPU at concurrency 1.) With
+    `acquire_timeout_s`, waiting for a connection is bounded (BoundedPool); without,
+    it is not (the workers, which have nobody to answer)."""
+    settings = INDEX_PLANS if index_plans else {}
     options: dict[str, object] = {
         "min_size": 1,
         "max_size": max_size,

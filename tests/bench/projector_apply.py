@@ -5,8 +5,8 @@ does (clients with a client.created, 15 transactions and 4 deposit postings each
 reads it back in the relay's order, then applies it to the live read models as the
 projectors do: frames of FRAME events, each through the runner's apply path (one
 transaction with its tracking rows and checkpoint), for each projection in turn, on
-one connection planned as the projectors' pools are (custom plans). The events are
-decoded before the clock starts: this measures applying, not reading (nor taking a
+one connection planned as the projectors' pools are (postgres.INDEX_PLANS). The events
+are decoded before the clock starts: this measures applying, not reading (nor taking a
 connection from a pool). Prints, per frame size, events/s and the CPU per event of
 this process and of its PostgreSQL backend.
 
@@ -27,6 +27,7 @@ import asyncpg
 from projections.registry import PROJECTIONS
 from projections.runner import apply_in_transaction
 from shared.events import Envelope
+from shared.store import postgres
 from shared.store.event_store import Cursor, read_after
 from shared.store.postgres import connect
 from tests.bench.replay import write_history
@@ -60,7 +61,8 @@ async def apply_frames(
     conn: asyncpg.Connection, events: list[Envelope], frame: int
 ) -> str:
     """Apply the events frame by frame to both projections; the figures."""
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    for name, value in postgres.INDEX_PLANS.items():  # as a projector's session
+        await conn.execute(f"SET {name} = {value}")
     pid = await conn.fetchval("SELECT pg_backend_pid()")
     started, cpu, backend = time.perf_counter(), time.process_time(), backend_cpu_s(pid)
     for start in range(0, len(events), frame):
