@@ -112,8 +112,9 @@ async def relay_broker(settings: Settings) -> AbstractRobustConnection:
 
 async def projector_pool(settings: Settings) -> asyncpg.Pool:
     """A projector's pool: PROJECTOR_POOL_SIZE_MAX connections, waits unbounded (a
-    worker has nobody to answer), every plan an index lookup whatever the tables'
-    size (postgres.INDEX_PLANS: a cached plan stays right as imports grow them)."""
+    worker has nobody to answer), planned to look rows up by index whatever the
+    tables' size (postgres.INDEX_PLANS: a cached plan stays right as imports grow
+    them)."""
     return await postgres.create_pool(
         settings.database_url, max_size=PROJECTOR_POOL_SIZE_MAX, index_plans=True
     )

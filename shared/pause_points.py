@@ -52,6 +52,11 @@ def arm(environ: Mapping[str, str]) -> None:
     _armed[:] = [point]
 
 
+def disarm() -> None:
+    """Pause nowhere (a test that armed a point in its own process, on its way out)."""
+    _armed.clear()
+
+
 def armed(point: str) -> bool:
     """Whether the process will pause at `point` (not reached yet)."""
     return point in _armed

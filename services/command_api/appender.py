@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterable
 import asyncpg
 
 from services.command_api.batch_decider import BatchDecider, Reads
-from services.command_api.batch_reads import Stored
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
-from services.command_api.group_window import Window, next_batch
-from services.command_api.idempotency import Answer, replay
+from services.command_api.group_window import Last, Window, next_batch
+from services.command_api.idempotency import Answer, settle_replays
 from services.command_api.stream_states import streams_of
 from services.command_api.submissions import (
     Decided,
@@ -40,7 +39,6 @@ from shared.clock import Clock
 from shared.errors import (
     CommitUnconfirmed,
     ConcurrencyConflict,
-    IdempotencyConflict,
     LedgerError,
     PoolExhausted,
     ServiceStopping,
@@ -71,6 +69,7 @@ class Appender:
         self._queue: asyncio.Queue[Submission] = asyncio.Queue()
         self._decider = BatchDecider(hmac_key, self._clock)
         self._task: asyncio.Task[None] | None = None
+        self._gathering: list[Submission] = []  # the batch being gathered
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="appender")
@@ -89,6 +88,13 @@ class Appender:
             log.warning("appender: commands still running after %.0f s", grace_s)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        # What was never taken up, or was being gathered, was not written: refused.
+        unanswered, self._gathering = self._gathering, []
+        while not self._queue.empty():
+            unanswered.append(self._queue.get_nowait())
+        for submission in unanswered:
+            submission.fail(ServiceStopping())
+            self._queue.task_done()
 
     async def submit(
         self,
@@ -104,12 +110,13 @@ class Appender:
         return await submission.future
 
     async def _run(self) -> None:
-        size = 0
+        last = Last()
         while True:
-            batch = await next_batch(
-                self._queue, self._batch_size_max, self._window, size
+            self._gathering = []
+            await next_batch(
+                self._queue, self._batch_size_max, self._window, last, self._gathering
             )
-            size = len(batch)
+            batch, self._gathering = self._gathering, []
             try:
                 await self._commit_isolated(batch)
             finally:
@@ -125,10 +132,10 @@ class Appender:
         except CommitOutcomeUnknown as unknown:
             log.warning("commit outcome unknown: %r", unknown.cause)
             for submission in batch:  # re-deciding could post twice: 503 for all
-                _fail(submission, CommitUnconfirmed())
+                submission.fail(CommitUnconfirmed())
         except PoolExhausted as busy:  # nothing was tried: splitting would wait again
             for submission in batch:
-                _fail(submission, busy)
+                submission.fail(busy)
         except Exception as error:  # a process edge: no caller may hang
             if len(batch) > 1:
                 log.warning("batch of %d failed; committing one by one", len(batch))
@@ -136,7 +143,7 @@ class Appender:
                     await self._commit_isolated([submission])
                 return
             log.exception("command %s failed", type(batch[0].command).__name__)
-            _fail(batch[0], error)
+            batch[0].fail(error)
 
     async def _commit_with_retries(self, batch: list[Submission]) -> None:
         for attempt in range(RETRIES_MAX):
@@ -150,7 +157,7 @@ class Appender:
             for submission in batch:
                 await self._commit_with_retries([submission])
             return
-        _fail(batch[0], ConcurrencyConflict("retries exhausted"))
+        batch[0].fail(ConcurrencyConflict("retries exhausted"))
 
     async def _commit(self, batch: list[Submission], cached: bool = True) -> None:
         batch = [submission for submission in batch if not submission.future.done()]
@@ -178,7 +185,7 @@ class Appender:
         if refused and not reads.verified:
             refused = await self._confirm(refused, decided)
         for submission, error in refused:
-            _fail(submission, error)
+            submission.fail(error)
 
     async def _decide_and_write(
         self, batch: list[Submission], cached: bool
@@ -192,7 +199,7 @@ class Appender:
         ]
         async with self._pool.acquire() as conn:
             reads = await self._decider.read(conn, batch, keys, cached)
-            live = _settle_replays(batch, reads.stored)
+            live = settle_replays(batch, reads.stored)
             if not live:
                 return None
             try:
@@ -273,28 +280,3 @@ class _StaleCache(Exception):
 
 Refusals = list[tuple[Submission, LedgerError]]
 _Written = tuple[Reads, list[Decided], Refusals, list[Result]]
-
-
-def _settle_replays(batch: list[Submission], stored: Stored) -> list[Submission]:
-    """Answer the submissions whose Idempotency-Key already committed (a key used
-    with another request: IdempotencyConflict); returns the others, to decide."""
-    live: list[Submission] = []
-    for submission in batch:
-        claim, found = submission.idempotency, None
-        try:
-            if claim is not None:
-                key = (submission.command.business_id, claim.key)
-                found = replay(stored.get(key), claim)
-        except IdempotencyConflict as conflict:
-            _fail(submission, conflict)
-            continue
-        if found is None:
-            live.append(submission)
-        else:
-            submission.future.set_result(found)
-    return live
-
-
-def _fail(submission: Submission, error: BaseException) -> None:
-    if not submission.future.done():
-        submission.future.set_exception(error)

@@ -14,14 +14,14 @@ The commands and the import share each step:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.command_api.submissions import IdempotencyClaim, Result
+from services.command_api.submissions import IdempotencyClaim, Result, Submission
 from services.http.edge import printable
 from shared.errors import (
     ConcurrencyConflict,
@@ -181,3 +181,25 @@ async def mark_accepted(pool: asyncpg.Pool, business_id: int, key: str) -> None:
         business_id,
         key,
     )
+
+
+def settle_replays(
+    batch: list[Submission], stored: Mapping[tuple[int, str], StoredResponse]
+) -> list[Submission]:
+    """Answer the submissions whose Idempotency-Key already committed (a key used
+    with another request: IdempotencyConflict); returns the others, to decide."""
+    live: list[Submission] = []
+    for submission in batch:
+        claim, found = submission.idempotency, None
+        try:
+            if claim is not None:
+                key = (submission.command.business_id, claim.key)
+                found = replay(stored.get(key), claim)
+        except IdempotencyConflict as conflict:
+            submission.fail(conflict)
+            continue
+        if found is None:
+            live.append(submission)
+        else:
+            submission.future.set_result(found)
+    return live

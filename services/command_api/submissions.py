@@ -53,6 +53,11 @@ class Submission:
         self.idempotency = idempotency
         self.future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
 
+    def fail(self, error: BaseException) -> None:
+        """Answer `error`, unless answered already."""
+        if not self.future.done():
+            self.future.set_exception(error)
+
 
 class Decided(msgspec.Struct, kw_only=True):
     submission: Submission

@@ -162,6 +162,9 @@ class ApiMetrics:
 
 
 METRICS = web.AppKey("metrics", ApiMetrics)
+# Methods counted by name. Any other the HTTP parser accepts (WebDAV's, PURGE; it
+# refuses invented ones) counts as OTHER: the label sets stay few, whatever is sent.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @web.middleware
@@ -173,8 +176,9 @@ async def metrics_middleware(
     def count(status: int, duration_s: float) -> None:
         metrics = request.app[METRICS]
         route = route_of(request)
-        metrics.requests_of(request.method, route, status).inc()
-        metrics.seconds_of(request.method, route).observe(duration_s)
+        method = request.method if request.method in METHODS else "OTHER"
+        metrics.requests_of(method, route, status).inc()
+        metrics.seconds_of(method, route).observe(duration_s)
 
     return await timed(request, handler, count)
 

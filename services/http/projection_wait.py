@@ -14,12 +14,12 @@ submitted; its events commit after the mark, and every projection applies them l
 still and then notifies. A waiter is checked only once every projection has notified
 since its mark ("ripe", below) and one of those notifications did not list all it
 applied (a list cut short, a projector of an earlier version that sends its name
-alone, a lost connection). A query's minimum position this process committed waits
-with its command's mark; any other waiter without a mark (a replay, an import) is
-checked at every wake. Should notifications stop (the connection is lost: every
-waiter is made ripe then, and again when it listens anew), the checker checks every
-waiter on a short timer, and at least every FULL_CHECK_S regardless, so a missed
-notification only delays, never hangs.
+alone, a lost connection). A position this process committed (a query's minimum
+position, a replay's) waits with its command's mark; any other waiter without a mark
+(an import) is checked at every wake. Should notifications stop (the connection is
+lost: every waiter is made ripe then, and again when it listens anew), the checker
+checks every waiter on a short timer, and at least every FULL_CHECK_S regardless, so
+a missed notification only delays, never hangs.
 
 The checker is a process edge: any failure of a check (a lost connection, a pool
 busy past its acquire timeout) is logged once per streak and retried on the next

@@ -63,6 +63,8 @@ async def write_batch(
     """Write `messages` to `exchange` in one go; their confirmations, to await."""
     underlay = await channel.get_underlay_channel()
     assert isinstance(underlay, Channel) and underlay.publisher_confirms
+    # Else aiormq answers a returned message's confirmation as a success.
+    assert underlay.on_return_raises or not mandatory
     return await _write(underlay, exchange, messages, mandatory)
 
 

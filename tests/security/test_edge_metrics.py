@@ -96,3 +96,29 @@ async def test_a_scrape_after_the_interval_reads_the_database_again(
             await asyncio.sleep(POLL_S)
     assert (first[READS], first[PARKED]) == (1.0, 0.0)
     assert (scrape[READS], scrape[PARKED]) == (2.0, 1.0)
+
+
+async def test_methods_other_than_the_usual_are_counted_as_other(
+    quiet: Environment,
+) -> None:
+    """Proves a client cannot spread the request counters over many label sets with
+    methods: the HTTP parser refuses invented ones (400 before any middleware), and
+    the other methods it knows (WebDAV's, PURGE, ...) are counted under `OTHER`, one
+    each, with no sample naming them."""
+    sent = ["PROPFIND", "MKCOL", "LOCK", "UNLOCK", "PURGE", "REPORT", "MOVE", "COPY"]
+    async with http_client(quiet.settings) as client:
+        for method in sent:
+            async with client.request(method, "/api/v3/clients"):
+                pass
+        async with client.request("INVENTED", "/api/v3/clients") as refused:
+            assert refused.status == 400
+        response = await client.get("/metrics")
+        text = await response.text()
+    methods: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "ledger_http_requests_total":
+                method = sample.labels["method"]
+                methods[method] = methods.get(method, 0.0) + sample.value
+    assert not [method for method in sent if f'method="{method}"' in text]
+    assert methods["OTHER"] == float(len(sent))
