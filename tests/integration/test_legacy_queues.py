@@ -147,7 +147,7 @@ async def test_an_earlier_versions_queues_are_applied_first_then_deleted(
     10.00 / 3.00 at version 3, two statement lines, both tracked at 3."""
     settings, business_id, pool = upgrade.settings, upgrade.business_id, upgrade.pool
     appender, connection = upgrade.appender, upgrade.connection
-    channel = await connection.channel(publisher_confirms=True)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     earlier, exchange, frames = await _earlier_queues(settings, channel)
     client_id = await create_client(appender, business_id)
     stream = e.client_stream(client_id)
@@ -195,7 +195,7 @@ async def test_an_old_queue_declared_again_while_a_projector_runs_is_only_delete
     of a client no queue else has: its tracking row never appears."""
     settings, business_id, pool = upgrade.settings, upgrade.business_id, upgrade.pool
     appender, connection = upgrade.appender, upgrade.connection
-    channel = await connection.channel(publisher_confirms=True)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     new_queue = settings.queue_prefix + QUEUES
 
     async def consumed() -> bool:

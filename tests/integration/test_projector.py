@@ -123,7 +123,9 @@ async def exchange(
     nothing published before the projector starts is lost."""
     connection = await aio_pika.connect(isolated.settings.amqp_url)
     try:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         exchange = await broker.declare_exchange(channel, isolated.settings.exchange)
         settings = isolated.settings
         [queue] = await broker.declare_projection_queues(

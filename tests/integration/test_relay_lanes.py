@@ -141,7 +141,9 @@ async def _run_frames_lane(
     each step's count, and the frames a queue bound to partition 0 received."""
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         exchange = await broker.declare_exchange(channel, env.settings.exchange)
         frames = await broker.declare_frames_exchange(channel, exchange)
         queue = await channel.declare_queue(exclusive=True)
