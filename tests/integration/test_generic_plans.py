@@ -40,9 +40,19 @@ STATEMENTS = {
 async def test_the_generic_plan_looks_rows_up_by_index(
     admin: asyncpg.Connection, name: str
 ) -> None:
-    sql = STATEMENTS[name]
+    plan = await _generic_plan(admin, STATEMENTS[name])
+    assert "Seq Scan" not in plan, plan
+    assert "Index" in plan, plan
+
+
+async def _generic_plan(
+    admin: asyncpg.Connection, sql: str, settings: dict[str, str] | None = None
+) -> str:
+    """The generic plan of `sql`, prepared in a session with `settings`."""
     parameters = max(int(number) for number in re.findall(r"\$(\d+)", sql))
     async with admin.transaction():
+        for name, value in (settings or {}).items():
+            await admin.execute(f"SET LOCAL {name} = {value}")
         await admin.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         await admin.execute(f"PREPARE generic AS {sql}")
         try:
@@ -50,9 +60,7 @@ async def test_the_generic_plan_looks_rows_up_by_index(
             rows = await admin.fetch(f"EXPLAIN EXECUTE generic({nulls})")
         finally:
             await admin.execute("DEALLOCATE generic")
-    plan = "\n".join(row[0] for row in rows)
-    assert "Seq Scan" not in plan, plan
-    assert "Index" in plan, plan
+    return "\n".join(row[0] for row in rows)
 
 
 def _posting(client_id: int, payload: e.LedgerEvent) -> e.Envelope:
@@ -117,19 +125,7 @@ async def test_the_projectors_plans_look_rows_up_by_index_in_their_sessions(
     planning per batch) because every plan of its live statement is nested loops
     over index lookups, whatever the tables' size: a plan cached while the tracking
     table was small must not scan it whole once an import has grown it."""
-    sql = _projector_statement()
-    parameters = max(int(number) for number in re.findall(r"\$(\d+)", sql))
-    async with admin.transaction():
-        for name, value in INDEX_PLANS.items():
-            await admin.execute(f"SET LOCAL {name} = {value}")
-        await admin.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        await admin.execute(f"PREPARE generic AS {sql}")
-        try:
-            nulls = ", ".join(["NULL"] * parameters)
-            rows = await admin.fetch(f"EXPLAIN EXECUTE generic({nulls})")
-        finally:
-            await admin.execute("DEALLOCATE generic")
-    plan = "\n".join(row[0] for row in rows)
+    plan = await _generic_plan(admin, _projector_statement(), INDEX_PLANS)
     for scan in ("Seq Scan", "Hash Join", "Merge Join"):
         assert scan not in plan, plan
     assert "Index" in plan, plan
