@@ -6,7 +6,7 @@ had `from_batch` commands or more and was taken less than RECENT_S ago, the batc
 also gathers what arrives within `seconds` (LEDGER_BATCH_WINDOW_S,
 LEDGER_BATCH_WINDOW_FROM). A batch pays per batch for its commit, its relay read,
 publish and confirm, and the projectors' statement and NOTIFY: gathering for 2 ms
-cut the CPU per posting by a sixth at concurrency 64 and by a fifth at 8 (README,
+cut the CPU per posting by 13% at concurrency 64 and by 19% at 8 (README,
 "Benchmark", the fifth step). Concurrency 1 never waits: its batches are of one.
 """
 
