@@ -127,11 +127,11 @@ def _statement(
     moved_all: list[str] = []
     args: list[object] = []
     for number, tracking in enumerate(trackings):
-        clauses.append(_shifted(_TRACK.format(n=number), len(args)))
+        clauses.append(shifted(_TRACK.format(n=number), len(args)))
         moved_all.append(_MOVED_ALL.format(n=number, streams=len(args) + 2))
         args += tracking.args()
     for number, write in enumerate(writes):
-        clauses.append(f"write_{number} AS ({_shifted(write.sql, len(args))})")
+        clauses.append(f"write_{number} AS ({shifted(write.sql, len(args))})")
         args += write.args
     args.append([tracking.payload for tracking in trackings])
     notify = _NOTIFY.format(moved_all=" AND ".join(moved_all), payloads=len(args))
@@ -139,7 +139,8 @@ def _statement(
 
 
 @functools.lru_cache(maxsize=64)  # a few texts and offsets; renumbered once each
-def _shifted(sql: str, by: int) -> str:
+def shifted(sql: str, by: int) -> str:
+    """`sql` with its parameters renumbered from $(1 + by), to follow `by` others."""
     if not by:
         return sql
     return _PARAMETER.sub(lambda found: f"${int(found[1]) + by}", sql)

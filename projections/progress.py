@@ -17,12 +17,12 @@ the committed events it has not published yet.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import asyncpg
 import msgspec
 
+from projections.batch_statement import shifted
 from projections.registry import PROJECTIONS
 
 RELAY = "main"  # the relay's cursor name (services/outbox_relay)
@@ -44,13 +44,10 @@ FROM projection_checkpoint WHERE projection = ANY($1::text[])
 """
 
 
-def position_applied_sql(names: int, count: int) -> str:
-    """_POSITION_APPLIED as a scalar subquery of another statement, its two
-    parameters numbered `names` and `count` there (with position_applied_args)."""
-    numbers = {"1": names, "2": count}
-    return re.sub(
-        r"\$([12])\b", lambda found: f"${numbers[found[1]]}", _POSITION_APPLIED
-    )
+def position_applied_sql(after: int) -> str:
+    """_POSITION_APPLIED as a scalar subquery of a statement with `after` parameters
+    of its own before it (position_applied_args() are its two)."""
+    return shifted(_POSITION_APPLIED, after)
 
 
 def position_applied_args() -> tuple[list[str], int]:
@@ -124,8 +121,9 @@ async def stream_applied(pool: asyncpg.Pool, stream_id: str, version: int) -> bo
 async def position_applied(pool: asyncpg.Pool) -> int | None:
     """The position every projection has applied every event up to (their lowest
     checkpoint); None while some projection has no checkpoint yet."""
-    names = _names()
-    position: int | None = await pool.fetchval(_POSITION_APPLIED, names, len(names))
+    position: int | None = await pool.fetchval(
+        _POSITION_APPLIED, *position_applied_args()
+    )
     return position
 
 

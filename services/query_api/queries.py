@@ -84,7 +84,7 @@ async def list_clients(
 # The client with the position every projection had applied when it was read (one
 # snapshot: the row reflects at least that position), in one round trip.
 _CLIENT_AT = f"""
-SELECT found.*, ({progress.position_applied_sql(3, 4)}) AS read_position
+SELECT found.*, ({progress.position_applied_sql(2)}) AS read_position
 FROM ({_CLIENT_COLUMNS} AND c.client_id = $2) AS found
 """
 
