@@ -12,7 +12,14 @@ from shared.keyring import (
     KEY_BYTES_MIN,
     Keyring,
     keyring,
+    previous_keys,
     weakness,
+)
+from shared.personal_data import (
+    MasterKeys,
+    derived_master_key,
+    master_key,
+    use_master_keys,
 )
 
 # Messages carry a business slot (crc32 of the business id modulo this); partition p
@@ -47,6 +54,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The last position written before key ids existed (0: no bound). Rows without a
     # key id above it are forged; required when a previous key is a known one.
     hmac_legacy_position_max: int = 0
+    # The master key that wraps each client's key (shared/personal_data.py), and its
+    # file (read once at start, like LEDGER_HMAC_KEY_FILE). Empty, the default: derived
+    # from the hash chain's key under a label of its own. Previous master keys open
+    # the client keys they wrapped until `ledger master-key rotate` re-wraps them:
+    # comma-separated.
+    master_key: str = ""
+    master_key_file: str = ""
+    master_previous_keys: str = ""
     read_your_writes_timeout_s: float = 5.0
     readiness_lag_max_s: float = 30.0
     # The group-commit window (services/command_api/appender.py): after a batch of
@@ -149,10 +164,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except ValueError:
             kind = "whole number" if parse is int else "number"
             raise SettingsError(f"{name}={raw!r} is not a {kind}") from None
-    if "hmac_key" in values and "hmac_key_file" in values:
-        raise SettingsError(
-            "LEDGER_HMAC_KEY and LEDGER_HMAC_KEY_FILE are both set: set one of them"
-        )
+    for key in ("hmac_key", "master_key"):
+        if key in values and f"{key}_file" in values:
+            name = f"LEDGER_{key.upper()}"
+            raise SettingsError(f"{name} and {name}_FILE are both set: set one of them")
     settings = Settings(**values)  # type: ignore[arg-type]
     problem = next(setting_checks.problems(settings, _variable_of), None)
     if problem is not None:  # the first one: fixing it may change the others
@@ -171,37 +186,64 @@ def _variable_of(field: str) -> str:
 
 def resolve_key(settings: Settings) -> Settings:
     """The settings with the key this process will sign with, or SettingsError: read
-    from LEDGER_HMAC_KEY_FILE when that is set (the one setting read from a file,
-    once, at start), then refused when it is weak (shared/keyring.weakness). The key
-    itself never appears in the message, only why it is refused.
+    from LEDGER_HMAC_KEY_FILE when that is set (the settings read from a file, once,
+    at start, with LEDGER_MASTER_KEY_FILE), then refused when it is weak
+    (shared/keyring.weakness). The key itself never appears in the message, only why
+    it is refused. The master keys are then known to this process
+    (settings_master_keys).
 
     load_settings() reads variables only and checks a key file's path, not its key,
     which is why every `ledger` command calls this right after it."""
-    key, source = settings.hmac_key, "LEDGER_HMAC_KEY"
-    if settings.hmac_key_file:
-        key = _read_key_file(settings.hmac_key_file)
-        source = f"the key in LEDGER_HMAC_KEY_FILE={settings.hmac_key_file!r}"
+    key = _strong_key(settings.hmac_key, settings.hmac_key_file, "LEDGER_HMAC_KEY")
+    master = settings.master_key
+    if master or settings.master_key_file:
+        master = _strong_key(master, settings.master_key_file, "LEDGER_MASTER_KEY")
+    resolved = msgspec.structs.replace(settings, hmac_key=key, master_key=master)
+    settings_master_keys(resolved)
+    return resolved
+
+
+def _strong_key(key: str, path: str, variable: str) -> str:
+    """The key set in `variable`, or read from the file `variable`_FILE names,
+    refused when it is weak (without the key in the message)."""
+    source = variable
+    if path:
+        key = _read_key_file(path, f"{variable}_FILE")
+        source = f"the key in {variable}_FILE={path!r}"
     problem = weakness(key)
     if problem is not None:
         raise SettingsError(
             f"{source} {problem}: give a random key of at least {KEY_BYTES_MIN}"
             " bytes (`ledger hmac-key create --file PATH` makes one)"
         )
-    return msgspec.structs.replace(settings, hmac_key=key)
+    return key
 
 
-def _read_key_file(path: str) -> str:
+def _read_key_file(path: str, variable: str) -> str:
     try:
         with open(path, encoding="utf-8") as file:
             return file.read().strip()
     except OSError as error:
         raise SettingsError(
-            f"LEDGER_HMAC_KEY_FILE={path!r} cannot be read: {error.strerror}"
+            f"{variable}={path!r} cannot be read: {error.strerror}"
         ) from None
     except UnicodeDecodeError:
-        raise SettingsError(
-            f"LEDGER_HMAC_KEY_FILE={path!r} is not UTF-8 text"
-        ) from None
+        raise SettingsError(f"{variable}={path!r} is not UTF-8 text") from None
+
+
+def settings_master_keys(settings: Settings) -> MasterKeys:
+    """The master key new client keys are wrapped with (LEDGER_MASTER_KEY, or the
+    one derived from the hash chain's key) and the previous ones (those listed, and
+    the derived one once LEDGER_MASTER_KEY is set: the way from it to a key of its
+    own); this process may open client keys wrapped by any of them from then on."""
+    derived = derived_master_key(settings.hmac_key)
+    current = master_key(settings.master_key) if settings.master_key else derived
+    listed = previous_keys(settings.master_previous_keys)
+    previous = tuple(map(master_key, listed))
+    if current != derived:
+        previous += (derived,)
+    use_master_keys(current, *previous)
+    return MasterKeys(current, previous)
 
 
 def settings_keyring(settings: Settings) -> Keyring:

@@ -75,6 +75,10 @@ class ClientState(msgspec.Struct, kw_only=True):
     deposits: dict[int, Entry] = msgspec.field(default_factory=dict)
     version: int = 0
     last_hash: str = ""
+    # The key its personal fields are sealed with (shared/personal_data.py): the
+    # write side's, from client_keys, never from an event; None for a client whose
+    # events were written before keys existed (stored as they are).
+    personal_key: bytes | None = None
 
     @property
     def balance_minor(self) -> int:

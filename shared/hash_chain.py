@@ -20,6 +20,7 @@ they verify unchanged.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -55,11 +56,13 @@ def hashed_content(
     metadata: object,
     payload: object,
     key_id: str | None,
+    sealed: bytes | None = None,
 ) -> dict[str, object]:
     """Exactly the fields the hash covers, as stored: payload and metadata as the
     stored JSON objects, or the structs they are encoded from (the canonical encoder
     writes both to the same bytes); `key_id` only when the event has one (legacy rows
-    were hashed without it)."""
+    were hashed without it); `sealed`, its sealed personal fields in base64, only when
+    it has some (shared/personal_data.py)."""
     content: dict[str, object] = {
         "event_id": event_id,
         "type": event_type,
@@ -73,4 +76,6 @@ def hashed_content(
     }
     if key_id is not None:
         content["key_id"] = key_id
+    if sealed is not None:  # sealed personal fields (shared/personal_data.py)
+        content["sealed"] = base64.b64encode(sealed).decode()
     return content

@@ -11,8 +11,8 @@ describe the current shape. New events are written at their type's current versi
 The stored row is never changed (the table is append-only): an event keeps the version
 it was written with, and its hash covers that stored content. Readers get the upcast
 payload and the current `schema_version`; the audit recomputes the hash chain from the
-stored row (`event_store.stored_hashed_content`), not from what readers get. Every
-reader decodes stored rows through one function, `event_store.envelope_from_row`,
+stored row (`event_rows.stored_hashed_content`), not from what readers get. Every
+reader decodes stored rows through one function, `event_rows.envelope_from_row`,
 which calls this registry.
 """
 

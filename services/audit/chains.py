@@ -16,7 +16,7 @@ import msgspec
 from services.audit.report import Difference
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import Keyring, weakness
-from shared.store.event_store import stored_hashed_content
+from shared.store.event_rows import stored_hashed_content
 
 
 class CheckedHead(msgspec.Struct, frozen=True):

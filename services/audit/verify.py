@@ -28,7 +28,8 @@ from services.audit.folds import Folds
 from services.audit.report import Difference, Report
 from shared import events as e
 from shared.keyring import Keyring
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.personal_data import PersonalDataError
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 
 _EVENTS = SELECT_EVENTS + "{where} ORDER BY stream_id, version"
 PREFETCH = 2_000
@@ -88,11 +89,12 @@ async def verify(
 def _fold(
     folds: Folds, row: asyncpg.Record, heads: list[CheckedHead]
 ) -> list[Difference]:
-    """Decode one row and fold it; a payload that does not decode or an event that
-    breaks a ledger rule is a difference, and the walk goes on."""
+    """Decode one row and fold it; a payload that does not decode (sealed fields
+    that do not open among them) or an event that breaks a ledger rule is a
+    difference, and the walk goes on."""
     try:
         event = envelope_from_row(row)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+    except (msgspec.DecodeError, msgspec.ValidationError, PersonalDataError) as error:
         return [difference_at(row, "decode", None, row["type"], str(error))]
     if isinstance(event.payload, e.ChainCheckpoint):
         heads += [

@@ -15,6 +15,7 @@ from services.command_api.spreadsheets import import_routes
 from services.command_api.spreadsheets.import_parsing import parse_pool_context
 from services.http.edge import CLOCK, POOL, SETTINGS
 from services.http.metrics import METRICS
+from shared.config import settings_master_keys
 
 
 def setup(app: web.Application) -> None:
@@ -33,6 +34,7 @@ def setup(app: web.Application) -> None:
             on_appended=metrics.count_appended if metrics is not None else None,
             clock=app[CLOCK],
             window=Window(settings.batch_window_s, settings.batch_window_from),
+            master=settings_master_keys(settings).current,
         )
         appender.start()
         app[APPENDER] = appender

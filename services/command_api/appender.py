@@ -43,6 +43,7 @@ from shared.errors import (
     PoolExhausted,
     ServiceStopping,
 )
+from shared.personal_data import MasterKey, derived_master_key
 
 log = logging.getLogger(__name__)
 RETRIES_MAX = 8
@@ -59,7 +60,10 @@ class Appender:
         on_appended: Callable[[Iterable[str]], None] | None = None,
         clock: Clock | None = None,
         window: Window | None = None,
+        master: MasterKey | None = None,
     ) -> None:
+        """`master` wraps new clients' keys: by default the one derived from
+        `hmac_key` (shared/personal_data.py)."""
         self._pool = pool
         self._clock = clock or Clock()
         self._on_appended = on_appended  # the types of each committed batch's events
@@ -67,7 +71,8 @@ class Appender:
         self._batch_size_max = batch_size_max
         self._window = window or Window()
         self._queue: asyncio.Queue[Submission] = asyncio.Queue()
-        self._decider = BatchDecider(hmac_key, self._clock)
+        master = master or derived_master_key(hmac_key.decode())
+        self._decider = BatchDecider(hmac_key, master, self._clock)
         self._task: asyncio.Task[None] | None = None
         self._gathering: list[Submission] = []  # the batch being gathered
 

@@ -40,7 +40,14 @@ from shared import events as e
 from shared.clock import Clock
 from shared.decide import decide_client, decide_create_category, decide_create_client
 from shared.errors import LedgerError
-from shared.store.new_events import NewEvent, StreamHead, chain
+from shared.personal_data import MasterKey
+from shared.store.new_events import (
+    NewEvent,
+    PersonalKey,
+    StreamHead,
+    chain,
+    new_personal_key,
+)
 
 CONTESTED_MAX = 20_000  # streams remembered as written by other processes too
 
@@ -58,8 +65,9 @@ class Reads(msgspec.Struct, kw_only=True, frozen=True):
 class BatchDecider:
     """Decides the appender's batches, with the stream states cached between them."""
 
-    def __init__(self, hmac_key: bytes, clock: Clock) -> None:
+    def __init__(self, hmac_key: bytes, master: MasterKey, clock: Clock) -> None:
         self._key = hmac_key
+        self._master = master
         self._clock = clock
         self._states = StreamStates()
         self._reserve = IdReserve()
@@ -160,10 +168,12 @@ class BatchDecider:
         if isinstance(command, c.CreateCategory):
             return self._decide_category(submission, command, ids, taken, now)
         state: domain.ClientState | None = None
+        personal: PersonalKey | None = None
         if isinstance(command, c.CreateClient):
             category_id = command.category_id or defaults.get(command.business_id, 0)
             payloads = decide_create_client(command, ids, self._category(category_id))
             stream_id = e.client_stream(ids.client_id)
+            personal = new_personal_key(self._master, command.business_id, stream_id)
         else:
             stream_id = e.client_stream(command.client_id)
             cached = self._states.get(stream_id)
@@ -171,11 +181,15 @@ class BatchDecider:
             target = getattr(command, "category_id", msgspec.UNSET)
             category = self._category(target) if isinstance(target, int) else None
             payloads = decide_client(command, state, ids, category)
+            if state is not None and state.personal_key is not None:
+                personal = PersonalKey(state.personal_key)
         head = StreamHead(state.version, state.last_hash) if state else StreamHead()
-        new_events = self._chain(submission, stream_id, head, payloads, now)
+        new_events = self._chain(submission, stream_id, head, payloads, now, personal)
         for event in new_events:
             state = domain.evolve_client(state, event.stored(0))
         assert state is not None
+        if personal is not None:
+            state.personal_key = personal.key
         self._states.put(stream_id, state)
         # The cached state is evolved in place by the next command on this stream in
         # the same batch, and outcomes are rendered only after the whole batch is
@@ -224,10 +238,12 @@ class BatchDecider:
         head: StreamHead,
         payloads: list[e.LedgerEvent],
         now: dt.datetime,
+        personal: PersonalKey | None = None,
     ) -> list[NewEvent]:
-        business_id = submission.command.business_id
-        metadata = submission.metadata
-        return chain(self._key, business_id, stream_id, head, payloads, now, metadata)
+        business_id, metadata = submission.command.business_id, submission.metadata
+        return chain(
+            self._key, business_id, stream_id, head, payloads, now, metadata, personal
+        )
 
 
 def _snapshot(state: domain.ClientState) -> domain.ClientState:

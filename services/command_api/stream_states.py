@@ -16,20 +16,24 @@ from collections.abc import Iterable
 import asyncpg
 
 from shared import commands as c
-from shared import domain
+from shared import domain, personal_data
 from shared import events as e
-from shared.store.event_store import envelope_from_row
+from shared.store.event_rows import envelope_from_row
 
 State = domain.ClientState | domain.CategoryState
 
 _CATCH_UP = """
 SELECT ev.event_id, ev.type, ev.business_id, ev.stream_id, ev.version, ev.position,
        ev.schema_version, ev.recorded_at, ev.metadata::text AS metadata,
-       ev.payload::text AS payload, ev.hash
+       ev.payload::text AS payload, ev.hash, ev.sealed, personal.wrapped
 FROM unnest($1::text[], $2::integer[]) AS s(stream_id, after_version),
 LATERAL (SELECT * FROM events ev
          WHERE ev.stream_id = s.stream_id AND ev.version > s.after_version
          OFFSET 0) AS ev  -- an index lookup per stream in any plan (batch_reads.py)
+LEFT JOIN LATERAL (SELECT ck.wrapped FROM client_keys ck
+                   WHERE ev.sealed IS NOT NULL AND ck.business_id = ev.business_id
+                     AND ck.stream_id = ev.stream_id
+                   OFFSET 0) AS personal ON true
 ORDER BY ev.stream_id, ev.version
 """
 
@@ -95,7 +99,7 @@ class StreamStates:
         of the `ordered` streams; the least recently used states beyond the bound
         are dropped."""
         for row in rows:
-            self._apply(envelope_from_row(row))
+            self._apply(envelope_from_row(row), row["wrapped"])
         for stream_id in ordered:
             if stream_id in self._states:
                 self._states.move_to_end(stream_id)
@@ -106,13 +110,19 @@ class StreamStates:
         state = self._states.get(stream_id)
         return state.version if state is not None else 0
 
-    def _apply(self, event: e.Envelope) -> None:
+    def _apply(self, event: e.Envelope, wrapped: bytes | None) -> None:
+        """Evolve the stream's state by the event; a sealed event's client key (its
+        row's `wrapped`) becomes the state's, for the stream's next events."""
         state = self._states.get(event.stream_id)
         if isinstance(event.payload, e.CategoryCreated):
             self._states[event.stream_id] = domain.evolve_category(None, event)
             return
         assert state is None or isinstance(state, domain.ClientState)
-        self._states[event.stream_id] = domain.evolve_client(state, event)
+        state = self._states[event.stream_id] = domain.evolve_client(state, event)
+        if wrapped is not None and state.personal_key is None:
+            state.personal_key = personal_data.unwrap(
+                wrapped, event.business_id, event.stream_id
+            )
 
 
 def streams_of(commands: Iterable[c.LedgerCommand]) -> set[str]:

@@ -37,9 +37,10 @@ from aiohttp import web
 
 from services import bootstrap
 from services.http.edge import SETTINGS
-from shared.config import Settings
+from shared.config import Settings, settings_master_keys
 from shared.errors import FoldWorkerLost
 from shared.parent_death import kill_me_with_parent
+from shared.personal_data import MasterKey, use_master_keys
 
 T = TypeVar("T")
 Fold = Callable[..., Awaitable[T]]
@@ -57,7 +58,7 @@ class FoldWorkers:
             max_workers=self._settings.fold_processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), _master_keys(self._settings)),
         )
 
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
@@ -110,12 +111,20 @@ async def in_fold_process(request: web.Request, function: Fold[T], *args: object
         raise FoldWorkerLost() from None
 
 
-def _start_worker(parent_pid: int) -> None:
+def _master_keys(settings: Settings) -> tuple[MasterKey, ...]:
+    keys = settings_master_keys(settings)
+    return (keys.current, *keys.previous)
+
+
+def _start_worker(parent_pid: int, master_keys: tuple[MasterKey, ...]) -> None:
     """A worker dies with the API process that started it, even mid-fold: left to
     itself it would outlive a killed parent, waiting on its task queue for ever.
     Linux's PR_SET_PDEATHSIG sends it SIGKILL when the parent ends (elsewhere the
     pool's shutdown is all there is). Ctrl-C reaches the whole process group: a
-    worker leaves stopping to the API process, which shuts the pool down."""
+    worker leaves stopping to the API process, which shuts the pool down. It opens
+    sealed personal fields with the API process's master keys (a spawned process
+    starts with none)."""
+    use_master_keys(*master_keys)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kill_me_with_parent()
     if os.getppid() != parent_pid:  # the parent ended before prctl took effect

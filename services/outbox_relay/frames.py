@@ -27,12 +27,8 @@ from aio_pika.abc import AbstractExchange
 
 from shared import events as e
 from shared.bus import broker
-from shared.store.event_store import (
-    SELECT_EVENTS,
-    Cursor,
-    envelope_from_row,
-    read_after,
-)
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
+from shared.store.event_store import Cursor, read_after
 
 # How a lane reads the events after its cursor: read_after, or the relay's shared
 # reads (services/outbox_relay/reads.py).

@@ -26,7 +26,7 @@ import msgspec
 from shared import domain
 from shared import events as e
 from shared.errors import ValidationFailed
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(

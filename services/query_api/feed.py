@@ -25,7 +25,7 @@ from services.http.edge import POOL, business_of, json_response, whole_number
 from shared import events as e
 from shared.bus import asyncapi, broker
 from shared.errors import ValidationFailed
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 
 routes = web.RouteTableDef()
 LIMIT_DEFAULT = 100

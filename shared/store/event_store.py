@@ -15,27 +15,37 @@ import msgspec
 
 from shared import events as e
 from shared.errors import ConcurrencyConflict
-from shared.hash_chain import hashed_content
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 from shared.store.new_events import (
     COPY_COLUMNS,
     CopyRows,
     NewEvent,
     assert_contiguous,
+    new_keys,
 )
-from shared.upcasting import UPCASTERS
 
 _INSERT = """
 INSERT INTO events (event_id, business_id, stream_id, version, type, schema_version,
-                    payload, metadata, recorded_at, hash, key_id)
+                    payload, metadata, recorded_at, hash, key_id, sealed)
 SELECT event_id, business_id, stream_id, version, type, schema_version,
-       payload::jsonb, metadata::jsonb, recorded_at, hash, key_id
+       payload::jsonb, metadata::jsonb, recorded_at, hash, key_id, sealed
 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
             $6::integer[], $7::text[], $8::text[], $9::timestamptz[], $10::text[],
-            $11::text[])
+            $11::text[], $12::bytea[])
      AS t(event_id, business_id, stream_id, version, type, schema_version,
-          payload, metadata, recorded_at, hash, key_id)
+          payload, metadata, recorded_at, hash, key_id, sealed)
 RETURNING event_id, position, transaction_id::text AS transaction_id
 """
+# The same, with the new clients' keys (shared/personal_data.py) in the statement:
+# a key is never without its client.created event, nor that event without its key.
+_INSERT_WITH_KEYS = (
+    """
+WITH keys AS (
+    INSERT INTO client_keys (business_id, stream_id, wrapped)
+    SELECT * FROM unnest($13::bigint[], $14::text[], $15::bytea[])
+)"""
+    + _INSERT
+)
 
 
 class Appended(msgspec.Struct, frozen=True):
@@ -85,19 +95,33 @@ async def _insert(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> Appen
         [event.version for event in events],
         [e.event_type(event.payload) for event in events],
         [event.schema_version for event in events],
-        [msgspec.json.encode(event.payload).decode() for event in events],
+        [msgspec.json.encode(event.stored_payload).decode() for event in events],
         [msgspec.json.encode(event.metadata).decode() for event in events],
         [event.recorded_at for event in events],
         [event.hash for event in events],
         [event.key_id for event in events],
+        [event.sealed for event in events],
     )
-    rows = await conn.fetch(_INSERT, *columns)
+    keys = new_keys(events)
+    if keys:
+        business_ids, stream_ids, wrapped = zip(*keys, strict=True)
+        rows = await conn.fetch(
+            _INSERT_WITH_KEYS, *columns, business_ids, stream_ids, wrapped
+        )
+    else:
+        rows = await conn.fetch(_INSERT, *columns)
     positions = {row["event_id"]: row["position"] for row in rows}
     stored = [event.stored(positions[event.event_id]) for event in events]
     return Appended(stored, rows[0]["transaction_id"])
 
 
 async def _copy(conn: asyncpg.Connection, events: CopyRows) -> Appended:
+    if events.keys:
+        await conn.copy_records_to_table(
+            "client_keys",
+            records=events.keys,
+            columns=("business_id", "stream_id", "wrapped"),
+        )
     await conn.copy_records_to_table(
         "events", records=events.rows, columns=COPY_COLUMNS
     )
@@ -107,68 +131,6 @@ async def _copy(conn: asyncpg.Connection, events: CopyRows) -> Appended:
         events.last.event_id,
     )
     return Appended([events.last.stored(row["position"])], row["transaction_id"])
-
-
-# The columns envelope_from_row decodes; readers add their WHERE and ORDER BY.
-SELECT_EVENTS = """
-SELECT event_id, type, business_id, stream_id, version, position, schema_version,
-       recorded_at, metadata::text AS metadata, payload::text AS payload, hash,
-       key_id
-FROM events
-"""
-_metadata_decoder = msgspec.json.Decoder(e.Metadata)
-_payload_decoder = msgspec.json.Decoder(e.LedgerEvent)
-_object_decoder = msgspec.json.Decoder(dict[str, object])
-
-
-def envelope_from_row(row: asyncpg.Record) -> e.Envelope:
-    """Decode a stored event: the one path every reader takes (load_stream,
-    read_after, the write side's stream states, the history route, the feed, and the
-    audit's replay).
-
-    A payload stored at an older schema version goes through its upcasters first
-    (shared/upcasting.py), so the envelope holds the current payload and the current
-    `schema_version`; its `hash` is still the stored one, which covers the stored
-    content (see stored_hashed_content).
-    """
-    event_type, schema_version = row["type"], row["schema_version"]
-    if schema_version == UPCASTERS.current_version(event_type):  # one lookup
-        payload = _payload_decoder.decode(row["payload"])
-    else:  # an older version, upcast; a newer one fails upcast()'s assertion
-        schema_version, upcast = UPCASTERS.upcast(
-            event_type, schema_version, _object_decoder.decode(row["payload"])
-        )
-        payload = msgspec.convert(upcast, e.LedgerEvent)
-    return e.Envelope(
-        event_id=row["event_id"],
-        type=event_type,
-        business_id=row["business_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        position=row["position"],
-        schema_version=schema_version,
-        recorded_at=row["recorded_at"],
-        metadata=_metadata_decoder.decode(row["metadata"]),
-        payload=payload,
-        hash=row["hash"],
-    )
-
-
-def stored_hashed_content(row: asyncpg.Record) -> dict[str, object]:
-    """What a stored event's hash covers, from the row exactly as stored (its own
-    schema version and payload, never the upcast ones): the audit chains these."""
-    return hashed_content(
-        event_id=str(row["event_id"]),
-        event_type=row["type"],
-        business_id=row["business_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        schema_version=row["schema_version"],
-        recorded_at=row["recorded_at"].isoformat(),
-        metadata=_object_decoder.decode(row["metadata"]),
-        payload=_object_decoder.decode(row["payload"]),
-        key_id=row["key_id"],
-    )
 
 
 async def load_stream(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from shared import events as e
-from shared import uuids
+from shared import personal_data, uuids
 from shared.hash_chain import GENESIS, event_hash, hashed_content
 from shared.keyring import key_id_of
 from shared.upcasting import UPCASTERS
@@ -34,6 +34,12 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
     payload: e.LedgerEvent
     hash: str
     key_id: str  # the id of the key that hashed it (shared/keyring.key_id_of)
+    # As stored: the payload with its personal fields blank, and those fields sealed
+    # (shared/personal_data.py); `payload` itself and None when nothing is sealed.
+    stored_payload: e.LedgerEvent
+    sealed: bytes | None = None
+    # A new stream's client key, wrapped, stored with its first event (client_keys).
+    new_key: bytes | None = None
 
     def stored(self, position: int) -> e.Envelope:
         return e.Envelope(
@@ -49,6 +55,22 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
             payload=self.payload,
             hash=self.hash,
         )
+
+
+class PersonalKey(msgspec.Struct, frozen=True):
+    """The client key a stream's personal fields are sealed with, and, for a stream
+    its writer creates, the same key wrapped, to store with its first event."""
+
+    key: bytes
+    wrapped: bytes | None = None
+
+
+def new_personal_key(
+    master: personal_data.MasterKey, business_id: int, stream_id: str
+) -> PersonalKey:
+    """A new client's key, and that key wrapped by the master key."""
+    key = personal_data.new_client_key()
+    return PersonalKey(key, personal_data.wrap(master, business_id, stream_id, key))
 
 
 class StreamHead(msgspec.Struct, frozen=True):
@@ -84,10 +106,13 @@ def chain(
     payloads: Sequence[e.LedgerEvent],
     recorded_at: dt.datetime,
     metadata: e.Metadata,
+    personal: PersonalKey | None = None,
 ) -> list[NewEvent]:
     """The payloads as the stream's next events, each at its type's current schema
     version, each hash chained to the one before it, the first to the stream's head.
-    The hash covers the id of `key`, recorded beside it.
+    The hash covers the id of `key`, recorded beside it. With a `personal` key, each
+    event's personal fields are sealed under it and the hash covers them sealed; its
+    wrapped form, if any, goes with the first event.
 
     Payload and metadata enter the hashed content as structs: the canonical encoder
     sorts a struct's fields as it sorts the keys of the stored JSON the audit hashes,
@@ -98,6 +123,7 @@ def chain(
     for offset, payload in enumerate(payloads, start=1):
         event_id, event_type = uuids.uuid4(), e.event_type(payload)
         schema_version = UPCASTERS.current_version(event_type)
+        stored, sealed = _sealed(personal, event_id, payload)
         content = hashed_content(
             event_id=str(event_id),
             event_type=event_type,
@@ -107,8 +133,9 @@ def chain(
             schema_version=schema_version,
             recorded_at=hashed_at,
             metadata=metadata,
-            payload=payload,
+            payload=stored,
             key_id=key_id,
+            sealed=sealed,
         )
         previous = event_hash(key, previous, content)
         chained.append(
@@ -123,9 +150,21 @@ def chain(
                 payload=payload,
                 hash=previous,
                 key_id=key_id,
+                stored_payload=stored,
+                sealed=sealed,
+                new_key=personal.wrapped if personal and offset == 1 else None,
             )
         )
     return chained
+
+
+def _sealed(
+    personal: PersonalKey | None, event_id: uuid.UUID, payload: e.LedgerEvent
+) -> tuple[e.LedgerEvent, bytes | None]:
+    """The payload as stored and its sealed fields (shared/personal_data.seal)."""
+    if personal is None:
+        return payload, None
+    return personal_data.seal(personal.key, event_id, payload)
 
 
 def assert_contiguous(events: Sequence[NewEvent]) -> None:
@@ -151,6 +190,7 @@ COPY_COLUMNS = (
     "recorded_at",
     "hash",
     "key_id",
+    "sealed",
 )
 
 
@@ -159,6 +199,7 @@ class CopyRows(msgspec.Struct, frozen=True):
 
     rows: list[tuple[object, ...]]
     last: NewEvent
+    keys: list[tuple[int, str, bytes]]  # client_keys rows: the new streams' keys
 
 
 def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
@@ -182,12 +223,22 @@ def copy_rows(events: Sequence[NewEvent]) -> CopyRows:
             event.version,
             e.event_type(event.payload),
             event.schema_version,
-            msgspec.Raw(encode(event.payload)),
+            msgspec.Raw(encode(event.stored_payload)),
             metadata_json[id(event.metadata)],
             event.recorded_at,
             event.hash,
             event.key_id,
+            event.sealed,
         )
         for event in events
     ]
-    return CopyRows(rows, events[-1])
+    return CopyRows(rows, events[-1], new_keys(events))
+
+
+def new_keys(events: Sequence[NewEvent]) -> list[tuple[int, str, bytes]]:
+    """The client_keys rows the events bring: (business id, stream id, wrapped)."""
+    return [
+        (event.business_id, event.stream_id, event.new_key)
+        for event in events
+        if event.new_key is not None
+    ]

@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.bus import broker
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 
 Headers = dict[str, str]
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from msgspec import to_builtins
 
 from shared import events as e
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 from tests.integration.scenarios import decoded
 
 Headers = dict[str, str]
@@ -68,12 +71,20 @@ async def get_json(service: Service, path: str, headers: Headers) -> object:
     return json.loads(await response.read(), parse_float=Decimal)
 
 
-async def reversal_event(pool: asyncpg.Pool, client_id: int, kind: str) -> object:
-    return await pool.fetchrow(
-        "SELECT recorded_at, payload FROM events WHERE stream_id = $1 AND type = $2",
+async def reversal_event(
+    pool: asyncpg.Pool, client_id: int, kind: str
+) -> dict[str, Any] | None:
+    """The stream's event of that type as readers get it (its sealed reason open):
+    its `recorded_at`, and its `payload` as JSON objects."""
+    row = await pool.fetchrow(
+        SELECT_EVENTS + "WHERE stream_id = $1 AND type = $2",
         e.client_stream(client_id),
         kind,
     )
+    if row is None:
+        return None
+    event = envelope_from_row(row)
+    return {"recorded_at": event.recorded_at, "payload": to_builtins(event.payload)}
 
 
 async def client_body(

@@ -19,7 +19,7 @@ import msgspec
 
 from services.audit.report import Difference
 from shared.hash_chain import GENESIS, event_hash
-from shared.store.event_store import SELECT_EVENTS, stored_hashed_content
+from shared.store.event_rows import SELECT_EVENTS, stored_hashed_content
 
 _json = msgspec.json.Decoder(dict[str, Any])
 

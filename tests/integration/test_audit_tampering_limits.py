@@ -24,7 +24,7 @@ _MOVE = (
     "INSERT INTO events OVERRIDING SYSTEM VALUE"
     " SELECT CASE position WHEN $1 THEN $2 ELSE $1 END, event_id, business_id,"
     " stream_id, version, type, schema_version, payload, metadata, recorded_at,"
-    " transaction_id, hash, key_id FROM moved",
+    " transaction_id, hash, key_id, sealed FROM moved",
 )
 
 
@@ -62,7 +62,7 @@ async def test_positions_exchanged_between_two_events_go_unnoticed(
     assert [row["column_name"] for row in columns] == [
         "position", "event_id", "business_id", "stream_id", "version", "type",
         "schema_version", "payload", "metadata", "recorded_at", "transaction_id",
-        "hash", "key_id",
+        "hash", "key_id", "sealed",
     ]  # fmt: skip
     await exchange_positions(admin, second, third)
     after = await stream_rows(admin, stream)

@@ -142,6 +142,7 @@ def _content_of(row: asyncpg.Record, key: bytes) -> dict[str, object]:
         metadata=row["metadata"],
         payload=row["payload"],
         key_id=key_id_of(key),
+        sealed=row["sealed"],
     )
 
 
@@ -153,8 +154,9 @@ async def test_every_stored_event_hash_verifies_from_the_row_alone(
 ) -> None:
     """For a business with a category, clients, postings, deposits, an update, an
     archive and a deletion (some in one batch), each event's HMAC recomputed from its
-    stored row (payload and metadata as jsonb, recorded_at.isoformat()) and the
-    previous hash in its stream equals the stored hash; another key matches none."""
+    stored row (payload and metadata as jsonb, recorded_at.isoformat(), the sealed
+    personal fields as stored) and the previous hash in its stream equals the stored
+    hash; another key matches none."""
     business_id = id_of(business)
     key = environment.settings.hmac_key.encode()
     first, second = await _varied_history(appenders(), business_id)

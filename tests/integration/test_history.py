@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from services.cli.businesses import provision_business
 from shared import events as e
 from shared.bus import broker
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 from tests.support.environment import Environment
 
 

@@ -22,7 +22,7 @@ from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker
 from shared.config import Settings
-from shared.store.event_store import SELECT_EVENTS, envelope_from_row
+from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
 from shared.store.postgres import create_pool
 from tests.integration.scenarios import (
     create_client,

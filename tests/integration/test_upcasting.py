@@ -31,13 +31,8 @@ from shared.bus import broker
 from shared.config import settings_keyring
 from shared.hash_chain import GENESIS, event_hash, hashed_content
 from shared.keyring import key_id_of
-from shared.store.event_store import (
-    SELECT_EVENTS,
-    Cursor,
-    load_stream,
-    read_after,
-    stored_hashed_content,
-)
+from shared.store.event_rows import SELECT_EVENTS, stored_hashed_content
+from shared.store.event_store import Cursor, load_stream, read_after
 from shared.store.postgres import create_pool
 from shared.upcasting import UPCASTERS, Payload
 from tests.integration.scenarios import (

@@ -12,7 +12,7 @@ from services.audit.report import Difference
 from services.audit.verify import verify
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import Keyring
-from shared.store.event_store import SELECT_EVENTS, stored_hashed_content
+from shared.store.event_rows import SELECT_EVENTS, stored_hashed_content
 
 CHAIN_KINDS = ("hash", "version", "key")
 

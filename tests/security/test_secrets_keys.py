@@ -19,7 +19,7 @@ from services.command_api.appender import Appender
 from shared.config import Settings, settings_keyring
 from shared.hash_chain import GENESIS, event_hash
 from shared.keyring import DEVELOPMENT_KEY, Keyring, key_id_of
-from shared.store.event_store import stored_hashed_content
+from shared.store.event_rows import stored_hashed_content
 from tests.integration.scenarios import create_client, submit, transaction
 from tests.security.key_chains import (
     by_stream,

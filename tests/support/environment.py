@@ -15,7 +15,7 @@ from projections.registry import PROJECTIONS, QUEUES
 from projections.schemas import schema_files
 from services.bootstrap import create_database, migrate
 from shared.bus.partitions import queue_names
-from shared.config import Settings
+from shared.config import Settings, settings_master_keys
 from shared.store.postgres import (
     shared_migrations,
     with_database,
@@ -66,6 +66,7 @@ async def create_environment(
         projection_partitions=partitions,
         hmac_key=strong_key(),
     )
+    settings_master_keys(settings)  # the test process reads the sealed fields too
     return Environment(settings=settings, admin_url=admin_url, server_url=postgres_url)
 
 

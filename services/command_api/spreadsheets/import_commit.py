@@ -42,7 +42,15 @@ from shared.decide_import import (
     new_category_names,
 )
 from shared.errors import CommitUnconfirmed, Conflict
-from shared.store.new_events import CopyRows, NewEvent, StreamHead, chain, copy_rows
+from shared.personal_data import MasterKey
+from shared.store.new_events import (
+    CopyRows,
+    NewEvent,
+    StreamHead,
+    chain,
+    copy_rows,
+    new_personal_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +69,17 @@ async def prepare(
     names: Mapping[str, int],
     metadata: e.Metadata,
     now: dt.datetime,
-    key: bytes,
+    keys: tuple[bytes, MasterKey],
 ) -> Prepared:
     """Read what deciding needs (the states of the categories the rows use, the
     ids), then decide, chain and encode in a worker thread. `names`: the business's
-    categories, name key -> id."""
+    categories, name key -> id; `keys`: the hash chain's key, and the master key
+    that wraps each new client's key."""
     categories = await _category_states(pool, categories_used(command, names))
     new = new_category_names(command.rows, names)
     ids = await id_sequences.draw(pool, ids_needed_by(command, len(new)))
     return await asyncio.to_thread(
-        _decided, command, names, categories, ids, metadata, now, key
+        _decided, command, names, categories, ids, metadata, now, keys
     )
 
 
@@ -94,11 +103,13 @@ def _decided(
     ids: c.DrawnIds,
     metadata: e.Metadata,
     now: dt.datetime,
-    key: bytes,
+    keys: tuple[bytes, MasterKey],
 ) -> Prepared:
-    """Pure and slow for 100,000 rows: run in a worker thread."""
+    """Pure and slow for 100,000 rows: run in a worker thread. Each new client's
+    personal fields are sealed under a new key of its own."""
     streams = decide_import(command, names, categories, ids, now)
     business_id = command.business_id
+    key, master = keys
     events = [
         event
         for stream in streams
@@ -110,6 +121,11 @@ def _decided(
             stream.payloads,
             now,
             metadata,
+            (
+                new_personal_key(master, business_id, stream.stream_id)
+                if isinstance(stream.payloads[0], e.ClientCreated)
+                else None
+            ),
         )
     ]
     claims = [

@@ -40,6 +40,7 @@ from services.http.projection_wait import WAITER
 from services.http.request_log import CORRELATION_ID
 from shared import commands as c
 from shared import events as e
+from shared.config import settings_master_keys
 from shared.domain import DEFAULT_CATEGORY, name_key
 from shared.errors import invalid
 from shared.money import to_number
@@ -135,8 +136,9 @@ async def _commit(
         principal=f"api_key:{business.key_id}",
         idempotency_key=claim.key if claim else None,
     )
-    key = request.app[SETTINGS].hmac_key.encode()
-    prepared = await prepare(request.app[POOL], command, names, metadata, now, key)
+    settings = request.app[SETTINGS]
+    keys = (settings.hmac_key.encode(), settings_master_keys(settings).current)
+    prepared = await prepare(request.app[POOL], command, names, metadata, now, keys)
     # Above 5,000 rows, or when asked (`Prefer: respond-async`), answer 202 with a
     # status URL right after the commit instead of waiting for the read models.
     asynchronous = "respond-async" in request.headers.get("Prefer", "")
