@@ -62,6 +62,13 @@ class DeleteClient(Command, kw_only=True, frozen=True):
     client_id: int
 
 
+class EraseClient(Command, kw_only=True, frozen=True):
+    """Destroy the client's key: its personal fields, everywhere, are gone; its
+    figures stay. The one command a deleted client takes."""
+
+    client_id: int
+
+
 class PostTransaction(Command, kw_only=True, frozen=True):
     client_id: int
     entry_type: EntryType
@@ -100,6 +107,7 @@ ClientCommand = (
     UpdateClient
     | SetArchived
     | DeleteClient
+    | EraseClient
     | PostTransaction
     | PostDeposit
     | ReverseTransaction

@@ -233,15 +233,21 @@ def _read_key_file(path: str, variable: str) -> str:
 
 def settings_master_keys(settings: Settings) -> MasterKeys:
     """The master key new client keys are wrapped with (LEDGER_MASTER_KEY, or the
-    one derived from the hash chain's key) and the previous ones (those listed, and
-    the derived one once LEDGER_MASTER_KEY is set: the way from it to a key of its
-    own); this process may open client keys wrapped by any of them from then on."""
+    one derived from the hash chain's key) and the previous ones: those listed, the
+    derived one once LEDGER_MASTER_KEY is set (the way from it to a key of its own),
+    and those derived from LEDGER_HMAC_PREVIOUS_KEYS (a hash-chain key rotation keeps
+    the client keys open). This process may open client keys wrapped by any of them
+    from then on."""
     derived = derived_master_key(settings.hmac_key)
     current = master_key(settings.master_key) if settings.master_key else derived
     listed = previous_keys(settings.master_previous_keys)
     previous = tuple(map(master_key, listed))
     if current != derived:
         previous += (derived,)
+    # Derived from a previous hash-chain key: what wrapped before that key's rotation.
+    previous += tuple(
+        derived_master_key(key) for key in previous_keys(settings.hmac_previous_keys)
+    )
     use_master_keys(current, *previous)
     return MasterKeys(current, previous)
 

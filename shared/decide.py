@@ -22,6 +22,7 @@ from shared.domain import (
     opposite,
 )
 from shared.errors import Conflict, NotFound, PreconditionFailed, invalid
+from shared.personal_data import erased
 
 
 def decide_create_category(
@@ -61,7 +62,27 @@ def decide_client(
     category: CategoryState | None,
 ) -> list[e.LedgerEvent]:
     """Decide a command addressed to an existing client's stream."""
+    if isinstance(command, c.EraseClient):
+        return _decide_erase(command, state)
     live = _require_client(command.business_id, command.client_id, state)
+    if not live.erased:
+        return _decide_live(command, live, ids, category)
+    # Erased: its personal fields may not be set again, and its postings' texts are
+    # not kept (the account goes on, nameless).
+    if isinstance(command, c.UpdateClient) and any(
+        getattr(command, name) is not msgspec.UNSET for name in e.PROFILE_FIELDS
+    ):
+        raise Conflict("The client's personal data was erased.")
+    return [erased(event) for event in _decide_live(command, live, ids, category)]
+
+
+def _decide_live(
+    command: c.ClientCommand,
+    live: ClientState,
+    ids: c.NewIds,
+    category: CategoryState | None,
+) -> list[e.LedgerEvent]:
+    assert not isinstance(command, c.EraseClient)
     if isinstance(command, c.UpdateClient):
         return _decide_update(command, live, category)
     if isinstance(command, c.SetArchived):
@@ -83,6 +104,24 @@ def _require_client(
     if state is None or state.deleted or state.business_id != business_id:
         raise NotFound(f"Client {client_id} not found")
     return state
+
+
+def _decide_erase(
+    command: c.EraseClient, state: ClientState | None
+) -> list[e.LedgerEvent]:
+    """Archived and deleted clients too; a second erasure changes nothing. A client
+    whose events were written before personal data was sealed has no key to destroy:
+    its personal fields are in its events as they are, and stay there."""
+    if state is None or state.business_id != command.business_id:
+        raise NotFound(f"Client {command.client_id} not found")
+    if state.erased:
+        return []
+    if state.personal_key is None:
+        raise Conflict(
+            "The client's events were written before personal data was sealed:"
+            " they hold its personal fields in plain text and cannot be erased."
+        )
+    return [e.ClientErased(client_id=state.client_id)]
 
 
 def _require_category(business_id: int, category: CategoryState | None) -> None:

@@ -50,16 +50,18 @@ class ClientState(msgspec.Struct, kw_only=True):
     client_id: int
     account_id: int
     category_id: int
-    first_name: str = ""
-    last_name: str = ""
-    phone_number: str = ""
-    business_name: str = ""
-    business_address: str = ""
-    business_phone: str = ""
-    business_location: str = ""
-    business_email: str = ""
+    # Personal fields: None once the client was erased.
+    first_name: str | None = ""
+    last_name: str | None = ""
+    phone_number: str | None = ""
+    business_name: str | None = ""
+    business_address: str | None = ""
+    business_phone: str | None = ""
+    business_location: str | None = ""
+    business_email: str | None = ""
     archived: bool = False
     deleted: bool = False
+    erased: bool = False
     created_at: dt.datetime
     updated_at: dt.datetime
     debit_minor: int = 0
@@ -163,6 +165,11 @@ def _apply(state: ClientState, payload: e.LedgerEvent, at: dt.datetime) -> None:
         state.updated_at = at
     elif isinstance(payload, e.ClientDeleted):
         state.deleted = True
+    elif isinstance(payload, e.ClientErased):
+        for name in e.PROFILE_FIELDS:
+            setattr(state, name, None)
+        state.erased, state.personal_key = True, None
+        state.updated_at = at
     elif isinstance(payload, e.TransactionPosted | e.TransactionReversed):
         # A reversal is a posting of the opposite type: it counts in total_debit or
         # total_credit like any posting, and brings the balance back.

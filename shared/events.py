@@ -32,28 +32,28 @@ class ClientCreated(Event, tag="client.created", kw_only=True, frozen=True):
     client_id: int
     account_id: int
     category_id: int
-    first_name: str = ""
-    last_name: str = ""
-    phone_number: str = ""
-    business_name: str
-    business_address: str = ""
-    business_phone: str = ""
-    business_location: str = ""
-    business_email: str = ""
+    first_name: str | None = ""
+    last_name: str | None = ""
+    phone_number: str | None = ""
+    business_name: str | None
+    business_address: str | None = ""
+    business_phone: str | None = ""
+    business_location: str | None = ""
+    business_email: str | None = ""
 
 
 class ClientUpdated(Event, tag="client.updated", kw_only=True, frozen=True):
     """Only the fields that changed are present; absent ones are UNSET."""
 
     client_id: int
-    first_name: str | msgspec.UnsetType = msgspec.UNSET
-    last_name: str | msgspec.UnsetType = msgspec.UNSET
-    phone_number: str | msgspec.UnsetType = msgspec.UNSET
-    business_name: str | msgspec.UnsetType = msgspec.UNSET
-    business_address: str | msgspec.UnsetType = msgspec.UNSET
-    business_phone: str | msgspec.UnsetType = msgspec.UNSET
-    business_location: str | msgspec.UnsetType = msgspec.UNSET
-    business_email: str | msgspec.UnsetType = msgspec.UNSET
+    first_name: str | None | msgspec.UnsetType = msgspec.UNSET
+    last_name: str | None | msgspec.UnsetType = msgspec.UNSET
+    phone_number: str | None | msgspec.UnsetType = msgspec.UNSET
+    business_name: str | None | msgspec.UnsetType = msgspec.UNSET
+    business_address: str | None | msgspec.UnsetType = msgspec.UNSET
+    business_phone: str | None | msgspec.UnsetType = msgspec.UNSET
+    business_location: str | None | msgspec.UnsetType = msgspec.UNSET
+    business_email: str | None | msgspec.UnsetType = msgspec.UNSET
     category_id: int | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -69,6 +69,14 @@ class ClientDeleted(Event, tag="client.deleted", kw_only=True, frozen=True):
     client_id: int
 
 
+class ClientErased(Event, tag="client.erased", kw_only=True, frozen=True):
+    """The client's key was destroyed with this event: its personal fields, in every
+    event of its stream, are unreadable from now on (shared/personal_data.py) and
+    read as null. Its figures stay. Subscribers delete their copies."""
+
+    client_id: int
+
+
 class TransactionPosted(Event, tag="transaction.posted", kw_only=True, frozen=True):
     transaction_id: int
     client_id: int
@@ -76,8 +84,8 @@ class TransactionPosted(Event, tag="transaction.posted", kw_only=True, frozen=Tr
     entry_type: EntryType
     amount_minor: int
     date: dt.date
-    description: str = ""
-    reference: str = ""
+    description: str | None = ""
+    reference: str | None = ""
 
 
 class DepositPosted(Event, tag="deposit.posted", kw_only=True, frozen=True):
@@ -87,7 +95,7 @@ class DepositPosted(Event, tag="deposit.posted", kw_only=True, frozen=True):
     entry_type: EntryType
     amount_minor: int
     date: dt.date
-    description: str = ""
+    description: str | None = ""
 
 
 class TransactionReversed(Event, tag="transaction.reversed", kw_only=True, frozen=True):
@@ -101,7 +109,7 @@ class TransactionReversed(Event, tag="transaction.reversed", kw_only=True, froze
     entry_type: EntryType  # the opposite of the original's
     amount_minor: int
     date: dt.date  # today (UTC), or the original's date when that is later
-    reason: str = ""
+    reason: str | None = ""
 
 
 class DepositReversed(Event, tag="deposit.reversed", kw_only=True, frozen=True):
@@ -114,7 +122,7 @@ class DepositReversed(Event, tag="deposit.reversed", kw_only=True, frozen=True):
     entry_type: EntryType  # the opposite of the original's
     amount_minor: int
     date: dt.date
-    reason: str = ""
+    reason: str | None = ""
 
 
 class ClientsImported(Event, tag="clients.imported", kw_only=True, frozen=True):
@@ -151,6 +159,7 @@ LedgerEvent = (
     | ClientArchived
     | ClientUnarchived
     | ClientDeleted
+    | ClientErased
     | TransactionPosted
     | DepositPosted
     | ClientsImported

@@ -201,3 +201,11 @@ def unseal(
     if not set(fields) <= set(allowed):
         raise PersonalDataError(f"event {event_id}: sealed fields it may not have")
     return msgspec.structs.replace(payload, **fields)
+
+
+def erased(payload: e.LedgerEvent) -> e.LedgerEvent:
+    """The payload of a sealed event whose client key is gone: its personal fields
+    (those it carries) null, its figures as they were."""
+    names = PERSONAL_FIELDS.get(e.event_type(payload), ())
+    present = [name for name in names if getattr(payload, name) is not msgspec.UNSET]
+    return msgspec.structs.replace(payload, **dict.fromkeys(present))

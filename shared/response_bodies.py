@@ -30,14 +30,14 @@ class ClientProfile(msgspec.Struct, kw_only=True, frozen=True):
     id: int
     owner_id: int
     business_id: int
-    first_name: str
-    last_name: str
-    phone_number: str
-    business_name: str
-    business_address: str
-    business_phone: str
-    business_location: str
-    business_email: str
+    first_name: str | None  # each personal field None once the client was erased
+    last_name: str | None
+    phone_number: str | None
+    business_name: str | None
+    business_address: str | None
+    business_phone: str | None
+    business_location: str | None
+    business_email: str | None
 
 
 class ClientFigures(ClientProfile, kw_only=True, frozen=True):
@@ -53,6 +53,7 @@ class ClientFigures(ClientProfile, kw_only=True, frozen=True):
     archived: bool
     debit_minor: int
     credit_minor: int
+    erased: bool = False
 
 
 class EntryBody(msgspec.Struct, kw_only=True, frozen=True):
@@ -63,11 +64,11 @@ class EntryBody(msgspec.Struct, kw_only=True, frozen=True):
     type: str
     amount: Decimal
     date: dt.date
-    description: str
+    description: str | None  # None once its client was erased
 
 
 class TransactionBody(EntryBody, kw_only=True, frozen=True):
-    reference: str
+    reference: str | None
     created_at: str
     balance_after: Decimal
     reversed: bool = False
@@ -97,6 +98,9 @@ class ClientBody(ClientProfile, kw_only=True, frozen=True):
     balance: str
     total_debit: str
     total_credit: str
+    # Only in an erased client's body (DESIGN.md's Decisions: "erasure"): the body of a
+    # client never erased keeps the seed's exact fields.
+    erased: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class StatementBody(ClientBody, kw_only=True, frozen=True):
@@ -152,6 +156,7 @@ def client_fields(figures: ClientFigures) -> dict[str, object]:
         "balance": to_text(balance),
         "total_debit": to_text(figures.debit_minor),
         "total_credit": to_text(figures.credit_minor),
+        "erased": True if figures.erased else msgspec.UNSET,
     }
 
 

@@ -145,6 +145,8 @@ async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
         )
     elif isinstance(payload, e.ClientDeleted):
         await _client_deleted(conn, event, payload)
+    elif isinstance(payload, e.ClientErased):
+        await conn.execute(_ERASED, payload.client_id, event.recorded_at, event.version)
     # clients.imported only records the import: its clients arrive as their own
     # client.created and posting events, so this projection has nothing to do.
 
@@ -180,6 +182,13 @@ _CLIENT_COLUMNS = (
     "deposit_account_id",
     "version",
 )
+# The figures stay; the person goes (updated_at moves, as for any profile change).
+_ERASED = f"""
+UPDATE rm_clients
+SET erased = true, updated_at = $2, version = $3,
+    {", ".join(f"{name} = NULL" for name in e.PROFILE_FIELDS)}
+WHERE client_id = $1
+"""
 _COUNTS = """
 UPDATE rm_categories c SET customer_count = c.customer_count + t.change
 FROM unnest($1::bigint[], $2::integer[]) AS t(category_id, change)

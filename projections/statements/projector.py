@@ -38,6 +38,13 @@ UPDATE rm_transactions SET reversed = true WHERE transaction_id = ANY($1::bigint
 _DEPOSITS_REVERSED = """
 UPDATE rm_deposits SET reversed = true WHERE deposit_id = ANY($1::bigint[])
 """
+# An erased client's lines keep their figures; their texts become NULL. Run after the
+# batch's inserts too: a line posted after the erasure carries none already.
+_ERASED = (
+    "UPDATE rm_transactions SET description = NULL, reference = NULL"
+    " WHERE client_id = ANY($1::bigint[])",
+    "UPDATE rm_deposits SET description = NULL WHERE client_id = ANY($1::bigint[])",
+)
 
 
 Line = tuple[object, ...]
@@ -51,6 +58,7 @@ class Lines(msgspec.Struct):
     deposits: list[Line] = msgspec.field(default_factory=list)
     transactions_reversed: list[int] = msgspec.field(default_factory=list)
     deposits_reversed: list[int] = msgspec.field(default_factory=list)
+    erased: list[int] = msgspec.field(default_factory=list)  # erased clients' ids
 
 
 # A COPY is two round trips (the COPY, then its rows), an INSERT one: the few lines
@@ -100,6 +108,8 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
         await conn.execute(_TRANSACTIONS_REVERSED, lines.transactions_reversed)
     if lines.deposits_reversed:
         await conn.execute(_DEPOSITS_REVERSED, lines.deposits_reversed)
+    for statement in _ERASED if lines.erased else ():
+        await conn.execute(statement, lines.erased)
 
 
 async def _write_lines(
@@ -121,10 +131,10 @@ def _columns(lines: list[Line]) -> tuple[list[object], ...]:
 
 def writes(events: Sequence[e.Envelope]) -> list[Write] | None:
     """A batch's lines as INSERTs (projections/batch_statement.py); None for one
-    with a reversal (its UPDATE must see the lines inserted before it) or with more
-    lines than an INSERT takes."""
+    with a reversal or an erasure (its UPDATE must see the lines inserted before it)
+    or with more lines than an INSERT takes."""
     lines = batch_lines(events)
-    if lines.transactions_reversed or lines.deposits_reversed:
+    if lines.transactions_reversed or lines.deposits_reversed or lines.erased:
         return None
     tables = ((_TRANSACTIONS, lines.transactions), (_DEPOSITS, lines.deposits))
     if any(len(rows) > COPY_FROM_LINES for _, rows in tables):
@@ -145,7 +155,8 @@ def batch_lines(events: Sequence[e.Envelope]) -> Lines:
         elif isinstance(p, e.DepositPosted):
             lines.deposits.append(_line(event, p, p.deposit_id, p.description, None))
         elif isinstance(p, e.TransactionReversed):
-            line = _line(event, p, p.transaction_id, p.reason, p.reversal_of, "")
+            reference = None if p.reason is None else ""  # None: erased, as the reason
+            line = _line(event, p, p.transaction_id, p.reason, p.reversal_of, reference)
             lines.transactions.append(line)
             lines.transactions_reversed.append(p.reversal_of)
         elif isinstance(p, e.DepositReversed):
@@ -153,6 +164,8 @@ def batch_lines(events: Sequence[e.Envelope]) -> Lines:
                 _line(event, p, p.deposit_id, p.reason, p.reversal_of)
             )
             lines.deposits_reversed.append(p.reversal_of)
+        elif isinstance(p, e.ClientErased):
+            lines.erased.append(p.client_id)
     return lines
 
 
@@ -165,9 +178,9 @@ def _line(
     event: e.Envelope,
     posting: Posting,
     line_id: int,
-    description: str,
+    description: str | None,
     reversal_of: int | None,
-    *reference: str,
+    *reference: str | None,
 ) -> Line:
     """A line in the column order of _TRANSACTION_COLUMNS (with a reference) or
     _DEPOSIT_COLUMNS (without)."""

@@ -50,7 +50,7 @@ makes a query wait for it. Events reach subscribers over RabbitMQ: see \
 # only where each one stands.
 CONTENTS = """
 listClients getSummary createClient getClient updateClient deleteClient
-archiveClient postTransaction getStatement postDeposit listDeposits
+archiveClient eraseClient postTransaction getStatement postDeposit listDeposits
 reverseTransaction reverseDeposit listCategories listCategoriesAlias createCategory
 importClients importClientsV3 getImportStatus auditVerify exportClients
 getClientEvents listEvents asyncapi openapi docs docsAsset healthz metrics readyz

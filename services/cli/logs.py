@@ -75,9 +75,15 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+# The broker clients' loggers write whole frames at DEBUG, message bodies (and so
+# personal fields) among them: they log at INFO and above whatever the level.
+WIRE_LOGGERS = ("aiormq", "aio_pika", "pamqp")
+
+
 def configure(level: str, log_format: str, stream: TextIO) -> None:
     """Send every log record at `level` or above to `stream`, formatted as asked
-    (`auto`: text when `stream` is a terminal, JSON lines otherwise)."""
+    (`auto`: text when `stream` is a terminal, JSON lines otherwise); the broker
+    clients' at INFO or above (WIRE_LOGGERS)."""
     as_text = log_format == "text" or (log_format == "auto" and stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(TextFormatter() if as_text else JsonFormatter())
@@ -86,3 +92,5 @@ def configure(level: str, log_format: str, stream: TextIO) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -29,6 +29,7 @@ from services import bootstrap
 from services.cli import logs, preflight, worker_health
 from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
+from services.cli.personal_keys import erase_client, rotate_master_key
 from services.outbox_relay.relay import Relay
 from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store.postgres import shared_migrations
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--business", type=int)
     replay.add_argument("--json", action="store_true")
 
+    _personal_data_parsers(sub)
     hmac_key = sub.add_parser("hmac-key", help="the hash chain's key").add_subparsers(
         dest="action", required=True
     )
@@ -95,6 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_file.add_argument("--file", type=Path, required=True)
     return parser
+
+
+def _personal_data_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`ledger client erase` and `ledger master-key rotate`."""
+    client = sub.add_parser("client", help="clients").add_subparsers(
+        dest="action", required=True
+    )
+    erase = client.add_parser(
+        "erase", help="erase a client's personal data (its figures stay)"
+    )
+    erase.add_argument("client_id", type=int)
+    erase.add_argument("--business", type=int, required=True)
+    erase.add_argument("--json", action="store_true")
+    master = sub.add_parser(
+        "master-key", help="the master key of the client keys"
+    ).add_subparsers(dest="action", required=True)
+    master.add_parser(
+        "rotate", help="re-wrap every client key under the current master key"
+    )
 
 
 async def _migrate(settings: Settings) -> None:
@@ -256,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             _serve(settings, args)
         elif args.command in ("business", "key"):
             return asyncio.run(admin_command(settings, args))
+        elif args.command == "client":
+            return asyncio.run(
+                erase_client(settings, args.business, args.client_id, args.json)
+            )
+        elif args.command == "master-key":
+            return asyncio.run(rotate_master_key(settings))
         elif args.command in ("replay", "audit"):
             return event_loop.run(_replay_or_audit(settings, args), settings.event_loop)
     except SettingsError as error:

@@ -23,6 +23,7 @@ import asyncpg
 
 from services.command_api.batch_decider import BatchDecider, Reads
 from services.command_api.commit import CommitOutcomeUnknown, Write, commit
+from services.command_api.erasures import erased_streams
 from services.command_api.group_window import Last, Window, next_batch
 from services.command_api.idempotency import Answer, settle_replays
 from services.command_api.stream_states import streams_of
@@ -252,15 +253,18 @@ class Appender:
                     item.submission.command.business_id,
                     item.submission.idempotency,
                     self._result(item, by_id),
+                    _stream_of(item),
                 )
                 for item in decided
             ]
 
+        events = [event for item in decided for event in item.new_events]
         write = Write(
-            events=[event for item in decided for event in item.new_events],
+            events=events,
             names=[item.name for item in decided if item.name is not None],
             answer=answer,
             keyed=any(item.submission.idempotency is not None for item in decided),
+            erases=erased_streams(events),
         )
         committed = await commit(conn, self._pool, write)
         return [answer.result for answer in committed.answers]
@@ -277,6 +281,15 @@ class Appender:
             stream_id=last.stream_id if last else None,
             version=last.version if last else None,
         )
+
+
+def _stream_of(item: Decided) -> str | None:
+    """The client stream a command's answer belongs to (an erasure finds it by it),
+    even when the command wrote nothing."""
+    if item.new_events:
+        return item.new_events[0].stream_id
+    client_id = getattr(item.submission.command, "client_id", None)
+    return e.client_stream(client_id) if isinstance(client_id, int) else None
 
 
 class _StaleCache(Exception):

@@ -7,6 +7,7 @@ the writer's own record (an import's client_imports row); store the Idempotency-
 answers; COMMIT. Appending takes the commit-order lock (migration 0011: positions are
 drawn in commit order), held to the COMMIT, and sends the relay its NOTIFY (0013): so
 the names are claimed before it, and every writer holds it only for its own writes.
+An erasure's keys are destroyed last, after the answers are stored (erasures.py).
 
 A write of events alone (no name to claim, no check, no record, no Idempotency-Key
 answer to store: the plain postings) needs no transaction block: its INSERT is sent
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 import msgspec
 
-from services.command_api import category_names, idempotency
+from services.command_api import category_names, erasures, idempotency
 from services.command_api.category_names import NameClaim
 from services.command_api.idempotency import Answer
 from shared import events as e
@@ -53,6 +54,8 @@ class Write(msgspec.Struct, kw_only=True, frozen=True):
     names: Sequence[NameClaim] = ()
     answer: Callable[[list[e.Envelope]], list[Answer]]
     keyed: bool = True  # whether an answer carries an Idempotency-Key to store
+    # The clients the events erase: their keys go in the same transaction.
+    erases: Sequence[tuple[int, str]] = ()
     check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
     record: Callable[[asyncpg.Connection, list[e.Envelope]], Awaitable[None]] | None = (
         None
@@ -86,6 +89,7 @@ async def commit(
                 await write.record(conn, stored)
             committed = Committed(stored, write.answer(stored))
             await idempotency.store_responses(conn, committed.answers)
+            await erasures.erase(conn, write.erases)
             if transaction_id is None and committed.answers:  # answers, no events
                 transaction_id = await conn.fetchval(
                     "SELECT pg_current_xact_id()::text"
@@ -118,7 +122,7 @@ def _alone(write: Write) -> bool:
     return (
         not isinstance(write.events, CopyRows)
         and bool(write.events)
-        and not (write.names or write.keyed)
+        and not (write.names or write.keyed or write.erases)
         and write.check is None
         and write.record is None
         and not pause_points.armed("api.before_commit")

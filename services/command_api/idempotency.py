@@ -141,6 +141,7 @@ class Answer(msgspec.Struct, frozen=True):
     business_id: int
     claim: IdempotencyClaim | None
     result: Result
+    stream_id: str | None = None  # the client's stream, which an erasure looks for
 
 
 class KeyCommittedConcurrently(ConcurrencyConflict):
@@ -158,9 +159,9 @@ async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -
         return
     rows = await conn.fetch(
         "INSERT INTO idempotency_keys"
-        " (business_id, key, request_hash, status, body, position)"
+        " (business_id, key, request_hash, status, body, position, stream_id)"
         " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[],"
-        " $5::bytea[], $6::bigint[])"
+        " $5::bytea[], $6::bigint[], $7::text[])"
         " ON CONFLICT DO NOTHING RETURNING key",
         [answer.business_id for answer, _ in keyed],
         [claim.key for _, claim in keyed],
@@ -168,6 +169,7 @@ async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -
         [answer.result.status for answer, _ in keyed],
         [answer.result.body for answer, _ in keyed],
         [answer.result.position or 0 for answer, _ in keyed],
+        [answer.stream_id for answer, _ in keyed],
     )
     if len(rows) != len(keyed):
         raise KeyCommittedConcurrently()

@@ -32,6 +32,7 @@ BODIES = (
     bodies.ClientFields,
     bodies.CategoryInput,
     bodies.ArchiveInput,
+    bodies.EraseInput,
     bodies.PostingInput,
     bodies.DepositInput,
     bodies.ReversalInput,
@@ -105,6 +106,17 @@ OPERATIONS = [
         "archiveClient",
         "Archive or unarchive: `archived` sets it; `{}` (no field) toggles it",
         bodies.ArchiveInput,
+        answers.ClientBody,
+        status=200,
+    ),
+    _command(
+        _CLIENT + "/erase",
+        "eraseClient",
+        "Erase the client's personal data: its key is destroyed, its figures stay;"
+        " the answer has the personal fields null and `erased: true` (archived and"
+        " deleted clients too; a second erase answers the same; 409 for a client"
+        " whose events were written before personal data was sealed)",
+        bodies.EraseInput,
         answers.ClientBody,
         status=200,
     ),

@@ -66,6 +66,10 @@ class ArchiveInput(msgspec.Struct, kw_only=True):
     archived: Flag = None
 
 
+class EraseInput(msgspec.Struct, kw_only=True):
+    """Nothing to give: `{}` or an empty body (unknown fields are ignored)."""
+
+
 class DepositInput(msgspec.Struct, kw_only=True):
     """A deposit posting. `amount`: a JSON number or a string such as "1,234.50",
     greater than zero, at most two decimals; `date` (YYYY-MM-DD, at most tomorrow,

@@ -171,6 +171,18 @@ async def delete_client(request: web.Request) -> web.Response:
     return await _execute(request, command, renderers.deleted, b"")
 
 
+@routes.post(CLIENT + r"/erase")
+async def erase_client(request: web.Request) -> web.Response:
+    """Erase the client's personal data (archived and deleted clients too): 200 with
+    its body, personal fields null and `"erased": true`; again, the same 200."""
+    business = business_of(request)
+    _, raw = await read_json_object(request)
+    command = c.EraseClient(
+        business_id=business.business_id, client_id=path_id(request)
+    )
+    return await _execute(request, command, renderers.client(business, 200), raw)
+
+
 @routes.post(CLIENT + r"/archive")
 async def archive_client(request: web.Request) -> web.Response:
     business = business_of(request)

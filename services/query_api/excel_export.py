@@ -66,7 +66,10 @@ READ_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
 
 
-def _text(sheet: WriteOnlyWorksheet, text: str) -> Cell:
+def _text(sheet: WriteOnlyWorksheet, text: str | None) -> Cell:
+    """A text cell; an empty one for None (an erased client's personal field)."""
+    if text is None:
+        return WriteOnlyCell(sheet, value=None)
     cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
     cell.data_type = "s"  # never a formula or an error value, whatever the text
     return cell

@@ -17,7 +17,8 @@ SELECT c.client_id, c.business_id, c.account_id, c.category_id,
        coalesce(cat.name, '') AS category, c.first_name, c.last_name, c.phone_number,
        c.business_name, c.business_address, c.business_phone, c.business_location,
        c.business_email, c.archived, c.created_at, c.updated_at,
-       c.debit_minor, c.credit_minor, c.deposit_minor, c.deposit_account_id, c.version
+       c.debit_minor, c.credit_minor, c.deposit_minor, c.deposit_account_id, c.version,
+       c.erased
 FROM rm_clients c LEFT JOIN rm_categories cat ON cat.category_id = c.category_id
 WHERE c.business_id = $1 AND NOT c.deleted
 """
@@ -53,6 +54,7 @@ def figures(row: asyncpg.Record, owner_id: int) -> ClientFigures:
         archived=row["archived"],
         debit_minor=int(row["debit_minor"]),
         credit_minor=int(row["credit_minor"]),
+        erased=row["erased"],
     )
 
 

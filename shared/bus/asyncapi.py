@@ -36,7 +36,12 @@ bind their own queue (for example `17.#` or `*.transaction.posted`) and dedupe b
 then reads `GET /api/v3/events?after=POSITION` (the same envelopes) until it is \
 empty, then consumes its queue, deduplicating by event id: it sees every event \
 exactly once. `schema_version` is the payload's version as delivered (old events are \
-upcast to the current version before publication)."""
+upcast to the current version before publication). Personal data: a client's profile \
+fields, a posting's `description` and `reference` and a reversal's `reason` are \
+delivered in plain text and are `null` once the client is erased. A \
+`client.erased` event means the data subject asked for their personal data to be \
+deleted: every subscriber must then delete its own copies of that client's personal \
+fields (from its stores, caches and logs) and keep only the figures."""
 
 
 def event_types() -> list[tuple[str, type[e.Event]]]:

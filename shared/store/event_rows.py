@@ -44,7 +44,8 @@ def envelope_from_row(row: asyncpg.Record) -> e.Envelope:
     (shared/upcasting.py), so the envelope holds the current payload and the current
     `schema_version`; its `hash` is still the stored one, which covers the stored
     content (see stored_hashed_content). Its sealed personal fields are opened with
-    its client's key (shared/personal_data.py); with the key gone they stay blank.
+    its client's key (shared/personal_data.py); with the key gone (the client was
+    erased) they read as null.
     """
     event_type, schema_version = row["type"], row["schema_version"]
     if schema_version == UPCASTERS.current_version(event_type):  # one lookup
@@ -54,9 +55,11 @@ def envelope_from_row(row: asyncpg.Record) -> e.Envelope:
             event_type, schema_version, _object_decoder.decode(row["payload"])
         )
         payload = msgspec.convert(upcast, e.LedgerEvent)
-    sealed = row["sealed"]
-    if sealed is not None and row["wrapped"] is not None:
-        key = personal_data.unwrap(row["wrapped"], row["business_id"], row["stream_id"])
+    sealed, wrapped = row["sealed"], row["wrapped"]
+    if sealed is not None and wrapped is None:  # its client was erased
+        payload = personal_data.erased(payload)
+    elif sealed is not None:
+        key = personal_data.unwrap(wrapped, row["business_id"], row["stream_id"])
         payload = personal_data.unseal(key, row["event_id"], payload, sealed)
     return e.Envelope(
         event_id=row["event_id"],

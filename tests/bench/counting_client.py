@@ -12,6 +12,18 @@ from typing import Any
 
 import aiohttp
 
+# A client's personal fields and a posting's texts, as the personal-data phase sends
+# them: each one sealed under the client's key (shared/personal_data.py).
+PROFILE = {
+    "first_name": "Akosua",
+    "last_name": "Boateng",
+    "phone_number": "+233 24 555 0101",
+    "business_address": "12 Ring Road, Accra",
+    "business_phone": "0302 555 0102",
+    "business_location": "Osu",
+}
+TEXTS = {"description": "Rice, oil and sugar", "reference": "INV-2026-0042"}
+
 
 class Ledger:
     """The HTTP API with one business's key; counts what it committed."""
@@ -27,8 +39,11 @@ class Ledger:
     def note_error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
 
-    async def create_client(self, number: int) -> int:
+    async def create_client(self, number: int, personal: bool = False) -> int:
+        """A client with a business name; with every personal field if `personal`."""
         body = {"business_name": f"Bench client {number}"}
+        if personal:
+            body.update(PROFILE, business_email=f"client{number}@example.com")
         async with self.http.post(
             "/api/v3/clients", json=body, headers=self.headers
         ) as response:
@@ -40,10 +55,15 @@ class Ledger:
             return int(created["id"])
 
     async def post(
-        self, client_id: int, respond_async: bool = False, keyed: bool = False
+        self,
+        client_id: int,
+        respond_async: bool = False,
+        keyed: bool = False,
+        personal: bool = False,
     ) -> int | None:
-        """Post a 1.00 debit, with a fresh Idempotency-Key if `keyed`; the position
-        when it committed, None when it did not."""
+        """Post a 1.00 debit, with a fresh Idempotency-Key if `keyed`, with a
+        description and a reference (sealed: personal fields) if `personal`; the
+        position when it committed, None when it did not."""
         headers = dict(self.headers)
         if respond_async:
             headers["Prefer"] = "respond-async"
@@ -52,7 +72,7 @@ class Ledger:
         try:
             async with self.http.post(
                 f"/api/v3/clients/{client_id}/transactions",
-                json={"type": "debit", "amount": "1.00"},
+                json={"type": "debit", "amount": "1.00", **(TEXTS if personal else {})},
                 headers=headers,
             ) as response:
                 await response.read()

@@ -5,12 +5,15 @@ where asked), then the asyncpg baseline at the same concurrency. Then two phases
 the record (issue 12), at RECORD_CONCURRENCY, which the targets are not measured on:
 every posting with a fresh `Idempotency-Key` (a uuid4, as the Python client sends
 one), and the default postings with one external subscriber queue bound with `#` to
-the topic exchange (subscriber_queue.py). Every phase prints postings/s, p50, p99,
+the topic exchange (subscriber_queue.py), and postings with a description and a
+reference to clients with every personal field set, all of it sealed (issue 13).
+Every phase prints postings/s, p50, p99,
 its CPU use by process and how many commands each group commit carried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +32,7 @@ LAG_PROBED_AT = (16, 64)
 RECORD_CONCURRENCY = 64
 KEYED = f"c={RECORD_CONCURRENCY} Idempotency-Key"
 SUBSCRIBED = f"c={RECORD_CONCURRENCY} subscriber queue"
+PERSONAL = f"c={RECORD_CONCURRENCY} personal data"
 
 GROUP_COMMIT = """
 SELECT count(*) AS events, count(DISTINCT transaction_id) AS commits
@@ -66,9 +70,12 @@ class Bench:
     clients: Sequence[int]
     watch: Watch
     seconds: float
+    personal_clients: Sequence[int] = ()  # with every personal field set
 
 
-async def post_phase(bench: Bench, concurrency: int, keyed: bool = False) -> Phase:
+async def post_phase(
+    bench: Bench, concurrency: int, keyed: bool = False, personal: bool = False
+) -> Phase:
     """Postings for `bench.seconds` at `concurrency`, printed with their CPU use, the
     group commit and (where probed) the projection lag."""
     lags: list[float] | None = [] if concurrency in LAG_PROBED_AT else None
@@ -81,6 +88,7 @@ async def post_phase(bench: Bench, concurrency: int, keyed: bool = False) -> Pha
         bench.watch,
         lags,
         keyed,
+        personal,
     )
     grouped = await bench.admin.fetchrow(GROUP_COMMIT, first, bench.ledger.position_max)
     print(f"  postings  {posted.figures()}")
@@ -129,4 +137,14 @@ async def record_phases(bench: Bench, results: Results) -> None:
     print(
         f"    subscriber: acked {acked.count} messages; {acked.left} were still in "
         "its queue when it was deleted"
+    )
+    print(
+        f"concurrency {RECORD_CONCURRENCY}, for the record: personal data sealed on "
+        f"the path: {len(bench.personal_clients)} clients with every personal field, "
+        "each posting with a description and a reference"
+    )
+    results.postings[PERSONAL] = await post_phase(
+        dataclasses.replace(bench, clients=bench.personal_clients),
+        RECORD_CONCURRENCY,
+        personal=True,
     )

@@ -25,12 +25,14 @@ async def post_for(
     phase: Phase,
     seed: int,
     keyed: bool = False,
+    personal: bool = False,
 ) -> None:
     """Post to random clients on the default path until the deadline."""
     rng = random.Random(seed)
     while time.perf_counter() < deadline:
         started = time.perf_counter()
-        if await ledger.post(rng.choice(clients), keyed=keyed) is None:
+        posted = await ledger.post(rng.choice(clients), keyed=keyed, personal=personal)
+        if posted is None:
             phase.failed += 1
             continue
         phase.latencies.append(time.perf_counter() - started)
@@ -74,12 +76,13 @@ async def run_postings(
     watch: Watch,
     lags: list[float] | None,
     keyed: bool = False,
+    personal: bool = False,
 ) -> Phase:
     phase = Phase()
     with measured(phase, watch):
         deadline = time.perf_counter() + seconds
         tasks = [
-            post_for(ledger, clients, deadline, phase, n, keyed)
+            post_for(ledger, clients, deadline, phase, n, keyed, personal)
             for n in range(concurrency)
         ]
         if lags is not None:

@@ -70,7 +70,7 @@ class Book:
 async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[int]]:
     """A business with events of every type: an import (archived clients among them),
     categories, updates, archives and unarchives, back-dated postings, deposits used,
-    reversals of both, and a deleted client."""
+    reversals of both, erasures followed by postings, and a deleted client."""
     business = await provision_business(replayed.settings, "Replayed")
     book = Book(api, business)
     rows: list[list[object]] = [[*HEADER, "Deposit Amount", "Category", "Archived"]]
@@ -116,6 +116,10 @@ async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[in
             await book.post(f"{path}/archive", {"archived": True})
         if n % 10 == 0:
             await book.post(f"{path}/archive", {"archived": False})
+        if n % 7 == 3:  # erased, then posted to (the account goes on, nameless)
+            await book.post(f"{path}/erase", {})
+            after = {"type": "debit", "amount": 1, "description": "After erasure"}
+            await book.post(f"{path}/transactions", after)
     settled = await book.post("/api/v3/clients", {"business_name": "Settled"})
     gone = await api.delete(f"/api/v3/clients/{settled['id']}", headers=book.headers)
     assert gone.status == 200

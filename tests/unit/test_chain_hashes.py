@@ -27,6 +27,7 @@ PAYLOADS: list[e.LedgerEvent] = [
     e.ClientArchived(client_id=1),
     e.ClientUnarchived(client_id=1),
     e.ClientDeleted(client_id=1),
+    e.ClientErased(client_id=1),
     e.TransactionPosted(
         transaction_id=5,
         client_id=1,

@@ -127,6 +127,12 @@ def test_the_master_key_is_derived_from_the_chain_key_until_one_is_set() -> None
     assert own.current == p.master_key("o" * 40)
     # The listed previous key, then the derived one: keys wrapped before it was set.
     assert own.previous == (p.master_key("q" * 40), derived.current)
+    # After a hash-chain key rotation, the key derived from the previous one.
+    rotated = settings_master_keys(
+        Settings(hmac_key="n" * 40, hmac_previous_keys=chain_key)
+    )
+    assert rotated.current == p.derived_master_key("n" * 40)
+    assert rotated.previous == (derived.current,)
 
 
 def test_a_weak_master_key_is_refused_without_being_shown() -> None:

@@ -1,0 +1,104 @@
+"""`ledger client erase ID --business B` and `ledger master-key rotate`: the operator's
+two commands over personal data (shared/personal_data.py).
+
+An erasure is a command like any other, decided and appended by an appender of its
+own on the admin pool (as `ledger business create` makes a business's category), with
+`cli` as its principal. A rotation re-wraps, under the current master key, every
+client key wrapped by another (LEDGER_MASTER_PREVIOUS_KEYS, or the key derived from
+the hash chain's key), a batch at a time, each batch in its own transaction. It never
+touches an event: the client keys themselves do not change.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+from services import bootstrap
+from services.command_api.appender import Appender
+from shared import personal_data
+from shared.clock import clock_from
+from shared.commands import EraseClient
+from shared.config import Settings, settings_master_keys
+from shared.errors import LedgerError
+from shared.events import Metadata
+
+ROTATE_BATCH = 1000
+
+
+async def erase_client(
+    settings: Settings, business_id: int, client_id: int, as_json: bool
+) -> int:
+    """Erase one client's personal data; 1 (and why) when it cannot be."""
+    master = settings_master_keys(settings).current
+    async with bootstrap.admin_pool(settings) as pool:
+        appender = Appender(
+            pool,
+            settings.hmac_key.encode(),
+            batch_size_max=1,
+            clock=clock_from(settings.test_clock_start),
+            master=master,
+        )
+        appender.start()
+        try:
+            command = EraseClient(business_id=business_id, client_id=client_id)
+            metadata = Metadata(correlation_id=str(uuid.uuid4()), principal="cli")
+            result = await appender.submit(command, metadata, lambda _: (200, b""))
+        except LedgerError as error:
+            print(f"ledger: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await appender.stop()
+    answer = {
+        "business_id": business_id,
+        "client_id": client_id,
+        "erased": True,
+        "position": result.position,  # None: it was erased before
+    }
+    if as_json:
+        print(json.dumps(answer))
+    else:
+        print(f"ledger: client {client_id} of business {business_id} is erased")
+    return 0
+
+
+async def rotate_master_key(settings: Settings) -> int:
+    """Re-wrap every client key not wrapped by the current master key."""
+    current = settings_master_keys(settings).current
+    rewrapped = 0
+    async with bootstrap.admin_connection(settings) as conn:
+        while True:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT business_id, stream_id, wrapped FROM client_keys"
+                    " WHERE substring(wrapped FOR $1) <> $2 LIMIT $3 FOR UPDATE",
+                    personal_data.MASTER_ID_BYTES,
+                    current.id,
+                    ROTATE_BATCH,
+                )
+                if not rows:
+                    break
+                await conn.executemany(
+                    "UPDATE client_keys SET wrapped = $3"
+                    " WHERE business_id = $1 AND stream_id = $2",
+                    [_rewrapped(current, *row.values()) for row in rows],
+                )
+            rewrapped += len(rows)
+    print(
+        f"ledger: {rewrapped} client keys re-wrapped under master key"
+        f" {current.id.hex()}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _rewrapped(
+    current: personal_data.MasterKey, business_id: int, stream_id: str, wrapped: bytes
+) -> tuple[int, str, bytes]:
+    key = personal_data.unwrap(wrapped, business_id, stream_id)
+    return (
+        business_id,
+        stream_id,
+        personal_data.wrap(current, business_id, stream_id, key),
+    )
