@@ -26,7 +26,7 @@ from projections.consumer import ATTEMPTS_MAX, RETRY_DELAY_S, Projector
 from projections.registry import PROJECTIONS
 from projections.runner import Projection
 from services import bootstrap
-from services.cli import logs, preflight, worker_health
+from services.cli import logs, personal_keys, preflight, worker_health
 from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
@@ -71,15 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = key.add_parser("revoke", help="revoke an API key")
     key_revoke.add_argument("key_id", type=int)
 
-    audit = sub.add_parser("audit", help="auditors' checks").add_subparsers(
-        dest="action", required=True
-    )
-    verify = audit.add_parser(
-        "verify", help="recompute every hash chain and read-model figure; 1 on a diff"
-    )
-    verify.add_argument("--business", type=int)
-    verify.add_argument("--json", action="store_true")
-    audit.add_parser("checkpoint", help="record the chain heads of changed streams")
+    _audit_parsers(sub)
 
     replay = sub.add_parser(
         "replay", help="rebuild read models from the events beside the live ones; swap"
@@ -88,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--business", type=int)
     replay.add_argument("--json", action="store_true")
 
-    _personal_data_parsers(sub)
+    personal_keys.add_parsers(sub)
     hmac_key = sub.add_parser("hmac-key", help="the hash chain's key").add_subparsers(
         dest="action", required=True
     )
@@ -99,23 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _personal_data_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`ledger client erase` and `ledger master-key rotate`."""
-    client = sub.add_parser("client", help="clients").add_subparsers(
+def _audit_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`ledger audit verify|checkpoint|plaintext`."""
+    audit = sub.add_parser("audit", help="auditors' checks").add_subparsers(
         dest="action", required=True
     )
-    erase = client.add_parser(
-        "erase", help="erase a client's personal data (its figures stay)"
+    verify = audit.add_parser(
+        "verify", help="recompute every hash chain and read-model figure; 1 on a diff"
     )
-    erase.add_argument("client_id", type=int)
-    erase.add_argument("--business", type=int, required=True)
-    erase.add_argument("--json", action="store_true")
-    master = sub.add_parser(
-        "master-key", help="the master key of the client keys"
-    ).add_subparsers(dest="action", required=True)
-    master.add_parser(
-        "rotate", help="re-wrap every client key under the current master key"
+    verify.add_argument("--business", type=int)
+    verify.add_argument("--json", action="store_true")
+    audit.add_parser("checkpoint", help="record the chain heads of changed streams")
+    plaintext = audit.add_parser(
+        "plaintext", help="list the clients whose events hold personal data in clear"
     )
+    plaintext.add_argument("--business", type=int)
+    plaintext.add_argument("--json", action="store_true")
 
 
 async def _migrate(settings: Settings) -> None:
@@ -149,6 +140,8 @@ async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
             return await commands.verify_command(
                 conn, settings, args.business, args.json
             )
+        if args.action == "plaintext":
+            return await commands.plaintext_command(conn, args.business, args.json)
         return await commands.checkpoint_command(conn, settings)
 
 

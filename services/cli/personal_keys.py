@@ -11,6 +11,7 @@ touches an event: the client keys themselves do not change.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import uuid
@@ -101,4 +102,23 @@ def _rewrapped(
         business_id,
         stream_id,
         personal_data.wrap(current, business_id, stream_id, key),
+    )
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`ledger client erase` and `ledger master-key rotate`."""
+    client = sub.add_parser("client", help="clients").add_subparsers(
+        dest="action", required=True
+    )
+    erase = client.add_parser(
+        "erase", help="erase a client's personal data (its figures stay)"
+    )
+    erase.add_argument("client_id", type=int)
+    erase.add_argument("--business", type=int, required=True)
+    erase.add_argument("--json", action="store_true")
+    master = sub.add_parser(
+        "master-key", help="the master key of the client keys"
+    ).add_subparsers(dest="action", required=True)
+    master.add_parser(
+        "rotate", help="re-wrap every client key under the current master key"
     )

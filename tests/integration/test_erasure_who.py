@@ -4,6 +4,7 @@ written before personal data was sealed (409)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from services.cli.businesses import provision_business
 from services.command_api import batch_decider
 from tests.integration.test_erasure import _call
 from tests.integration.test_personal_data_at_rest import _marked, _new_marker
+from tests.integration.test_personal_keys_cli import _ledger
 from tests.support.environment import Environment
 
 
@@ -51,10 +53,14 @@ async def test_erase_takes_deleted_clients_and_no_other_business_s(
 
 
 async def test_a_client_written_before_sealing_cannot_be_erased(
-    service: TestClient, business: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    environment: Environment,
+    service: TestClient,
+    business: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A client whose events hold its personal fields in plain text (as every client
-    written before this change) has no key to destroy: 409, naming why."""
+    written before this change) has no key to destroy: 409, naming why; `ledger audit
+    plaintext` lists it, and it alone of its business."""
     headers = business["headers"]
     monkeypatch.setattr(batch_decider, "new_personal_key", lambda *_: None)
     client = await _call(
@@ -71,3 +77,19 @@ async def test_a_client_written_before_sealing_cannot_be_erased(
         "The client's events were written before personal data was sealed:"
         " they hold its personal fields in plain text and cannot be erased."
     )
+    sealed = await _call(
+        service, "POST", "/api/v3/clients", headers, {"business_name": "New"}, 201
+    )
+    listed = await _ledger(
+        environment,
+        "audit",
+        "plaintext",
+        "--business",
+        str(business["business_id"]),
+        "--json",
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [
+        {"business_id": business["business_id"], "client_id": client["id"]}
+    ]
+    assert sealed["id"] != client["id"]
