@@ -66,19 +66,7 @@ async def test_postings_running_through_an_erasure_are_all_kept(
     ).json()
     assert statement["transactions_count"] == CALLERS * POSTINGS_EACH
     assert {line["description"] for line in statement["transactions"]} == {None}
-    stored = await admin.fetch(
-        "SELECT type, sealed IS NOT NULL AS sealed, payload->>'description' AS text"
-        " FROM events WHERE business_id = $1 AND stream_id = $2 ORDER BY version",
-        business["business_id"],
-        f"client-{client['id']}",
-    )
-    types = [row["type"] for row in stored]
-    cut = types.index("client.erased")
-    assert types.count("transaction.posted") == CALLERS * POSTINGS_EACH
-    assert 1 < cut < len(stored) - 1  # postings landed on both sides of it
-    # Before the erasure: sealed; after it: no text at all, sealed or not.
-    assert all(row["sealed"] and row["text"] == "" for row in stored[1:cut])
-    assert all(not row["sealed"] and row["text"] is None for row in stored[cut + 1 :])
+    await _stored_before_and_after(admin, business["business_id"], client["id"])
     report = await report_of(environment, pool, business)
     assert report == Report(
         ok=True,
@@ -87,3 +75,22 @@ async def test_postings_running_through_an_erasure_are_all_kept(
         events=2 + CALLERS * POSTINGS_EACH + 1,
         differences=[],
     )
+
+
+async def _stored_before_and_after(
+    admin: asyncpg.Connection, business_id: int, client_id: int
+) -> None:
+    """Every posting stored once; sealed before the erasure, no text after it."""
+    stored = await admin.fetch(
+        "SELECT type, sealed IS NOT NULL AS sealed, payload->>'description' AS text"
+        " FROM events WHERE business_id = $1 AND stream_id = $2 ORDER BY version",
+        business_id,
+        f"client-{client_id}",
+    )
+    types = [row["type"] for row in stored]
+    cut = types.index("client.erased")
+    assert types.count("transaction.posted") == CALLERS * POSTINGS_EACH
+    assert 1 < cut < len(stored) - 1  # postings landed on both sides of it
+    # Before the erasure: sealed; after it: no text at all, sealed or not.
+    assert all(row["sealed"] and row["text"] == "" for row in stored[1:cut])
+    assert all(not row["sealed"] and row["text"] is None for row in stored[cut + 1 :])
