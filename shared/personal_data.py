@@ -28,6 +28,7 @@ Pure and synchronous: the callers fetch the wrapped keys with the events they re
 
 from __future__ import annotations
 
+import decimal
 import functools
 import hashlib
 import hmac
@@ -209,3 +210,32 @@ def erased(payload: e.LedgerEvent) -> e.LedgerEvent:
     names = PERSONAL_FIELDS.get(e.event_type(payload), ())
     present = [name for name in names if getattr(payload, name) is not msgspec.UNSET]
     return msgspec.structs.replace(payload, **dict.fromkeys(present))
+
+
+# The fields of an answer (a response body) that hold personal data: what an erasure
+# nulls in the answers kept for Idempotency-Keys (services/command_api/erasures.py).
+ANSWER_FIELDS = frozenset(name for names in PERSONAL_FIELDS.values() for name in names)
+_answer_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_answer_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def nulled_answer(body: bytes) -> bytes:
+    """A kept answer's body with its personal fields null, in any object it holds;
+    everything else as it was (key order, numbers as written). A body that is not
+    JSON is kept as it is: it holds no field."""
+    try:
+        answer = _answer_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body
+    return _answer_encoder.encode(_nulled(answer))
+
+
+def _nulled(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            name: None if name in ANSWER_FIELDS else _nulled(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_nulled(item) for item in value]
+    return value

@@ -59,12 +59,14 @@ async def verify(
         businesses: set[int] = set()
         events = 0
         query = _EVENTS.format(where=where)
+        keys_missing = _KeysMissing()
         async for row in conn.cursor(query, *args, prefetch=PREFETCH):
             events += 1
             businesses.add(row["business_id"])
             walk.add(row)
+            keys_missing.add(row)
             differences += _fold(folds, row, heads)
-        differences = walk.differences + differences
+        differences = walk.differences + keys_missing.differences() + differences
         heads += [
             CheckedHead(row["stream_id"], row["version"], row["hash"], row["source"])
             for row in await conn.fetch(
@@ -84,6 +86,28 @@ async def verify(
         events=events,
         differences=differences,
     )
+
+
+class _KeysMissing:
+    """Streams with sealed events whose client key is gone without a client.erased
+    event: a key deleted behind the ledger's back (it reads as an erasure)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, asyncpg.Record] = {}
+        self._erased: set[str] = set()
+
+    def add(self, row: asyncpg.Record) -> None:
+        if row["sealed"] is not None and row["wrapped"] is None:
+            self._first.setdefault(row["stream_id"], row)
+        if row["type"] == "client.erased":
+            self._erased.add(row["stream_id"])
+
+    def differences(self) -> list[Difference]:
+        return [
+            difference_at(row, "key", "client_keys", "the client's key", "missing")
+            for stream_id, row in self._first.items()
+            if stream_id not in self._erased
+        ]
 
 
 def _fold(

@@ -16,6 +16,8 @@ import json
 import sys
 import uuid
 
+import asyncpg
+
 from services import bootstrap
 from services.command_api.appender import Appender
 from shared import personal_data
@@ -70,28 +72,44 @@ async def rotate_master_key(settings: Settings) -> int:
     rewrapped = 0
     async with bootstrap.admin_connection(settings) as conn:
         while True:
-            async with conn.transaction():
-                rows = await conn.fetch(
-                    "SELECT business_id, stream_id, wrapped FROM client_keys"
-                    " WHERE substring(wrapped FOR $1) <> $2 LIMIT $3 FOR UPDATE",
-                    personal_data.MASTER_ID_BYTES,
-                    current.id,
-                    ROTATE_BATCH,
+            try:
+                batch = await _rewrap_batch(conn, current)
+            except personal_data.PersonalDataError as error:  # that batch rolled back
+                print(
+                    f"ledger: {error}; give it in LEDGER_MASTER_PREVIOUS_KEYS and run"
+                    f" again ({rewrapped} client keys re-wrapped so far)",
+                    file=sys.stderr,
                 )
-                if not rows:
-                    break
-                await conn.executemany(
-                    "UPDATE client_keys SET wrapped = $3"
-                    " WHERE business_id = $1 AND stream_id = $2",
-                    [_rewrapped(current, *row.values()) for row in rows],
-                )
-            rewrapped += len(rows)
+                return 1
+            if not batch:
+                break
+            rewrapped += batch
     print(
         f"ledger: {rewrapped} client keys re-wrapped under master key"
         f" {current.id.hex()}",
         file=sys.stderr,
     )
     return 0
+
+
+async def _rewrap_batch(
+    conn: asyncpg.Connection, current: personal_data.MasterKey
+) -> int:
+    """Re-wrap up to ROTATE_BATCH keys in one transaction; how many."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT business_id, stream_id, wrapped FROM client_keys"
+            " WHERE substring(wrapped FOR $1) <> $2 LIMIT $3 FOR UPDATE",
+            personal_data.MASTER_ID_BYTES,
+            current.id,
+            ROTATE_BATCH,
+        )
+        await conn.executemany(
+            "UPDATE client_keys SET wrapped = $3"
+            " WHERE business_id = $1 AND stream_id = $2",
+            [_rewrapped(current, *row.values()) for row in rows],
+        )
+    return len(rows)
 
 
 def _rewrapped(

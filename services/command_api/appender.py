@@ -253,7 +253,7 @@ class Appender:
                     item.submission.command.business_id,
                     item.submission.idempotency,
                     self._result(item, by_id),
-                    _stream_of(item),
+                    *item.answer_client(),
                 )
                 for item in decided
             ]
@@ -281,15 +281,6 @@ class Appender:
             stream_id=last.stream_id if last else None,
             version=last.version if last else None,
         )
-
-
-def _stream_of(item: Decided) -> str | None:
-    """The client stream a command's answer belongs to (an erasure finds it by it),
-    even when the command wrote nothing."""
-    if item.new_events:
-        return item.new_events[0].stream_id
-    client_id = getattr(item.submission.command, "client_id", None)
-    return e.client_stream(client_id) if isinstance(client_id, int) else None
 
 
 class _StaleCache(Exception):

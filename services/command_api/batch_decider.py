@@ -188,7 +188,7 @@ class BatchDecider:
         for event in new_events:
             state = domain.evolve_client(state, event.stored(0))
         assert state is not None
-        if personal is not None:
+        if personal is not None and not state.erased:  # an erased key stays gone
             state.personal_key = personal.key
         self._states.put(stream_id, state)
         # The cached state is evolved in place by the next command on this stream in

@@ -29,6 +29,7 @@ from shared.errors import (
     IdempotencyInProgress,
     invalid,
 )
+from shared.personal_data import nulled_answer
 
 IN_FLIGHT = web.AppKey("idempotency_in_flight", set[tuple[int, str]])
 KEY_LENGTH_MAX = 255
@@ -142,6 +143,7 @@ class Answer(msgspec.Struct, frozen=True):
     claim: IdempotencyClaim | None
     result: Result
     stream_id: str | None = None  # the client's stream, which an erasure looks for
+    sealed: bool = False  # its client has a key (its personal fields are sealed)
 
 
 class KeyCommittedConcurrently(ConcurrencyConflict):
@@ -152,17 +154,45 @@ class KeyCommittedConcurrently(ConcurrencyConflict):
         super().__init__("idempotency key committed concurrently")
 
 
+# An answer of a client with a key is kept as it is while the key is there, and with
+# its personal fields null once it is gone: the key's row is locked (KEY SHARE) until
+# the COMMIT, so an erasure (erasures.py) deletes it only after this answer is
+# visible to its next statement, which nulls it; and an erasure that committed first
+# leaves no row to lock, and this answer is kept nulled. The LEFT JOIN reads the
+# locking CTE whole, so every row it names is locked.
+_STORE = """
+WITH answers AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[],
+                         $5::bytea[], $6::bigint[], $7::text[], $8::bytea[])
+         AS a(business_id, key, request_hash, status, body, position, stream_id,
+              nulled)
+), held AS (
+    SELECT k.business_id, k.stream_id FROM client_keys k
+    WHERE (k.business_id, k.stream_id) IN
+          (SELECT business_id, stream_id FROM answers WHERE nulled IS NOT NULL)
+    FOR KEY SHARE
+)
+INSERT INTO idempotency_keys
+    (business_id, key, request_hash, status, body, position, stream_id)
+SELECT a.business_id, a.key, a.request_hash, a.status,
+       CASE WHEN a.nulled IS NULL OR h.stream_id IS NOT NULL THEN a.body
+            ELSE a.nulled END,
+       a.position, a.stream_id
+FROM answers a
+LEFT JOIN held h ON h.business_id = a.business_id AND h.stream_id = a.stream_id
+ON CONFLICT DO NOTHING RETURNING key
+"""
+
+
 async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -> None:
-    """Keep each keyed answer, inside the transaction of its events."""
+    """Keep each keyed answer, inside the transaction of its events; an answer of a
+    client whose key an erasure destroyed meanwhile is kept with its personal fields
+    null (_STORE)."""
     keyed = [(answer, answer.claim) for answer in answers if answer.claim is not None]
     if not keyed:
         return
     rows = await conn.fetch(
-        "INSERT INTO idempotency_keys"
-        " (business_id, key, request_hash, status, body, position, stream_id)"
-        " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[],"
-        " $5::bytea[], $6::bigint[], $7::text[])"
-        " ON CONFLICT DO NOTHING RETURNING key",
+        _STORE,
         [answer.business_id for answer, _ in keyed],
         [claim.key for _, claim in keyed],
         [claim.request_hash for _, claim in keyed],
@@ -170,6 +200,10 @@ async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -
         [answer.result.body for answer, _ in keyed],
         [answer.result.position or 0 for answer, _ in keyed],
         [answer.stream_id for answer, _ in keyed],
+        [
+            nulled_answer(answer.result.body) if answer.sealed else None
+            for answer, _ in keyed
+        ],
     )
     if len(rows) != len(keyed):
         raise KeyCommittedConcurrently()

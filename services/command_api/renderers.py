@@ -71,12 +71,15 @@ def transaction(outcome: Outcome) -> tuple[int, bytes]:
     state, entry = _client_and_entry(outcome)
     assert isinstance(entry, e.TransactionPosted | e.TransactionReversed)
     posted = entry if isinstance(entry, e.TransactionPosted) else None
+    # A reversal has no reference: "", or null once its client was erased (as its
+    # statement line shows it).
+    reversal_reference = None if state.erased else ""
     return _line(
         TransactionBody,
         outcome,
         entry,
         id=entry.transaction_id,
-        reference=posted.reference if posted else "",
+        reference=posted.reference if posted else reversal_reference,
         balance_after=_running(state.balance_by_date, entry),
     )
 

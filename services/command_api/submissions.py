@@ -64,3 +64,15 @@ class Decided(msgspec.Struct, kw_only=True):
     new_events: list[NewEvent]
     outcome: Outcome
     name: NameClaim | None = None  # a new category's, claimed as it is appended
+
+    def answer_client(self) -> tuple[str | None, bool]:
+        """The client stream its answer belongs to (an erasure finds a kept answer
+        by it, even one that wrote nothing), and whether that client has a key."""
+        client = self.outcome.client
+        sealed = client is not None and client.personal_key is not None
+        if self.new_events:
+            return self.new_events[0].stream_id, sealed
+        client_id = getattr(self.submission.command, "client_id", None)
+        if not isinstance(client_id, int):
+            return None, sealed
+        return e.client_stream(client_id), sealed

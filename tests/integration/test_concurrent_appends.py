@@ -117,7 +117,7 @@ async def test_a_command_racing_another_process_is_retried_and_both_succeed(
             submit(y, transaction(business_id, client_id, 700), claim)
         )
         await wait_until(
-            lambda: blocked_on_lock(admin, "INSERT INTO idempotency_keys"),
+            lambda: blocked_on_lock(admin, "WITH answers AS"),  # keeping answers
             "Y to wait, its version 2 inserted but not committed",
         )
         by_x = asyncio.ensure_future(

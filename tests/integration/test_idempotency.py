@@ -178,7 +178,7 @@ async def test_concurrent_duplicates_in_two_processes_make_one_effect(
         ]
 
         async def both_waiting() -> bool:
-            on_key = await blocked_on_lock(admin, "INSERT INTO idempotency_keys")
+            on_key = await blocked_on_lock(admin, "WITH answers AS")  # the keeping
             # A creation's events come with its client's key (event_store.py).
             on_order = await blocked_on_lock(admin, "WITH keys AS")
             return (on_key, on_order) == (1, 1)
