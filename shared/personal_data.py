@@ -32,7 +32,6 @@ import decimal
 import functools
 import hashlib
 import hmac
-import os
 import uuid
 
 import msgspec
@@ -40,6 +39,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared import events as e
+from shared import uuids
 
 # The payload fields each event type keeps sealed, by event type.
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -112,7 +112,7 @@ def use_master_keys(*keys: MasterKey) -> None:
 
 
 def new_client_key() -> bytes:
-    return os.urandom(KEY_BYTES)
+    return uuids.random_bytes(KEY_BYTES)
 
 
 def _client_binding(business_id: int, stream_id: str) -> bytes:
@@ -121,8 +121,8 @@ def _client_binding(business_id: int, stream_id: str) -> bytes:
 
 def wrap(master: MasterKey, business_id: int, stream_id: str, key: bytes) -> bytes:
     """The client key as `client_keys.wrapped` stores it."""
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(master.secret).encrypt(
+    nonce = uuids.random_bytes(NONCE_BYTES)
+    sealed = _cipher(master.secret).encrypt(
         nonce, key, _client_binding(business_id, stream_id)
     )
     return master.id + nonce + sealed
@@ -140,7 +140,7 @@ def unwrap(wrapped: bytes, business_id: int, stream_id: str) -> bytes:
         )
     nonce = wrapped[MASTER_ID_BYTES : MASTER_ID_BYTES + NONCE_BYTES]
     try:
-        return AESGCM(secret).decrypt(
+        return _cipher(secret).decrypt(
             nonce,
             wrapped[MASTER_ID_BYTES + NONCE_BYTES :],
             _client_binding(business_id, stream_id),
@@ -178,7 +178,7 @@ def seal(
         return payload, None
     if not fields:
         return payload, None
-    nonce = os.urandom(NONCE_BYTES)
+    nonce = uuids.random_bytes(NONCE_BYTES)
     sealed = _cipher(key).encrypt(nonce, msgspec.json.encode(fields), event_id.bytes)
     blank = msgspec.structs.replace(payload, **dict.fromkeys(fields, ""))
     return blank, SEALED_FORMAT + nonce + sealed

@@ -1,5 +1,5 @@
-"""Random (version 4) UUIDs from the operating system's random bytes, fetched for
-many ids at a time.
+"""Random (version 4) UUIDs, and random bytes, from the operating system's random
+bytes, fetched for many at a time.
 
 `uuid.uuid4()` asks the kernel for 16 bytes for each id (a getrandom system call):
 about 3.5% of the API's CPU at concurrency 64, where a posting takes two (its
@@ -24,13 +24,13 @@ class _RandomBytes:
         self._buffer = b""
         self._offset = 0
 
-    def take(self) -> bytes:
+    def take(self, size: int = _SIZE) -> bytes:
         with self._lock:
-            if self._offset >= len(self._buffer):
-                self._buffer, self._offset = os.urandom(_SIZE * BATCH), 0
+            if self._offset + size > len(self._buffer):
+                self._buffer, self._offset = os.urandom(max(size, _SIZE * BATCH)), 0
             start = self._offset
-            self._offset += _SIZE
-            return self._buffer[start : start + _SIZE]
+            self._offset += size
+            return self._buffer[start : start + size]
 
     def forget(self) -> None:
         self._buffer, self._offset = b"", 0
@@ -44,3 +44,9 @@ os.register_at_fork(after_in_child=_random.forget)
 def uuid4() -> uuid.UUID:
     """A random UUID, as uuid.uuid4() makes one."""
     return uuid.UUID(bytes=_random.take(), version=4)
+
+
+def random_bytes(size: int) -> bytes:
+    """`size` random bytes from the same batches (keys and nonces:
+    shared/personal_data.py, where an import asks for three per client)."""
+    return _random.take(size)

@@ -21,9 +21,10 @@ import asyncpg
 from services.command_api.id_reserve import Drawn
 from services.command_api.idempotency import StoredResponse, stored_response
 from services.command_api.stream_states import StreamStates
+from shared.store.event_rows import WRAPPED
 from shared.commands import IdCounts
 
-_READ = """
+_READ = f"""
 SELECT drawn.*, caught.*, stored.*
 FROM (
     SELECT array(SELECT nextval('client_id_seq') FROM generate_series(1, $3))
@@ -43,16 +44,12 @@ FROM (
            array_agg(ev.recorded_at) AS ev_recorded_at,
            array_agg(ev.metadata::text) AS ev_metadata,
            array_agg(ev.payload::text) AS ev_payload, array_agg(ev.hash) AS ev_hash,
-           array_agg(ev.sealed) AS ev_sealed, array_agg(personal.wrapped) AS ev_wrapped
+           array_agg(ev.sealed) AS ev_sealed,
+           array_agg({WRAPPED.format(events="ev")}) AS ev_wrapped
     FROM unnest($1::text[], $2::integer[]) AS s(stream_id, after_version),
     LATERAL (SELECT * FROM events ev
              WHERE ev.stream_id = s.stream_id AND ev.version > s.after_version
              OFFSET 0) AS ev
-    LEFT JOIN LATERAL (SELECT ck.wrapped FROM client_keys ck
-                       WHERE ev.sealed IS NOT NULL
-                         AND ck.business_id = ev.business_id
-                         AND ck.stream_id = ev.stream_id
-                   OFFSET 0) AS personal ON true
 ) AS caught, (
     SELECT array_agg(k.business_id) AS key_business_id, array_agg(k.key) AS key_key,
            array_agg(k.request_hash) AS key_request_hash,

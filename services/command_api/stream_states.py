@@ -18,22 +18,19 @@ import asyncpg
 from shared import commands as c
 from shared import domain, personal_data
 from shared import events as e
-from shared.store.event_rows import envelope_from_row
+from shared.store.event_rows import WRAPPED, envelope_from_row
 
 State = domain.ClientState | domain.CategoryState
 
-_CATCH_UP = """
+_CATCH_UP = f"""
 SELECT ev.event_id, ev.type, ev.business_id, ev.stream_id, ev.version, ev.position,
        ev.schema_version, ev.recorded_at, ev.metadata::text AS metadata,
-       ev.payload::text AS payload, ev.hash, ev.sealed, personal.wrapped
+       ev.payload::text AS payload, ev.hash, ev.sealed,
+       {WRAPPED.format(events="ev")} AS wrapped
 FROM unnest($1::text[], $2::integer[]) AS s(stream_id, after_version),
 LATERAL (SELECT * FROM events ev
          WHERE ev.stream_id = s.stream_id AND ev.version > s.after_version
          OFFSET 0) AS ev  -- an index lookup per stream in any plan (batch_reads.py)
-LEFT JOIN LATERAL (SELECT ck.wrapped FROM client_keys ck
-                   WHERE ev.sealed IS NOT NULL AND ck.business_id = ev.business_id
-                     AND ck.stream_id = ev.stream_id
-                   OFFSET 0) AS personal ON true
 ORDER BY ev.stream_id, ev.version
 """
 

@@ -16,19 +16,21 @@ from shared import personal_data
 from shared.hash_chain import hashed_content
 from shared.upcasting import UPCASTERS
 
+# A sealed event's client key, wrapped (NULL once erased), looked up only for a
+# sealed row: unsealed rows (most postings, a replay's whole history) cost nothing.
+# `{events}` names the events row (an alias where the reader gives one).
+WRAPPED = """CASE WHEN {events}.sealed IS NULL THEN NULL ELSE
+       (SELECT ck.wrapped FROM client_keys ck
+        WHERE ck.business_id = {events}.business_id
+          AND ck.stream_id = {events}.stream_id) END"""
 # The columns envelope_from_row decodes; readers add their WHERE and ORDER BY. A
 # sealed event comes with its client's wrapped key (`wrapped`, NULL when the key is
-# gone); the lookup is fenced by the event's own `sealed`, so unsealed rows cost none.
-SELECT_EVENTS = """
+# gone).
+SELECT_EVENTS = f"""
 SELECT event_id, type, business_id, stream_id, version, position, schema_version,
        recorded_at, metadata::text AS metadata, payload::text AS payload, hash,
-       key_id, sealed, personal.wrapped
+       key_id, sealed, {WRAPPED.format(events="events")} AS wrapped
 FROM events
-LEFT JOIN LATERAL (SELECT ck.wrapped FROM client_keys ck
-                   WHERE events.sealed IS NOT NULL
-                     AND ck.business_id = events.business_id
-                     AND ck.stream_id = events.stream_id
-                   OFFSET 0) AS personal ON true
 """
 _metadata_decoder = msgspec.json.Decoder(e.Metadata)
 _payload_decoder = msgspec.json.Decoder(e.LedgerEvent)

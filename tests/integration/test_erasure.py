@@ -3,21 +3,22 @@ the figures stay and the person goes, everywhere the service keeps or sends them
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from services.audit.report import Report
-from services.cli.businesses import provision_business
-from shared.store.postgres import create_pool
+from shared import events as e
 from tests.integration.audit_history import report_of
 from tests.integration.event_feed import read_to_head
 from tests.integration.export_book import download
+from tests.integration.own_database import own_database
 from tests.integration.test_personal_data_at_rest import (
     _marked,
     _new_marker,
@@ -25,22 +26,10 @@ from tests.integration.test_personal_data_at_rest import (
 )
 from tests.support.environment import (
     Environment,
-    create_environment,
-    drop_environment,
 )
-from tests.support.service import http_client, workers
 from tests.support.spreadsheets import exported_rows
 
-PERSONAL = (
-    "first_name",
-    "last_name",
-    "phone_number",
-    "business_name",
-    "business_address",
-    "business_phone",
-    "business_location",
-    "business_email",
-)
+PERSONAL = e.PROFILE_FIELDS
 
 
 async def _call(
@@ -56,18 +45,17 @@ async def _call(
     return await answer.json()
 
 
-async def _database_text(admin: asyncpg.Connection) -> str:
-    """Every row of every table of the public schema as text: what a dump holds."""
-    tables = await admin.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+async def _dump(admin_url: str) -> str:
+    """`pg_dump` of the whole database (schema and data, every table), as text."""
+    dumped = await asyncio.to_thread(
+        subprocess.run,
+        ["pg_dump", "--dbname", admin_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
-    texts = []
-    for table in tables:
-        name = table["tablename"]
-        texts.append(
-            await admin.fetchval(f"SELECT string_agg(t::text, ' ') FROM \"{name}\" t")
-        )
-    return " ".join(text for text in texts if text)
+    return dumped.stdout
 
 
 async def _lived(
@@ -105,29 +93,12 @@ async def _lived(
     return client, key, debit
 
 
-@pytest.fixture
-async def erasing(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """A database of its own: the test vacuums it whole and searches every table."""
-    env = await create_environment(*servers, tag="erasure")
-    yield env
-    await drop_environment(env)
-
-
 async def test_an_erased_client_keeps_its_figures_and_loses_its_person(
-    erasing: Environment,
+    servers: tuple[str, str],
 ) -> None:
-    admin = await asyncpg.connect(erasing.admin_url)
-    try:
-        async with (
-            workers(erasing.settings),
-            http_client(erasing.settings) as service,
-            await create_pool(erasing.settings.database_url, max_size=2) as pool,
-        ):
-            business = await provision_business(erasing.settings, "Erasing")
-            business["headers"] = {"Authorization": f"Bearer {business['api_key']}"}
-            await _erases(erasing, pool, admin, service, business)
-    finally:
-        await admin.close()
+    """On a database of its own: the test vacuums it whole and searches every table."""
+    async with own_database(servers, "erasure") as own:
+        await _erases(own.env, own.pool, own.admin, own.service, own.business)
 
 
 async def _erases(
@@ -144,6 +115,7 @@ async def _erases(
         client, key, debit = await _lived(service, headers, marker)
         path = f"/api/v3/clients/{client['id']}"
         before = await _call(service, "GET", path, headers)
+        moment = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         erased = await _call(service, "POST", f"{path}/erase", headers, {})
         again = await _call(service, "POST", f"{path}/erase", headers)
 
@@ -167,11 +139,19 @@ async def _erases(
     report = await report_of(environment, pool, business)
     assert report == Report(ok=True, businesses=1, streams=3, events=8, differences=[])
 
-    # No plaintext of the erased client anywhere once vacuumed; the other's is there.
+    # As of before the erasure too: the key is gone.
+    as_of = await _call(service, "GET", f"{path}?as_of={moment}", headers)
+    assert {name: as_of[name] for name in PERSONAL} == dict.fromkeys(PERSONAL)
+    assert (as_of["unformated_balance"], "erased" in as_of) == (
+        before["unformated_balance"],
+        False,  # not yet erased then
+    )
+
+    # No plaintext of the erased client in a dump once vacuumed; the other's is there.
     await admin.execute("VACUUM FULL")
-    text = await _database_text(admin)
-    assert kept in text
-    assert marker not in text
+    dump = await _dump(environment.admin_url)
+    assert kept in dump
+    assert marker not in dump
 
 
 async def _read_models_show(

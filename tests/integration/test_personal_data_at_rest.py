@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aio_pika
-import aio_pika.abc
 import asyncpg
 from aiohttp.test_utils import TestClient
 
 from services.audit.report import Report
 from shared.config import Settings
+from tests.e2e.message_collector import collected_bodies
 from tests.integration.audit_history import report_of, tamper
 from tests.integration.event_feed import read_to_head
 from tests.integration.import_calls import by_name, get, send
@@ -48,29 +45,9 @@ def _marked(marker: str) -> dict[str, str]:
     return {"business_name": f"Boateng Traders {marker}", **marked}
 
 
-@asynccontextmanager
-async def _published(settings: Settings, business_id: int) -> AsyncIterator[list[Any]]:
+def _published(settings: Settings, business_id: int) -> Any:
     """The business's messages on the topic exchange while the block runs (bodies)."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(
-            f"test.personal-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True
-        )
-        await queue.bind(exchange, routing_key=f"{business_id}.#")
-        bodies: list[Any] = []
-
-        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            bodies.append(json.loads(message.body))
-            await message.ack()
-
-        await queue.consume(collect)
-        yield bodies
-    finally:
-        await connection.close()
+    return collected_bodies(settings, "personal", f"{business_id}.#")
 
 
 async def _post(service: TestClient, headers: object, path: str, body: object) -> Any:

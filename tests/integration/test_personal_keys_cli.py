@@ -8,24 +8,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.cli.businesses import provision_business
 from shared import personal_data
 from shared.config import Settings, settings_master_keys
+from tests.integration.own_database import own_database
 from tests.integration.test_personal_data_at_rest import _marked, _new_marker
 from tests.support.environment import (
     Environment,
-    create_environment,
-    drop_environment,
 )
-from tests.support.service import http_client, workers
 
 NEW_MASTER = "a new master key of the operator's, 32 bytes or more"
 
@@ -94,25 +89,12 @@ async def test_ledger_client_erase_erases_once_and_names_what_it_cannot(
     assert (erased["type"], erased["metadata"]["principal"]) == ("client.erased", "cli")
 
 
-@pytest.fixture
-async def rotated(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """A database of its own: a rotation re-wraps every key in it."""
-    env = await create_environment(*servers, tag="rotation")
-    yield env
-    await drop_environment(env)
-
-
 async def test_a_master_key_rotation_rewraps_every_key_and_rewrites_no_event(
-    rotated: Environment,
+    servers: tuple[str, str],
 ) -> None:
-    admin = await asyncpg.connect(rotated.admin_url)
-    try:
-        async with workers(rotated.settings), http_client(rotated.settings) as service:
-            business = await provision_business(rotated.settings, "Rotated")
-            business["headers"] = {"Authorization": f"Bearer {business['api_key']}"}
-            await _rotates(rotated, service, business, admin)
-    finally:
-        await admin.close()
+    """On a database of its own: a rotation re-wraps every key in it."""
+    async with own_database(servers, "rotation") as own:
+        await _rotates(own.env, own.service, own.business, own.admin)
 
 
 async def _rotates(
