@@ -21,8 +21,8 @@ import asyncpg
 from services.command_api.id_reserve import Drawn
 from services.command_api.idempotency import StoredResponse, stored_response
 from services.command_api.stream_states import StreamStates
-from shared.store.event_rows import WRAPPED
 from shared.commands import IdCounts
+from shared.store.event_rows import WRAPPED
 
 _READ = f"""
 SELECT drawn.*, caught.*, stored.*
