@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from services.audit.report import Report
 from shared.config import Settings
+from tests.bench import counting_client as bench_client
 from tests.e2e.message_collector import collected_bodies
 from tests.integration.audit_history import report_of, tamper
 from tests.integration.event_feed import read_to_head
@@ -21,15 +22,8 @@ from tests.integration.import_calls import by_name, get, send
 from tests.support.environment import Environment
 from tests.support.workbooks import HEADER, workbook
 
-PROFILE = {
-    "first_name": "Akosua",
-    "last_name": "Boateng",
-    "phone_number": "+233 24 555 0101",
-    "business_address": "12 Ring Road, Accra",
-    "business_phone": "0302 555 0102",
-    "business_location": "Osu",
-    "business_email": "akosua@example.com",
-}
+# The bench's personal fields (tests/bench/counting_client.py), and an e-mail.
+PROFILE = {**bench_client.PROFILE, "business_email": "akosua@example.com"}
 
 
 def _new_marker() -> str:
