@@ -20,6 +20,7 @@ import asyncpg
 
 from services import bootstrap
 from services.command_api.appender import Appender
+from shared import events as e
 from shared import personal_data
 from shared.clock import clock_from
 from shared.commands import EraseClient
@@ -31,11 +32,20 @@ ROTATE_BATCH = 1000
 
 
 async def erase_client(
-    settings: Settings, business_id: int, client_id: int, as_json: bool
+    settings: Settings, business_id: int | None, client_id: int, as_json: bool
 ) -> int:
-    """Erase one client's personal data; 1 (and why) when it cannot be."""
+    """Erase one client's personal data; 1 (and why) when it cannot be. Client ids
+    are unique across businesses: without `business_id`, the client's own."""
     master = settings_master_keys(settings).current
     async with bootstrap.admin_pool(settings) as pool:
+        if business_id is None:
+            business_id = await pool.fetchval(
+                "SELECT business_id FROM events WHERE stream_id = $1 AND version = 1",
+                e.client_stream(client_id),
+            )
+            if business_id is None:
+                print(f"ledger: Client {client_id} not found", file=sys.stderr)
+                return 1
         appender = Appender(
             pool,
             settings.hmac_key.encode(),
@@ -132,7 +142,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "erase", help="erase a client's personal data (its figures stay)"
     )
     erase.add_argument("client_id", type=int)
-    erase.add_argument("--business", type=int, required=True)
+    erase.add_argument("--business", type=int, help="its business (by default: found)")
     erase.add_argument("--json", action="store_true")
     master = sub.add_parser(
         "master-key", help="the master key of the client keys"
