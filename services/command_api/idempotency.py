@@ -158,30 +158,33 @@ class KeyCommittedConcurrently(ConcurrencyConflict):
 # its personal fields null once it is gone: the key's row is locked (KEY SHARE) until
 # the COMMIT, so an erasure (erasures.py) deletes it only after this answer is
 # visible to its next statement, which nulls it; and an erasure that committed first
-# leaves no row to lock, and this answer is kept nulled. The LEFT JOIN reads the
-# locking CTE whole, so every row it names is locked.
+# leaves no row to lock: `key_gone` says so, and store_responses nulls that answer
+# itself (rare: only then is a body decoded again). The LEFT JOIN reads the locking
+# CTE whole, so every row it names is locked.
 _STORE = """
 WITH answers AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[],
-                         $5::bytea[], $6::bigint[], $7::text[], $8::bytea[])
+                         $5::bytea[], $6::bigint[], $7::text[], $8::boolean[])
          AS a(business_id, key, request_hash, status, body, position, stream_id,
-              nulled)
+              sealed)
 ), held AS (
     SELECT k.business_id, k.stream_id FROM client_keys k
     WHERE (k.business_id, k.stream_id) IN
-          (SELECT business_id, stream_id FROM answers WHERE nulled IS NOT NULL)
+          (SELECT business_id, stream_id FROM answers WHERE sealed)
     FOR KEY SHARE
+), kept AS (
+    INSERT INTO idempotency_keys
+        (business_id, key, request_hash, status, body, position, stream_id)
+    SELECT business_id, key, request_hash, status, body, position, stream_id
+    FROM answers
+    ON CONFLICT DO NOTHING RETURNING business_id, key, stream_id
 )
-INSERT INTO idempotency_keys
-    (business_id, key, request_hash, status, body, position, stream_id)
-SELECT a.business_id, a.key, a.request_hash, a.status,
-       CASE WHEN a.nulled IS NULL OR h.stream_id IS NOT NULL THEN a.body
-            ELSE a.nulled END,
-       a.position, a.stream_id
-FROM answers a
-LEFT JOIN held h ON h.business_id = a.business_id AND h.stream_id = a.stream_id
-ON CONFLICT DO NOTHING RETURNING key
+SELECT k.key, a.sealed AND h.stream_id IS NULL AS key_gone
+FROM kept k
+JOIN answers a ON a.business_id = k.business_id AND a.key = k.key
+LEFT JOIN held h ON h.business_id = k.business_id AND h.stream_id = k.stream_id
 """
+_NULLED = "UPDATE idempotency_keys SET body = $3 WHERE business_id = $1 AND key = $2"
 
 
 async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -> None:
@@ -200,13 +203,15 @@ async def store_responses(conn: asyncpg.Connection, answers: Sequence[Answer]) -
         [answer.result.body for answer, _ in keyed],
         [answer.result.position or 0 for answer, _ in keyed],
         [answer.stream_id for answer, _ in keyed],
-        [
-            nulled_answer(answer.result.body) if answer.sealed else None
-            for answer, _ in keyed
-        ],
+        [answer.sealed for answer, _ in keyed],
     )
     if len(rows) != len(keyed):
         raise KeyCommittedConcurrently()
+    gone = {row["key"] for row in rows if row["key_gone"]}
+    for answer, claim in keyed:
+        if claim.key in gone:
+            body = nulled_answer(answer.result.body)
+            await conn.execute(_NULLED, answer.business_id, claim.key, body)
 
 
 async def mark_accepted(pool: asyncpg.Pool, business_id: int, key: str) -> None:

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from services.command_api import commit as commit_module
-from services.command_api import renderers
+from services.command_api import idempotency, renderers
 from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim
 from shared import commands as c
@@ -132,3 +132,49 @@ async def test_a_key_goes_only_with_its_erasure_and_the_audit_names_one_gone(
     assert [(d.kind, d.stream_id, d.field, d.found) for d in report.differences][
         :1
     ] == [("key", stream, "client_keys", "missing")]
+
+
+async def test_an_answer_kept_after_its_client_was_erased_is_kept_nulled(
+    admin: asyncpg.Connection,
+    appenders: Callable[[], Appender],
+    business: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Process X decided a keyed no-op on its cached state; process Y's erasure
+    commits just before X keeps the answer: X finds no key row to lock, and keeps the
+    answer with its fields null."""
+    business_id = id_of(business)
+    x, y = appenders(), appenders()
+    created = await x.submit(
+        c.CreateClient(business_id=business_id, business_name="Late Ltd"),
+        metadata(),
+        renderers.client(_business(business), 201),
+    )
+    client_id = json.loads(created.body)["id"]
+    real = idempotency.store_responses
+
+    async def erased_first(conn: asyncpg.Connection, answers: Any) -> None:
+        if any(answer.claim is not None for answer in answers):
+            await y.submit(
+                c.EraseClient(business_id=business_id, client_id=client_id),
+                metadata(),
+                renderers.client(_business(business), 200),
+            )
+        await real(conn, answers)
+
+    monkeypatch.setattr(idempotency, "store_responses", erased_first)
+    key = f"late-{uuid.uuid4()}"
+    answered = await x.submit(
+        c.SetArchived(business_id=business_id, client_id=client_id, archived=False),
+        metadata(key),
+        renderers.client(_business(business), 200),
+        IdempotencyClaim(key, "same-request"),
+    )
+
+    assert json.loads(answered.body)["business_name"] == "Late Ltd"  # as decided
+    kept = await admin.fetchval(
+        "SELECT body FROM idempotency_keys WHERE business_id = $1 AND key = $2",
+        business_id,
+        key,
+    )
+    assert json.loads(kept)["business_name"] is None
