@@ -126,6 +126,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     export_per_bid_burst: int = 10
     # Imports, exports, audit verifies and as_of queries of one business at once.
     expensive_work_per_business_max: int = 4
+    # Memory one aged receivables report may hash its clients' sums in (PostgreSQL's
+    # work_mem for that statement); past it PostgreSQL sorts on disk, slower.
+    report_work_mem_mib: int = 64
     # Buckets kept per table (keys, addresses, bids); least recently used dropped.
     rate_table_entries_max: int = 10_000
     # The API process's PostgreSQL pool, and how long a request waits for one of its

@@ -116,6 +116,15 @@ def to_number(minor: int) -> Decimal:
     return Decimal(f"{sign}{units}.{cents:02d}".rstrip("0"))
 
 
+def number_text(minor: int) -> str:
+    """to_number's JSON text, without making a Decimal (a report writes 700,000)."""
+    units, cents = divmod(abs(minor), MINOR_PER_UNIT)
+    sign = "-" if minor < 0 else ""
+    if cents == 0:
+        return f"{sign}{units}"
+    return f"{sign}{units}.{cents:02d}".rstrip("0")
+
+
 def to_text(minor: int) -> str:
     """Minor units as the seed's display string: 2035182292 -> "20,351,822.92"."""
     sign = "-" if minor < 0 else ""

@@ -125,6 +125,32 @@ class DeletedBody(msgspec.Struct, kw_only=True, frozen=True):
     id: int
 
 
+class AgingBuckets(msgspec.Struct, kw_only=True, frozen=True):
+    """Aged receivables (shared/aging.Buckets) as JSON numbers."""
+
+    current: Decimal
+    days_1_30: Decimal
+    days_31_60: Decimal
+    days_61_90: Decimal
+    days_over_90: Decimal
+    total: Decimal
+    unapplied_credit: Decimal
+
+
+class AgingClient(AgingBuckets, kw_only=True, frozen=True):
+    """One client's line of the report: AgingBuckets' fields, then whose they are."""
+
+    id: int
+    business_name: str | None  # None once the client was erased
+
+
+class AgingBody(msgspec.Struct, kw_only=True, frozen=True):
+    as_of: dt.date
+    terms_days: int
+    totals: AgingBuckets
+    clients: list[AgingClient]
+
+
 class SummaryBody(msgspec.Struct, kw_only=True, frozen=True):
     total_deposits: Decimal
     customer_count: int

@@ -44,6 +44,7 @@ _AT_LEAST_ONE = [
     "auth_failures_burst",
     "export_per_bid_burst",
     "expensive_work_per_business_max",
+    "report_work_mem_mib",
     "rate_table_entries_max",
     "api_pool_size_max",
     "fold_processes",

@@ -39,11 +39,15 @@ _DEPOSITS_REVERSED = """
 UPDATE rm_deposits SET reversed = true WHERE deposit_id = ANY($1::bigint[])
 """
 # An erased client's lines keep their figures; their texts become NULL. Run after the
-# batch's inserts too: a line posted after the erasure carries none already.
-_ERASED = (
+# batch's inserts too: a line posted after the erasure carries none already. Client
+# ids are unique across businesses; the business narrows the transactions' index
+# (rm_transactions_by_business) to the client's lines.
+_ERASED_TRANSACTIONS = (
     "UPDATE rm_transactions SET description = NULL, reference = NULL"
-    " WHERE client_id = ANY($1::bigint[])",
-    "UPDATE rm_deposits SET description = NULL WHERE client_id = ANY($1::bigint[])",
+    " WHERE client_id = ANY($1::bigint[]) AND business_id = ANY($2::bigint[])"
+)
+_ERASED_DEPOSITS = (
+    "UPDATE rm_deposits SET description = NULL WHERE client_id = ANY($1::bigint[])"
 )
 
 
@@ -59,6 +63,7 @@ class Lines(msgspec.Struct):
     transactions_reversed: list[int] = msgspec.field(default_factory=list)
     deposits_reversed: list[int] = msgspec.field(default_factory=list)
     erased: list[int] = msgspec.field(default_factory=list)  # erased clients' ids
+    erased_businesses: list[int] = msgspec.field(default_factory=list)  # theirs
 
 
 # A COPY is two round trips (the COPY, then its rows), an INSERT one: the few lines
@@ -108,8 +113,9 @@ async def apply(conn: asyncpg.Connection, events: Sequence[e.Envelope]) -> None:
         await conn.execute(_TRANSACTIONS_REVERSED, lines.transactions_reversed)
     if lines.deposits_reversed:
         await conn.execute(_DEPOSITS_REVERSED, lines.deposits_reversed)
-    for statement in _ERASED if lines.erased else ():
-        await conn.execute(statement, lines.erased)
+    if lines.erased:
+        await conn.execute(_ERASED_TRANSACTIONS, lines.erased, lines.erased_businesses)
+        await conn.execute(_ERASED_DEPOSITS, lines.erased)
 
 
 async def _write_lines(
@@ -166,6 +172,7 @@ def batch_lines(events: Sequence[e.Envelope]) -> Lines:
             lines.deposits_reversed.append(p.reversal_of)
         elif isinstance(p, e.ClientErased):
             lines.erased.append(p.client_id)
+            lines.erased_businesses.append(event.business_id)
     return lines
 
 

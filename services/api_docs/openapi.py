@@ -49,7 +49,8 @@ makes a query wait for it. Events reach subscribers over RabbitMQ: see \
 # a query, POST /clients a command): each service says what its routes are, this
 # only where each one stands.
 CONTENTS = """
-listClients getSummary createClient getClient updateClient deleteClient
+listClients getSummary getAgingReport getAgingWorkbook createClient getClient
+updateClient deleteClient
 archiveClient eraseClient postTransaction getStatement postDeposit listDeposits
 reverseTransaction reverseDeposit listCategories listCategoriesAlias createCategory
 importClients importClientsV3 getImportStatus auditVerify exportClients
@@ -62,6 +63,7 @@ _BODIES: list[type] = [
     answers.StatementBody,
     answers.CategoryBody,
     answers.SummaryBody,
+    answers.AgingBody,
     answers.TransactionBody,
     answers.DepositBody,
     answers.DeletedBody,

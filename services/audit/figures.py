@@ -192,7 +192,9 @@ _STATEMENT_LINES = """
 SELECT client_id, min(business_id) AS business_id, count(*) AS lines,
        count(*) FILTER (WHERE reversed) AS reversed_lines,
        sum(amount_minor) FILTER (WHERE entry_type = 'debit') AS debit_minor,
-       sum(amount_minor) FILTER (WHERE entry_type = 'credit') AS credit_minor
+       sum(amount_minor) FILTER (WHERE entry_type = 'credit') AS credit_minor,
+       sum(amount_minor * (date - DATE '0001-01-01' + 1)) AS dated,
+       coalesce(sum(reversal_of), 0) AS reversal_links
 FROM {table} {where}
 GROUP BY client_id
 """
@@ -216,6 +218,9 @@ async def check_statements(
                 figures[f"{prefix}_lines_reversed"] = row["reversed_lines"]
             if prefix == "transaction":
                 figures["debit_minor"], figures["credit_minor"] = debit, credit
+                figures["transaction_dated"] = int(row["dated"])
+                if row["reversal_links"]:
+                    figures["transaction_reversal_links"] = int(row["reversal_links"])
             else:
                 figures["deposit_minor"] = debit - credit
     differences = []
@@ -227,7 +232,10 @@ async def check_statements(
                 "transaction_lines": lines.transactions,
                 "debit_minor": lines.debit_minor,
                 "credit_minor": lines.credit_minor,
+                "transaction_dated": lines.transaction_dated,
             }
+        if lines.transaction_reversal_links:
+            expected["transaction_reversal_links"] = lines.transaction_reversal_links
         if lines.transactions_reversed:
             expected["transaction_lines_reversed"] = lines.transactions_reversed
         if lines.deposits:

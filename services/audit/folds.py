@@ -24,6 +24,11 @@ class Lines(msgspec.Struct):
     deposit_minor: int = 0
     transactions_reversed: int = 0
     deposits_reversed: int = 0
+    # What aging reads besides the sums (services/query_api/aging_report.py): each
+    # line's date, as sum(amount x its date's ordinal), and the reversal links, as
+    # the sum of the ids reversed: a date or a link changed moves them.
+    transaction_dated: int = 0
+    transaction_reversal_links: int = 0
 
 
 class Folds:
@@ -64,8 +69,10 @@ def _line(lines: Lines, payload: e.LedgerEvent) -> None:
             lines.debit_minor += payload.amount_minor
         else:
             lines.credit_minor += payload.amount_minor
+        lines.transaction_dated += payload.amount_minor * payload.date.toordinal()
         if isinstance(payload, e.TransactionReversed):
             lines.transactions_reversed += 1
+            lines.transaction_reversal_links += payload.reversal_of
     elif isinstance(payload, e.DepositPosted | e.DepositReversed):
         lines.deposits += 1
         lines.deposit_minor += domain.signed(payload.entry_type, payload.amount_minor)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.query_api import feed, history, import_status
+from services.query_api import aging, feed, history, import_status
 from services.query_api.routes import routes
 
 
 def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
+    app.router.add_routes(aging.routes)
     app.router.add_routes(history.routes)
     app.router.add_routes(feed.routes)
     app.router.add_routes(import_status.routes)

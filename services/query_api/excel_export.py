@@ -66,7 +66,7 @@ READ_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
 
 
-def _text(sheet: WriteOnlyWorksheet, text: str | None) -> Cell:
+def text_cell(sheet: WriteOnlyWorksheet, text: str | None) -> Cell:
     """A text cell; an empty one for None (an erased client's personal field)."""
     if text is None:
         return WriteOnlyCell(sheet, value=None)
@@ -75,7 +75,7 @@ def _text(sheet: WriteOnlyWorksheet, text: str | None) -> Cell:
     return cell
 
 
-def _money(sheet: WriteOnlyWorksheet, minor: int) -> Cell:
+def money_cell(sheet: WriteOnlyWorksheet, minor: int) -> Cell:
     cell = WriteOnlyCell(sheet, value=str(to_number(minor)))
     cell.data_type = "n"  # the exact decimal text is written as a number's value
     cell.number_format = MONEY_FORMAT
@@ -86,17 +86,17 @@ def client_cells(sheet: WriteOnlyWorksheet, row: asyncpg.Record) -> list[Cell]:
     """One client's row, in HEADER's order."""
     debit, credit = int(row["debit_minor"]), int(row["credit_minor"])
     return [
-        _text(sheet, row["business_name"]),
-        _text(sheet, row["business_phone"]),
-        _text(sheet, row["business_email"]),
-        _text(sheet, row["business_address"]),
-        _money(sheet, debit - credit),
-        _text(sheet, row["category"]),
-        _money(sheet, debit),
-        _money(sheet, credit),
-        _money(sheet, int(row["deposit_minor"])),
-        _text(sheet, "yes" if row["archived"] else "no"),
-        _text(sheet, timestamp(row["created_at"])),
+        text_cell(sheet, row["business_name"]),
+        text_cell(sheet, row["business_phone"]),
+        text_cell(sheet, row["business_email"]),
+        text_cell(sheet, row["business_address"]),
+        money_cell(sheet, debit - credit),
+        text_cell(sheet, row["category"]),
+        money_cell(sheet, debit),
+        money_cell(sheet, credit),
+        money_cell(sheet, int(row["deposit_minor"])),
+        text_cell(sheet, "yes" if row["archived"] else "no"),
+        text_cell(sheet, timestamp(row["created_at"])),
     ]
 
 

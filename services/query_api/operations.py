@@ -25,6 +25,7 @@ from services.http.edge import EXPORT_ROUTE
 from services.query_api.excel_export import CONTENT_TYPE as XLSX
 from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
 from services.query_api.query_parameters import PER_PAGE_DEFAULT, PER_PAGE_MAX
+from shared import aging
 from shared import events as e
 from shared import response_bodies as answers
 
@@ -78,6 +79,19 @@ _PAGE = (
         {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX},
         f"Clients per page (default {PER_PAGE_DEFAULT}).",
     ),
+)
+_AGING = (
+    query(
+        "as_of",
+        {"type": "string", "format": "date"},
+        "The report's date (YYYY-MM-DD, default today UTC): postings dated up to it.",
+    ),
+    query(
+        "terms_days",
+        {**WHOLE, "maximum": aging.TERMS_DAYS_MAX},
+        "Payment terms: a debit is due this many days after its date (default 0).",
+    ),
+    _CATEGORY_ID,
 )
 _PAGING_HEADERS: dict[str, object] = {
     "X-Total-Count": {
@@ -166,6 +180,24 @@ OPERATIONS = [
         "The deposit postings, with running deposit_after",
         list_of(answers.DepositBody),
         parameters=(CLIENT_ID, *_PERIOD),
+    ),
+    _query(
+        _CLIENTS + "/aging",
+        "getAgingReport",
+        "Aged receivables: open debits first in, first out, by days past due",
+        ref(answers.AgingBody),
+        parameters=_AGING,
+        errors=(429,),
+    ),
+    Operation(
+        "get",
+        _CLIENTS + "/aging.xlsx",
+        "getAgingWorkbook",
+        "The aged receivables report as an .xlsx download",
+        "queries",
+        [content("The workbook", XLSX)],
+        errors=(422, 429, 503),
+        parameters=[*_AGING, MIN_POSITION],
     ),
     _CATEGORIES,
     msgspec.structs.replace(

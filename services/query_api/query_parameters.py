@@ -44,7 +44,7 @@ def _optional_bool(request: web.Request, name: str) -> bool | None:
     raise ValidationFailed({name: [f"The {name} field must be true or false."]})
 
 
-def _optional_date(request: web.Request, name: str) -> dt.date | None:
+def optional_date(request: web.Request, name: str) -> dt.date | None:
     text = request.query.get(name, "").strip()
     if text == "":
         return None
@@ -64,7 +64,7 @@ def period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
     dates: list[dt.date | None] = []
     for name in ("from", "to"):
         try:
-            dates.append(_optional_date(request, name))
+            dates.append(optional_date(request, name))
         except ValidationFailed as error:
             errors.update(error.errors)
     if errors:

@@ -18,14 +18,18 @@ from services.http.edge import (
     business_of,
     json_response,
     path_id,
-    whole_number,
 )
 from services.http.fair_use import client_address, fair_use_of
 from services.http.fold_processes import in_fold_process
-from services.http.projection_wait import WAITER
 from services.query_api import as_of, excel_export, queries
 from services.query_api import query_parameters as parameters
-from shared.errors import NotFound, NotYetVisible, ValidationFailed
+from services.query_api.read_positions import (
+    READ_POSITION,
+    answer,
+    min_position,
+    wait_min_position,
+)
+from shared.errors import NotFound
 from shared.money import to_number
 from shared.response_bodies import (
     CategoryBody,
@@ -40,48 +44,13 @@ from shared.response_bodies import (
 )
 
 routes = web.RouteTableDef()
-READ_POSITION = web.RequestKey("read_position", int)
-
-
-async def _min_position(request: web.Request) -> None:
-    """Honour X-Ledger-Min-Position (wait until the read models have reached it), then
-    note the position the read models are at, which the answer carries."""
-    await _wait_min_position(request)
-    # Read before the data: the body then reflects at least this position.
-    request[READ_POSITION] = await queries.read_position(request.app[POOL])
-
-
-async def _wait_min_position(request: web.Request) -> None:
-    """Honour X-Ledger-Min-Position: wait until the read models have reached it."""
-    header = request.headers.get("X-Ledger-Min-Position")
-    if header is not None:
-        position = whole_number(header.strip())
-        if position is None:
-            raise ValidationFailed(
-                {
-                    "X-Ledger-Min-Position": [
-                        "The X-Ledger-Min-Position must be an integer."
-                    ]
-                }
-            )
-        timeout = request.app[SETTINGS].read_your_writes_timeout_s
-        if not await request.app[WAITER].wait_for_position(position, timeout):
-            raise NotYetVisible("The read models have not reached that position yet")
-
-
-def _answer(
-    request: web.Request, body: object, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A query's JSON answer, with the position its read models had reached."""
-    position = {"X-Ledger-Position": str(request[READ_POSITION])}
-    return json_response(body, headers={**position, **(headers or {})})
 
 
 @routes.get("/api/v3/clients")
 async def list_clients(request: web.Request) -> web.Response:
     business = business_of(request)
     where = parameters.client_filter(request)
-    await _min_position(request)
+    await min_position(request)
     rows, total = await queries.list_clients(
         request.app[POOL], business.business_id, where
     )
@@ -92,7 +61,7 @@ async def list_clients(request: web.Request) -> web.Response:
             "X-Total-Count": str(total),
             "Link": parameters.link_header(request, where, total),
         }
-    return _answer(request, body, headers=headers)
+    return answer(request, body, headers=headers)
 
 
 @routes.get("/api/v3/clients/summary")
@@ -102,9 +71,9 @@ async def summary(request: web.Request) -> web.Response:
     moment = as_of.parse_as_of(request.query.get("as_of", ""))
     if moment is not None:
         return await _summary_as_of(request, category_id, moment)
-    await _min_position(request)
+    await min_position(request)
     row = await queries.summary(request.app[POOL], business.business_id, category_id)
-    return _answer(request, _summary_body(row))
+    return answer(request, _summary_body(row))
 
 
 async def _summary_as_of(
@@ -135,7 +104,7 @@ def _summary_body(figures: Mapping[str, Any]) -> SummaryBody:
 @routes.get("/api/v3/clients/clients/categories")
 async def categories(request: web.Request) -> web.Response:
     business = business_of(request)
-    await _min_position(request)
+    await min_position(request)
     rows = await queries.categories(request.app[POOL], business.business_id)
     body = [
         CategoryBody(
@@ -150,7 +119,7 @@ async def categories(request: web.Request) -> web.Response:
         )
         for row in rows
     ]
-    return _answer(request, body)
+    return answer(request, body)
 
 
 # No API key: the auth middleware lets this route through, and the bid in its path is
@@ -173,7 +142,7 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
         # The slot covers the expensive part only: a client that reads the workbook
         # slowly, or never, must not hold its business's imports, audits and as_of.
         with fair_use.expensive_work(business_id):
-            await _min_position(request)
+            await min_position(request)
             await excel_export.write_workbook(pool, business_id, category_id, path)
         filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
         timeout_s = request.app[SETTINGS].http_send_timeout_s
@@ -185,7 +154,7 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
 async def _client_row(request: web.Request) -> asyncpg.Record:
     business = business_of(request)
     client_id = path_id(request)
-    await _wait_min_position(request)
+    await wait_min_position(request)
     row = await queries.get_client(request.app[POOL], business.business_id, client_id)
     if row is None:
         raise NotFound(f"Client {client_id} not found")
@@ -201,7 +170,7 @@ async def get_client(request: web.Request) -> web.Response:
         return await _client_as_of(request, moment)
     row = await _client_row(request)
     body = client_body(queries.figures(row, business_of(request).owner_id))
-    return _answer(request, body, headers={"ETag": f'"{row["version"]}"'})
+    return answer(request, body, headers={"ETag": f'"{row["version"]}"'})
 
 
 async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Response:
@@ -247,7 +216,7 @@ async def statement(request: web.Request) -> web.Response:
         transactions_count=len(transactions),
         **client_fields(queries.figures(row, business.owner_id)),  # type: ignore[arg-type]
     )
-    return _answer(request, body)
+    return answer(request, body)
 
 
 @routes.get(r"/api/v3/clients/{id:[0-9]+}/deposits")
@@ -268,7 +237,7 @@ async def deposits(request: web.Request) -> web.Response:
         )
         for line in lines
     ]
-    return _answer(request, body)
+    return answer(request, body)
 
 
 def _entry_fields(line: asyncpg.Record, id_column: str) -> dict[str, Any]:

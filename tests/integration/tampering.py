@@ -10,6 +10,7 @@ hash, its `found` the stored hash.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -168,10 +169,17 @@ def forge_debit(payload: dict[str, Any]) -> None:
     payload["amount_minor"] = 1500
 
 
+def today() -> int:
+    """The ordinal of today (UTC), every posting's date in these histories: the
+    statement check's `transaction_dated` is sum(amount x date ordinal)."""
+    return dt.datetime.now(dt.UTC).date().toordinal()
+
+
 def forged_debit_figures(bid: int, stream: str) -> list[Difference]:
     """The read models still hold the 150.00 debit the forged history says was 15.00."""
     return [
         *figures(bid, stream, "client", debit_minor=(1500, 15000)),
         *figures(bid, stream, "summary", total_balance_minor=(-525, 12975)),
-        *figures(bid, stream, "statement", debit_minor=(1500, 15000)),
-    ]
+        *figures(bid, stream, "statement", debit_minor=(1500, 15000),
+                 transaction_dated=(3525 * today(), 17025 * today())),
+    ]  # fmt: skip

@@ -28,6 +28,7 @@ from tests.integration.tampering import (
     rechain,
     rewrite_payload,
     stream_rows,
+    today,
 )
 from tests.support.environment import Environment, strong_key
 
@@ -73,6 +74,7 @@ async def test_an_event_inserted_inside_a_stream_fails_its_own_hash_and_every_la
                  debit_minor=(114900, 15000)),
         *figures(bid, stream, "summary", total_balance_minor=(112875, 12975)),
         *figures(bid, stream, "statement", debit_minor=(114900, 15000),
+                 transaction_dated=(116925 * today(), 17025 * today()),
                  transaction_lines=(3, 2)),
     ]  # fmt: skip
     assert (report.ok, report.events) == (False, 10)

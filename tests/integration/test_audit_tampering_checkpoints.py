@@ -24,6 +24,7 @@ from tests.integration.tampering import (
     rechain,
     rewrite_payload,
     stream_rows,
+    today,
 )
 from tests.support.environment import Environment
 
@@ -93,7 +94,9 @@ async def test_a_whole_stream_deleted_after_a_checkpoint_is_a_short_stream(
                  total_balance_minor=(None, 12975), total_deposit_minor=(None, 4000)),
         *figures(bid, stream, "statement", credit_minor=(None, 2025),
                  debit_minor=(None, 15000), deposit_lines=(None, 1),
-                 deposit_minor=(None, 4000), transaction_lines=(None, 2)),
+                 deposit_minor=(None, 4000),
+                 transaction_dated=(None, 17025 * today()),
+                 transaction_lines=(None, 2)),
     ]  # fmt: skip
     report = await report_of(environment, pool, business)
     assert report.differences == [short("chain_checkpoints"), *read_models]

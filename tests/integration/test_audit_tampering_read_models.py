@@ -11,6 +11,7 @@ projection is brought ahead of the other from the store.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -77,6 +78,7 @@ async def test_read_model_rows_added_behind_the_projections_back_are_named(
         copy = _COPY.format(table=table, key=key, where=where)
         await tamper(admin, copy, old, new)
     report = await report_of(environment, pool, business)
+    today = dt.datetime.now(dt.UTC).date().toordinal()
     assert report.differences == [
         *figures(bid, f"client-{new}", "client", row=("absent", "present")),
         *figures(bid, f"category-{new}", "category", row=("absent", "present")),
@@ -84,6 +86,8 @@ async def test_read_model_rows_added_behind_the_projections_back_are_named(
                  total_balance_minor=(12975, 25950), total_deposit_minor=(4000, 8000)),
         *figures(bid, stream, "statement", debit_minor=(15000, 30000),
                  deposit_lines=(1, 2), deposit_minor=(4000, 8000),
+                 # 150.00 and 20.25, both dated today; then the 150.00 twice.
+                 transaction_dated=(17025 * today, 32025 * today),
                  transaction_lines=(2, 3)),
     ]  # fmt: skip
     # The caller's GET /api/v3/audit/verify answers the same report: 200, ok false.

@@ -8,6 +8,7 @@ import pytest
 
 from shared.money import (
     AmountError,
+    number_text,
     parse_amount,
     parse_signed_amount,
     to_number,
@@ -163,3 +164,12 @@ def test_signed_text_amounts_refuse_a_plus_sign_too() -> None:
         with pytest.raises(AmountError) as refused:
             parse_signed_amount(text)
         assert str(refused.value) == "must be a number"
+
+
+def test_number_text_is_to_number_s_json_text() -> None:
+    """number_text (the aging report's writer) against to_number, over edges and a
+    sweep of cents and magnitudes."""
+    values = [0, 1, 7, 10, 70, 99, 100, 101, 110, 5_093_900, 99_999_999_999_999]
+    values += [n * 10**k + c for n in (1, 3, 12) for k in range(2, 14) for c in (0, 5)]
+    for minor in values + [-v for v in values]:
+        assert number_text(minor) == str(to_number(minor)), minor
