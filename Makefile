@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lock run test bench bench-imports bench-replay bench-aging check services migrate asyncapi \
-	openapi fuzz clean
+.PHONY: lock run test bench bench-imports bench-replay bench-aging bench-search check \
+	services migrate asyncapi openapi fuzz clean
 
 # Installs come from the locks, with hashes, never from whatever is newest today: the
 # dependencies first (setuptools, the pinned build backend, among them), then the project
@@ -83,6 +83,12 @@ bench: $(STAMP) services
 # Imports of 10,000 and 100,000 rows (several minutes: the read models catch up last).
 bench-imports: $(STAMP) services
 	$(BIN)/python -m tests.bench.imports $(BENCH_ARGS)
+
+# Searches (GET /api/v3/clients?search=) on 100,000 imported clients: p50/p99 per
+# search and overall, and PostgreSQL's plans (several minutes: the import, then
+# autovacuum's pass over the new rows).
+bench-search: $(STAMP) services
+	$(BIN)/python -m tests.bench.search $(BENCH_ARGS)
 
 # Regenerate the AsyncAPI document from the event schemas (a test fails while it is stale).
 asyncapi: $(STAMP)

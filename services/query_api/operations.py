@@ -24,7 +24,11 @@ from services.api_docs.parameters import CLIENT_ID, WHOLE, header, path_text, qu
 from services.http.edge import EXPORT_ROUTE
 from services.query_api.excel_export import CONTENT_TYPE as XLSX
 from services.query_api.feed import LIMIT_DEFAULT, LIMIT_MAX
-from services.query_api.query_parameters import PER_PAGE_DEFAULT, PER_PAGE_MAX
+from services.query_api.query_parameters import (
+    PER_PAGE_DEFAULT,
+    PER_PAGE_MAX,
+    SEARCH_LENGTH_MAX,
+)
 from shared import aging
 from shared import events as e
 from shared import response_bodies as answers
@@ -72,6 +76,19 @@ _PAGE = (
         "archived",
         {"enum": ["true", "false", "1", "0", "yes", "no"]},
         "Only archived (or unarchived) clients; any letter case.",
+    ),
+    query(
+        "search",
+        {
+            "type": "string",
+            "maxLength": SEARCH_LENGTH_MAX,
+            "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        },
+        "Only clients whose first, last or business name, phone number, business "
+        "phone or business e-mail contains this text, ignoring case and accents "
+        "(`jose` finds `José`); phone numbers also match without spaces or "
+        "punctuation and with or without `+233` or a leading `0`. No control "
+        "characters.",
     ),
     query("page", {**WHOLE, "minimum": 1}, "Page number (from 1)."),
     query(

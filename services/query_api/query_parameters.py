@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 from aiohttp import web
 
@@ -19,6 +20,9 @@ PER_PAGE_MAX = 1000
 PER_PAGE_DEFAULT = 100
 # An OFFSET beyond this cannot be a bigint (and matches no row anyway).
 OFFSET_MAX = 2**62
+# Part of the HTTP contract (the OpenAPI document's maxLength), like PER_PAGE_MAX:
+# longer than any name, phone number or e-mail address a search is meant to find.
+SEARCH_LENGTH_MAX = 100
 
 
 def optional_int(request: web.Request, name: str) -> int | None:
@@ -58,6 +62,30 @@ def optional_date(request: web.Request, name: str) -> dt.date | None:
         ) from None
 
 
+def _optional_search(request: web.Request) -> str | None:
+    """The list's `search`, trimmed. Checked as sent, as the OpenAPI document's
+    schema describes it: at most SEARCH_LENGTH_MAX characters and no control
+    characters (a NUL could not even reach PostgreSQL as text)."""
+    sent = request.query.get("search", "")
+    text = sent.strip()
+    if text == "":
+        return None
+    if len(sent) > SEARCH_LENGTH_MAX:
+        raise ValidationFailed(
+            {
+                "search": [
+                    "The search may not be greater than"
+                    f" {SEARCH_LENGTH_MAX} characters."
+                ]
+            }
+        )
+    if any(unicodedata.category(character) == "Cc" for character in sent):
+        raise ValidationFailed(
+            {"search": ["The search may not contain control characters."]}
+        )
+    return text
+
+
 def period(request: web.Request) -> tuple[dt.date | None, dt.date | None]:
     """A statement's `from` and `to` dates, both checked before either is refused."""
     errors: dict[str, list[str]] = {}
@@ -83,8 +111,9 @@ def client_filter(request: web.Request) -> ClientFilter:
     page, per_page = optional_int(request, "page"), optional_int(request, "per_page")
     category_id = optional_int(request, "category_id")
     archived = _optional_bool(request, "archived")
+    search = _optional_search(request)
     if page is None and per_page is None:
-        return ClientFilter(category_id=category_id, archived=archived)
+        return ClientFilter(category_id=category_id, archived=archived, search=search)
     # Explicit None checks: `page or 1` turned page=0 into page 1 and per_page=0
     # into 100 rows instead of refusing them.
     page = 1 if page is None else page
@@ -99,6 +128,7 @@ def client_filter(request: web.Request) -> ClientFilter:
     return ClientFilter(
         category_id=category_id,
         archived=archived,
+        search=search,
         limit=per_page,
         offset=(page - 1) * per_page,
     )

@@ -225,11 +225,14 @@ async def _swap(
         )
     else:
         for table in tables:
+            # Generated columns (rm_clients' search columns) are computed by the
+            # INSERT itself; naming them in it is an error.
             columns = ", ".join(
                 row["attname"]
                 for row in await conn.fetch(
                     "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass"
-                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    " AND attnum > 0 AND NOT attisdropped AND attgenerated = ''"
+                    " ORDER BY attnum",
                     f"{REBUILD}.{table}",
                 )
             )
