@@ -18,8 +18,8 @@ ALTER TABLE rm_clients
         || coalesce(business_name, '') || E'\n' || coalesce(business_email, '')
     )) STORED,
     ADD COLUMN search_phones text GENERATED ALWAYS AS (
-        coalesce(public.ledger_phone_digits(phone_number), '') || E'\n'
-        || coalesce(public.ledger_phone_digits(business_phone), '')
+        coalesce(public.ledger_phone_forms(phone_number), '') || E'\n'
+        || coalesce(public.ledger_phone_forms(business_phone), '')
     ) STORED;
 
 -- GIN trigram index led by business_id, the filter every list query has (btree_gin):
@@ -31,4 +31,13 @@ CREATE INDEX rm_clients_search ON rm_clients USING gin (
     business_id,
     search_text public.gin_trgm_ops,
     search_phones public.gin_trgm_ops
+) WHERE NOT deleted;
+
+-- A search of two characters ("qu", the phone digits "24") has no trigram: it is
+-- looked up by the pairs of adjacent characters each column holds (public.ledger_pairs),
+-- then checked with strpos. (One character is still read from the business's rows.)
+CREATE INDEX rm_clients_search_pairs ON rm_clients USING gin (
+    business_id,
+    public.ledger_pairs(search_text),
+    public.ledger_pairs(search_phones)
 ) WHERE NOT deleted;

@@ -2,9 +2,9 @@
 
 The read model stores what a search compares (projections/balances/0003_search.sql):
 `search_text`, the names and the e-mail address folded by `public.ledger_fold`
-(accents off, lower case), and `search_phones`, both phone numbers normalised by
-`public.ledger_phone_digits` (digits only, a leading 233 and trunk zeros dropped). A
-search is a substring of either, found through the GIN trigram index on both.
+(accents off, lower case), and `search_phones`, both phone numbers each written the
+two ways people dial them by `public.ledger_phone_forms` ("0244123456 233244123456").
+A search is a substring of either, found through the GIN trigram index on both.
 """
 
 from __future__ import annotations
@@ -25,45 +25,65 @@ _TEXT_LIKE = (
 _TEXT_STRPOS = "strpos(c.search_text, public.ledger_fold(${n}::text)) > 0"
 _PHONES_LIKE = "c.search_phones LIKE '%' || ${n}::text || '%'"
 _PHONES_STRPOS = "strpos(c.search_phones, ${n}::text) > 0"
+# Two characters have no trigram but one pair: looked up in rm_clients_search_pairs,
+# then checked with strpos (the pairs of a folded text longer than two all present
+# is not yet a substring).
+_TEXT_PAIRS = (
+    "(public.ledger_pairs(c.search_text)"
+    " @> public.ledger_pairs(public.ledger_fold(${n}::text))"
+    " AND strpos(c.search_text, public.ledger_fold(${n}::text)) > 0)"
+)
+_PHONES_PAIRS = (
+    "(public.ledger_pairs(c.search_phones) @> public.ledger_pairs(${n}::text)"
+    " AND strpos(c.search_phones, ${n}::text) > 0)"
+)
+_PAIR = 2
 # Three letters or digits in a row: pg_trgm has a trigram of the text to look up.
 _TRIGRAM = re.compile(r"[^\W_]{3}")
 _TRIGRAM_DIGITS = 3
 # What a phone number may be written with besides digits: spaces and punctuation.
 _PHONE_LIKE = re.compile(r"[0-9\s+\-().\/]*[0-9][0-9\s+\-().\/]*")
 _NOT_DIGITS = re.compile(r"[^0-9]+")
-# public.ledger_phone_digits' prefix: trunk zeros, the country code, trunk zeros.
-_PREFIX = re.compile(r"^0*(233)?0*")
-
-
-def phone_digits(text: str) -> str:
-    """`text` normalised as public.ledger_phone_digits normalises a stored number."""
-    return _PREFIX.sub("", _NOT_DIGITS.sub("", text), count=1)
+# The country code dialled with zeros around it ("00233", "+233 (0)"): the stored
+# international form has it bare.
+_COUNTRY_CODE = re.compile(r"^0*2330*")
 
 
 def searched_digits(text: str) -> str | None:
-    """The digits to look for in the normalised phone numbers, or None when `text`
-    is not written as a phone number is. Digits that are nothing but a prefix ("0",
-    "233") are looked for as they are, not as "" (which every number contains)."""
+    """The digits to look for in the stored forms ("0244123456 233244123456"), or
+    None when `text` is not written as a phone number is: the digits as typed, the
+    country code read as the international form has it ("00233 24" and "+233 (0)24"
+    look for "23324")."""
     if not _PHONE_LIKE.fullmatch(text):
         return None
-    return phone_digits(text) or _NOT_DIGITS.sub("", text)
+    digits = _NOT_DIGITS.sub("", text)
+    return _COUNTRY_CODE.sub("233", digits, count=1)
 
 
 def indexed(search: str) -> bool:
-    """Whether the trigram index serves the whole search (its phone digits too)."""
+    """Whether an index serves the whole search (its phone digits too): one of
+    two characters or more."""
     digits = searched_digits(search)
-    return _TRIGRAM.search(search) is not None and (
-        digits is None or len(digits) >= _TRIGRAM_DIGITS
-    )
+    return len(search) >= _PAIR and (digits is None or len(digits) >= _PAIR)
+
+
+def _text(search: str) -> str:
+    if _TRIGRAM.search(search):
+        return _TEXT_LIKE
+    return _TEXT_PAIRS if len(search) >= _PAIR else _TEXT_STRPOS
+
+
+def _phones(digits: str) -> str:
+    if len(digits) >= _TRIGRAM_DIGITS:
+        return _PHONES_LIKE
+    return _PHONES_PAIRS if len(digits) == _PAIR else _PHONES_STRPOS
 
 
 def condition(search: str, first: int) -> tuple[str, list[object]]:
     """The SQL condition on rm_clients `c` that `search` (trimmed, non-empty, checked
     by query_parameters) adds, and its arguments, numbered from `$first`."""
-    text = _TEXT_LIKE if _TRIGRAM.search(search) else _TEXT_STRPOS
+    text = _text(search).format(n=first)
     digits = searched_digits(search)
     if digits is None:
-        return f" AND {text.format(n=first)}", [search]
-    phones = _PHONES_LIKE if len(digits) >= _TRIGRAM_DIGITS else _PHONES_STRPOS
-    either = f"{text.format(n=first)} OR {phones.format(n=first + 1)}"
-    return f" AND ({either})", [search, digits]
+        return f" AND {text}", [search]
+    return f" AND ({text} OR {_phones(digits).format(n=first + 1)})", [search, digits]

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.query_api.client_search import phone_digits
+from services.query_api.client_search import searched_digits
 from tests.integration.search_calls import Searcher, Service
 
 
@@ -91,7 +91,7 @@ async def test_a_phone_number_is_found_however_it_is_written(
     prefixed = await searcher.client(
         first_name="Kofi", business_phone="+233 (0)20 111-2222"
     )
-    await searcher.client(first_name="Abena", phone_number="055 123 4567")
+    abena = await searcher.client(first_name="Abena", phone_number="055 123 4567")
     for query in (
         "0244123456",
         "244123456",
@@ -108,10 +108,9 @@ async def test_a_phone_number_is_found_however_it_is_written(
     for query in ("0201112222", "+233201112222", "20 111 2222", "111-22"):
         assert await searcher.found(query) == [prefixed], query
     assert await searcher.found("0244123457") == []
-    # Digits that are nothing but a prefix are looked for as written: "0" is in
-    # 201112222 only, "233" in no number once normalised.
-    assert await searcher.found("+233") == []
-    assert await searcher.found("0") == [prefixed]
+    # The country code, or the trunk 0, alone is in every number's stored forms.
+    assert await searcher.found("+233") == [spaced, prefixed, abena]
+    assert await searcher.found("0") == [spaced, prefixed, abena]
 
 
 async def test_like_wildcards_in_a_search_are_plain_characters(
@@ -143,37 +142,32 @@ async def test_like_wildcards_in_a_search_are_plain_characters(
     assert {query: await searcher.found(query) for query in cases} == cases
 
 
-async def test_the_query_s_phone_digits_are_normalised_as_the_stored_ones(
+async def test_every_written_form_s_digits_are_in_every_stored_form_s_forms(
     admin: asyncpg.Connection,
 ) -> None:
-    """Proves the Python normalisation of a query's phone number and PostgreSQL's
-    public.ledger_phone_digits (the stored column's) agree, by normalising a set of
-    written forms both ways."""
-    forms = [
+    """Proves the query's digits (searched_digits, Python) are a substring of the
+    stored forms (public.ledger_phone_forms, PostgreSQL) whichever way each side
+    wrote the same number, and the forms are exactly the two dialled ways."""
+    written = [
         "024 412 3456",
         "+233 24 412 3456",
         "+233 (0)24 412-3456",
         "00233244123456",
-        "233",
-        "0",
-        "030.277.0000",
-        "412 345",
-        "",
+        "0244123456",
+        "233244123456",
     ]
-    stored = await admin.fetch(
-        "SELECT public.ledger_phone_digits(form) AS digits"
+    rows = await admin.fetch(
+        "SELECT public.ledger_phone_forms(form) AS forms"
         " FROM unnest($1::text[]) WITH ORDINALITY AS f(form, n) ORDER BY n",
-        forms,
+        [*written, "", "+-", "030.277.0000"],
     )
-    assert [row["digits"] for row in stored] == [phone_digits(form) for form in forms]
-    assert [phone_digits(form) for form in forms] == [
-        "244123456",
-        "244123456",
-        "244123456",
-        "244123456",
+    forms = [row["forms"] for row in rows]
+    assert forms == [
+        *["0244123456 233244123456"] * len(written),
         "",
         "",
-        "302770000",
-        "412345",
-        "",
+        "0302770000 233302770000",
     ]
+    for form in written:
+        digits = searched_digits(form)
+        assert digits is not None and digits in forms[0], form

@@ -53,7 +53,7 @@ async def test_an_existing_database_gets_search_by_migration(
             )
             assert tuple(row or ()) == (
                 "jose mensah\ncafe ole\njose@example.com",
-                "244123456\n",
+                "0244123456 233244123456\n",
             )
             assert await conn.fetchval(
                 "SELECT indexdef FROM pg_indexes WHERE indexname = 'rm_clients_search'"

@@ -9,8 +9,9 @@ from services.query_api.client_search import condition, indexed, searched_digits
 def test_only_digits_with_spaces_and_punctuation_are_looked_for_as_a_phone() -> None:
     """Given texts written as phone numbers are and others, only the former have
     digits to look for, normalised as the stored numbers are."""
-    assert searched_digits("+233 (0)24 412-3456") == "244123456"
-    assert searched_digits("024.412/3456") == "244123456"
+    assert searched_digits("+233 (0)24 412-3456") == "233244123456"
+    assert searched_digits("00233 24") == "23324"
+    assert searched_digits("024.412/3456") == "0244123456"
     assert searched_digits("412 345") == "412345"
     assert searched_digits("kwame 024") is None
     assert searched_digits("+-()") is None
@@ -18,8 +19,8 @@ def test_only_digits_with_spaces_and_punctuation_are_looked_for_as_a_phone() -> 
 
 
 def test_digits_that_are_only_a_prefix_are_looked_for_as_written() -> None:
-    """Given "0", "233" or "+233", the digits are kept: stripped, they would be
-    empty and every number would match."""
+    """Given "0", "233" or "+233", the digits are looked for as typed (every
+    number's stored forms hold them)."""
     assert [searched_digits(text) for text in ("0", "233", "+233", "00")] == [
         "0",
         "233",
@@ -28,22 +29,31 @@ def test_digits_that_are_only_a_prefix_are_looked_for_as_written() -> None:
     ]
 
 
-def test_a_search_without_three_letters_or_digits_in_a_row_is_not_indexed() -> None:
-    """Given searches with and without a trigram (in the text and in the phone
-    digits), only those with one in each part use LIKE (the index); the others use
-    strpos, which reads the rows instead of the whole index."""
-    assert [indexed(text) for text in ("kwame", "jo", "a b", "a_b", "0244", "024")] == [
+def test_a_search_is_looked_up_by_trigram_by_pair_or_read_from_the_rows() -> None:
+    """Given searches of every length, text and phone digits: three letters or digits
+    in a row use LIKE (the trigram index), two characters the pairs index, one
+    character strpos alone (it reads the business's rows)."""
+    assert [indexed(text) for text in ("kwame", "jo", "a b", "a", "0244", "+2 4")] == [
+        True,
+        True,
         True,
         False,
-        False,
-        False,
         True,
-        False,
+        True,
     ]
+    assert not indexed("7")
     sql, args = condition("024", 4)
-    assert "c.search_text LIKE" in sql
-    assert "strpos(c.search_phones, $5::text)" in sql
-    assert args == ["024", "24"]
+    assert "c.search_text LIKE" in sql and "c.search_phones LIKE" in sql
+    assert args == ["024", "024"]
+    sql, args = condition("24", 4)
+    assert "public.ledger_pairs(c.search_text) @>" in sql
+    phones = "public.ledger_pairs(c.search_phones) @> public.ledger_pairs($5::text)"
+    assert phones in sql
+    assert args == ["24", "24"]
     sql, args = condition("jo", 4)
-    assert sql == " AND strpos(c.search_text, public.ledger_fold($4::text)) > 0"
+    assert sql.startswith(" AND (public.ledger_pairs(c.search_text) @>")
     assert args == ["jo"]
+    sql, args = condition("j", 4)
+    assert sql == " AND strpos(c.search_text, public.ledger_fold($4::text)) > 0"
+    sql, args = condition("2", 4)
+    assert sql.endswith("OR strpos(c.search_phones, $5::text) > 0)")

@@ -25,18 +25,39 @@ CREATE FUNCTION public.ledger_fold(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN lower(public.unaccent('public.unaccent'::regdictionary, $1));
 
--- A phone number as search compares it: its digits only (spaces, + - ( ) . and
--- anything else dropped), then the country code 233 and trunk zeros dropped from the
--- front, so "024 412 3456", "+233 24 412 3456", "+233 (0)24 412 3456" and
--- "00233244123456" all read 244123456. The query's text is normalised the same way
+-- A phone number as search compares it: its national significant number (digits
+-- only: spaces, + - ( ) . and anything else dropped, then the country code 233 and
+-- trunk zeros dropped from the front) written the two ways people dial it, with the
+-- trunk 0 and with the country code: "024 412 3456", "+233 24 412 3456",
+-- "+233 (0)24 412 3456" and "00233244123456" all read "0244123456 233244123456". A
+-- search's digits are then a plain substring of one of the two however the number
+-- was written on either side ("0244", "244123", "+233 24 412", "024 412"), and three
+-- of them are a trigram the index has ("024"). The space keeps a match from spanning
+-- both forms (a search's digits hold none). The query's digits are read the same way
 -- (services/query_api/client_search.py, checked against this function by a test).
 CREATE FUNCTION public.ledger_phone_digits(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN regexp_replace(regexp_replace($1, '[^0-9]+', '', 'g'), '^0*(233)?0*', '');
+CREATE FUNCTION public.ledger_phone_forms(text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE public.ledger_phone_digits($1) WHEN '' THEN ''
+        ELSE '0' || public.ledger_phone_digits($1) || ' 233'
+            || public.ledger_phone_digits($1) END;
+
+-- Every pair of adjacent characters in a text, once each: what a two-character search
+-- is looked up by (projections/balances/0003_search.sql's second index), since
+-- pg_trgm has no trigram of it and would read the whole trigram index.
+CREATE FUNCTION public.ledger_pairs(text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(DISTINCT substr($1, i, 2)), '{}')
+    FROM generate_series(1, length($1) - 1) AS i;
+END;
 
 -- The service's role computes the columns when its projector writes rm_clients and
 -- folds the query's text: EXECUTE on the functions, and on what ledger_fold calls
 -- (PUBLIC has both by default; granted here so that a server where PUBLIC's EXECUTE
 -- was revoked still works). Dictionaries and operator classes take no privilege.
 GRANT EXECUTE ON FUNCTION public.ledger_fold(text), public.ledger_phone_digits(text),
+    public.ledger_phone_forms(text), public.ledger_pairs(text),
     public.unaccent(regdictionary, text) TO ledger_app;
