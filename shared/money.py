@@ -117,7 +117,10 @@ def to_number(minor: int) -> Decimal:
 
 
 def number_text(minor: int) -> str:
-    """to_number's JSON text, without making a Decimal (a report writes 700,000)."""
+    """to_number's JSON text, without making a Decimal (a report writes 700,000,
+    most of them 0)."""
+    if minor == 0:
+        return "0"
     units, cents = divmod(abs(minor), MINOR_PER_UNIT)
     sign = "-" if minor < 0 else ""
     if cents == 0:

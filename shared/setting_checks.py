@@ -49,6 +49,8 @@ _AT_LEAST_ONE = [
     "api_pool_size_max",
     "fold_processes",
 ]
+# PostgreSQL's largest work_mem, 2,147,483,647 kB, in MiB.
+REPORT_WORK_MEM_MIB_MAX = 2_097_151
 _POSITIVE_SECONDS = [
     "readiness_lag_max_s",
     "checkpoint_interval_s",
@@ -80,6 +82,11 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
     yield from _keyring_problems(settings)
     if not 0 < settings.http_port < 65536:
         yield f"LEDGER_HTTP_PORT={settings.http_port} is out of range (1 to 65535)"
+    if settings.report_work_mem_mib > REPORT_WORK_MEM_MIB_MAX:
+        yield (
+            f"LEDGER_REPORT_WORK_MEM_MIB={settings.report_work_mem_mib} is more than"
+            f" PostgreSQL's work_mem may be ({REPORT_WORK_MEM_MIB_MAX})"
+        )
     if not 0 <= settings.health_port < 65536:
         yield (
             f"LEDGER_HEALTH_PORT={settings.health_port} is out of range "

@@ -8,6 +8,9 @@ lines are counted and summed per client.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+
 import msgspec
 
 from shared import domain
@@ -24,11 +27,11 @@ class Lines(msgspec.Struct):
     deposit_minor: int = 0
     transactions_reversed: int = 0
     deposits_reversed: int = 0
-    # What aging reads besides the sums (services/query_api/aging_report.py): each
-    # line's date, as sum(amount x its date's ordinal), and the reversal links, as
-    # the sum of the ids reversed: a date or a link changed moves them.
-    transaction_dated: int = 0
-    transaction_reversal_links: int = 0
+    # What aging reads besides the counts and sums (services/query_api/
+    # aging_report.py): each line's id, type, amount, date and reversal link, as the
+    # sum of a 60-bit digest per line (line_digest; figures._STATEMENT_LINES computes
+    # the same in SQL), so a date or a link changed, or two exchanged, moves it.
+    transaction_digest: int = 0
 
 
 class Folds:
@@ -60,6 +63,21 @@ class Folds:
             _line(self.lines.setdefault(client_id, Lines()), payload)
 
 
+def line_digest(
+    line_id: int,
+    entry_type: str,
+    amount_minor: int,
+    date: dt.date,
+    reversal_of: int | None,
+) -> int:
+    """A statement line's digest: the first 60 bits of the MD5 of its fields joined
+    by "|" (an integrity check against changes behind the projection's back, not a
+    secret; PostgreSQL computes the same, figures._STATEMENT_LINES)."""
+    text = f"{line_id}|{entry_type}|{amount_minor}|{date.isoformat()}|"
+    text += "" if reversal_of is None else str(reversal_of)
+    return int(hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:15], 16)
+
+
 def _line(lines: Lines, payload: e.LedgerEvent) -> None:
     """Each posting and each reversal is a statement line; a reversal also marks its
     original `reversed`."""
@@ -69,10 +87,16 @@ def _line(lines: Lines, payload: e.LedgerEvent) -> None:
             lines.debit_minor += payload.amount_minor
         else:
             lines.credit_minor += payload.amount_minor
-        lines.transaction_dated += payload.amount_minor * payload.date.toordinal()
-        if isinstance(payload, e.TransactionReversed):
+        reversal_of = getattr(payload, "reversal_of", None)
+        lines.transaction_digest += line_digest(
+            payload.transaction_id,
+            payload.entry_type,
+            payload.amount_minor,
+            payload.date,
+            reversal_of,
+        )
+        if reversal_of is not None:
             lines.transactions_reversed += 1
-            lines.transaction_reversal_links += payload.reversal_of
     elif isinstance(payload, e.DepositPosted | e.DepositReversed):
         lines.deposits += 1
         lines.deposit_minor += domain.signed(payload.entry_type, payload.amount_minor)

@@ -95,8 +95,8 @@ class FairUse:
         running = self.running.get(business_id, 0)
         if running >= self.work_max:
             raise TooManyRequests(
-                f"This business already has {running} imports, exports, audits or"
-                " as_of queries running; retry when one has finished",
+                f"This business already has {running} imports, exports, audits,"
+                " as_of queries or reports running; retry when one has finished",
                 WORK_RETRY_AFTER_S,
             )
         self.running[business_id] = running + 1

@@ -8,6 +8,8 @@ business with a million postings it reads them all.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 from aiohttp import web
 from asyncpg import Record
@@ -24,27 +26,31 @@ from shared.money import number_text
 
 routes = web.RouteTableDef()
 # The body is written as text, a line per client: 100,000 clients' AgingClient
-# structs with Decimal figures took 0.46 s to build and encode, these 0.2 s. The
-# structs (shared/response_bodies.py) still describe it in the OpenAPI document, and
-# the tests decode every answer into AgingBody.
-_FIGURES = aging.Buckets.__struct_fields__
-_CLIENT = (
-    "{{"
-    + ",".join(f'"{name}":{{{i}}}' for i, name in enumerate(_FIGURES))
-    + ',"id":{7},"business_name":{8}}}'
-)
+# structs with Decimal figures took 0.46 s to build and encode, a template filled
+# per client 0.63 s, these f-strings 0.30 s. The structs (shared/response_bodies.py)
+# still describe it in the OpenAPI document, and the tests decode answers into
+# AgingBody, strictly.
 _name = msgspec.json.Encoder().encode
 
 
 def _client(row: Record) -> str:
     """A report row (id, name, then the seven figures) as an AgingClient."""
-    figures = [number_text(row[i]) for i in range(2, 9)]
-    return _CLIENT.format(*figures, row[0], _name(row[1]).decode())
+    client_id, name, *figures = row
+    current, days_1_30, days_31_60, days_61_90, over_90, total, unapplied = map(
+        number_text, figures
+    )
+    return (
+        f'{{"current":{current},"days_1_30":{days_1_30},"days_31_60":{days_31_60},'
+        f'"days_61_90":{days_61_90},"days_over_90":{over_90},"total":{total},'
+        f'"unapplied_credit":{unapplied},"id":{client_id},'
+        f'"business_name":{_name(name).decode()}}}'
+    )
 
 
 def report_body(report: Report) -> bytes:
     totals = ",".join(
-        f'"{name}":{number_text(getattr(report.totals, name))}' for name in _FIGURES
+        f'"{name}":{number_text(getattr(report.totals, name))}'
+        for name in aging.Buckets.__struct_fields__
     )
     head = (
         f'{{"as_of":"{report.as_of.isoformat()}","terms_days":{report.terms_days},'
@@ -74,16 +80,21 @@ def _report_parameters(request: web.Request) -> Report:
     return Report(as_of or request.app[CLOCK].today(), terms_days)
 
 
-async def _report(request: web.Request) -> Report:
+async def _report(request: web.Request, workbook: Path | None = None) -> Report:
+    """The report asked for, read (and written to `workbook`, if given) while it
+    holds one of its business's slots for expensive work."""
     business_id = business_of(request).business_id
     category_id = parameters.optional_int(request, "category_id")
     report = _report_parameters(request)
     with fair_use_of(request).expensive_work(business_id):
         await min_position(request)
         work_mem_mib = request.app[SETTINGS].report_work_mem_mib
-        return await read_report(
+        await read_report(
             request.app[POOL], business_id, category_id, report, work_mem_mib
         )
+        if workbook is not None:
+            await aging_workbook.write(workbook, report)
+    return report
 
 
 @routes.get("/api/v3/clients/aging")
@@ -93,10 +104,11 @@ async def aging_report(request: web.Request) -> web.Response:
 
 @routes.get("/api/v3/clients/aging.xlsx")
 async def aging_workbook_route(request: web.Request) -> web.StreamResponse:
-    report = await _report(request)
     path = excel_export.temporary_path()
     try:
-        await aging_workbook.write(path, report)
+        # Sent after the slot is given back: a client that reads slowly must not
+        # hold its business's expensive work.
+        report = await _report(request, workbook=path)
         filename = f"aging-{report.as_of.isoformat()}.xlsx"
         timeout_s = request.app[SETTINGS].http_send_timeout_s
         return await excel_export.send_file(request, path, filename, timeout_s)

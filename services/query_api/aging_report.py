@@ -22,12 +22,14 @@ import asyncpg
 from shared import aging
 
 # Per client: its debits and credits up to `as_of` (reversals and what they reverse
-# left out: a reversal is never dated before what it reverses), and its debits more
+# left out: a reversal is never dated before what it reverses; which lines are
+# reversed is read from the reversals' links, which the audit digests, not from the
+# `reversed` mark, which it only counts), and its debits more
 # than 0, 30, 60 and 90 days past due (`date < as_of - terms - days`). Credits settle
 # the oldest debits first, so what stays open of the debits past a cutoff is
 # max(0, their sum - credits) (shared/aging.py), and each bucket is the difference
-# between two cutoffs. Sums before the join: the lines are added up in one pass
-# (hashed per client), and only each client's seven figures meet rm_clients.
+# between two cutoffs. Sums before the join: the lines are added up in one pass,
+# client by client, and only each client's seven figures meet rm_clients.
 _PAST_DUE = "".join(
     f",\n        coalesce(sum(t.amount_minor) FILTER (WHERE t.entry_type = 'debit'"
     f" AND t.date < $2::date - ($3::integer + {days})), 0) AS past_{days}"
@@ -36,7 +38,7 @@ _PAST_DUE = "".join(
 _OPEN = "".join(
     f", greatest(past_{days} - credit, 0) AS open_{days}" for days in aging.BUCKET_DAYS
 )
-AGING = f"""
+_AGING = f"""
 WITH sums AS (
     SELECT t.client_id,
         coalesce(sum(t.amount_minor) FILTER (WHERE t.entry_type = 'debit'), 0) AS debit,
@@ -44,9 +46,10 @@ WITH sums AS (
             AS credit{_PAST_DUE}
     FROM rm_transactions t
     WHERE t.business_id = $1 AND t.date <= $2 AND t.reversal_of IS NULL
-      AND NOT (t.reversed AND t.transaction_id IN (
+      AND t.transaction_id NOT IN (
           SELECT r.reversal_of FROM rm_transactions r
-          WHERE r.business_id = $1 AND r.reversal_of IS NOT NULL AND r.date <= $2))
+          WHERE r.business_id = $1 AND r.reversal_of IS NOT NULL AND r.date <= $2)
+      {{category}}
     GROUP BY t.client_id
 ), open AS (
     SELECT client_id, greatest(debit - credit, 0) AS total,
@@ -67,14 +70,26 @@ WHERE c.business_id = $1 AND NOT c.deleted
   AND (o.total > 0 OR o.unapplied_credit > 0)
 ORDER BY c.client_id
 """
-# The report's own session settings, for its transaction only: memory to hash the
-# sums in (LEDGER_REPORT_WORK_MEM_MIB); no JIT, whose compiling cost a third of a
-# second on every report of a big business (the plan's estimated cost always
-# triggers it); and no parallel workers, whose partial sums per client, merged
-# again, were slower than one pass on this machine's two cores.
-_SETTINGS = """
+# A category's report adds up its clients' lines only (each read by index), not the
+# whole business's: a statement of its own, so each plan fits.
+AGING = _AGING.format(category="")
+AGING_OF_CATEGORY = _AGING.format(
+    category="""AND t.client_id IN (SELECT client_id FROM rm_clients
+                          WHERE business_id = $1 AND category_id = $4)"""
+)
+# The report's own session settings, for its transaction only. No hashing of the
+# sums: the lines come in client order from rm_transactions_by_business, which holds
+# every column the report reads (projections/statements/0004_aging.sql), and are
+# added up client by client; PostgreSQL's estimates prefer a scan of the table hashed
+# per client, 1.7 times slower for a million lines. Memory for a sort where the index
+# cannot serve (LEDGER_REPORT_WORK_MEM_MIB). No JIT, whose compiling cost a third of
+# a second on every report of a big business (the plan's estimated cost always
+# triggers it). No parallel workers, whose partial sums per client, merged again,
+# were slower than one pass on this machine's two cores.
+SETTINGS = """
 SELECT set_config('work_mem', $1, true), set_config('jit', 'off', true),
-       set_config('max_parallel_workers_per_gather', '0', true)
+       set_config('max_parallel_workers_per_gather', '0', true),
+       set_config('enable_hashagg', 'off', true)
 """
 ClientLine = tuple[int, str | None, aging.Buckets]
 
@@ -98,9 +113,10 @@ async def read_report(
     """Fill `report` with the business's clients (of one category, or all) that owe
     something or are in credit, by id, and their totals."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(_SETTINGS, f"{work_mem_mib}MB")
+        await conn.execute(SETTINGS, f"{work_mem_mib}MB")
+        statement = AGING if category_id is None else AGING_OF_CATEGORY
         report.rows = await conn.fetch(
-            AGING, business_id, report.as_of, report.terms_days, category_id
+            statement, business_id, report.as_of, report.terms_days, category_id
         )
     names = aging.Buckets.__struct_fields__
     sums = [sum(row[i] for row in report.rows) for i in range(2, 9)]

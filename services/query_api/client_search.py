@@ -44,20 +44,23 @@ _TRIGRAM_DIGITS = 3
 # What a phone number may be written with besides digits: spaces and punctuation.
 _PHONE_LIKE = re.compile(r"[0-9\s+\-().\/]*[0-9][0-9\s+\-().\/]*")
 _NOT_DIGITS = re.compile(r"[^0-9]+")
-# The country code dialled with zeros around it ("00233", "+233 (0)"): the stored
-# international form has it bare.
-_COUNTRY_CODE = re.compile(r"^0*2330*")
+# A search dialled internationally ("+233 (0)24", "00233 24"): the stored
+# international form has the country code bare, with no trunk 0 after it.
+_TRUNK_AFTER_CODE = re.compile(r"^2330")
 
 
 def searched_digits(text: str) -> str | None:
     """The digits to look for in the stored forms ("0244123456 233244123456"), or
-    None when `text` is not written as a phone number is: the digits as typed, the
-    country code read as the international form has it ("00233 24" and "+233 (0)24"
-    look for "23324")."""
+    None when `text` is not written as a phone number is: the digits as typed, but
+    for a search dialled internationally (with + or 00) the country code as the
+    international form has it ("00233 24" and "+233 (0)24" look for "23324"). A
+    fragment from inside a number ("2330 455") is looked for as typed."""
     if not _PHONE_LIKE.fullmatch(text):
         return None
     digits = _NOT_DIGITS.sub("", text)
-    return _COUNTRY_CODE.sub("233", digits, count=1)
+    if text.startswith("+") or digits.startswith("00"):
+        digits = _TRUNK_AFTER_CODE.sub("233", digits.removeprefix("00"), count=1)
+    return digits or None  # "00" alone: no digit left to look for
 
 
 def indexed(search: str) -> bool:

@@ -21,7 +21,7 @@ from services.http.edge import (
 )
 from services.http.fair_use import client_address, fair_use_of
 from services.http.fold_processes import in_fold_process
-from services.query_api import as_of, excel_export, queries
+from services.query_api import as_of, client_list, excel_export, queries
 from services.query_api import query_parameters as parameters
 from services.query_api.read_positions import (
     READ_POSITION,
@@ -51,7 +51,7 @@ async def list_clients(request: web.Request) -> web.Response:
     business = business_of(request)
     where = parameters.client_filter(request)
     await min_position(request)
-    rows, total = await queries.list_clients(
+    rows, total = await client_list.list_clients(
         request.app[POOL], business.business_id, where
     )
     body = [client_body(queries.figures(row, business.owner_id)) for row in rows]

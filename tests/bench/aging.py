@@ -134,18 +134,15 @@ async def explain(admin_url: str, business_id: int) -> None:
     """The default report's query alone, EXPLAIN ANALYZE'd."""
     conn = await asyncpg.connect(admin_url)
     try:
-        # The report's own settings (aging_report._SETTINGS), for the session.
-        await conn.execute(
-            "SET work_mem = '64MB'; SET jit = off;"
-            " SET max_parallel_workers_per_gather = 0"
-        )
-        plan = await conn.fetch(
-            "EXPLAIN ANALYZE " + aging_report.AGING,
-            business_id,
-            dt.datetime.now(dt.UTC).date(),
-            0,
-            None,
-        )
+        async with conn.transaction():  # with the report's own settings
+            await conn.execute(aging_report.SETTINGS, "64MB")
+            plan = await conn.fetch(
+                "EXPLAIN ANALYZE " + aging_report.AGING,
+                business_id,
+                dt.datetime.now(dt.UTC).date(),
+                0,
+                None,
+            )
         print("the default report's query, EXPLAIN ANALYZE:")
         for row in plan:
             print("   ", row[0])

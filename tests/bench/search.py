@@ -30,8 +30,9 @@ import aiohttp
 import asyncpg
 
 from services.cli.businesses import provision_business
+from services.query_api.client_list import client_list_statements
 from services.query_api.client_search import indexed
-from services.query_api.queries import ClientFilter, client_list_statements
+from services.query_api.queries import ClientFilter
 from shared.config import Settings
 from tests.bench.imports import wait_done
 from tests.bench.search_book import rows, searches, workbook

@@ -10,7 +10,6 @@ hash, its `found` the stored hash.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from services.audit.folds import line_digest
 from services.audit.report import Difference
 from shared.hash_chain import GENESIS, event_hash
 from shared.store.event_rows import SELECT_EVENTS, stored_hashed_content
@@ -169,17 +169,40 @@ def forge_debit(payload: dict[str, Any]) -> None:
     payload["amount_minor"] = 1500
 
 
-def today() -> int:
-    """The ordinal of today (UTC), every posting's date in these histories: the
-    statement check's `transaction_dated` is sum(amount x date ordinal)."""
-    return dt.datetime.now(dt.UTC).date().toordinal()
+async def stored_digest(
+    conn: asyncpg.Connection, stream: str, amounts: dict[int, int] | None = None
+) -> int:
+    """The statement check's `transaction_digest` of a client's rm_transactions rows
+    as stored (services/audit/folds.line_digest, in Python), each amount first
+    replaced as `amounts` says (what a forged history holds instead)."""
+    rows = await conn.fetch(
+        "SELECT transaction_id, entry_type, amount_minor, date, reversal_of"
+        " FROM rm_transactions WHERE client_id = $1",
+        int(stream.removeprefix("client-")),
+    )
+    return sum(
+        line_digest(
+            row["transaction_id"],
+            row["entry_type"],
+            (amounts or {}).get(row["amount_minor"], row["amount_minor"]),
+            row["date"],
+            row["reversal_of"],
+        )
+        for row in rows
+    )
 
 
-def forged_debit_figures(bid: int, stream: str) -> list[Difference]:
+async def forged_debit_figures(
+    conn: asyncpg.Connection, bid: int, stream: str
+) -> list[Difference]:
     """The read models still hold the 150.00 debit the forged history says was 15.00."""
+    digests = (
+        await stored_digest(conn, stream, {15000: 1500}),
+        await stored_digest(conn, stream),
+    )
     return [
         *figures(bid, stream, "client", debit_minor=(1500, 15000)),
         *figures(bid, stream, "summary", total_balance_minor=(-525, 12975)),
         *figures(bid, stream, "statement", debit_minor=(1500, 15000),
-                 transaction_dated=(3525 * today(), 17025 * today())),
+                 transaction_digest=digests),
     ]  # fmt: skip

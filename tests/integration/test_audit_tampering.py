@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.audit.folds import line_digest
 from shared.keyring import key_id_of
 from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.tampering import (
@@ -27,8 +28,8 @@ from tests.integration.tampering import (
     insert_forged,
     rechain,
     rewrite_payload,
+    stored_digest,
     stream_rows,
-    today,
 )
 from tests.support.environment import Environment, strong_key
 
@@ -68,13 +69,21 @@ async def test_an_event_inserted_inside_a_stream_fails_its_own_hash_and_every_la
         (6, before[4]["hash"]),
     ]
     report = await report_of(environment, pool, business)
+    # The forgery's line (the copied debit's id and date, 999.00) on top of the rows.
+    debit = await admin.fetchrow(
+        "SELECT transaction_id, date FROM rm_transactions"
+        " WHERE client_id = $1 AND amount_minor = 15000",
+        ids["first"],
+    )
+    stored = await stored_digest(admin, stream)
+    forged = line_digest(debit["transaction_id"], "debit", 99900, debit["date"], None)
     assert report.differences == [
         *chain,
         *figures(bid, stream, "client", archived=(False, True),
                  debit_minor=(114900, 15000)),
         *figures(bid, stream, "summary", total_balance_minor=(112875, 12975)),
         *figures(bid, stream, "statement", debit_minor=(114900, 15000),
-                 transaction_dated=(116925 * today(), 17025 * today()),
+                 transaction_digest=(stored + forged, stored),
                  transaction_lines=(3, 2)),
     ]  # fmt: skip
     assert (report.ok, report.events) == (False, 10)
@@ -211,7 +220,8 @@ async def test_a_chain_rebuilt_with_a_wrong_key_fails_at_every_event(
         (row["version"], row["position"]) for row in before
     ]
     report = await report_of(environment, pool, business)
-    assert report.differences == [*chain, *forged_debit_figures(bid, stream)]
+    forged = await forged_debit_figures(admin, bid, stream)
+    assert report.differences == [*chain, *forged]
 
 
 async def test_a_chain_rebuilt_under_its_own_key_id_is_a_key_difference_per_event(
@@ -235,5 +245,5 @@ async def test_a_chain_rebuilt_under_its_own_key_id_is_a_key_difference_per_even
             at(row, "key", "key_id", "a key in the keyring", key_id_of(forger))
             for row in before
         ),
-        *forged_debit_figures(bid, stream),
+        *await forged_debit_figures(admin, bid, stream),
     ]

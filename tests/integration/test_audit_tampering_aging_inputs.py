@@ -4,14 +4,13 @@ rm_transactions as the superuser behind the projection's back."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.integration.audit_history import history, report_of, tamper
-from tests.integration.tampering import figures
+from tests.integration.tampering import figures, stored_digest
 from tests.support.environment import Environment
 
 
@@ -24,10 +23,12 @@ async def test_a_line_s_date_or_reversal_link_changed_behind_its_back_is_named(
 ) -> None:
     """What the aged receivables report reads besides the sums: `first`'s debit
     back-dated 40 days in rm_transactions, and its credit made to claim it reverses
-    line 123, are named as the statement's `transaction_dated` and
-    `transaction_reversal_links`; counts and sums are untouched."""
+    line 123, are each named as the statement's `transaction_digest`; counts and
+    sums are untouched. Then a debit's and a credit's dates exchanged (same sums of
+    everything): named too."""
     ids = await history(service, business)
     bid, stream = business["business_id"], f"client-{ids['first']}"
+    clean = await stored_digest(admin, stream)
     await tamper(
         admin,
         "UPDATE rm_transactions SET date = date - 40"
@@ -43,9 +44,67 @@ async def test_a_line_s_date_or_reversal_link_changed_behind_its_back_is_named(
 
     report = await report_of(environment, pool, business)
 
-    today = dt.datetime.now(dt.UTC).date().toordinal()
     assert report.differences == figures(
         bid, stream, "statement",
-        transaction_dated=(17025 * today, 17025 * today - 15000 * 40),
-        transaction_reversal_links=(None, 123),
+        transaction_digest=(clean, await stored_digest(admin, stream)),
     )  # fmt: skip
+
+
+async def test_two_lines_dates_exchanged_behind_its_back_are_named(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+    admin: asyncpg.Connection,
+) -> None:
+    """`first`'s debit moved 40 days back and a second debit of the same amount
+    moved 40 days forward: counts, sums and the sum of amount x date are what they
+    were, yet the aged receivables would change; the digest names it."""
+    ids = await history(service, business)
+    answer = await service.post(
+        f"/api/v3/clients/{ids['first']}/transactions",
+        json={"type": "debit", "amount": 150},
+        headers=business["headers"],
+    )
+    assert answer.status == 201, await answer.text()
+    bid, stream = business["business_id"], f"client-{ids['first']}"
+    clean = await stored_digest(admin, stream)
+    await tamper(
+        admin,
+        "UPDATE rm_transactions SET date = date + CASE WHEN transaction_id = $2"
+        " THEN -40 ELSE 40 END WHERE client_id = $1 AND entry_type = 'debit'",
+        ids["first"],
+        await admin.fetchval(
+            "SELECT min(transaction_id) FROM rm_transactions WHERE client_id = $1",
+            ids["first"],
+        ),
+    )
+
+    report = await report_of(environment, pool, business)
+
+    assert report.differences == figures(
+        bid, stream, "statement",
+        transaction_digest=(clean, await stored_digest(admin, stream)),
+    )  # fmt: skip
+
+
+async def test_the_largest_amounts_verify_clean(
+    environment: Environment,
+    pool: asyncpg.Pool,
+    service: TestClient,
+    business: dict[str, Any],
+) -> None:
+    """Two postings of the largest amount a posting may have, 999,999,999,999.99: the
+    statement check's sums do not overflow, and verify is clean."""
+    ids = await history(service, business)
+    for kind in ("debit", "credit"):
+        answer = await service.post(
+            f"/api/v3/clients/{ids['first']}/transactions",
+            json={"type": kind, "amount": "999999999999.99"},
+            headers=business["headers"],
+        )
+        assert answer.status == 201, await answer.text()
+
+    report = await report_of(environment, pool, business)
+
+    assert (report.ok, report.differences) == (True, [])

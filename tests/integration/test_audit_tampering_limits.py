@@ -81,11 +81,10 @@ async def test_read_model_columns_verify_does_not_compare_go_unnoticed(
     business: dict[str, Any],
     admin: asyncpg.Connection,
 ) -> None:
-    """Amounts exchanged between two debit lines of `first` dated the same day (same
-    count, same sums, same `transaction_dated`), their descriptions, the client's
-    account_id and the category's description changed: every figure verify compares
-    is unchanged, so it is clean. (A line's date is compared since the aged
-    receivables report reads it: test_audit_tampering_aging_inputs.py.)"""
+    """Descriptions of two debit lines of `first`, the client's account_id and the
+    category's description changed: every figure verify compares is unchanged, so
+    it is clean. (A line's amount, date and reversal link are in its digest since
+    the aged receivables report reads them: test_audit_tampering_aging_inputs.py.)"""
     ids = await history(service, business)
     answer = await service.post(
         f"/api/v3/clients/{ids['first']}/transactions",
@@ -99,13 +98,12 @@ async def test_read_model_columns_verify_does_not_compare_go_unnoticed(
         ids["first"],
     )
     assert [row["amount_minor"] for row in lines] == [15000, 1000]
-    for line, amount in zip(lines, (1000, 15000), strict=True):
+    for line in lines:
         await tamper(
             admin,
-            "UPDATE rm_transactions SET amount_minor = $2, description = 'forged'"
+            "UPDATE rm_transactions SET description = 'forged'"
             " WHERE transaction_id = $1",
             line["transaction_id"],
-            amount,
         )
     await tamper(
         admin,

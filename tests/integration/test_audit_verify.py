@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from services.audit.report import Difference, Report
 from shared.store.chain_checkpoints import take_checkpoint
 from tests.integration.audit_history import history, last_event, report_of, tamper
-from tests.integration.tampering import figures, today
+from tests.integration.tampering import figures, stored_digest
 from tests.support.environment import Environment
 
 
@@ -199,7 +199,9 @@ async def test_a_deleted_middle_event_breaks_the_version_run_and_the_chain(
     }
 
 
-def _read_model_differences(bid: int, ids: dict[str, int]) -> list[Difference]:
+def _read_model_differences(
+    bid: int, ids: dict[str, int], digests: tuple[int, int]
+) -> list[Difference]:
     """What verify names once the first client's row and its credit line are
     deleted and the category's customer count is set to 7."""
     return [
@@ -242,7 +244,7 @@ def _read_model_differences(bid: int, ids: dict[str, int]) -> list[Difference]:
         ),
         *figures(bid, f"client-{ids['first']}", "statement",
                  credit_minor=(2025, 0),
-                 transaction_dated=(17025 * today(), 15000 * today()),
+                 transaction_digest=digests,
                  transaction_lines=(2, 1)),
     ]  # fmt: skip
 
@@ -255,7 +257,8 @@ async def test_read_model_tampering_is_named(
     admin: asyncpg.Connection,
 ) -> None:
     ids = await history(service, business)
-    bid = business["business_id"]
+    bid, stream = business["business_id"], f"client-{ids['first']}"
+    digest_before = await stored_digest(admin, stream)
     await tamper(admin, "DELETE FROM rm_clients WHERE client_id = $1", ids["first"])
     await tamper(
         admin,
@@ -268,4 +271,5 @@ async def test_read_model_tampering_is_named(
         ids["first"],
     )
     report = await report_of(environment, pool, business)
-    assert report.differences == _read_model_differences(bid, ids)
+    digests = (digest_before, await stored_digest(admin, stream))
+    assert report.differences == _read_model_differences(bid, ids, digests)

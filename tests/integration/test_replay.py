@@ -136,6 +136,10 @@ async def history_book(
     return await history(api, replayed)
 
 
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
 async def answers(book: Book, clients: list[int]) -> dict[str, bytes]:
     """Every query route's body (statuses must be 200)."""
     paths = [
@@ -150,6 +154,11 @@ async def answers(book: Book, clients: list[int]) -> dict[str, bytes]:
         "/api/v3/clients?search=%2B233%2024&page=3&per_page=7",
         "/api/v3/clients/summary",
         "/api/v3/clients/categories",
+        # Aged receivables read the statements' lines, reversals included, through
+        # the index the rebuild makes again.
+        "/api/v3/clients/aging",
+        "/api/v3/clients/aging?terms_days=30",
+        f"/api/v3/clients/aging?as_of={_yesterday()}",
     ]
     for client_id in clients:
         paths += [

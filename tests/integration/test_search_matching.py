@@ -156,18 +156,26 @@ async def test_every_written_form_s_digits_are_in_every_stored_form_s_forms(
         "0244123456",
         "233244123456",
     ]
+    # A Glo number: its national part begins 233.
+    glo = ["0233 456 789", "+233 23 345 6789", "00233 (0)23 345 6789"]
     rows = await admin.fetch(
         "SELECT public.ledger_phone_forms(form) AS forms"
         " FROM unnest($1::text[]) WITH ORDINALITY AS f(form, n) ORDER BY n",
-        [*written, "", "+-", "030.277.0000"],
+        [*written, *glo, "", "+-", "030.277.0000", "024 2330 455"],
     )
     forms = [row["forms"] for row in rows]
     assert forms == [
         *["0244123456 233244123456"] * len(written),
+        *["0233456789 233233456789"] * len(glo),
         "",
         "",
         "0302770000 233302770000",
+        "0242330455 233242330455",
     ]
     for form in written:
         digits = searched_digits(form)
         assert digits is not None and digits in forms[0], form
+    for form in glo:
+        digits = searched_digits(form)
+        assert digits is not None and digits in forms[len(written)], form
+    assert searched_digits("2330 455") in forms[-1]

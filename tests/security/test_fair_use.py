@@ -24,8 +24,8 @@ ADDRESS_LIMIT = {
     "message": "Too many failed authentications from this address; slow down"
 }
 WORK_LIMIT = {
-    "message": "This business already has 1 imports, exports, audits or as_of"
-    " queries running; retry when one has finished"
+    "message": "This business already has 1 imports, exports, audits, as_of"
+    " queries or reports running; retry when one has finished"
 }
 UNAUTHENTICATED = {"message": "Unauthenticated."}
 

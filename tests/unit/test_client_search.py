@@ -25,8 +25,12 @@ def test_digits_that_are_only_a_prefix_are_looked_for_as_written() -> None:
         "0",
         "233",
         "233",
-        "00",
+        None,
     ]
+    # A fragment from inside a number is looked for as typed; only a search dialled
+    # internationally (+ or 00) has its country code read.
+    assert searched_digits("2330 455") == "2330455"
+    assert searched_digits("0044 20 7946") == "44207946"
 
 
 def test_a_search_is_looked_up_by_trigram_by_pair_or_read_from_the_rows() -> None:

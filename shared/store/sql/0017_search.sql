@@ -25,19 +25,29 @@ CREATE FUNCTION public.ledger_fold(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN lower(public.unaccent('public.unaccent'::regdictionary, $1));
 
--- A phone number as search compares it: its national significant number (digits
--- only: spaces, + - ( ) . and anything else dropped, then the country code 233 and
--- trunk zeros dropped from the front) written the two ways people dial it, with the
--- trunk 0 and with the country code: "024 412 3456", "+233 24 412 3456",
--- "+233 (0)24 412 3456" and "00233244123456" all read "0244123456 233244123456". A
--- search's digits are then a plain substring of one of the two however the number
--- was written on either side ("0244", "244123", "+233 24 412", "024 412"), and three
--- of them are a trigram the index has ("024"). The space keeps a match from spanning
--- both forms (a search's digits hold none). The query's digits are read the same way
--- (services/query_api/client_search.py, checked against this function by a test).
+-- A phone number as search compares it: its national significant number, from its
+-- digits only (spaces, + - ( ) . and anything else dropped): after the country code
+-- when it is dialled internationally (00233…, or 233 and at least nine more digits),
+-- without the trunk 0 (dialled as "+233 (0)24…" too), else without the trunk 0
+-- alone. A national number may itself begin 233 (Glo's 023 numbers: 0233 456 789).
+-- The number is then written the two ways people dial it, with the trunk 0 and with
+-- the country code: "024 412 3456", "+233 24 412 3456", "+233 (0)24 412-3456" and
+-- "00233244123456" all read "0244123456 233244123456". A search's digits are a plain
+-- substring of one of the two however each side wrote the number ("0244", "244123",
+-- "+233 24 412", "024 412"), and three of them are a trigram the index has. The
+-- space keeps a match from spanning both forms (a search's digits hold none).
+-- services/query_api/client_search.py reads a search's digits to match; a test
+-- checks the two against each other.
 CREATE FUNCTION public.ledger_phone_digits(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN regexp_replace(regexp_replace($1, '[^0-9]+', '', 'g'), '^0*(233)?0*', '');
+BEGIN ATOMIC
+    SELECT CASE
+        WHEN digits ~ '^00233' THEN regexp_replace(digits, '^002330?', '')
+        WHEN digits ~ '^233[0-9]{9}' THEN regexp_replace(digits, '^2330?', '')
+        ELSE regexp_replace(digits, '^0', '')
+    END
+    FROM (SELECT regexp_replace($1, '[^0-9]+', '', 'g') AS digits) AS written;
+END;
 CREATE FUNCTION public.ledger_phone_forms(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN CASE public.ledger_phone_digits($1) WHEN '' THEN ''
