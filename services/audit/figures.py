@@ -199,9 +199,10 @@ GROUP BY client_id
 # folds.line_digest in SQL: the first 60 bits (15 hex digits) of the MD5 of the
 # line's fields joined by "|", summed per client (as numeric: it cannot overflow).
 _DIGEST = """,
-       sum(('x' || left(md5(concat_ws('|', transaction_id, entry_type, amount_minor,
-           to_char(date, 'YYYY-MM-DD'), coalesce(reversal_of::text, ''))), 15)
-           )::bit(60)::bigint::numeric) AS digest"""
+       sum(('x' || left(md5(concat_ws('|', business_id, transaction_id, entry_type,
+           amount_minor, to_char(date, 'YYYY-MM-DD'), coalesce(reversal_of::text, ''))),
+           15))::bit(60)::bigint::numeric) AS digest,
+       sum(transaction_id) FILTER (WHERE reversed) AS reversed_ids"""
 
 
 async def check_statements(
@@ -224,6 +225,8 @@ async def check_statements(
             if prefix == "transaction":
                 figures["debit_minor"], figures["credit_minor"] = debit, credit
                 figures["transaction_digest"] = int(row["digest"])
+                if row["reversed_ids"]:
+                    figures["transaction_reversed_ids"] = int(row["reversed_ids"])
             else:
                 figures["deposit_minor"] = debit - credit
     differences = []
@@ -237,6 +240,8 @@ async def check_statements(
                 "credit_minor": lines.credit_minor,
                 "transaction_digest": lines.transaction_digest,
             }
+        if lines.transaction_reversed_ids:
+            expected["transaction_reversed_ids"] = lines.transaction_reversed_ids
         if lines.transactions_reversed:
             expected["transaction_lines_reversed"] = lines.transactions_reversed
         if lines.deposits:

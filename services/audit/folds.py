@@ -28,10 +28,13 @@ class Lines(msgspec.Struct):
     transactions_reversed: int = 0
     deposits_reversed: int = 0
     # What aging reads besides the counts and sums (services/query_api/
-    # aging_report.py): each line's id, type, amount, date and reversal link, as the
+    # aging_report.py): each line's business, id, type, amount, date and reversal
+    # link, as the
     # sum of a 60-bit digest per line (line_digest; figures._STATEMENT_LINES computes
     # the same in SQL), so a date or a link changed, or two exchanged, moves it.
     transaction_digest: int = 0
+    # The ids of the lines marked `reversed`, summed (the reversals' links say which).
+    transaction_reversed_ids: int = 0
 
 
 class Folds:
@@ -60,10 +63,12 @@ class Folds:
                 self.clients.get(client_id), event
             )
         if event.version <= self._tracked.get(("statements", event.stream_id), 0):
-            _line(self.lines.setdefault(client_id, Lines()), payload)
+            lines = self.lines.setdefault(client_id, Lines())
+            _line(lines, event.business_id, payload)
 
 
 def line_digest(
+    business_id: int,
     line_id: int,
     entry_type: str,
     amount_minor: int,
@@ -73,12 +78,12 @@ def line_digest(
     """A statement line's digest: the first 60 bits of the MD5 of its fields joined
     by "|" (an integrity check against changes behind the projection's back, not a
     secret; PostgreSQL computes the same, figures._STATEMENT_LINES)."""
-    text = f"{line_id}|{entry_type}|{amount_minor}|{date.isoformat()}|"
+    text = f"{business_id}|{line_id}|{entry_type}|{amount_minor}|{date.isoformat()}|"
     text += "" if reversal_of is None else str(reversal_of)
     return int(hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:15], 16)
 
 
-def _line(lines: Lines, payload: e.LedgerEvent) -> None:
+def _line(lines: Lines, business_id: int, payload: e.LedgerEvent) -> None:
     """Each posting and each reversal is a statement line; a reversal also marks its
     original `reversed`."""
     if isinstance(payload, e.TransactionPosted | e.TransactionReversed):
@@ -89,6 +94,7 @@ def _line(lines: Lines, payload: e.LedgerEvent) -> None:
             lines.credit_minor += payload.amount_minor
         reversal_of = getattr(payload, "reversal_of", None)
         lines.transaction_digest += line_digest(
+            business_id,
             payload.transaction_id,
             payload.entry_type,
             payload.amount_minor,
@@ -97,6 +103,7 @@ def _line(lines: Lines, payload: e.LedgerEvent) -> None:
         )
         if reversal_of is not None:
             lines.transactions_reversed += 1
+            lines.transaction_reversed_ids += reversal_of
     elif isinstance(payload, e.DepositPosted | e.DepositReversed):
         lines.deposits += 1
         lines.deposit_minor += domain.signed(payload.entry_type, payload.amount_minor)

@@ -176,12 +176,14 @@ async def stored_digest(
     as stored (services/audit/folds.line_digest, in Python), each amount first
     replaced as `amounts` says (what a forged history holds instead)."""
     rows = await conn.fetch(
-        "SELECT transaction_id, entry_type, amount_minor, date, reversal_of"
+        "SELECT business_id, transaction_id, entry_type, amount_minor, date,"
+        " reversal_of"
         " FROM rm_transactions WHERE client_id = $1",
         int(stream.removeprefix("client-")),
     )
     return sum(
         line_digest(
+            row["business_id"],
             row["transaction_id"],
             row["entry_type"],
             (amounts or {}).get(row["amount_minor"], row["amount_minor"]),

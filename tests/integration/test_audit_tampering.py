@@ -76,7 +76,9 @@ async def test_an_event_inserted_inside_a_stream_fails_its_own_hash_and_every_la
         ids["first"],
     )
     stored = await stored_digest(admin, stream)
-    forged = line_digest(debit["transaction_id"], "debit", 99900, debit["date"], None)
+    forged = line_digest(
+        bid, debit["transaction_id"], "debit", 99900, debit["date"], None
+    )
     assert report.differences == [
         *chain,
         *figures(bid, stream, "client", archived=(False, True),
