@@ -128,9 +128,10 @@ async def test_expensive_work_beyond_the_business_bound_gets_429(
     other_business: dict[str, Any],
 ) -> None:
     """With one expensive request per business, an audit verify held running on a
-    database lock makes the business's as_of summary, as_of client, export and import
-    429 with Retry-After: 1, another business's as_of is still served, and once the
-    lock goes the audit answers 200 and the as_of summary is served again."""
+    database lock makes the business's as_of summary, as_of client, export, import
+    and aged receivables (JSON and workbook) 429 with Retry-After: 1, another
+    business's as_of is still served, and once the lock goes the audit answers 200
+    and the as_of summary is served again."""
     async with service_with(expensive_work_per_business_max=1) as client:
         headers = business["headers"]
         async with audit_held(environment, client, business) as audit:
@@ -151,8 +152,14 @@ async def test_expensive_work_beyond_the_business_bound_gets_429(
                         "/api/v3/clients/import", data=form, headers=headers
                     )
                 ),
+                await answer(
+                    await client.get("/api/v3/clients/aging", headers=headers)
+                ),
+                await answer(
+                    await client.get("/api/v3/clients/aging.xlsx", headers=headers)
+                ),
             ]
-            assert refusals == [(429, WORK_LIMIT, "1")] * 4
+            assert refusals == [(429, WORK_LIMIT, "1")] * 6
             other = await client.get(SUMMARY_AS_OF, headers=other_business["headers"])
             assert other.status == 200
         verified = await audit
