@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
-from shared.events import EntryType
+from shared.events import EntryType, MonitorCreated
 
 
 class Command(msgspec.Struct, kw_only=True, frozen=True):
@@ -103,6 +103,21 @@ class ReverseDeposit(Command, kw_only=True, frozen=True):
     reason: str = ""
 
 
+SCOPES = ("client", "category", "business")
+
+
+class CreateMonitor(Command, kw_only=True, frozen=True):
+    """The monitor as its monitor.created event will hold it (its id drawn by the
+    route, a UUID: no sequence to read)."""
+
+    definition: MonitorCreated
+
+
+class DeleteMonitor(Command, kw_only=True, frozen=True):
+    monitor_id: str
+
+
+MonitorCommand = CreateMonitor | DeleteMonitor
 ClientCommand = (
     UpdateClient
     | SetArchived
@@ -113,7 +128,7 @@ ClientCommand = (
     | ReverseTransaction
     | ReverseDeposit
 )
-LedgerCommand = CreateCategory | CreateClient | ClientCommand
+LedgerCommand = CreateCategory | CreateClient | ClientCommand | MonitorCommand
 
 
 class ImportRow(msgspec.Struct, kw_only=True, frozen=True):

@@ -129,6 +129,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Memory one aged receivables report may hash its clients' sums in (PostgreSQL's
     # work_mem for that statement); past it PostgreSQL sorts on disk, slower.
     report_work_mem_mib: int = 64
+    # Balance monitors one business may have; how often the monitor process looks
+    # for new events when it found none.
+    monitors_per_business_max: int = 100
+    monitor_poll_ms: int = 200
     # Buckets kept per table (keys, addresses, bids); least recently used dropped.
     rate_table_entries_max: int = 10_000
     # The API process's PostgreSQL pool, and how long a request waits for one of its

@@ -13,6 +13,9 @@ from typing import Literal
 import msgspec
 
 EntryType = Literal["debit", "credit"]
+MonitorScope = Literal["client", "category", "business"]
+MonitorFigure = Literal["balance", "deposit"]
+MonitorCondition = Literal[">=", "<="]
 # The version every event type starts at. A type's current version is in
 # shared/upcasting.py (UPCASTERS.current_version), which new events are written with.
 SCHEMA_VERSION = 1
@@ -136,6 +139,37 @@ class ClientsImported(Event, tag="clients.imported", kw_only=True, frozen=True):
     file_sha256: str = ""
 
 
+class MonitorCreated(Event, tag="monitor.created", kw_only=True, frozen=True):
+    """A balance monitor: for each client in its scope, the line `figure condition
+    threshold_minor`. It fires on crossings after this event (shared/monitors.py)."""
+
+    monitor_id: str
+    scope: MonitorScope
+    client_id: int | None = None  # scope "client"
+    category_id: int | None = None  # scope "category"
+    figure: MonitorFigure
+    condition: MonitorCondition
+    threshold_minor: int
+
+
+class MonitorDeleted(Event, tag="monitor.deleted", kw_only=True, frozen=True):
+    monitor_id: str
+
+
+class MonitorTriggered(Event, tag="monitor.triggered", kw_only=True, frozen=True):
+    """A client's figure crossed the monitor's line at `position` (the crossing
+    event's): recorded by the monitor process (services/monitor/), once per
+    (monitor, client, position)."""
+
+    monitor_id: str
+    client_id: int
+    figure: MonitorFigure
+    condition: MonitorCondition
+    threshold_minor: int
+    value_minor: int
+    position: int
+
+
 class ChainHead(msgspec.Struct, kw_only=True, frozen=True):
     """A stream's last event at a checkpoint: its version and hash."""
 
@@ -166,6 +200,9 @@ LedgerEvent = (
     | TransactionReversed
     | DepositReversed
     | ChainCheckpoint
+    | MonitorCreated
+    | MonitorDeleted
+    | MonitorTriggered
 )
 
 PROFILE_FIELDS = (
@@ -213,6 +250,10 @@ def category_stream(category_id: int) -> str:
 
 def import_stream(import_id: str) -> str:
     return f"import-{import_id}"
+
+
+def monitor_stream(monitor_id: str) -> str:
+    return f"monitor-{monitor_id}"
 
 
 def checkpoint_stream(business_id: int) -> str:

@@ -125,6 +125,29 @@ class DeletedBody(msgspec.Struct, kw_only=True, frozen=True):
     id: int
 
 
+class MonitorBody(msgspec.Struct, kw_only=True, frozen=True):
+    """A balance monitor: for each client in `scope` (`client_id`, `category_id` or
+    the whole business), fire when `figure` crosses `condition amount`."""
+
+    id: str
+    scope: str
+    client_id: int | None
+    category_id: int | None
+    figure: str
+    condition: str
+    amount: Decimal
+    created_at: str
+
+
+class MonitorsBody(msgspec.Struct, kw_only=True, frozen=True):
+    monitors: list[MonitorBody]
+
+
+class MonitorDeletedBody(msgspec.Struct, kw_only=True, frozen=True):
+    message: str
+    id: str
+
+
 class AgingBuckets(msgspec.Struct, kw_only=True, frozen=True):
     """Aged receivables (shared/aging.Buckets) as JSON numbers."""
 

@@ -45,6 +45,8 @@ _AT_LEAST_ONE = [
     "export_per_bid_burst",
     "expensive_work_per_business_max",
     "report_work_mem_mib",
+    "monitors_per_business_max",
+    "monitor_poll_ms",
     "rate_table_entries_max",
     "api_pool_size_max",
     "fold_processes",

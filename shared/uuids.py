@@ -41,6 +41,10 @@ _random = _RandomBytes()
 os.register_at_fork(after_in_child=_random.forget)
 
 
+# A UUID as str(uuid) writes it (lower-case hex), for routes that take one.
+PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
 def uuid4() -> uuid.UUID:
     """A random UUID, as uuid.uuid4() makes one."""
     return uuid.UUID(bytes=_random.take(), version=4)

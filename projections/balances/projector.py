@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from projections.balances import monitors
 from projections.batch_statement import Write
 from projections.runner import Projection
 from shared import events as e
@@ -147,6 +148,8 @@ async def _apply_one(conn: asyncpg.Connection, event: e.Envelope) -> None:
         await _client_deleted(conn, event, payload)
     elif isinstance(payload, e.ClientErased):
         await conn.execute(_ERASED, payload.client_id, event.recorded_at, event.version)
+    elif isinstance(payload, e.MonitorCreated | e.MonitorDeleted):
+        await monitors.apply(conn, event.business_id, event.recorded_at, payload)
     # clients.imported only records the import: its clients arrive as their own
     # client.created and posting events, so this projection has nothing to do.
 

@@ -27,6 +27,7 @@ from services.command_api import operations as commands
 from services.command_api.spreadsheets import import_operations as imports
 from services.http import operations as health
 from services.query_api import import_status_operations as import_status
+from services.query_api import monitor_operations as monitor_queries
 from services.query_api import operations as queries
 from shared import response_bodies as answers
 from shared.schema_text import clean_descriptions, published
@@ -54,7 +55,8 @@ updateClient deleteClient
 archiveClient eraseClient postTransaction getStatement postDeposit listDeposits
 reverseTransaction reverseDeposit listCategories listCategoriesAlias createCategory
 importClients importClientsV3 getImportStatus auditVerify exportClients
-getClientEvents listEvents asyncapi openapi docs docsAsset healthz metrics readyz
+getClientEvents listEvents createMonitor listMonitors getMonitor deleteMonitor
+asyncapi openapi docs docsAsset healthz metrics readyz
 """.split()
 # The bodies' schemas, in the document's order: first the response bodies both the
 # command and the query side answer with.
@@ -67,6 +69,9 @@ _BODIES: list[type] = [
     answers.TransactionBody,
     answers.DepositBody,
     answers.DeletedBody,
+    answers.MonitorBody,
+    answers.MonitorsBody,
+    answers.MonitorDeletedBody,
     *imports.BODIES,
     *import_status.BODIES,
     *audit.BODIES,
@@ -84,6 +89,7 @@ def operations() -> list[Operation]:
         *imports.OPERATIONS,
         *import_status.OPERATIONS,
         *queries.OPERATIONS,
+        *monitor_queries.OPERATIONS,
         *audit.OPERATIONS,
         *documents.OPERATIONS,
         *health.OPERATIONS,

@@ -1,8 +1,8 @@
 """The `ledger` command: run the processes, migrate, and administer businesses and keys.
 
 With services/bootstrap.py, which opens every pool and connection, this is where the
-processes are wired: the relay and each projector get their openers here
-(wire_relay, wire_projector), the admin commands their connections (the business and
+processes are wired: the workers (relay, projector, monitor) get their openers in
+services/cli/workers.py, the admin commands their connections (the business and
 key commands in services/cli/businesses.py), and `ledger api` starts the HTTP app,
 whose setup (services/http/app.py) wires the API process. Services never import one
 another.
@@ -14,27 +14,21 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import asyncpg
 
-from projections.consumer import ATTEMPTS_MAX, RETRY_DELAY_S, Projector
 from projections.registry import PROJECTIONS
-from projections.runner import Projection
 from services import bootstrap
-from services.cli import logs, personal_keys, preflight, worker_health
+from services.cli import logs, personal_keys, preflight
 from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
-from services.outbox_relay.relay import Relay
+from services.cli.workers import run_worker
 from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store.postgres import shared_migrations
 from shared.worker import event_loop
-from shared.worker.loop import run_until_stopped
 
 log = logging.getLogger("ledger")
 
@@ -48,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="serve the HTTP API (command and query routes)")
     sub.add_parser("relay", help="publish committed events to RabbitMQ")
     sub.add_parser("projector", help="apply the events to every read model")
+    monitor = sub.add_parser("monitor", help="decide balance monitors' crossings")
+    monitor.add_argument(
+        "--replay",
+        action="store_true",
+        help="decide every crossing again from the first event (none is recorded"
+        " twice), then go on",
+    )
 
     business = sub.add_parser("business", help="businesses").add_subparsers(
         dest="action", required=True
@@ -145,54 +146,9 @@ async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
         return await commands.checkpoint_command(conn, settings)
 
 
-def wire_relay(settings: Settings) -> Relay:
-    """The relay, with openers for its leader-lock, frames-lane and broker
-    connections."""
-    return Relay(
-        settings,
-        open_leader_connection=partial(bootstrap.relay_leader_connection, settings),
-        open_frames_connection=partial(bootstrap.relay_frames_connection, settings),
-        open_broker=partial(bootstrap.relay_broker, settings),
-    )
-
-
-def wire_projector(
-    settings: Settings,
-    projections: Sequence[Projection] = tuple(PROJECTIONS.values()),
-    attempts_max: int = ATTEMPTS_MAX,
-    retry_delay_s: float = RETRY_DELAY_S,
-) -> Projector:
-    """A projector (of every projection, unless a test names a few), with openers
-    for its pool, its partition-claims connection and its broker connection."""
-    return Projector(
-        settings,
-        projections,
-        open_pool=partial(bootstrap.projector_pool, settings),
-        open_claims=partial(bootstrap.partition_claims_connection, settings),
-        open_broker=partial(bootstrap.projector_broker, settings),
-        attempts_max=attempts_max,
-        retry_delay_s=retry_delay_s,
-    )
-
-
-async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
-    from shared import pause_points
-
-    pause_points.arm(os.environ)  # test-only; inert unless LEDGER_TEST_PAUSE_AT
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with worker_health.serving(settings):
-        if args.command == "relay":
-            await run_until_stopped(wire_relay(settings).run, stop)
-        else:
-            await run_until_stopped(wire_projector(settings).run, stop)
-
-
 # Long-running processes log to stdout (a container's log); admin commands to
 # stderr, so that their --json output on stdout stays clean.
-SERVER_COMMANDS = ("run", "api", "relay", "projector")
+SERVER_COMMANDS = ("run", "api", "relay", "projector", "monitor")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -212,7 +168,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         serve(settings)
     else:
         collect_less()
-        event_loop.run(_run_worker(settings, args), settings.event_loop)
+        replay = bool(getattr(args, "replay", False))
+        event_loop.run(run_worker(settings, args.command, replay), settings.event_loop)
     log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
 
 
@@ -266,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             from services.cli.processes import supervise
 
             return supervise()
-        if args.command in ("api", "relay", "projector"):
+        if args.command in SERVER_COMMANDS[1:]:
             _serve(settings, args)
         elif args.command in ("business", "key"):
             return asyncio.run(admin_command(settings, args))

@@ -40,6 +40,12 @@ from shared import events as e
 from shared.clock import Clock
 from shared.decide import decide_client, decide_create_category, decide_create_client
 from shared.errors import LedgerError
+from shared.monitors import (
+    MonitorState,
+    decide_create_monitor,
+    decide_delete_monitor,
+    evolve_monitor,
+)
 from shared.personal_data import MasterKey
 from shared.store.new_events import (
     NewEvent,
@@ -167,6 +173,8 @@ class BatchDecider:
         command = c.stamped(submission.command, now.date())
         if isinstance(command, c.CreateCategory):
             return self._decide_category(submission, command, ids, taken, now)
+        if isinstance(command, c.MonitorCommand):
+            return self._decide_monitor(submission, command, now)
         state: domain.ClientState | None = None
         personal: PersonalKey | None = None
         if isinstance(command, c.CreateClient):
@@ -225,6 +233,37 @@ class BatchDecider:
             new_events=new_events,
             outcome=Outcome(events=[], category=category),
             name=name,
+        )
+
+    def _decide_monitor(
+        self, submission: Submission, command: c.MonitorCommand, now: dt.datetime
+    ) -> Decided:
+        state: MonitorState | None = None  # a creation's stream is new
+        if isinstance(command, c.CreateMonitor):
+            wanted = command.definition
+            stream_id = e.monitor_stream(wanted.monitor_id)
+            client = self._states.get(e.client_stream(wanted.client_id or 0))
+            payloads = decide_create_monitor(
+                command,
+                client if isinstance(client, domain.ClientState) else None,
+                self._category(wanted.category_id or 0),
+            )
+        else:
+            stream_id = e.monitor_stream(command.monitor_id)
+            cached = self._states.get(stream_id)
+            state = cached if isinstance(cached, MonitorState) else None
+            payloads = decide_delete_monitor(command, state)
+        head = StreamHead(state.version, state.last_hash) if state else StreamHead()
+        new_events = self._chain(submission, stream_id, head, payloads, now)
+        for event in new_events:
+            state = evolve_monitor(state, event.stored(0))
+        assert state is not None
+        self._states.put(stream_id, state)
+        monitor = msgspec.structs.replace(state)  # later evolves leave it be
+        return Decided(
+            submission=submission,
+            new_events=new_events,
+            outcome=Outcome(events=[], monitor=monitor),
         )
 
     def _category(self, category_id: int) -> domain.CategoryState | None:

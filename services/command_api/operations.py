@@ -7,8 +7,9 @@ validate with; answers are the response bodies the renderers encode.
 from __future__ import annotations
 
 from services.api_docs.operation import POSITION_HEADER, Operation, answer, ref
-from services.api_docs.parameters import CLIENT_ID, header, path_id
+from services.api_docs.parameters import CLIENT_ID, header, path_id, path_text
 from services.command_api import request_bodies as bodies
+from services.command_api.monitor_bodies import MonitorInput
 from shared import response_bodies as answers
 
 IDEMPOTENCY = header(
@@ -36,7 +37,9 @@ BODIES = (
     bodies.PostingInput,
     bodies.DepositInput,
     bodies.ReversalInput,
+    MonitorInput,
 )
+MONITOR_ID = path_text("id", "The monitor's id (a UUID).")
 
 
 def _command(
@@ -164,5 +167,29 @@ OPERATIONS = [
         answers.CategoryBody,
         errors=(),
         parameters=(),
+    ),
+    _command(
+        "/api/v3/monitors",
+        "createMonitor",
+        "Create a balance monitor: for each client in its scope, a monitor.triggered"
+        " event each time the figure crosses the line (422 past"
+        " LEDGER_MONITORS_PER_BUSINESS_MAX monitors)",
+        MonitorInput,
+        answers.MonitorBody,
+        errors=(),
+        parameters=(),
+    ),
+    Operation(
+        method="delete",
+        path="/api/v3/monitors/{id}",
+        operation_id="deleteMonitor",
+        summary="Delete a balance monitor: it fires no more",
+        tag="commands",
+        parameters=[MONITOR_ID, IDEMPOTENCY, PREFER],
+        responses=[
+            answer(ref(answers.MonitorDeletedBody), 200, POSITION_HEADER),
+            answer(ref(answers.MonitorDeletedBody), 202, POSITION_HEADER),
+        ],
+        errors=(404, 503),
     ),
 ]

@@ -20,6 +20,8 @@ from shared.response_bodies import (
     DeletedBody,
     DepositBody,
     EntryBody,
+    MonitorBody,
+    MonitorDeletedBody,
     TransactionBody,
     client_body,
     client_figures,
@@ -48,6 +50,31 @@ def deleted(outcome: Outcome) -> tuple[int, bytes]:
     assert outcome.client is not None
     body = DeletedBody(message="Client deleted", id=outcome.client.client_id)
     return 200, encoder.encode(body)
+
+
+def monitor(outcome: Outcome) -> tuple[int, bytes]:
+    state = outcome.monitor
+    assert state is not None
+    definition = state.definition
+    body = MonitorBody(
+        id=definition.monitor_id,
+        scope=definition.scope,
+        client_id=definition.client_id,
+        category_id=definition.category_id,
+        figure=definition.figure,
+        condition=definition.condition,
+        amount=to_number(definition.threshold_minor),
+        created_at=timestamp(state.created_at),
+    )
+    return 201, encoder.encode(body)
+
+
+def monitor_deleted(outcome: Outcome) -> tuple[int, bytes]:
+    assert outcome.monitor is not None
+    monitor_id = outcome.monitor.definition.monitor_id
+    return 200, encoder.encode(
+        MonitorDeletedBody(message="Monitor deleted", id=monitor_id)
+    )
 
 
 def category(outcome: Outcome) -> tuple[int, bytes]:

@@ -7,7 +7,12 @@ import datetime as dt
 import msgspec
 from aiohttp import web
 
-from services.command_api import idempotency, renderers, request_bodies
+from services.command_api import (
+    idempotency,
+    monitor_bodies,
+    renderers,
+    request_bodies,
+)
 from services.command_api.appender import Appender
 from services.command_api.submissions import IdempotencyClaim, Render, Result
 from services.http.edge import (
@@ -33,6 +38,7 @@ APPENDER = web.AppKey("appender", Appender)
 # `/clients/categories`) is then never taken for an id, and a method it lacks answers
 # 405 with its own Allow instead of a client route's 404.
 CLIENT = "/api/v3/clients/{id:[0-9]+}"
+MONITOR = "/api/v3/monitors/{id:" + uuids.PATTERN + "}"
 
 routes = web.RouteTableDef()
 
@@ -242,3 +248,25 @@ async def reverse_deposit(request: web.Request) -> web.Response:
         reason=request_bodies.reason(body),
     )
     return await _execute(request, command, renderers.deposit_reversal, raw)
+
+
+@routes.post("/api/v3/monitors")
+async def create_monitor(request: web.Request) -> web.Response:
+    business = business_of(request)
+    body, raw = await read_json_object(request)
+    monitor_id = str(uuids.uuid4())
+    command = monitor_bodies.create_monitor(body, business.business_id, monitor_id)
+    monitors_max = request.app[SETTINGS].monitors_per_business_max
+    await monitor_bodies.require_room(
+        request.app[POOL], business.business_id, monitors_max
+    )
+    return await _execute(request, command, renderers.monitor, raw)
+
+
+@routes.delete(MONITOR)
+async def delete_monitor(request: web.Request) -> web.Response:
+    business = business_of(request)
+    command = c.DeleteMonitor(
+        business_id=business.business_id, monitor_id=request.match_info["id"]
+    )
+    return await _execute(request, command, renderers.monitor_deleted, b"")

@@ -18,9 +18,10 @@ import asyncpg
 from shared import commands as c
 from shared import domain, personal_data
 from shared import events as e
+from shared.monitors import MonitorState, evolve_monitor
 from shared.store.event_rows import WRAPPED, envelope_from_row
 
-State = domain.ClientState | domain.CategoryState
+State = domain.ClientState | domain.CategoryState | MonitorState
 
 _CATCH_UP = f"""
 SELECT ev.event_id, ev.type, ev.business_id, ev.stream_id, ev.version, ev.position,
@@ -114,6 +115,12 @@ class StreamStates:
         if isinstance(event.payload, e.CategoryCreated):
             self._states[event.stream_id] = domain.evolve_category(None, event)
             return
+        if isinstance(state, MonitorState) or isinstance(
+            event.payload, e.MonitorCreated
+        ):
+            assert state is None or isinstance(state, MonitorState)
+            self._states[event.stream_id] = evolve_monitor(state, event)
+            return
         assert state is None or isinstance(state, domain.ClientState)
         state = self._states[event.stream_id] = domain.evolve_client(state, event)
         if wrapped is not None and state.personal_key is None:
@@ -123,12 +130,18 @@ class StreamStates:
 
 
 def streams_of(commands: Iterable[c.LedgerCommand]) -> set[str]:
-    """The existing streams the commands address (creations address new ones)."""
-    return {
-        e.client_stream(command.client_id)
-        for command in commands
-        if not isinstance(command, c.CreateCategory | c.CreateClient)
-    }
+    """The existing streams the commands address (creations address new ones; a
+    monitor's creation reads the client it watches)."""
+    addressed: set[str] = set()
+    for command in commands:
+        if isinstance(command, c.DeleteMonitor):
+            addressed.add(e.monitor_stream(command.monitor_id))
+        elif isinstance(command, c.CreateMonitor):
+            if command.definition.client_id is not None:
+                addressed.add(e.client_stream(command.definition.client_id))
+        elif not isinstance(command, c.CreateCategory | c.CreateClient):
+            addressed.add(e.client_stream(command.client_id))
+    return addressed
 
 
 def category_streams(
@@ -137,10 +150,15 @@ def category_streams(
     """Every category a command names, and each addressed client's own category."""
     needed: set[str] = set()
     for command in commands:
+        if isinstance(command, c.CreateMonitor):
+            command_category = command.definition.category_id
+            if command_category is not None:
+                needed.add(e.category_stream(command_category))
+            continue
         target = getattr(command, "category_id", None)
         if isinstance(target, int):
             needed.add(e.category_stream(target))
-        if isinstance(command, c.CreateCategory | c.CreateClient):
+        if isinstance(command, c.CreateCategory | c.CreateClient | c.MonitorCommand):
             continue
         state = states.get(e.client_stream(command.client_id))
         if isinstance(state, domain.ClientState):

@@ -11,6 +11,7 @@ from services.command_api.category_names import NameClaim
 from shared import commands as c
 from shared import domain
 from shared import events as e
+from shared.monitors import MonitorState
 from shared.store.new_events import NewEvent
 
 
@@ -25,6 +26,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     events: list[e.Envelope]
     client: domain.ClientState | None = None
     category: domain.CategoryState | None = None
+    monitor: MonitorState | None = None
 
 
 class Result(msgspec.Struct, kw_only=True, frozen=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.query_api import aging, feed, history, import_status
+from services.query_api import aging, feed, history, import_status, monitors
 from services.query_api.routes import routes
 
 
@@ -16,3 +16,4 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(history.routes)
     app.router.add_routes(feed.routes)
     app.router.add_routes(import_status.routes)
+    app.router.add_routes(monitors.routes)

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from services.cli.businesses import provision_business
-from services.cli.main import wire_relay
+from services.cli.workers import wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.store.postgres import create_pool

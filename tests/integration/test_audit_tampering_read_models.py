@@ -26,7 +26,7 @@ from projections.runner import apply_batch
 from services.audit.report import Report
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
-from services.cli.main import wire_projector, wire_relay
+from services.cli.workers import wire_projector, wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.config import settings_keyring

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractExchange as Exchange
 
 from projections.registry import PROJECTIONS, QUEUES
 from services.cli.businesses import provision_business
-from services.cli.main import wire_projector
+from services.cli.workers import wire_projector
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker

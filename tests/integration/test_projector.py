@@ -12,7 +12,7 @@ import pytest
 from projections.balances.projector import projection as balances
 from projections.registry import QUEUES
 from projections.runner import apply_batch
-from services.cli.main import wire_projector
+from services.cli.workers import wire_projector
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker

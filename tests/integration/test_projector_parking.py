@@ -22,7 +22,7 @@ from projections.registry import QUEUES
 from projections.runner import Projection, retry_parked
 from projections.statements.projector import projection as statements
 from services.cli.businesses import provision_business
-from services.cli.main import wire_projector, wire_relay
+from services.cli.workers import wire_projector, wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.store.event_store import load_stream

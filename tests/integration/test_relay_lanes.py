@@ -15,7 +15,7 @@ import pytest
 
 from projections.registry import QUEUES
 from services.cli.businesses import provision_business
-from services.cli.main import wire_relay
+from services.cli.workers import wire_relay
 from services.command_api.appender import Appender
 from services.outbox_relay.frames import FramesLane
 from shared import events as e

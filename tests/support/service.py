@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.cli.main import wire_projector, wire_relay
+from services.cli.workers import wire_monitor, wire_projector, wire_relay
 from services.http.app import create_app
 from shared.clock import Clock
 from shared.config import Settings
@@ -32,6 +32,20 @@ async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+@asynccontextmanager
+async def monitoring(settings: Settings, replay: bool = False) -> AsyncIterator[None]:
+    """Run the monitor process's work (services/monitor/) until the block ends
+    (`replay`: as `ledger monitor --replay`)."""
+    stop = asyncio.Event()
+    monitor = wire_monitor(settings, replay)
+    task = asyncio.ensure_future(run_until_stopped(monitor.run, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @asynccontextmanager

@@ -69,6 +69,24 @@ PAYLOADS: list[e.LedgerEvent] = [
         checkpoint_id="c",
         heads=[e.ChainHead(stream_id="client-1", version=3, hash=GENESIS)],
     ),
+    e.MonitorCreated(
+        monitor_id="m",
+        scope="client",
+        client_id=1,
+        figure="balance",
+        condition=">=",
+        threshold_minor=-1050,
+    ),
+    e.MonitorTriggered(
+        monitor_id="m",
+        client_id=1,
+        figure="balance",
+        condition=">=",
+        threshold_minor=-1050,
+        value_minor=0,
+        position=41,
+    ),
+    e.MonitorDeleted(monitor_id="m"),
 ]
 
 

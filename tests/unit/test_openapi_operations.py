@@ -22,7 +22,7 @@ from services.command_api.spreadsheets import import_operations
 from services.http import health, metrics
 from services.http import operations as health_operations
 from services.query_api import app as query_app
-from services.query_api import import_status_operations
+from services.query_api import import_status_operations, monitor_operations
 from services.query_api import operations as query_operations
 
 
@@ -39,7 +39,11 @@ SERVICES: list[tuple[str, list[Operation], Callable[[web.Application], object]]]
     ),
     (
         "query_api",
-        [*query_operations.OPERATIONS, *import_status_operations.OPERATIONS],
+        [
+            *query_operations.OPERATIONS,
+            *import_status_operations.OPERATIONS,
+            *monitor_operations.OPERATIONS,
+        ],
         query_app.setup,
     ),
     ("audit", audit_operations.OPERATIONS, audit_routes.setup),
@@ -96,4 +100,4 @@ def test_the_document_lists_the_routes_in_the_readme_order() -> None:
     """openapi.CONTENTS places every operation once; the paths follow it."""
     ids = [operation.operation_id for operation in openapi.operations()]
     assert ids == openapi.CONTENTS
-    assert len(set(ids)) == len(ids) == 33
+    assert len(set(ids)) == len(ids) == 37
