@@ -28,6 +28,7 @@ from services.command_api.spreadsheets import import_operations as imports
 from services.http import operations as health
 from services.query_api import import_status_operations as import_status
 from services.query_api import operations as queries
+from services.webhooks import operations as webhooks
 from shared import response_bodies as answers
 from shared.schema_text import clean_descriptions, published
 
@@ -54,7 +55,9 @@ updateClient deleteClient
 archiveClient eraseClient postTransaction getStatement postDeposit listDeposits
 reverseTransaction reverseDeposit listCategories listCategoriesAlias createCategory
 importClients importClientsV3 getImportStatus auditVerify exportClients
-getClientEvents listEvents asyncapi openapi docs docsAsset healthz metrics readyz
+getClientEvents listEvents createWebhook listWebhooks getWebhook deleteWebhook
+enableWebhook rotateWebhookSecret listWebhookDeliveries retryWebhookDelivery
+asyncapi openapi docs docsAsset healthz metrics readyz
 """.split()
 # The bodies' schemas, in the document's order: first the response bodies both the
 # command and the query side answer with.
@@ -74,6 +77,7 @@ _BODIES: list[type] = [
     *health.BODIES,
     *ERROR_BODIES,
     *commands.BODIES,
+    *webhooks.BODIES,
 ]
 
 
@@ -85,6 +89,7 @@ def operations() -> list[Operation]:
         *import_status.OPERATIONS,
         *queries.OPERATIONS,
         *audit.OPERATIONS,
+        *webhooks.OPERATIONS,
         *documents.OPERATIONS,
         *health.OPERATIONS,
     ]

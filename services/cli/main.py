@@ -30,6 +30,7 @@ from services.cli import logs, personal_keys, preflight, worker_health
 from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
+from services.cli.webhook_worker import wire_webhooks
 from services.outbox_relay.relay import Relay
 from shared.config import Settings, SettingsError, load_settings, resolve_key
 from shared.store.postgres import shared_migrations
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="serve the HTTP API (command and query routes)")
     sub.add_parser("relay", help="publish committed events to RabbitMQ")
     sub.add_parser("projector", help="apply the events to every read model")
+    sub.add_parser("webhooks", help="deliver events to the webhook endpoints")
 
     business = sub.add_parser("business", help="businesses").add_subparsers(
         dest="action", required=True
@@ -186,13 +188,15 @@ async def _run_worker(settings: Settings, args: argparse.Namespace) -> None:
     async with worker_health.serving(settings):
         if args.command == "relay":
             await run_until_stopped(wire_relay(settings).run, stop)
+        elif args.command == "webhooks":
+            await run_until_stopped(wire_webhooks(settings).run, stop)
         else:
             await run_until_stopped(wire_projector(settings).run, stop)
 
 
 # Long-running processes log to stdout (a container's log); admin commands to
 # stderr, so that their --json output on stdout stays clean.
-SERVER_COMMANDS = ("run", "api", "relay", "projector")
+SERVER_COMMANDS = ("run", "api", "relay", "projector", "webhooks")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -266,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             from services.cli.processes import supervise
 
             return supervise()
-        if args.command in ("api", "relay", "projector"):
+        if args.command in SERVER_COMMANDS[1:]:
             _serve(settings, args)
         elif args.command in ("business", "key"):
             return asyncio.run(admin_command(settings, args))

@@ -1,4 +1,5 @@
-"""`ledger run`: start every process (API, relay, projector) and keep them up.
+"""`ledger run`: start every process (API, relay, projector, webhooks) and keep
+them up.
 
 Each process is a child running `ledger <role>`; one that dies is restarted after a
 short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
@@ -32,6 +33,7 @@ def roles() -> list[list[str]]:
         ["api"],
         ["relay"],
         ["projector"],
+        ["webhooks"],
     ]
 
 
