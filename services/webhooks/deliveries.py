@@ -26,7 +26,7 @@ from shared.personal_data import PERSONAL_FIELDS
 from shared.webhook_rules import RetrySchedule, matches_any, next_attempt_at
 
 CANDIDATES_MAX = 32
-_LOCK_KEY = "hashtextextended('ledger webhook endpoint ' || $1::text, 0)"
+_LOCK_KEY = "hashtextextended('ledger webhook endpoint ' || $1::bigint, 0)"
 
 
 class EventHeader(msgspec.Struct, frozen=True):
