@@ -8,14 +8,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import msgspec
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from services.cli.webhook_worker import wire_webhooks
 from shared.config import Settings
 from shared.worker.loop import run_until_stopped
-from tests.support.environment import Environment, free_port
+from tests.support.environment import (
+    Environment,
+    create_environment,
+    drop_environment,
+    free_port,
+)
 from tests.support.service import http_client, workers
 
 
@@ -92,13 +99,49 @@ def webhook_settings(environment: Environment) -> Settings:
 
 
 @asynccontextmanager
-async def webhook_service(settings: Settings) -> AsyncIterator[TestClient]:
+async def webhook_service(hook_settings: Settings) -> AsyncIterator[TestClient]:
     """The API, relay, projector and webhook worker, in process."""
     stop = asyncio.Event()
-    worker = asyncio.ensure_future(run_until_stopped(wire_webhooks(settings).run, stop))
+    worker = asyncio.ensure_future(
+        run_until_stopped(wire_webhooks(hook_settings).run, stop)
+    )
     try:
-        async with workers(settings), http_client(settings) as client:
+        async with workers(hook_settings), http_client(hook_settings) as client:
             yield client
     finally:
         stop.set()
         await worker
+
+
+# The fixtures the webhook test modules import (one service per module).
+
+
+@pytest.fixture(scope="module")
+async def hook_environment(servers: tuple[str, str]) -> AsyncIterator[Environment]:
+    environment = await create_environment(*servers, tag="wh")
+    yield environment
+    await drop_environment(environment)
+
+
+@pytest.fixture(scope="module")
+def hook_settings(hook_environment: Environment) -> Settings:
+    return webhook_settings(hook_environment)
+
+
+@pytest.fixture(scope="module")
+async def hook_api(hook_settings: Settings) -> AsyncIterator[TestClient]:
+    async with webhook_service(hook_settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def hook_admin(hook_environment: Environment) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(hook_environment.admin_url, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def hook_receiver() -> AsyncIterator[Receiver]:
+    async with receiving() as running:
+        yield running
