@@ -81,7 +81,9 @@ async def fold_connection(database_url: str) -> asyncpg.Connection:
 async def readiness_broker(settings: Settings) -> AbstractRobustConnection:
     """The RabbitMQ connection /readyz checks (services/http/health.py), in the API and
     in a worker serving probes: opened at the first probe within READINESS_TIMEOUT_S
-    and kept between probes (a connection per probe would fill the broker's log)."""
+    and kept between probes (a connection per probe would fill the broker's log).
+    The API's webhook routes bind the webhook queue over it too
+    (services/webhooks/routes.py), opening it if no probe has."""
     return await broker.connect(settings.amqp_url, READINESS_TIMEOUT_S)
 
 
@@ -136,6 +138,22 @@ async def partition_claims_connection(settings: Settings) -> asyncpg.Connection:
 async def projector_broker(settings: Settings) -> AbstractRobustConnection:
     """A projector's RabbitMQ connection, consuming its partition queues (10 s to
     open)."""
+    return await broker.connect(settings.amqp_url)
+
+
+# The webhook worker (services/webhooks/worker.py).
+
+
+async def webhooks_pool(settings: Settings) -> asyncpg.Pool:
+    """The webhook worker's pool: one connection per sender (each holds an endpoint's
+    advisory lock while it delivers), one for the intake, one spare."""
+    return await postgres.create_pool(
+        settings.database_url, max_size=settings.webhook_senders + 2
+    )
+
+
+async def webhooks_worker_broker(settings: Settings) -> AbstractRobustConnection:
+    """The webhook worker's RabbitMQ connection, consuming its queue (10 s to open)."""
     return await broker.connect(settings.amqp_url)
 
 

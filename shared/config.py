@@ -141,6 +141,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_acquire_timeout_s: float = 5.0
     # Worker processes folding events for audit verify and as_of (off the event loop).
     fold_processes: int = 2
+    # Webhooks (services/webhooks/, README "Webhooks"). Endpoints per business and
+    # event patterns per endpoint.
+    webhook_endpoints_max: int = 10
+    webhook_patterns_max: int = 20
+    # One delivery attempt: the whole request within this many seconds; at most this
+    # many bytes of the receiver's answer are read (and kept in the delivery log).
+    webhook_timeout_s: float = 10.0
+    webhook_response_bytes_max: int = 1024
+    # Retries: the wait after the n-th failed attempt is base * 2**(n-1), at most the
+    # cap, times a random 0.5-1.0; past the horizon after its first attempt a delivery
+    # gives up (`failed`). This many failed attempts in a row disable the endpoint.
+    webhook_retry_base_s: float = 5.0
+    webhook_retry_cap_s: float = 3600.0
+    webhook_retry_horizon_s: float = 86400.0
+    webhook_failures_max: int = 20
+    # Endpoints one `ledger webhooks` process delivers to at once, and how often it
+    # looks for deliveries that became due.
+    webhook_senders: int = 8
+    webhook_poll_interval_s: float = 1.0
+    # 1 lets endpoints name loopback, private and link-local addresses (tests, a
+    # receiver on the same network); 0, the default, refuses them (SSRF).
+    webhook_allow_private_addresses: int = 0
     # Test-only (shared/clock.py): an RFC 3339 instant the clock reads when the process
     # starts, running on from there. Empty, the default: the real UTC time.
     test_clock_start: str = ""

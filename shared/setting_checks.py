@@ -50,6 +50,11 @@ _AT_LEAST_ONE = [
     "rate_table_entries_max",
     "api_pool_size_max",
     "fold_processes",
+    "webhook_endpoints_max",
+    "webhook_patterns_max",
+    "webhook_response_bytes_max",
+    "webhook_failures_max",
+    "webhook_senders",
 ]
 # PostgreSQL's largest work_mem, 2,147,483,647 kB, in MiB.
 REPORT_WORK_MEM_MIB_MAX = 2_097_151
@@ -60,6 +65,11 @@ _POSITIVE_SECONDS = [
     "http_send_timeout_s",
     "import_timeout_s",
     "pool_acquire_timeout_s",
+    "webhook_timeout_s",
+    "webhook_retry_base_s",
+    "webhook_retry_cap_s",
+    "webhook_retry_horizon_s",
+    "webhook_poll_interval_s",
 ]
 # Rates (per second) a token bucket refills at: finite and above 0.
 _RATES = ["key_requests_per_s", "auth_failures_per_s", "export_per_bid_per_s"]
@@ -93,6 +103,11 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
         yield (
             f"LEDGER_HEALTH_PORT={settings.health_port} is out of range "
             "(0 to 65535; 0 serves nothing)"
+        )
+    if settings.webhook_allow_private_addresses not in (0, 1):
+        yield (
+            "LEDGER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES="
+            f"{settings.webhook_allow_private_addresses} is not 0 (refuse) or 1 (allow)"
         )
     if settings.log_level.upper() not in LOG_LEVELS:
         yield (

@@ -29,6 +29,7 @@ from services.http import operations as health
 from services.query_api import import_status_operations as import_status
 from services.query_api import monitor_operations as monitor_queries
 from services.query_api import operations as queries
+from services.webhooks import operations as webhooks
 from shared import response_bodies as answers
 from shared.schema_text import clean_descriptions, published
 
@@ -56,6 +57,8 @@ archiveClient eraseClient postTransaction getStatement postDeposit listDeposits
 reverseTransaction reverseDeposit listCategories listCategoriesAlias createCategory
 importClients importClientsV3 getImportStatus auditVerify exportClients
 getClientEvents listEvents createMonitor listMonitors getMonitor deleteMonitor
+createWebhook listWebhooks getWebhook deleteWebhook
+enableWebhook rotateWebhookSecret listWebhookDeliveries retryWebhookDelivery
 asyncapi openapi docs docsAsset healthz metrics readyz
 """.split()
 # The bodies' schemas, in the document's order: first the response bodies both the
@@ -79,6 +82,7 @@ _BODIES: list[type] = [
     *health.BODIES,
     *ERROR_BODIES,
     *commands.BODIES,
+    *webhooks.BODIES,
 ]
 
 
@@ -91,6 +95,7 @@ def operations() -> list[Operation]:
         *queries.OPERATIONS,
         *monitor_queries.OPERATIONS,
         *audit.OPERATIONS,
+        *webhooks.OPERATIONS,
         *documents.OPERATIONS,
         *health.OPERATIONS,
     ]

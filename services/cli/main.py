@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide every crossing again from the first event (none is recorded"
         " twice), then go on",
     )
+    sub.add_parser("webhooks", help="deliver events to the webhook endpoints")
 
     business = sub.add_parser("business", help="businesses").add_subparsers(
         dest="action", required=True
@@ -148,7 +149,7 @@ async def _replay_or_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 # Long-running processes log to stdout (a container's log); admin commands to
 # stderr, so that their --json output on stdout stays clean.
-SERVER_COMMANDS = ("run", "api", "relay", "projector", "monitor")
+SERVER_COMMANDS = ("run", "api", "relay", "projector", "monitor", "webhooks")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

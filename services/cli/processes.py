@@ -1,5 +1,5 @@
-"""`ledger run`: start every process (API, relay, projector, monitor) and keep them
-up.
+"""`ledger run`: start every process (API, relay, projector, monitor, webhooks) and
+keep them up.
 
 Each process is a child running `ledger <role>`; one that dies is restarted after a
 short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
@@ -34,6 +34,7 @@ def roles() -> list[list[str]]:
         ["relay"],
         ["projector"],
         ["monitor"],
+        ["webhooks"],
     ]
 
 

@@ -1,5 +1,5 @@
-"""The workers of `ledger run` (relay, projector, monitor), wired with the openers of
-their connections (services/bootstrap.py), and run until stopped."""
+"""The workers of `ledger run` (relay, projector, monitor, webhooks), wired with the
+openers of their connections (services/bootstrap.py), and run until stopped."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from projections.registry import PROJECTIONS
 from projections.runner import Projection
 from services import bootstrap
 from services.cli import worker_health
+from services.cli.webhook_worker import wire_webhooks
 from services.monitor.follower import Monitor
 from services.outbox_relay.relay import Relay
 from shared.config import Settings
@@ -77,5 +78,7 @@ async def run_worker(settings: Settings, role: str, replay: bool = False) -> Non
             await run_until_stopped(wire_relay(settings).run, stop)
         elif role == "monitor":
             await run_until_stopped(wire_monitor(settings, replay).run, stop)
+        elif role == "webhooks":
+            await run_until_stopped(wire_webhooks(settings).run, stop)
         else:
             await run_until_stopped(wire_projector(settings).run, stop)

@@ -26,6 +26,7 @@ from services.http.fold_processes import fold_processes_context
 from services.http.listener import BoundedSite, set_server_header
 from services.http.projection_wait import WAITER, ProjectionWaiter
 from services.query_api import app as query_api
+from services.webhooks import routes as webhooks_api
 from shared.clock import Clock, clock_from
 from shared.config import Settings
 from shared.worker import event_loop
@@ -73,6 +74,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     command_api.setup(app)
     query_api.setup(app)
     audit_api.setup(app)
+    webhooks_api.setup(app)
     api_docs.setup(app)
     return app
 

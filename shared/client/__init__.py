@@ -30,6 +30,7 @@ from shared.client.models import (
 )
 from shared.client.subscriber import RecentEvents, SeenEvents, Subscriber
 from shared.client.transport import RetryPolicy
+from shared.client.webhook_signature import signature_header, verify_signature
 
 __all__ = [
     "BadRequest",
@@ -56,4 +57,6 @@ __all__ = [
     "ValidationError",
     "Versioned",
     "minor_units",
+    "signature_header",
+    "verify_signature",
 ]

@@ -61,7 +61,9 @@ def test_the_schema_check_refuses_a_misspelt_service_key() -> None:
 
 def test_every_ledger_service_builds_the_one_image_from_deploy_dockerfile() -> None:
     """Each ledger container is the same image, built with the repository as context."""
-    assert sorted(LEDGER) == sorted(["migrate", "api", "relay", "projector", "monitor"])
+    assert sorted(LEDGER) == sorted(
+        ["migrate", "api", "relay", "projector", "monitor", "webhooks"]
+    )
     for service in LEDGER.values():
         assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
         context = DEPLOY / service["build"]["context"]
@@ -135,7 +137,7 @@ def test_each_worker_answers_its_health_check_on_its_health_port() -> None:
     """The relay, the projectors and the monitor serve no API: each sets
     LEDGER_HEALTH_PORT and its health check asks /readyz there."""
     workers = {name: s for name, s in LONG_RUNNING.items() if name != "api"}
-    assert sorted(workers) == ["monitor", "projector", "relay"]
+    assert sorted(workers) == ["monitor", "projector", "relay", "webhooks"]
     for name, service in workers.items():
         port = load_settings(service["environment"]).health_port
         assert port == 8081, name

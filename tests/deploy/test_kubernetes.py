@@ -157,7 +157,12 @@ def test_the_workers_probe_readyz_and_healthz_on_their_health_port() -> None:
     LEDGER_HEALTH_PORT, names it as the container port `health`, and probes /readyz
     and /healthz there."""
     workers = {n: d for n, d in DEPLOYMENTS.items() if n != "ledger-api"}
-    assert sorted(workers) == ["ledger-monitor", "ledger-projector", "ledger-relay"]
+    assert sorted(workers) == [
+        "ledger-monitor",
+        "ledger-projector",
+        "ledger-relay",
+        "ledger-webhooks",
+    ]
     for name, deployment in workers.items():
         container = _container(deployment)
         settings = load_settings(_configured_environment(container))

@@ -155,3 +155,13 @@ def request_log() -> Iterator[io.StringIO]:
     yield stream
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+# The webhook tests' service (tests/integration/webhook_receiver.py): one per module.
+from tests.integration.webhook_receiver import (  # noqa: E402, F401
+    hook_admin,
+    hook_api,
+    hook_environment,
+    hook_receiver,
+    hook_settings,
+)

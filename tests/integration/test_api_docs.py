@@ -97,7 +97,7 @@ async def test_the_documents_security_is_what_the_service_enforces(
             public = operation.get("security") == []
             assert (response.status == 401) is not public, (method, path)
             checked += 1
-    assert checked == 37
+    assert checked == 45
 
 
 def test_the_wheel_carries_every_asset_and_the_documents() -> None:

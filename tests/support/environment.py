@@ -14,6 +14,7 @@ import msgspec
 from projections.registry import PROJECTIONS, QUEUES
 from projections.schemas import schema_files
 from services.bootstrap import create_database, migrate
+from shared.bus import webhook_queue
 from shared.bus.partitions import queue_names
 from shared.config import Settings, settings_master_keys
 from shared.store.postgres import (
@@ -88,6 +89,7 @@ async def drop_environment(env: Environment) -> None:
                 settings.queue_prefix, group, settings.projection_partitions
             ):
                 await channel.queue_delete(name)
+        await channel.queue_delete(webhook_queue.queue_name(settings.exchange))
         await channel.exchange_delete(settings.exchange + ".frames")
         await channel.exchange_delete(settings.exchange)
     finally:

@@ -1,0 +1,26 @@
+"""An endpoint's secret at rest: sealed under the master key, never stored in clear.
+
+The secret is wrapped as a client's key is (shared/personal_data.wrap: the master
+key's id, a nonce, AES-256-GCM), bound to the business and to `webhook-<endpoint
+id>`, so a sealed secret copied to another endpoint's row does not open. A process
+opens secrets wrapped by any master key its settings name (the previous ones too).
+"""
+
+from __future__ import annotations
+
+from shared.config import Settings, settings_master_keys
+from shared.personal_data import unwrap, wrap
+
+
+def _binding(endpoint_id: int) -> str:
+    return f"webhook-{endpoint_id}"
+
+
+def seal(settings: Settings, business_id: int, endpoint_id: int, secret: str) -> bytes:
+    master = settings_master_keys(settings).current
+    return wrap(master, business_id, _binding(endpoint_id), secret.encode())
+
+
+def open_secret(business_id: int, endpoint_id: int, sealed: bytes) -> str:
+    """The secret, or PersonalDataError (a master key this process was not given)."""
+    return unwrap(sealed, business_id, _binding(endpoint_id)).decode()

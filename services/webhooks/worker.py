@@ -1,0 +1,197 @@
+"""`ledger webhooks`: queue each event for the endpoints that want it, then deliver.
+
+Two kinds of task share one process:
+
+- **The intake** consumes the webhook queue (shared/bus/webhook_queue.py; a single
+  active consumer, so one worker at a time takes it, in the relay's order). Each
+  message becomes its deliveries (services/webhooks/deliveries.queue_event) in one
+  transaction, and is acked only after that commits: a crash before the ack gets the
+  message redelivered, and the unique (endpoint, event) pair keeps it from being
+  queued twice. A body that is not an event is rejected (it can never be queued).
+- **LEDGER_WEBHOOK_SENDERS senders**, each claiming one endpoint at a time and
+  sending its due deliveries in order (services/webhooks/deliveries.py,
+  services/webhooks/sender.py). Every worker process runs senders, the standbys of the
+  intake too: an endpoint's claim is a PostgreSQL advisory lock, never two at once.
+
+A sender with nothing due looks again after LEDGER_WEBHOOK_POLL_INTERVAL_S (or as
+soon as this process's intake queued something). When the worker starts, it binds
+the queue to every business that has an endpoint (idempotent), which repairs a queue
+deleted by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import asyncpg
+import msgspec
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from services.webhooks import deliveries, sender
+from services.webhooks.secrets import open_secret
+from shared.bus import webhook_queue
+from shared.config import Settings
+
+log = logging.getLogger("ledger.webhooks")
+PREFETCH = 100
+# Deliveries a sender sends to one endpoint before it lets its claim go.
+DELIVERIES_PER_CLAIM = 100
+_header = msgspec.json.Decoder(deliveries.EventHeader)
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        open_pool: Callable[[], Awaitable[asyncpg.Pool]],
+        open_broker: Callable[[], Awaitable[AbstractRobustConnection]],
+    ) -> None:
+        self.settings = settings
+        self._open_pool = open_pool
+        self._open_broker = open_broker
+        self._queued = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take in and deliver until `stop` is set (a failure raises: the caller's
+        loop restarts the worker, shared/worker/loop.py)."""
+        pool = await self._open_pool()
+        try:
+            connection = await self._open_broker()
+            try:
+                async with sender.client_session(self.settings) as session:
+                    await self._run_tasks(pool, connection, session, stop)
+            finally:
+                await connection.close()
+        finally:
+            await pool.close()
+
+    async def _run_tasks(
+        self,
+        pool: asyncpg.Pool,
+        connection: AbstractRobustConnection,
+        session: aiohttp.ClientSession,
+        stop: asyncio.Event,
+    ) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._intake(pool, connection, stop))
+            for _ in range(self.settings.webhook_senders):
+                group.create_task(self._sender(pool, session, stop))
+
+    async def _intake(
+        self,
+        pool: asyncpg.Pool,
+        connection: AbstractRobustConnection,
+        stop: asyncio.Event,
+    ) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        exchange, queue = await webhook_queue.declare(channel, self.settings.exchange)
+        for business_id in await _businesses_with_endpoints(pool):
+            await queue.bind(exchange, webhook_queue.business_key(business_id))
+        consumer = asyncio.ensure_future(self._consume(pool, queue))
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if consumer.done():
+            consumer.result()  # the consumer failed: raise its error
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        await channel.close()
+
+    async def _consume(self, pool: asyncpg.Pool, queue: AbstractQueue) -> None:
+        async with queue.iterator() as messages:
+            async for message in messages:
+                await self._take(pool, message)
+
+    async def _take(self, pool: asyncpg.Pool, message: AbstractIncomingMessage) -> None:
+        try:
+            event = _header.decode(message.body)
+        except msgspec.DecodeError:
+            log.error("webhooks: message %s is not an event", message.message_id)
+            await message.reject(requeue=False)
+            return
+        async with pool.acquire() as conn, conn.transaction():
+            added = await deliveries.queue_event(conn, event, message.body)
+        await message.ack()
+        if added:
+            self._queued.set()
+
+    async def _sender(
+        self, pool: asyncpg.Pool, session: aiohttp.ClientSession, stop: asyncio.Event
+    ) -> None:
+        async with pool.acquire() as conn:
+            while not stop.is_set():
+                if await self._deliver_one_endpoint(conn, session):
+                    continue
+                self._queued.clear()
+                try:
+                    async with asyncio.timeout(self.settings.webhook_poll_interval_s):
+                        await self._queued.wait()
+                except TimeoutError:
+                    pass
+
+    async def _deliver_one_endpoint(
+        self, conn: asyncpg.Connection, session: aiohttp.ClientSession
+    ) -> bool:
+        """Claim an endpoint with due work and send its due deliveries in order
+        (until one fails); False when there was none to claim."""
+        endpoint = await deliveries.claim_endpoint(conn)
+        if endpoint is None:
+            return False
+        try:
+            secret = open_secret(
+                endpoint.business_id, endpoint.id, endpoint.secret_sealed
+            )
+            for _ in range(DELIVERIES_PER_CLAIM):
+                head = await deliveries.due_head(conn, endpoint.id)
+                if head is None:
+                    break
+                if not await self._send(conn, session, endpoint, head, secret):
+                    break
+        finally:
+            await deliveries.release_endpoint(conn, endpoint.id)
+        return True
+
+    async def _send(
+        self,
+        conn: asyncpg.Connection,
+        session: aiohttp.ClientSession,
+        endpoint: deliveries.Endpoint,
+        head: deliveries.Head,
+        secret: str,
+    ) -> bool:
+        """One attempt at the head, recorded; whether it succeeded."""
+        headers = sender.delivery_headers(head.event_id, secret, head.body)
+        result = await sender.attempt(
+            session, self.settings, endpoint.url, headers, head.body
+        )
+        if result.ok:
+            await deliveries.record_success(
+                conn, endpoint.id, head, result.status_code, result.response
+            )
+            return True
+        failure = (result.status_code, result.error, result.response)
+        enabled = await deliveries.record_failure(
+            conn, endpoint.id, head, failure, self.settings
+        )
+        log.warning(
+            "webhook delivery %d to endpoint %d failed: %s%s",
+            head.id,
+            endpoint.id,
+            result.error,
+            "" if enabled else " (endpoint disabled)",
+            extra={"event": "webhook.failed", "event_id": str(head.event_id)},
+        )
+        return False
+
+
+async def _businesses_with_endpoints(pool: asyncpg.Pool) -> list[int]:
+    rows = await pool.fetch("SELECT DISTINCT business_id FROM webhook_endpoints")
+    return [row["business_id"] for row in rows]

@@ -1,0 +1,158 @@
+"""What a delivery attempt does with odd receivers, and what an endpoint's owner can
+do to its deliveries: redirects, big answers, slow answers, erasure, a rotated
+secret and a retried delivery (in process, real PostgreSQL, RabbitMQ, hook_receiver)."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import msgspec
+from aiohttp.test_utils import TestClient
+
+from shared.client import verify_signature
+from shared.config import Settings
+from shared.events import PROFILE_FIELDS
+from tests.integration.scenarios import wait_until
+from tests.integration.webhook_calls import (
+    Headers,
+    call,
+    count_at_least,
+    endpoint,
+    new_business,
+    new_client,
+)
+from tests.integration.webhook_receiver import Receiver
+
+
+async def last_attempt(hook_admin: asyncpg.Pool, endpoint_id: object) -> asyncpg.Record:
+    row = await hook_admin.fetchrow(
+        "SELECT status, attempts, last_status_code, last_error, last_response"
+        " FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id LIMIT 1",
+        endpoint_id,
+    )
+    assert row is not None
+    return row
+
+
+async def one_attempt_made(
+    hook_api: TestClient,
+    headers: Headers,
+    hook_admin: asyncpg.Pool,
+    endpoint_id: object,
+) -> asyncpg.Record:
+    async def attempted() -> bool:
+        count = await hook_admin.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1"
+            " AND attempts >= 1",
+            endpoint_id,
+        )
+        return bool(count)
+
+    await wait_until(attempted, "an attempt")
+    return await last_attempt(hook_admin, endpoint_id)
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(
+    hook_api: TestClient,
+    hook_settings: Settings,
+    hook_admin: asyncpg.Pool,
+    hook_receiver: Receiver,
+) -> None:
+    """The receiver answers 302 to /elsewhere: the attempt fails with HTTP 302 and
+    /elsewhere is never asked."""
+    _, headers = await new_business(hook_settings, hook_admin)
+    hook_receiver.statuses = [302]
+    created = await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
+    await new_client(hook_api, headers, "Redirect Ltd")
+    row = await one_attempt_made(hook_api, headers, hook_admin, created["id"])
+    assert (row["last_status_code"], row["last_error"]) == (302, "HTTP 302")
+    assert hook_receiver.redirected == 0
+
+
+async def test_a_big_answer_is_read_only_up_to_the_bound(
+    hook_api: TestClient,
+    hook_settings: Settings,
+    hook_admin: asyncpg.Pool,
+    hook_receiver: Receiver,
+) -> None:
+    """The receiver answers 200 with 1 MiB: the delivery succeeds and only the
+    first 64 bytes (LEDGER_WEBHOOK_RESPONSE_BYTES_MAX) are kept."""
+    _, headers = await new_business(hook_settings, hook_admin)
+    hook_receiver.answer = b"x" * (1024 * 1024)
+    created = await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
+    await new_client(hook_api, headers, "Big Ltd")
+
+    async def delivered() -> bool:
+        return (await last_attempt(hook_admin, created["id"]))["status"] == "delivered"
+
+    await wait_until(delivered, "the delivery")
+    row = await last_attempt(hook_admin, created["id"])
+    assert (row["last_status_code"], row["last_response"]) == (200, "x" * 64)
+
+
+async def test_a_slow_receiver_times_out(
+    hook_api: TestClient,
+    hook_settings: Settings,
+    hook_admin: asyncpg.Pool,
+    hook_receiver: Receiver,
+) -> None:
+    """The receiver takes 1.5 s with a 1 s timeout: the attempt fails as a timeout,
+    with no status code."""
+    _, headers = await new_business(hook_settings, hook_admin)
+    hook_receiver.delay_s = 1.5
+    created = await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
+    await new_client(hook_api, headers, "Slow Ltd")
+    row = await one_attempt_made(hook_api, headers, hook_admin, created["id"])
+    assert row["last_status_code"] is None
+    assert row["last_error"] == "timeout after 1.0 s"
+
+
+async def test_erasure_scrubs_stored_deliveries_and_a_rotated_secret_signs(
+    hook_api: TestClient,
+    hook_settings: Settings,
+    hook_admin: asyncpg.Pool,
+    hook_receiver: Receiver,
+) -> None:
+    """A client's delivered client.created holds its profile; after the secret is
+    rotated and the client erased, every stored body of that client has its profile
+    fields null, the client.erased delivery verifies with the new secret only, and a
+    retried delivery is sent again with the same event id."""
+    _, headers = await new_business(hook_settings, hook_admin)
+    created = await endpoint(hook_api, headers, hook_receiver.url, ["client.*"])
+    client_id = await new_client(hook_api, headers, "Erased Ltd")
+    await wait_until(lambda: count_at_least(hook_receiver, 1), "client.created")
+    assert (
+        msgspec.json.decode(hook_receiver.requests[0].body)["payload"]["first_name"]
+        == "Ama"
+    )
+    path = f"/api/v3/webhooks/{created['id']}"
+    status, rotated = await call(hook_api, "POST", path + "/rotate-secret", headers)
+    assert status == 200 and rotated["secret"] != created["secret"]
+    status, _ = await call(
+        hook_api, "POST", f"/api/v3/clients/{client_id}/erase", headers, {}
+    )
+    assert status in (200, 201)
+    await wait_until(lambda: count_at_least(hook_receiver, 2), "client.erased")
+    erased = hook_receiver.requests[1]
+    assert msgspec.json.decode(erased.body)["type"] == "client.erased"
+    new, old = str(rotated["secret"]), str(created["secret"])
+    assert verify_signature(new, erased.signature, erased.body, time.time())
+    assert not verify_signature(old, erased.signature, erased.body, time.time())
+    bodies = await hook_admin.fetch(
+        "SELECT body FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id",
+        created["id"],
+    )
+    first = msgspec.json.decode(bodies[0]["body"])["payload"]
+    assert {name: first.get(name, None) for name in PROFILE_FIELDS} == dict.fromkeys(
+        PROFILE_FIELDS
+    )
+    first_id = await hook_admin.fetchval(
+        "SELECT min(id) FROM webhook_deliveries WHERE endpoint_id = $1", created["id"]
+    )
+    status, retried = await call(
+        hook_api, "POST", f"{path}/deliveries/{first_id}/retry", headers
+    )
+    assert status == 202 and retried["status"] == "pending"
+    await wait_until(lambda: count_at_least(hook_receiver, 3), "the retried delivery")
+    assert hook_receiver.requests[2].event_id == hook_receiver.requests[0].event_id
