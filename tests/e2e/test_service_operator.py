@@ -115,16 +115,16 @@ def command_line(pid: int) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists children through /proc")
-async def test_run_starts_the_api_the_relay_and_one_projector(
+async def test_run_starts_the_api_the_relay_one_projector_and_the_two_workers(
     ledger: LedgerService,
 ) -> None:
     """Proves `ledger run` supervises one child per role, each a `services.cli.main`
-    process, and one projector (it applies every projection), by reading the
-    supervisor's children from /proc."""
+    process: one projector (it applies every projection), the monitor and the
+    webhook worker, by reading the supervisor's children from /proc."""
     roles = sorted(
         " ".join(command_line(child)[3:]) for child in children_of(ledger.process.pid)
     )
-    assert roles == ["api", "projector", "relay"]
+    assert roles == ["api", "monitor", "projector", "relay", "webhooks"]
 
 
 async def _client_events_from_our_own_queue(

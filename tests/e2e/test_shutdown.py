@@ -40,10 +40,10 @@ async def test_children_stop_by_themselves_when_the_supervisor_is_killed(
     own_ledger: LedgerService,
 ) -> None:
     """Proves no process outlives a supervisor killed with SIGKILL (which can forward
-    no signal), by killing the supervisor alone and waiting until its three children
-    (API, relay, projector) have exited on their own."""
+    no signal), by killing the supervisor alone and waiting until its five children
+    (API, relay, projector, monitor, webhooks) have exited on their own."""
     children = children_of(own_ledger.process.pid)
-    assert len(children) == 3
+    assert len(children) == 5
 
     os.kill(own_ledger.process.pid, signal.SIGKILL)
     own_ledger.process.wait()

@@ -42,7 +42,7 @@ async def test_ctrl_c_to_the_process_group_lets_an_in_flight_request_finish(
     is left."""
     business = await create_business(own_ledger)
     children = children_of(own_ledger.process.pid)
-    assert len(children) == 3  # api, relay, the projector
+    assert len(children) == 5  # api, relay, the projector, monitor, webhooks
     admin = await asyncpg.connect(own_ledger.environment.admin_url)
     try:
         async with aiohttp.ClientSession(

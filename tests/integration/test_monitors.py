@@ -186,7 +186,8 @@ async def test_the_state_is_not_reset_while_a_monitor_process_runs(
             return bool(
                 await pool.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND objid = $1 AND granted",
+                    " AND objid = $1 AND granted AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())",
                     MONITOR_LOCK,
                 )
             )

@@ -21,7 +21,7 @@ from tests.e2e.supervisor import children_of, launch
 from tests.support.environment import create_environment, drop_environment
 
 GONE_DEADLINE_S = 30.0
-ROLES = 3  # api, relay, projector
+ROLES = 5  # api, relay, projector, monitor, webhooks
 
 
 def _alive(pid: int) -> bool:
