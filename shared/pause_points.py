@@ -5,8 +5,8 @@ of luck.
 
 TEST-ONLY. `LEDGER_TEST_PAUSE_AT=<point>` is read once, when `ledger api`, `ledger
 relay`, `ledger projector`, `ledger monitor` or `ledger webhooks` starts (`arm`);
-unset, as in every deployment, each point is an immediate return. Nothing in the HTTP API can set or
-reach it. The points:
+unset, as in every deployment, each point is an immediate return. Nothing in the HTTP
+API can set or reach it. The points:
 
 - `api.before_commit`: a write's rows (an appender batch's or an import's) are
   inserted, its transaction still open (services/command_api/commit.py);
