@@ -1,12 +1,12 @@
 """Test-only pause points (hops 2, 4 and 5): hold a real `ledger api`, relay,
-projector or monitor process at a named moment, so that an end-to-end test can
-SIGKILL it (or cut its database connection) exactly there instead of at a moment of
-luck.
+projector, monitor or webhooks process at a named moment, so that an end-to-end test
+can SIGKILL it (or cut its database connection) exactly there instead of at a moment
+of luck.
 
 TEST-ONLY. `LEDGER_TEST_PAUSE_AT=<point>` is read once, when `ledger api`, `ledger
-relay`, `ledger projector` or `ledger monitor` starts (`arm`); unset, as in every
-deployment, each point is an immediate return. Nothing in the HTTP API can set or
-reach it. The points:
+relay`, `ledger projector`, `ledger monitor` or `ledger webhooks` starts (`arm`);
+unset, as in every deployment, each point is an immediate return. Nothing in the HTTP
+API can set or reach it. The points:
 
 - `api.before_commit`: a write's rows (an appender batch's or an import's) are
   inserted, its transaction still open (services/command_api/commit.py);
@@ -17,7 +17,10 @@ reach it. The points:
   not committed;
 - `projector.after_commit`: the batch's transaction has committed, nothing is acked;
 - `monitor.before_commit`: a batch's crossings are appended as monitor.triggered
-  events, with its figures and cursor, inside its transaction, not committed.
+  events, with its figures and cursor, inside its transaction, not committed;
+- `webhooks.after_send`: a receiver has answered a delivery with a 2xx, the delivery
+  row not yet marked delivered (services/webhooks/worker.py): the at-least-once
+  window, where a crash makes the next worker send that delivery again.
 
 The first command or batch with events to reach the armed point logs `test pause at
 <point>` (the line a test waits for) and waits until the process receives SIGUSR1;
@@ -41,6 +44,7 @@ POINTS = (
     "projector.before_commit",
     "projector.after_commit",
     "monitor.before_commit",
+    "webhooks.after_send",
 )
 _armed: list[str] = []  # the one point this process pauses at, until reached
 

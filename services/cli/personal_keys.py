@@ -5,8 +5,10 @@ An erasure is a command like any other, decided and appended by an appender of i
 own on the admin pool (as `ledger business create` makes a business's category), with
 `cli` as its principal. A rotation re-wraps, under the current master key, every
 client key wrapped by another (LEDGER_MASTER_PREVIOUS_KEYS, or the key derived from
-the hash chain's key), a batch at a time, each batch in its own transaction. It never
-touches an event: the client keys themselves do not change.
+the hash chain's key), then re-seals every webhook endpoint's secret sealed by
+another (services/webhooks/secrets.py), a batch at a time, each batch in its own
+transaction. It never touches an event: the client keys and the secrets themselves
+do not change, so receivers keep verifying with the secret they hold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncpg
 
 from services import bootstrap
 from services.command_api.appender import Appender
+from services.webhooks.secrets import resealed
 from shared import events as e
 from shared import personal_data
 from shared.clock import clock_from
@@ -77,29 +80,32 @@ async def erase_client(
 
 
 async def rotate_master_key(settings: Settings) -> int:
-    """Re-wrap every client key not wrapped by the current master key."""
+    """Re-wrap every client key, and re-seal every webhook secret, not wrapped by the
+    current master key."""
     current = settings_master_keys(settings).current
-    rewrapped = 0
+    counts = {"client keys": 0, "webhook secrets": 0}
+    batches = {"client keys": _rewrap_batch, "webhook secrets": _reseal_batch}
     async with bootstrap.admin_connection(settings) as conn:
-        while True:
+        for kind, rewrap in batches.items():
             try:
-                batch = await _rewrap_batch(conn, current)
+                while batch := await rewrap(conn, current):
+                    counts[kind] += batch
             except personal_data.PersonalDataError as error:  # that batch rolled back
                 print(
                     f"ledger: {error}; give it in LEDGER_MASTER_PREVIOUS_KEYS and run"
-                    f" again ({rewrapped} client keys re-wrapped so far)",
+                    f" again ({_counted(counts)} re-wrapped so far)",
                     file=sys.stderr,
                 )
                 return 1
-            if not batch:
-                break
-            rewrapped += batch
     print(
-        f"ledger: {rewrapped} client keys re-wrapped under master key"
-        f" {current.id.hex()}",
+        f"ledger: {_counted(counts)} re-wrapped under master key {current.id.hex()}",
         file=sys.stderr,
     )
     return 0
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return " and ".join(f"{count} {kind}" for kind, count in counts.items())
 
 
 async def _rewrap_batch(
@@ -118,6 +124,35 @@ async def _rewrap_batch(
             "UPDATE client_keys SET wrapped = $3"
             " WHERE business_id = $1 AND stream_id = $2",
             [_rewrapped(current, *row.values()) for row in rows],
+        )
+    return len(rows)
+
+
+async def _reseal_batch(
+    conn: asyncpg.Connection, current: personal_data.MasterKey
+) -> int:
+    """Re-seal up to ROTATE_BATCH webhook secrets in one transaction; how many. FOR
+    UPDATE: a secret rotated through the API meanwhile waits for this transaction
+    (and its new secret, sealed under the API's current key, is then kept)."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, business_id, secret_sealed FROM webhook_endpoints"
+            " WHERE substring(secret_sealed FOR $1) <> $2 LIMIT $3 FOR UPDATE",
+            personal_data.MASTER_ID_BYTES,
+            current.id,
+            ROTATE_BATCH,
+        )
+        await conn.executemany(
+            "UPDATE webhook_endpoints SET secret_sealed = $2 WHERE id = $1",
+            [
+                (
+                    row["id"],
+                    resealed(
+                        current, row["business_id"], row["id"], row["secret_sealed"]
+                    ),
+                )
+                for row in rows
+            ],
         )
     return len(rows)
 
@@ -145,8 +180,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     erase.add_argument("--business", type=int, help="its business (by default: found)")
     erase.add_argument("--json", action="store_true")
     master = sub.add_parser(
-        "master-key", help="the master key of the client keys"
+        "master-key", help="the master key of the client keys and webhook secrets"
     ).add_subparsers(dest="action", required=True)
     master.add_parser(
-        "rotate", help="re-wrap every client key under the current master key"
+        "rotate",
+        help="re-wrap every client key and webhook secret under the current master key",
     )

@@ -36,6 +36,7 @@ from aio_pika.abc import (
 
 from services.webhooks import deliveries, sender
 from services.webhooks.secrets import open_secret
+from shared import pause_points
 from shared.bus import webhook_queue
 from shared.config import Settings
 
@@ -173,6 +174,7 @@ class WebhookWorker:
             session, self.settings, endpoint.url, headers, head.body
         )
         if result.ok:
+            await pause_points.pause("webhooks.after_send")  # test-only, inert
             await deliveries.record_success(
                 conn, endpoint.id, head, result.status_code, result.response
             )

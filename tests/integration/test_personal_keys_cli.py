@@ -125,7 +125,9 @@ async def _rotates(
 
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stderr.endswith(f"under master key {new.id.hex()}\n")
-    assert again.stderr.startswith("ledger: 0 client keys re-wrapped")
+    assert again.stderr.startswith(
+        "ledger: 0 client keys and 0 webhook secrets re-wrapped"
+    )
     masters = await admin.fetch(
         "SELECT DISTINCT substring(wrapped FOR 8) AS master FROM client_keys"
     )

@@ -41,7 +41,8 @@ def test_an_unknown_point_stops_the_start() -> None:
     assert str(refused.value) == (
         "LEDGER_TEST_PAUSE_AT='relay.after_confrm' is not one of"
         " api.before_commit, api.after_commit, relay.after_confirm,"
-        " projector.before_commit, projector.after_commit, monitor.before_commit"
+        " projector.before_commit, projector.after_commit, monitor.before_commit,"
+        " webhooks.after_send"
     )
     assert pause_points._armed == []
 
@@ -54,7 +55,7 @@ def test_a_misspelt_api_point_is_refused_at_start() -> None:
     assert str(raised.value) == (
         "LEDGER_TEST_PAUSE_AT='api.commit' is not one of api.before_commit,"
         " api.after_commit, relay.after_confirm, projector.before_commit,"
-        " projector.after_commit, monitor.before_commit"
+        " projector.after_commit, monitor.before_commit, webhooks.after_send"
     )
 
 
