@@ -4,6 +4,7 @@ openers of their connections (services/bootstrap.py), and run until stopped."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Sequence
@@ -15,12 +16,19 @@ from projections.runner import Projection
 from services import bootstrap
 from services.cli import worker_health
 from services.cli.webhook_worker import wire_webhooks
-from services.monitor.follower import Monitor
+from services.monitor.follower import Monitor, MonitorRunning, reset
 from services.outbox_relay.relay import Relay
 from shared.config import Settings
 from shared.worker.loop import run_until_stopped
 
-__all__ = ["run_worker", "wire_monitor", "wire_projector", "wire_relay"]
+log = logging.getLogger("ledger.monitor")
+__all__ = [
+    "replay_monitor",
+    "run_worker",
+    "wire_monitor",
+    "wire_projector",
+    "wire_relay",
+]
 
 
 def wire_relay(settings: Settings) -> Relay:
@@ -53,14 +61,27 @@ def wire_projector(
     )
 
 
-def wire_monitor(settings: Settings, replay: bool = False) -> Monitor:
+def wire_monitor(settings: Settings) -> Monitor:
     """The monitor process, with the opener of its connection."""
     return Monitor(
         settings.hmac_key.encode(),
         settings.monitor_poll_ms / 1000,
         partial(bootstrap.monitor_connection, settings),
-        replay,
     )
+
+
+async def replay_monitor(settings: Settings) -> None:
+    """`ledger monitor --replay`'s first step: forget the monitor's state, so the
+    process decides every crossing again from the first event; exit 1 while another
+    monitor process runs (stop it, or `ledger run`, first)."""
+    conn = await bootstrap.monitor_connection(settings)
+    try:
+        await reset(conn)
+    except MonitorRunning as refused:
+        log.error("ledger monitor --replay: %s", refused)
+        raise SystemExit(1) from None
+    finally:
+        await conn.close()
 
 
 async def run_worker(settings: Settings, role: str, replay: bool = False) -> None:
@@ -77,7 +98,9 @@ async def run_worker(settings: Settings, role: str, replay: bool = False) -> Non
         if role == "relay":
             await run_until_stopped(wire_relay(settings).run, stop)
         elif role == "monitor":
-            await run_until_stopped(wire_monitor(settings, replay).run, stop)
+            if replay:
+                await replay_monitor(settings)
+            await run_until_stopped(wire_monitor(settings).run, stop)
         elif role == "webhooks":
             await run_until_stopped(wire_webhooks(settings).run, stop)
         else:

@@ -3,11 +3,14 @@
 The body is described by MonitorInput (the OpenAPI document takes its schema from
 it) and read field by field like every command body (request_fields.read), so a 422
 names every invalid field at once. How many monitors a business may have is a
-setting (LEDGER_MONITORS_PER_BUSINESS_MAX), counted on the read model.
+setting (LEDGER_MONITORS_PER_BUSINESS_MAX), counted on the read model while the
+business's creations take turns (room()).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import asyncpg
@@ -102,12 +105,26 @@ def _scope_errors(body: Body) -> dict[str, list[str]]:
     return errors
 
 
-async def require_room(conn: asyncpg.Pool, business_id: int, monitors_max: int) -> None:
-    """Refuse (422) a monitor past the business's bound."""
-    count = await conn.fetchval(
-        "SELECT count(*) FROM rm_monitors WHERE business_id = $1", business_id
-    )
-    if count >= monitors_max:
-        raise ValidationFailed(
-            {"monitors": [f"A business may have at most {monitors_max} monitors."]}
+# Monitor creations of one business take turns (a transaction's advisory lock on this
+# key and the business's id, across API processes), so the count each one reads includes
+# the previous one's monitor: that one has waited until the read models show it.
+_ROOM_LOCK = 7_170_006 << 32
+
+
+@contextlib.asynccontextmanager
+async def room(
+    pool: asyncpg.Pool, business_id: int, monitors_max: int
+) -> AsyncIterator[None]:
+    """Hold the business's turn to create a monitor; refuse (422) past the bound."""
+    key = _ROOM_LOCK | (business_id & 0xFFFF_FFFF)
+    async with pool.acquire() as conn, conn.transaction():
+        # A transaction's lock: released by its end, however the request ends.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+        count = await conn.fetchval(
+            "SELECT count(*) FROM rm_monitors WHERE business_id = $1", business_id
         )
+        if count >= monitors_max:
+            raise ValidationFailed(
+                {"monitors": [f"A business may have at most {monitors_max} monitors."]}
+            )
+        yield

@@ -257,10 +257,10 @@ async def create_monitor(request: web.Request) -> web.Response:
     monitor_id = str(uuids.uuid4())
     command = monitor_bodies.create_monitor(body, business.business_id, monitor_id)
     monitors_max = request.app[SETTINGS].monitors_per_business_max
-    await monitor_bodies.require_room(
+    async with monitor_bodies.room(
         request.app[POOL], business.business_id, monitors_max
-    )
-    return await _execute(request, command, renderers.monitor, raw)
+    ):
+        return await _execute(request, command, renderers.monitor, raw)
 
 
 @routes.delete(MONITOR)

@@ -36,11 +36,12 @@ from shared.store.event_store import (
     read_after,
     save_cursor,
 )
-from shared.store.new_events import StreamHead, chain
+from shared.store.new_events import NewEvent, StreamHead, chain
 
 log = logging.getLogger("ledger.monitor")
 FOLLOWER = "monitors"  # its cursor's name in relay_cursor
 MONITOR_LOCK = 7_170_004  # one monitor process at a time (session advisory lock)
+WRITERS_LOCK = 7_170_005  # every insert into events takes it (migration 0011)
 PRINCIPAL = "ledger:monitor"
 BATCH = 2_000
 SPAN = 50_000  # positions scanned per read at most
@@ -61,30 +62,23 @@ LIMIT $4
 )
 
 
-class Monitor:
-    """`replay`: forget the state first (reset()) and decide every crossing again
-    from the first event (`ledger monitor --replay`)."""
+class MonitorRunning(RuntimeError):
+    """reset() while a monitor process holds its lock."""
 
+
+class Monitor:
     def __init__(
-        self,
-        key: bytes,
-        poll_s: float,
-        open_connection: OpenConnection,
-        replay: bool = False,
+        self, key: bytes, poll_s: float, open_connection: OpenConnection
     ) -> None:
         self._key = key
         self._poll_s = poll_s
         self._open = open_connection
-        self._replay = replay
         self._woken = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         conn = await self._open()
         try:
             await conn.execute("SELECT pg_advisory_lock($1)", MONITOR_LOCK)
-            if self._replay:
-                await reset(conn)  # the lock is this session's: taken again at once
-                self._replay = False  # a restart after a failure resumes instead
             await conn.add_listener("ledger_events", self._on_notify)
             watch = await watch_tables.load(conn)
             cursor = await load_cursor(conn, FOLLOWER)
@@ -131,9 +125,9 @@ async def step(
         if end == event.position:
             break
     async with conn.transaction():
-        await _record(conn, key, fired)
         await watch_tables.save(conn, watch)
         await save_cursor(conn, FOLLOWER, Cursor(end))
+        await _record(conn, key, fired)  # last: it takes the writers' lock
         if fired:
             await pause_points.pause("monitor.before_commit")  # test-only
     return Cursor(end), True
@@ -160,34 +154,51 @@ async def _record(
     fired: list[tuple[e.MonitorTriggered, e.Envelope]],
 ) -> None:
     """Each crossing not recorded yet, as a monitor.triggered event on its monitor's
-    stream, caused by the event that crossed."""
-    for crossing, cause in fired:
-        new = await conn.fetchval(
-            "INSERT INTO monitor_triggers (monitor_id, client_id, position)"
-            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-            crossing.monitor_id,
-            crossing.client_id,
-            crossing.position,
-        )
-        if not new:
-            continue
+    stream, caused by the event that crossed: all in one statement, at the end of
+    the batch's transaction. The writers' lock (migration 0011) is taken before the
+    streams' heads are read, so the heads are final: an API's monitor.deleted on the
+    same stream commits before it or waits for this COMMIT, and the other writers
+    wait only for this last statement."""
+    if not fired:
+        return
+    recorded = await conn.fetch(
+        "INSERT INTO monitor_triggers (monitor_id, client_id, position)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING monitor_id, client_id, position",
+        [crossing.monitor_id for crossing, _ in fired],
+        [crossing.client_id for crossing, _ in fired],
+        [crossing.position for crossing, _ in fired],
+    )
+    new = {(row["monitor_id"], row["client_id"], row["position"]) for row in recorded}
+    kept = [
+        (crossing, cause)
+        for crossing, cause in fired
+        if (crossing.monitor_id, crossing.client_id, crossing.position) in new
+    ]
+    if not kept:
+        return
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITERS_LOCK)
+    heads = await _heads(conn, {e.monitor_stream(c.monitor_id) for c, _ in kept})
+    appended: list[NewEvent] = []
+    now = dt.datetime.now(dt.UTC)
+    for crossing, cause in kept:
         stream_id = e.monitor_stream(crossing.monitor_id)
-        row = await conn.fetchrow(
-            "SELECT version, hash FROM events WHERE stream_id = $1"
-            " ORDER BY version DESC LIMIT 1",
-            stream_id,
-        )
         metadata = e.Metadata(
             correlation_id=str(uuids.uuid4()),
             causation_id=str(cause.event_id),
             principal=PRINCIPAL,
         )
-        now = dt.datetime.now(dt.UTC)
-        head = StreamHead(row["version"], row["hash"])
-        await append(
-            conn,
-            chain(key, cause.business_id, stream_id, head, [crossing], now, metadata),
+        [event] = chain(
+            key,
+            cause.business_id,
+            stream_id,
+            heads[stream_id],
+            [crossing],
+            now,
+            metadata,
         )
+        heads[stream_id] = StreamHead(event.version, event.hash)
+        appended.append(event)
         log.info(
             "monitor %s: client %d crossed at position %d",
             crossing.monitor_id,
@@ -195,16 +206,28 @@ async def _record(
             crossing.position,
             extra={"event": "monitor.triggered", "monitor_id": crossing.monitor_id},
         )
+    await append(conn, appended)
+
+
+async def _heads(conn: asyncpg.Connection, streams: set[str]) -> dict[str, StreamHead]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (stream_id) stream_id, version, hash FROM events"
+        " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version DESC",
+        sorted(streams),
+    )
+    return {row["stream_id"]: StreamHead(row["version"], row["hash"]) for row in rows}
 
 
 async def reset(conn: asyncpg.Connection) -> None:
-    """Forget the monitor process's state: it decides every crossing again from the
-    first event (the ones recorded stay recorded, and are not recorded twice)."""
+    """Forget the monitor process's state (`ledger monitor --replay`): it decides
+    every crossing again from the first event (the ones recorded stay recorded, and
+    are not recorded twice). Refused while a monitor process runs (MonitorRunning):
+    its state is never pulled from under it."""
     async with conn.transaction():
         if not await conn.fetchval(
             "SELECT pg_try_advisory_xact_lock($1)", MONITOR_LOCK
         ):
-            raise RuntimeError("the monitor process is running: stop it first")
+            raise MonitorRunning("the monitor process is running: stop it first")
         await conn.execute("DELETE FROM monitor_figures")
         await conn.execute("DELETE FROM monitor_watch")
         await save_cursor(conn, FOLLOWER, Cursor())

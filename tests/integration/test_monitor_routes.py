@@ -3,6 +3,8 @@ refusals and the per-business bound; each answer exact, nothing written on a 422
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import msgspec
 
@@ -136,23 +138,28 @@ async def test_bad_monitors_are_refused_with_every_reason_and_write_nothing(
     assert after == before
 
 
-async def test_a_business_may_have_only_so_many_monitors(
+async def test_a_business_may_have_only_so_many_monitors_even_asked_at_once(
     environment: Environment, business: dict
 ) -> None:
-    """With LEDGER_MONITORS_PER_BUSINESS_MAX=2, a third monitor is a 422 naming the
-    bound; deleting one makes room again."""
+    """With LEDGER_MONITORS_PER_BUSINESS_MAX=3, six creations sent at once give
+    exactly three 201s and three 422s naming the bound (the business's creations take
+    turns); deleting one makes room again."""
     settings: Settings = msgspec.structs.replace(
-        environment.settings, monitors_per_business_max=2
+        environment.settings, monitors_per_business_max=3
     )
     headers = business_headers(business)
     body = {"scope": "business", "figure": "balance", "condition": ">=", "amount": 1}
     async with http_client(settings) as service:
-        kept = [await new_monitor(service, headers, **body) for _ in range(2)]
-        status, refused = await post_json(service, "/api/v3/monitors", body, headers)
-        assert (status, refused["errors"]) == (
-            422,
-            {"monitors": ["A business may have at most 2 monitors."]},
+        answers = await asyncio.gather(
+            *(post_json(service, "/api/v3/monitors", body, headers) for _ in range(6))
         )
-        response = await service.delete(f"/api/v3/monitors/{kept[0]}", headers=headers)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [201, 201, 201, 422, 422, 422]
+        refusals = [answer["errors"] for status, answer in answers if status == 422]
+        assert (
+            refusals == [{"monitors": ["A business may have at most 3 monitors."]}] * 3
+        )
+        kept = next(answer["id"] for status, answer in answers if status == 201)
+        response = await service.delete(f"/api/v3/monitors/{kept}", headers=headers)
         assert response.status == 200
         await new_monitor(service, headers, **body)

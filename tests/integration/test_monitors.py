@@ -11,8 +11,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from services.cli.workers import wire_monitor
-from services.monitor.follower import MONITOR_LOCK, reset
+from services.cli.workers import replay_monitor
+from services.monitor.follower import MONITOR_LOCK
 from shared.config import Settings
 from tests.e2e.deadlines import wait_until
 from tests.integration.monitor_calls import (
@@ -160,9 +160,7 @@ async def test_a_replay_decides_every_crossing_again_and_records_none_twice(
         await monitored_to(pool, second)
     recorded = [Trigger(client, 100, first), Trigger(client, 200, second)]
     assert await triggers(pool, monitor) == recorded
-    stopped = asyncio.Event()
-    stopped.set()  # --replay's start, and nothing after it
-    await wire_monitor(environment.settings, replay=True).run(stopped)
+    await replay_monitor(environment.settings)  # --replay's first step
     assert (
         await pool.fetchval(
             "SELECT position FROM relay_cursor WHERE relay = 'monitors'"
@@ -178,8 +176,8 @@ async def test_a_replay_decides_every_crossing_again_and_records_none_twice(
 async def test_the_state_is_not_reset_while_a_monitor_process_runs(
     environment: Environment, pool: asyncpg.Pool
 ) -> None:
-    """reset() (a replay's first step) refuses while another session holds the
-    monitor's lock: the running process's state is never pulled from under it."""
+    """`ledger monitor --replay`'s first step exits 1 while another session holds
+    the monitor's lock: the running process's state is never pulled from under it."""
     async with monitoring(environment.settings):
 
         async def locked() -> bool:
@@ -193,9 +191,9 @@ async def test_the_state_is_not_reset_while_a_monitor_process_runs(
             )
 
         await wait_until(locked, 30, "the monitor holds its lock")
-        async with pool.acquire() as conn:
-            with pytest.raises(RuntimeError, match="the monitor process is running"):
-                await reset(conn)
+        with pytest.raises(SystemExit) as refused:
+            await replay_monitor(environment.settings)
+        assert refused.value.code == 1
 
 
 async def test_a_crossing_is_published_on_rabbitmq(

@@ -35,11 +35,10 @@ async def workers(settings: Settings) -> AsyncIterator[asyncio.Event]:
 
 
 @asynccontextmanager
-async def monitoring(settings: Settings, replay: bool = False) -> AsyncIterator[None]:
-    """Run the monitor process's work (services/monitor/) until the block ends
-    (`replay`: as `ledger monitor --replay`)."""
+async def monitoring(settings: Settings) -> AsyncIterator[None]:
+    """Run the monitor process's work (services/monitor/) until the block ends."""
     stop = asyncio.Event()
-    monitor = wire_monitor(settings, replay)
+    monitor = wire_monitor(settings)
     task = asyncio.ensure_future(run_until_stopped(monitor.run, stop))
     try:
         yield
