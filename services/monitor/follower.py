@@ -40,7 +40,7 @@ from shared.store.new_events import NewEvent, StreamHead, chain
 
 log = logging.getLogger("ledger.monitor")
 FOLLOWER = "monitors"  # its cursor's name in relay_cursor
-MONITOR_LOCK = 7_170_004  # one monitor process at a time (session advisory lock)
+MONITOR_LOCK = 7_170_007  # one monitor process at a time (session advisory lock)
 WRITERS_LOCK = 7_170_005  # every insert into events takes it (migration 0011)
 PRINCIPAL = "ledger:monitor"
 BATCH = 2_000
