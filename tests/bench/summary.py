@@ -21,7 +21,16 @@ from tests.bench.figures import Phase
 from tests.bench.posting_phases import Results
 
 NOISY_CORES = 0.2  # other processes' CPU above which the figures are flagged
-COLUMNS = ("API", "PostgreSQL", "RabbitMQ", "relay", "projectors", "total")
+COLUMNS = (
+    "API",
+    "PostgreSQL",
+    "RabbitMQ",
+    "relay",
+    "projectors",
+    "monitor",
+    "webhooks",
+    "total",
+)
 
 
 def print_ratios(results: Results) -> None:
@@ -59,6 +68,8 @@ def cpu_columns(phase: Phase) -> dict[str, float]:
         "projectors": sum(
             ms for role, ms in per_posting.items() if role.startswith("projector")
         ),
+        "monitor": per_posting.get("monitor", 0.0),
+        "webhooks": per_posting.get("webhooks", 0.0),
         "total": sum(per_posting.values()),
     }
 
