@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import TypeVar
 
 import asyncpg
 
@@ -54,13 +55,14 @@ def _differ(
 
 # A read-model row by its id: the business that owns it, and its checked fields.
 Row = tuple[int, dict[str, Value]]
+RowId = TypeVar("RowId", int, str)
 
 
-def _rows_differ(
+def rows_differ(
     kind: str,
-    stream_of: Callable[[int], str],
-    expected: dict[int, Row],
-    found: dict[int, Row],
+    stream_of: Callable[[RowId], str],
+    expected: dict[RowId, Row],
+    found: dict[RowId, Row],
 ) -> list[Difference]:
     """Each row's fields as folded against as stored; a row on one side only is one
     difference, in the field `row` (present or absent)."""
@@ -75,7 +77,7 @@ def _rows_differ(
     return differences
 
 
-def _where(business_id: int | None) -> tuple[str, list[object]]:
+def where_business(business_id: int | None) -> tuple[str, list[object]]:
     return (
         ("WHERE business_id = $1", [business_id])
         if business_id is not None
@@ -86,7 +88,7 @@ def _where(business_id: int | None) -> tuple[str, list[object]]:
 async def check_clients(
     conn: asyncpg.Connection, folds: Folds, business_id: int | None
 ) -> list[Difference]:
-    where, args = _where(business_id)
+    where, args = where_business(business_id)
     columns = ", ".join(("client_id", *_CLIENT_FIELDS))
     rows = await conn.fetch(f"SELECT {columns} FROM rm_clients {where}", *args)
     found = {
@@ -103,7 +105,7 @@ async def check_clients(
         )
         for client_id, state in folds.clients.items()
     }
-    return _rows_differ("client", e.client_stream, expected, found)
+    return rows_differ("client", e.client_stream, expected, found)
 
 
 def _plain(row: dict[str, object]) -> dict[str, Value]:
@@ -117,7 +119,7 @@ def _plain(row: dict[str, object]) -> dict[str, Value]:
 async def check_categories(
     conn: asyncpg.Connection, folds: Folds, business_id: int | None
 ) -> list[Difference]:
-    where, args = _where(business_id)
+    where, args = where_business(business_id)
     rows = await conn.fetch(
         f"SELECT category_id, business_id, name, customer_count FROM rm_categories"
         f" {where}",
@@ -140,7 +142,7 @@ async def check_categories(
         )
         for category_id, state in folds.categories.items()
     }
-    return _rows_differ("category", e.category_stream, expected, found)
+    return rows_differ("category", e.category_stream, expected, found)
 
 
 _SUMMARY = """
@@ -208,7 +210,7 @@ _DIGEST = """,
 async def check_statements(
     conn: asyncpg.Connection, folds: Folds, business_id: int | None
 ) -> list[Difference]:
-    where, args = _where(business_id)
+    where, args = where_business(business_id)
     found: dict[int, dict[str, Value]] = defaultdict(dict)
     for table, prefix in (
         ("rm_transactions", "transaction"),

@@ -15,6 +15,7 @@ import msgspec
 
 from shared import domain
 from shared import events as e
+from shared.monitors import MonitorState, evolve_monitor
 
 
 class Lines(msgspec.Struct):
@@ -45,6 +46,7 @@ class Folds:
         self.clients: dict[int, domain.ClientState] = {}
         self.lines: dict[int, Lines] = {}
         self.categories: dict[int, domain.CategoryState] = {}
+        self.monitors: dict[str, MonitorState] = {}
 
     def add(self, event: e.Envelope) -> None:
         """Fold one event (in stream order); a broken rule raises AssertionError."""
@@ -54,6 +56,11 @@ class Folds:
                 self.categories[payload.category_id] = domain.evolve_category(
                     None, event
                 )
+            return
+        if event.stream_id.startswith("monitor-"):
+            if event.version <= self._tracked.get(("balances", event.stream_id), 0):
+                state = evolve_monitor(self.monitors.get(event.stream_id), event)
+                self.monitors[event.stream_id] = state
             return
         client_id = getattr(payload, "client_id", None)
         if client_id is None or not event.stream_id.startswith("client-"):

@@ -25,6 +25,7 @@ from services.audit.figures import (
     check_summaries,
 )
 from services.audit.folds import Folds
+from services.audit.monitors import check_monitors
 from services.audit.report import Difference, Report
 from shared import events as e
 from shared.keyring import Keyring
@@ -76,7 +77,7 @@ async def verify(
             )
         ]
         differences += await check_heads(conn, heads)
-        for check in (check_clients, check_categories, check_summaries):
+        for check in (check_clients, check_categories, check_summaries, check_monitors):
             differences += await check(conn, folds, business_id)
         differences += await check_statements(conn, folds, business_id)
     return Report(

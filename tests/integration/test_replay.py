@@ -87,6 +87,7 @@ async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[in
     )
     assert imported.status == 201, await imported.text()
     vip = (await book.post("/api/v3/clients/category", {"name": "VIP"}))["id"]
+    await _monitors(api, book, vip)
     clients = []
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     for n in range(40):
@@ -128,6 +129,17 @@ async def history(api: TestClient, replayed: Environment) -> tuple[Book, list[in
     return book, sorted({*every[:: max(1, len(every) // 30)], *clients[:10]})
 
 
+async def _monitors(api: TestClient, book: Book, category_id: int) -> None:
+    """Monitors live in the balances projection too (rm_monitors): one kept, one
+    deleted."""
+    line = {"figure": "balance", "condition": ">=", "amount": "12.50"}
+    kept = {"scope": "category", "category_id": category_id, **line}
+    await book.post("/api/v3/monitors", kept)
+    gone = await book.post("/api/v3/monitors", {"scope": "business", **line})
+    deleted = await api.delete(f"/api/v3/monitors/{gone['id']}", headers=book.headers)
+    assert deleted.status == 200
+
+
 @pytest.fixture(scope="module")
 async def history_book(
     api: TestClient, replayed: Environment
@@ -159,6 +171,7 @@ async def answers(book: Book, clients: list[int]) -> dict[str, bytes]:
         "/api/v3/clients/aging",
         "/api/v3/clients/aging?terms_days=30",
         f"/api/v3/clients/aging?as_of={_yesterday()}",
+        "/api/v3/monitors",
     ]
     for client_id in clients:
         paths += [
