@@ -144,6 +144,7 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 def address_problem(text: str) -> str | None:
     """Why an endpoint may not be reached at this address, or None. Only addresses
     on the public internet: not loopback, private, shared (CGNAT), link-local,
+    site-local (fec0::/10, deprecated but still routed inside some networks),
     unspecified, multicast, reserved nor a cloud metadata address, and an IPv6 form
     that embeds an IPv4 address (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4,
     Teredo) is judged by the IPv4 address it carries."""
@@ -161,6 +162,7 @@ def address_problem(text: str) -> str | None:
         address.is_loopback
         or address.is_private
         or address.is_link_local
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
         or address.is_unspecified
         or address.is_multicast
         or address.is_reserved

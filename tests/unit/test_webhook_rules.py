@@ -100,6 +100,8 @@ def test_a_signature_verifies_and_fails_when_anything_changes() -> None:
         "::",
         "fd00:ec2::254",
         "fe80::1",
+        "fec0::1",
+        "feff:ffff::1",
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "64:ff9b::a9fe:a9fe",
@@ -107,8 +109,8 @@ def test_a_signature_verifies_and_fails_when_anything_changes() -> None:
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
-    """Given loopback, private, link-local, metadata, reserved and embedded forms,
-    each is refused."""
+    """Given loopback, private, link-local, site-local, metadata, reserved and
+    embedded forms, each is refused."""
     assert address_problem(address) is not None
 
 
