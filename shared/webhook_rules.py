@@ -26,6 +26,10 @@ import msgspec
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$")
 PATTERN_LENGTH_MAX = 100
 URL_LENGTH_MAX = 2048
+# DNS's bounds on a name (RFC 1035): labels of 1 to 63 octets, 253 in all (without the
+# root's trailing dot). Past them the resolver raises UnicodeError, not a lookup error.
+HOST_LENGTH_MAX = 253
+LABEL_LENGTH_MAX = 63
 URL_SCHEMES = ("http", "https")
 # Cloud metadata services, refused by name even where a rule below would let them
 # through (each is also link-local or private today).
@@ -115,8 +119,30 @@ def url_problem(url: str) -> str | None:
         return "The URL may not hold a user name or password"
     if not parts.hostname:
         return "The URL has no host"
+    if (problem := host_problem(parts.hostname)) is not None:
+        return problem
     if parts.fragment:
         return "The URL may not have a fragment"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` (a URL's, brackets removed) is neither an IP literal nor a name
+    DNS can look up, or None."""
+    if literal_address(host) is not None:
+        return None
+    name = host.removesuffix(".")
+    if len(name) > HOST_LENGTH_MAX:
+        return f"The URL's host is at most {HOST_LENGTH_MAX} characters"
+    if any(not 1 <= len(label) <= LABEL_LENGTH_MAX for label in name.split(".")):
+        return (
+            "Each dot-separated part of the URL's host is 1 to"
+            f" {LABEL_LENGTH_MAX} characters"
+        )
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return "The URL's host is not a valid host name"
     return None
 
 

@@ -70,7 +70,7 @@ async def check_url_addresses(url: str, port: int | None) -> None:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, ValueError):  # ValueError: UnicodeError (IDNA)
         raise invalid("url", f"The URL's host {host} does not resolve.") from None
     for info in infos:
         problem = address_problem(str(info[4][0]))

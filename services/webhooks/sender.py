@@ -2,8 +2,9 @@
 
 Success is any 2xx. Everything else fails the attempt and is kept in the delivery
 log: a 3xx (redirects are never followed: the Location could name any address), a
-4xx or 5xx, a connection refused or reset, an address refused (services/webhooks/
-addresses.py), or no whole answer within LEDGER_WEBHOOK_TIMEOUT_S. At most
+4xx or 5xx, a connection refused or reset, a host that cannot be looked up, an address
+refused (services/webhooks/addresses.py), or no whole answer within
+LEDGER_WEBHOOK_TIMEOUT_S. At most
 LEDGER_WEBHOOK_RESPONSE_BYTES_MAX bytes of the answer's body are read; the rest is
 never read (the connection is closed instead of reused).
 """
@@ -84,7 +85,9 @@ async def attempt(
             status = response.status
     except TimeoutError:
         return Attempt(ok=False, error=f"timeout after {settings.webhook_timeout_s} s")
-    except (aiohttp.ClientError, OSError) as error:
+    except (aiohttp.ClientError, OSError, ValueError) as error:
+        # ValueError: a host the IDNA codec refuses (UnicodeError), raised by yarl
+        # or the resolver rather than as a ClientError.
         text = f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX]
         return Attempt(ok=False, error=text)
     text = head.decode("utf-8", errors="replace")

@@ -8,10 +8,14 @@ import time
 
 import asyncpg
 import msgspec
+import pytest
 from aiohttp.test_utils import TestClient
 
+from services.webhooks import sender
+from services.webhooks.addresses import check_url_addresses
 from shared.client import verify_signature
 from shared.config import Settings
+from shared.errors import ValidationFailed
 from shared.events import PROFILE_FIELDS
 from tests.integration.scenarios import wait_until
 from tests.integration.webhook_calls import (
@@ -156,3 +160,21 @@ async def test_erasure_scrubs_stored_deliveries_and_a_rotated_secret_signs(
     assert status == 202 and retried["status"] == "pending"
     await wait_until(lambda: count_at_least(hook_receiver, 3), "the retried delivery")
     assert hook_receiver.requests[2].event_id == hook_receiver.requests[0].event_id
+
+
+async def test_a_host_dns_cannot_look_up_fails_the_attempt_and_the_check(
+    hook_settings: Settings,
+) -> None:
+    """A host with a 64-character label (the IDNA codec's UnicodeError, a
+    ValueError) fails one attempt with an error, private addresses allowed or not,
+    and is a 422 on `url` when the API resolves it, never an exception."""
+    url = "http://" + "a" * 64 + ".example.com/hook"
+    strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
+    for settings in (hook_settings, strict):
+        async with sender.client_session(settings) as session:
+            result = await sender.attempt(session, settings, url, {}, b"{}")
+        assert (result.ok, result.status_code) == (False, None)
+        assert result.error is not None and result.error.startswith("UnicodeError: ")
+    with pytest.raises(ValidationFailed) as refused:
+        await check_url_addresses(url, 80)
+    assert list(refused.value.errors) == ["url"]

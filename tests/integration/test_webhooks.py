@@ -152,8 +152,8 @@ async def test_private_and_metadata_addresses_are_refused_when_not_allowed(
     hook_environment: Environment, hook_settings: Settings, hook_admin: asyncpg.Pool
 ) -> None:
     """With LEDGER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=0 every loopback, private,
-    metadata or mapped-IPv6 URL (and a malformed one) is a 422 on `url`, and no
-    endpoint is written."""
+    metadata or mapped-IPv6 URL (and a malformed one, a 64-character host label
+    among them) is a 422 on `url`, and no endpoint is written."""
     strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
     business_id, headers = await new_business(hook_settings, hook_admin)
     urls = [
@@ -167,6 +167,7 @@ async def test_private_and_metadata_addresses_are_refused_when_not_allowed(
         "http://[::1]/hook",
         "https://user:pw@example.com/hook",
         "ftp://example.com/hook",
+        "http://" + "a" * 64 + ".example.com/hook",
     ]
     async with http_client(strict) as client:
         for url in urls:

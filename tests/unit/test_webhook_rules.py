@@ -130,13 +130,26 @@ def test_public_addresses_are_allowed(address: str) -> None:
         "https://example.com/" + "a" * 2048,
         "https://exa mple.com/",
         "https://example.com:99999/",
+        "https://" + "a" * 64 + ".example.com/",
+        "https://a..example.com/",
+        "https://" + ("a" * 63 + ".") * 4 + "com/",
     ],
 )
 def test_a_url_of_the_wrong_shape_is_refused(url: str) -> None:
-    """Given another scheme, userinfo, no host, too long, spaces or a bad port."""
+    """Given another scheme, userinfo, no host, too long, spaces, a bad port, a host
+    label of 64 characters or none, or a host over 253 characters."""
     assert url_problem(url) is not None
 
 
 def test_a_plain_https_url_is_accepted() -> None:
     """Given an https URL with a port, path and query, no problem."""
     assert url_problem("https://hooks.example.com:8443/in?x=1") is None
+
+
+def test_a_host_at_dns_bounds_is_accepted() -> None:
+    """Given 63-character labels making 253 characters (and a root dot), and an
+    IPv6 literal, no problem."""
+    host = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(host) == 253
+    assert url_problem(f"https://{host}./hook") is None
+    assert url_problem("https://[2606:2800:220:1::1]:8443/hook") is None
