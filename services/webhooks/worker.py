@@ -39,11 +39,14 @@ from services.webhooks.secrets import open_secret
 from shared import pause_points
 from shared.bus import webhook_queue
 from shared.config import Settings
+from shared.personal_data import PersonalDataError
 
 log = logging.getLogger("ledger.webhooks")
 PREFETCH = 100
 # Deliveries a sender sends to one endpoint before it lets its claim go.
 DELIVERIES_PER_CLAIM = 100
+# The attempt's error when the endpoint's secret does not open (the worker logs why).
+SECRET_ERROR = "the endpoint's secret cannot be opened by the worker (master key)"
 _header = msgspec.json.Decoder(deliveries.EventHeader)
 
 
@@ -147,9 +150,7 @@ class WebhookWorker:
         if endpoint is None:
             return False
         try:
-            secret = open_secret(
-                endpoint.business_id, endpoint.id, endpoint.secret_sealed
-            )
+            secret = _opened_secret(endpoint)
             for _ in range(DELIVERIES_PER_CLAIM):
                 head = await deliveries.due_head(conn, endpoint.id)
                 if head is None:
@@ -166,13 +167,10 @@ class WebhookWorker:
         session: aiohttp.ClientSession,
         endpoint: deliveries.Endpoint,
         head: deliveries.Head,
-        secret: str,
+        secret: str | None,
     ) -> bool:
         """One attempt at the head, recorded; whether it succeeded."""
-        headers = sender.delivery_headers(head.event_id, secret, head.body)
-        result = await sender.attempt(
-            session, self.settings, endpoint.url, headers, head.body
-        )
+        result = await self._attempt(session, endpoint, head, secret)
         if result.ok:
             await pause_points.pause("webhooks.after_send")  # test-only, inert
             await deliveries.record_success(
@@ -192,6 +190,56 @@ class WebhookWorker:
             extra={"event": "webhook.failed", "event_id": str(head.event_id)},
         )
         return False
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: deliveries.Endpoint,
+        head: deliveries.Head,
+        secret: str | None,
+    ) -> sender.Attempt:
+        """One attempt at the head; never raises (cancellation aside).
+
+        This is a process edge for one endpoint: whatever goes wrong here that is the
+        worker's own (a secret that does not open, an error sender.attempt does not
+        expect) fails this endpoint's attempt only. It is logged with the endpoint and
+        the event, recorded as a failed attempt like any other (so the backoff and the
+        disable rule apply), and the other senders and the intake run on: an error
+        escaping the task group would cancel them all, and their attempts in flight
+        would be sent again after the restart.
+        """
+        if secret is None:
+            return sender.Attempt(ok=False, error=SECRET_ERROR)
+        try:
+            headers = sender.delivery_headers(head.event_id, secret, head.body)
+            return await sender.attempt(
+                session, self.settings, endpoint.url, headers, head.body
+            )
+        except Exception as error:  # one endpoint's edge (see the docstring)
+            log.exception(
+                "webhook delivery %d to endpoint %d: unexpected error",
+                head.id,
+                endpoint.id,
+                extra={"event": "webhook.error", "event_id": str(head.event_id)},
+            )
+            return sender.Attempt(
+                ok=False, error=f"worker error: {type(error).__name__} (logged)"
+            )
+
+
+def _opened_secret(endpoint: deliveries.Endpoint) -> str | None:
+    """The endpoint's secret; None, logged, when it does not open (sealed under a
+    master key this process was not given, or damaged): its attempts then fail."""
+    try:
+        return open_secret(endpoint.business_id, endpoint.id, endpoint.secret_sealed)
+    except PersonalDataError as error:
+        log.error(
+            "webhook endpoint %d: its secret does not open: %s",
+            endpoint.id,
+            error,
+            extra={"event": "webhook.secret"},
+        )
+        return None
 
 
 async def _businesses_with_endpoints(pool: asyncpg.Pool) -> list[int]:
