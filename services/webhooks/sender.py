@@ -17,7 +17,11 @@ import uuid
 import aiohttp
 import msgspec
 
-from services.webhooks.addresses import PublicResolver, literal_problem
+from services.webhooks.addresses import (
+    AddressRefused,
+    PublicResolver,
+    literal_problem,
+)
 from shared.client.webhook_signature import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -88,12 +92,20 @@ async def attempt(
     except (aiohttp.ClientError, OSError, ValueError) as error:
         # ValueError: a host the IDNA codec refuses (UnicodeError), raised by yarl
         # or the resolver rather than as a ClientError.
-        text = f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX]
-        return Attempt(ok=False, error=text)
+        return Attempt(ok=False, error=_error_text(error))
     text = head.decode("utf-8", errors="replace")
     if 200 <= status < 300:
         return Attempt(ok=True, status_code=status, response=text)
     return Attempt(ok=False, status_code=status, error=f"HTTP {status}", response=text)
+
+
+def _error_text(error: Exception) -> str:
+    """What the delivery log says of a connection that failed: an address refused
+    as such (the host only: services/webhooks/addresses.py), else the error."""
+    cause = getattr(error, "os_error", error)  # aiohttp wraps the resolver's error
+    if isinstance(cause, AddressRefused):
+        return f"address refused: {cause}"[:ERROR_LENGTH_MAX]
+    return f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX]
 
 
 async def _head(response: aiohttp.ClientResponse, bytes_max: int) -> bytes:

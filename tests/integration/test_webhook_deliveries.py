@@ -178,3 +178,25 @@ async def test_a_host_dns_cannot_look_up_fails_the_attempt_and_the_check(
     with pytest.raises(ValidationFailed) as refused:
         await check_url_addresses(url, 80)
     assert list(refused.value.errors) == ["url"]
+
+
+async def test_a_refusal_names_the_host_never_what_it_resolved_to(
+    hook_settings: Settings,
+) -> None:
+    """With private addresses refused, an attempt to localhost fails with an error
+    naming the host only, and checking the URL is a 422 that says the host resolves
+    to a refused address without saying which (the addresses go to the log)."""
+    strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
+    url = "http://localhost:9/hook"
+    async with sender.client_session(strict) as session:
+        result = await sender.attempt(session, strict, url, {}, b"{}")
+    assert (result.ok, result.status_code, result.error) == (
+        False,
+        None,
+        "address refused: localhost resolves to a refused address",
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        await check_url_addresses(url, 9)
+    assert refused.value.errors == {
+        "url": ["The URL's host resolves to a refused address."]
+    }
