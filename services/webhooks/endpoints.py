@@ -19,7 +19,8 @@ _ENDPOINT = (
 )
 _DELIVERY = (
     "id, event_id, event_type, event_position, status, attempts, last_status_code,"
-    " last_error, created_at, first_attempt_at, last_attempt_at, delivered_at,"
+    " last_error, last_response, created_at, first_attempt_at, last_attempt_at,"
+    " delivered_at,"
     " CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at"
 )
 

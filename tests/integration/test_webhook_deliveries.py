@@ -81,18 +81,31 @@ async def test_a_big_answer_is_read_only_up_to_the_bound(
     hook_receiver: Receiver,
 ) -> None:
     """The receiver answers 200 with 1 MiB: the delivery succeeds and only the
-    first 64 bytes (LEDGER_WEBHOOK_RESPONSE_BYTES_MAX) are kept."""
+    first 64 bytes (LEDGER_WEBHOOK_RESPONSE_BYTES_MAX) are kept, and shown in the
+    delivery log."""
     _, headers = await new_business(hook_settings, hook_admin)
     hook_receiver.answer = b"x" * (1024 * 1024)
     created = await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
     await new_client(hook_api, headers, "Big Ltd")
 
     async def delivered() -> bool:
-        return (await last_attempt(hook_admin, created["id"]))["status"] == "delivered"
+        status = await hook_admin.fetchval(
+            "SELECT status FROM webhook_deliveries WHERE endpoint_id = $1",
+            created["id"],
+        )
+        return bool(status == "delivered")
 
     await wait_until(delivered, "the delivery")
     row = await last_attempt(hook_admin, created["id"])
     assert (row["last_status_code"], row["last_response"]) == (200, "x" * 64)
+    path = f"/api/v3/webhooks/{created['id']}/deliveries"
+    status, page = await call(hook_api, "GET", path, headers)
+    [shown] = page["data"]  # type: ignore[misc]
+    assert (status, shown["last_status_code"], shown["last_response"]) == (
+        200,
+        200,
+        "x" * 64,
+    )
 
 
 async def test_a_slow_receiver_times_out(
