@@ -1,0 +1,124 @@
+"""The worker's writes to the delivery rows, against the real PostgreSQL with no
+worker running (this module never starts the service): the test plays the sender,
+reading a head and recording its outcome, with the owner's calls in between."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from services.cli.businesses import provision_business
+from services.webhooks import deliveries, endpoints
+from shared.config import Settings
+
+
+async def new_endpoint(settings: Settings, admin: asyncpg.Pool) -> tuple[int, int]:
+    """A business and an endpoint of it that takes every event: their ids."""
+    created = await provision_business(settings, f"Rows {uuid.uuid4().hex[:8]}")
+    business_id = int(str(created["business_id"]))
+    endpoint_id: int = await admin.fetchval(
+        "INSERT INTO webhook_endpoints (business_id, url, patterns, secret_sealed)"
+        " VALUES ($1, 'http://127.0.0.1:9/hook', '{*}', '\\x00') RETURNING id",
+        business_id,
+    )
+    return business_id, endpoint_id
+
+
+def header(business_id: int, position: int) -> deliveries.EventHeader:
+    return deliveries.EventHeader(
+        event_id=uuid.uuid4(),
+        type="client.created",
+        business_id=business_id,
+        stream_id=f"client-{uuid.uuid4().hex[:8]}",
+        position=position,
+    )
+
+
+async def delivery_row(conn: asyncpg.Connection, endpoint_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT status, attempts, first_attempt_at, next_attempt_at, last_error,"
+        " (SELECT failures_consecutive FROM webhook_endpoints WHERE id = $1)"
+        " AS failures FROM webhook_deliveries WHERE endpoint_id = $1",
+        endpoint_id,
+    )
+    assert row is not None
+    return row
+
+
+async def failed_once(
+    conn: asyncpg.Connection, settings: Settings, endpoint_id: int
+) -> deliveries.Head:
+    """Record one failed attempt at the endpoint's head, make it due again, and
+    return the head as a sender reads it for its second attempt."""
+    head = await deliveries.due_head(conn, endpoint_id)
+    assert head is not None and head.attempts == 0
+    failure = (500, "HTTP 500", "")
+    assert await deliveries.record_failure(conn, endpoint_id, head, failure, settings)
+    row = await delivery_row(conn, endpoint_id)
+    assert (row["attempts"], row["last_error"], row["failures"]) == (1, "HTTP 500", 1)
+    await conn.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE endpoint_id = $1",
+        endpoint_id,
+    )
+    again = await deliveries.due_head(conn, endpoint_id)
+    assert again is not None and again.attempts == 1
+    return again
+
+
+async def test_an_attempt_in_flight_does_not_undo_a_retry(
+    hook_settings: Settings, hook_admin: asyncpg.Pool
+) -> None:
+    """A head fails once (written), is read for a second attempt, and the owner
+    retries it meanwhile: neither that attempt's failure nor a success is written
+    over the retry, which stays pending with 0 attempts, due when the retry said."""
+    business_id, endpoint_id = await new_endpoint(hook_settings, hook_admin)
+    async with hook_admin.acquire() as conn:
+        await deliveries.queue_event(conn, header(business_id, 1), b"{}")
+        head = await failed_once(conn, hook_settings, endpoint_id)
+        retried = await endpoints.retry(hook_admin, endpoint_id, head.id)
+        assert retried is not None and retried.attempts == 0
+        failure = (503, "HTTP 503", "")
+        await deliveries.record_failure(conn, endpoint_id, head, failure, hook_settings)
+        await deliveries.record_success(conn, endpoint_id, head, 200, "ok")
+        row = await delivery_row(conn, endpoint_id)
+    assert (row["status"], row["attempts"], row["first_attempt_at"]) == (
+        "pending",
+        0,
+        None,
+    )
+    assert (row["next_attempt_at"], row["last_error"]) == (
+        retried.next_attempt_at,
+        "HTTP 500",
+    )
+
+
+async def test_an_attempt_in_flight_does_not_undo_an_enable(
+    hook_settings: Settings, hook_admin: asyncpg.Pool
+) -> None:
+    """A head fails once (written), is read for a second attempt, and the owner
+    enables the endpoint meanwhile: that attempt's failure is not written, so the
+    enable's reset stands (horizon afresh: no first attempt; due now; no failures
+    in a row) and the endpoint stays enabled."""
+    business_id, endpoint_id = await new_endpoint(hook_settings, hook_admin)
+    async with hook_admin.acquire() as conn:
+        await deliveries.queue_event(conn, header(business_id, 1), b"{}")
+        head = await failed_once(conn, hook_settings, endpoint_id)
+        enabled = await endpoints.enable(hook_admin, business_id, endpoint_id)
+        assert enabled is not None and enabled.failures_consecutive == 0
+        reset = await delivery_row(conn, endpoint_id)
+        failure = (503, "HTTP 503", "")
+        assert await deliveries.record_failure(
+            conn, endpoint_id, head, failure, hook_settings
+        )
+        row = await delivery_row(conn, endpoint_id)
+    assert (row["status"], row["attempts"], row["first_attempt_at"]) == (
+        "pending",
+        1,
+        None,
+    )
+    assert (row["next_attempt_at"], row["last_error"], row["failures"]) == (
+        reset["next_attempt_at"],
+        "HTTP 500",
+        0,
+    )
