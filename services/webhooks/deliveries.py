@@ -134,20 +134,36 @@ async def scrub_client(
 
 async def claim_endpoint(conn: asyncpg.Connection) -> Endpoint | None:
     """An enabled endpoint whose head delivery is due, now claimed by this session
-    (unlock with release_endpoint); None when every such endpoint is claimed."""
+    (unlock with release_endpoint); None when every such endpoint is claimed.
+
+    The candidates are the CANDIDATES_MAX endpoints whose heads have been due
+    longest (then the lowest id): under a backlog of more due endpoints than that,
+    an arbitrary 32 would be offered again and again and the rest would starve.
+    Among them the order is shuffled, so that senders asking at once try different
+    endpoints first instead of queueing on one lock after another."""
     rows = await conn.fetch(
         "SELECT e.id, e.business_id, e.url, e.secret_sealed FROM webhook_endpoints e"
-        " WHERE e.enabled AND (SELECT d.next_attempt_at FROM webhook_deliveries d"
+        " CROSS JOIN LATERAL (SELECT d.next_attempt_at FROM webhook_deliveries d"
         " WHERE d.endpoint_id = e.id AND d.status = 'pending'"
-        " ORDER BY d.event_position, d.id LIMIT 1) <= now() LIMIT $1",
+        " ORDER BY d.event_position, d.id LIMIT 1) head"
+        " WHERE e.enabled AND head.next_attempt_at <= now()"
+        " ORDER BY head.next_attempt_at, e.id LIMIT $1",
         CANDIDATES_MAX,
     )
     candidates = list(rows)
-    random.shuffle(candidates)  # senders start from different endpoints
+    random.shuffle(candidates)
     for row in candidates:
-        if await conn.fetchval(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", row["id"]):
+        if await try_claim(conn, row["id"]):
             return Endpoint(**dict(row))
     return None
+
+
+async def try_claim(conn: asyncpg.Connection, endpoint_id: int) -> bool:
+    """Claim the endpoint for this session unless another session holds it."""
+    claimed: bool = await conn.fetchval(
+        f"SELECT pg_try_advisory_lock({_LOCK_KEY})", endpoint_id
+    )
+    return claimed
 
 
 async def release_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> None:

@@ -122,3 +122,42 @@ async def test_an_attempt_in_flight_does_not_undo_an_enable(
         "HTTP 500",
         0,
     )
+
+
+async def test_the_longest_due_endpoint_is_claimed_past_a_backlog(
+    hook_settings: Settings, hook_admin: asyncpg.Pool
+) -> None:
+    """CANDIDATES_MAX endpoints due for a minute, each claimed by another sender,
+    and one more made after them, due for an hour and free: a sender claims that
+    one (an unordered candidate list offered only the claimed ones, forever)."""
+    business_id, _ = await new_endpoint(hook_settings, hook_admin)
+    await hook_admin.execute(
+        "INSERT INTO webhook_endpoints (business_id, url, patterns, secret_sealed)"
+        " SELECT $1, 'http://127.0.0.1:9/hook', '{*}', '\\x00'"
+        " FROM generate_series(1, $2)",
+        business_id,
+        deliveries.CANDIDATES_MAX,
+    )
+    _, oldest = await new_endpoint(hook_settings, hook_admin)
+    await hook_admin.execute(
+        "INSERT INTO webhook_deliveries (endpoint_id, business_id, event_id,"
+        " event_type, event_position, stream_id, body, next_attempt_at)"
+        " SELECT id, business_id, gen_random_uuid(), 'client.created', 1, 'client-x',"
+        " '\\x00', now() - CASE WHEN id = $2 THEN interval '1 hour'"
+        " ELSE interval '1 minute' END FROM webhook_endpoints"
+        " WHERE business_id = $1 OR id = $2",
+        business_id,
+        oldest,
+    )
+    others = await hook_admin.fetch(
+        "SELECT id FROM webhook_endpoints WHERE id <> $1", oldest
+    )
+    async with hook_admin.acquire() as blocker, hook_admin.acquire() as conn:
+        for row in others:
+            assert await deliveries.try_claim(blocker, row["id"])
+        try:
+            claimed = await deliveries.claim_endpoint(conn)
+            assert claimed is not None and claimed.id == oldest
+            await deliveries.release_endpoint(conn, oldest)
+        finally:
+            await blocker.execute("SELECT pg_advisory_unlock_all()")
