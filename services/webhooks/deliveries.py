@@ -59,12 +59,16 @@ class Head(msgspec.Struct, frozen=True):
 
 
 async def queue_event(conn: asyncpg.Connection, event: EventHeader, body: bytes) -> int:
-    """Queue `body` for each matching endpoint of the event's business (a delivery
-    already queued is left as it is); then, for a client.erased event, scrub the
-    client's stored bodies. Returns how many deliveries were new."""
+    """Queue `body` for each matching endpoint of the event's business that started
+    before it (start_position, migration 0020: an event republished from before an
+    endpoint was made is not queued after newer ones); a delivery already queued is
+    left as it is. Then, for a client.erased event, scrub the client's stored
+    bodies. Returns how many deliveries were new."""
     rows = await conn.fetch(
-        "SELECT id, patterns FROM webhook_endpoints WHERE business_id = $1",
+        "SELECT id, patterns FROM webhook_endpoints WHERE business_id = $1"
+        " AND start_position < $2",
         event.business_id,
+        event.position,
     )
     wanted = [row["id"] for row in rows if matches_any(row["patterns"], event.type)]
     added = 0

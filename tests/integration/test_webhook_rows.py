@@ -161,3 +161,26 @@ async def test_the_longest_due_endpoint_is_claimed_past_a_backlog(
             await deliveries.release_endpoint(conn, oldest)
         finally:
             await blocker.execute("SELECT pg_advisory_unlock_all()")
+
+
+async def test_the_intake_queues_only_events_after_the_endpoint_started(
+    hook_settings: Settings, hook_admin: asyncpg.Pool
+) -> None:
+    """An endpoint that started after position 100 is fed envelopes at 99 and 100
+    (a relay republishing events from before it was made) and at 101: only the
+    event at 101 is queued for it."""
+    business_id, endpoint_id = await new_endpoint(hook_settings, hook_admin)
+    await hook_admin.execute(
+        "UPDATE webhook_endpoints SET start_position = 100 WHERE id = $1", endpoint_id
+    )
+    async with hook_admin.acquire() as conn:
+        added = [
+            await deliveries.queue_event(conn, header(business_id, position), b"{}")
+            for position in (99, 100, 101)
+        ]
+        positions = await conn.fetch(
+            "SELECT event_position FROM webhook_deliveries WHERE endpoint_id = $1",
+            endpoint_id,
+        )
+    assert added == [0, 0, 1]
+    assert [row["event_position"] for row in positions] == [101]

@@ -75,12 +75,17 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_in_order(
     hook_receiver: Receiver,
 ) -> None:
     """The receiver answers 500 three times, then 200: after dedupe by event id it
-    has every event of the business since the endpoint, in position order, and the
-    first delivery's log shows its four attempts."""
+    has every event of the business since the endpoint (which starts after the
+    store's last position when made), in position order, and the first delivery's
+    log shows its four attempts."""
     business_id, headers = await new_business(hook_settings, hook_admin)
     after = await head_position(hook_admin)
     hook_receiver.statuses = [500, 500, 500]
     created = await endpoint(hook_api, headers, hook_receiver.url, ["*"])
+    start = await hook_admin.fetchval(
+        "SELECT start_position FROM webhook_endpoints WHERE id = $1", created["id"]
+    )
+    assert start == after
     client_id = await new_client(hook_api, headers, "Flaky Ltd")
     for amount in (1, 2, 3):
         await debit(hook_api, headers, client_id, amount)
