@@ -13,6 +13,9 @@ Two kinds of task share one process:
   services/webhooks/sender.py). Every worker process runs senders, the standbys of the
   intake too: an endpoint's claim is a PostgreSQL advisory lock, never two at once.
 
+A third task, **the sweep**, deletes delivered and failed deliveries older than
+LEDGER_WEBHOOK_RETENTION_DAYS, in bounded batches (services/webhooks/retention.py).
+
 A sender with nothing due looks again after LEDGER_WEBHOOK_POLL_INTERVAL_S (or as
 soon as this process's intake queued something). When the worker starts, it binds
 the queue to every business that has an endpoint (idempotent), which repairs a queue
@@ -34,7 +37,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from services.webhooks import deliveries, sender
+from services.webhooks import deliveries, retention, sender
 from services.webhooks.secrets import open_secret
 from shared import pause_points
 from shared.bus import webhook_queue
@@ -85,6 +88,7 @@ class WebhookWorker:
     ) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._intake(pool, connection, stop))
+            group.create_task(self._sweeper(pool, stop))
             for _ in range(self.settings.webhook_senders):
                 group.create_task(self._sender(pool, session, stop))
 
@@ -113,6 +117,21 @@ class WebhookWorker:
         async with queue.iterator() as messages:
             async for message in messages:
                 await self._take(pool, message)
+
+    async def _sweeper(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Delete the settled deliveries past the retention now, then every
+        retention.SWEEP_INTERVAL_S until `stop`."""
+        while not stop.is_set():
+            deleted = await retention.sweep(pool, self.settings.webhook_retention_days)
+            if deleted:
+                log.info(
+                    "webhooks: %d settled deliveries past retention deleted", deleted
+                )
+            try:
+                async with asyncio.timeout(retention.SWEEP_INTERVAL_S):
+                    await stop.wait()
+            except TimeoutError:
+                pass
 
     async def _take(self, pool: asyncpg.Pool, message: AbstractIncomingMessage) -> None:
         try:

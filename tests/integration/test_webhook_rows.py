@@ -4,12 +4,13 @@ reading a head and recording its outcome, with the owner's calls in between."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import asyncpg
 
 from services.cli.businesses import provision_business
-from services.webhooks import deliveries, endpoints
+from services.webhooks import deliveries, endpoints, retention
 from shared.config import Settings
 
 
@@ -184,3 +185,45 @@ async def test_the_intake_queues_only_events_after_the_endpoint_started(
         )
     assert added == [0, 0, 1]
     assert [row["event_position"] for row in positions] == [101]
+
+
+async def test_the_sweep_deletes_settled_deliveries_past_retention_in_batches(
+    hook_settings: Settings, hook_admin: asyncpg.Pool
+) -> None:
+    """Three deliveries delivered 8 days ago and one failed 8 days ago go, two per
+    batch (one batch a sweep: 2, 2, then 0); one pending since 8 days ago, one
+    delivered 6 days ago and one failed an hour ago stay, with a 7-day retention."""
+    business_id, endpoint_id = await new_endpoint(hook_settings, hook_admin)
+    days_8, days_6 = dt.timedelta(days=8), dt.timedelta(days=6)
+    rows = [
+        ("delivered", days_8, None),
+        ("delivered", days_8, None),
+        ("delivered", days_8, None),
+        ("failed", None, days_8),
+        ("pending", None, days_8),
+        ("delivered", days_6, None),
+        ("failed", None, dt.timedelta(hours=1)),
+    ]
+    await hook_admin.executemany(
+        "INSERT INTO webhook_deliveries (endpoint_id, business_id, event_id,"
+        " event_type, event_position, stream_id, body, status, delivered_at,"
+        " last_attempt_at, created_at) VALUES ($1, $2, gen_random_uuid(),"
+        " 'client.created', $3, 'client-x', '\\x00', $4, now() - $5::interval,"
+        " now() - $6::interval, now() - interval '9 days')",
+        [
+            (endpoint_id, business_id, position, status, delivered, attempted)
+            for position, (status, delivered, attempted) in enumerate(rows)
+        ],
+    )
+    swept = [
+        await retention.sweep(hook_admin, 7, batch_max=2, batches_max=1)
+        for _ in range(3)
+    ]
+    kept = await hook_admin.fetch(
+        "SELECT event_position FROM webhook_deliveries WHERE endpoint_id = $1"
+        " ORDER BY event_position",
+        endpoint_id,
+    )
+    assert swept == [2, 2, 0]
+    assert [row["event_position"] for row in kept] == [4, 5, 6]
+    assert await retention.sweep(hook_admin, 7) == 0

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from shared.client import signature_header, verify_signature
+from shared.config import Settings, SettingsError, load_settings
 from shared.webhook_rules import (
     RetrySchedule,
     address_problem,
@@ -153,3 +154,15 @@ def test_a_host_at_dns_bounds_is_accepted() -> None:
     assert len(host) == 253
     assert url_problem(f"https://{host}./hook") is None
     assert url_problem("https://[2606:2800:220:1::1]:8443/hook") is None
+
+
+@pytest.mark.parametrize("days", ["0", "3651"])
+def test_a_retention_outside_one_to_3650_days_is_refused(days: str) -> None:
+    """Given LEDGER_WEBHOOK_RETENTION_DAYS of 0 or 3651, the settings do not load
+    (one line naming it); unset, the delivery log keeps 7 days."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"LEDGER_WEBHOOK_RETENTION_DAYS": days})
+    assert str(refused.value) == (
+        f"LEDGER_WEBHOOK_RETENTION_DAYS={days} is out of range (1 to 3650 days)"
+    )
+    assert Settings().webhook_retention_days == 7

@@ -1,5 +1,6 @@
 -- Webhooks: the position an endpoint starts after (services/webhooks/routes.py,
--- services/webhooks/deliveries.queue_event). 0019 made the endpoints.
+-- services/webhooks/deliveries.queue_event), and the index the sweep of settled
+-- deliveries reads (services/webhooks/retention.py). 0019 made the endpoints.
 --
 -- An endpoint takes only events with a position above its start_position: the
 -- store's max(events.position), read when it was made, after the webhook queue was
@@ -12,3 +13,11 @@
 --
 -- Endpoints made before this migration keep 0: they take what they took before.
 ALTER TABLE webhook_endpoints ADD COLUMN start_position bigint NOT NULL DEFAULT 0;
+
+-- Delivered and failed deliveries are deleted LEDGER_WEBHOOK_RETENTION_DAYS after
+-- they settled (delivered, or their last attempt); pending ones never
+-- (services/webhooks/retention.py). The sweep reads them oldest first through this
+-- index, which holds the settled rows only.
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries
+    ((coalesce(delivered_at, last_attempt_at, created_at)))
+    WHERE status IN ('delivered', 'failed');
