@@ -146,7 +146,8 @@ async def projector_broker(settings: Settings) -> AbstractRobustConnection:
 
 async def webhooks_pool(settings: Settings) -> asyncpg.Pool:
     """The webhook worker's pool: one connection per sender (each holds an endpoint's
-    advisory lock while it delivers), one for the intake, one spare."""
+    advisory lock while it delivers), one for the intake, one for the retention
+    sweep (services/webhooks/retention.py)."""
     return await postgres.create_pool(
         settings.database_url, max_size=settings.webhook_senders + 2
     )

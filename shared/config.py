@@ -160,6 +160,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # looks for deliveries that became due.
     webhook_senders: int = 8
     webhook_poll_interval_s: float = 1.0
+    # Delivered and failed deliveries older than this many days (since delivered or
+    # given up) are deleted by the worker (services/webhooks/retention.py); pending
+    # ones are kept however old. 1 to 3650.
+    webhook_retention_days: int = 7
     # 1 lets endpoints name loopback, private and link-local addresses (tests, a
     # receiver on the same network); 0, the default, refuses them (SSRF).
     webhook_allow_private_addresses: int = 0

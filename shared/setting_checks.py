@@ -56,6 +56,8 @@ _AT_LEAST_ONE = [
     "webhook_failures_max",
     "webhook_senders",
 ]
+# Ten years: the delivery log's retention fits PostgreSQL's interval many times over.
+WEBHOOK_RETENTION_DAYS_MAX = 3650
 # PostgreSQL's largest work_mem, 2,147,483,647 kB, in MiB.
 REPORT_WORK_MEM_MIB_MAX = 2_097_151
 _POSITIVE_SECONDS = [
@@ -103,6 +105,11 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
         yield (
             f"LEDGER_HEALTH_PORT={settings.health_port} is out of range "
             "(0 to 65535; 0 serves nothing)"
+        )
+    if not 1 <= settings.webhook_retention_days <= WEBHOOK_RETENTION_DAYS_MAX:
+        yield (
+            f"LEDGER_WEBHOOK_RETENTION_DAYS={settings.webhook_retention_days} is out"
+            f" of range (1 to {WEBHOOK_RETENTION_DAYS_MAX} days)"
         )
     if settings.webhook_allow_private_addresses not in (0, 1):
         yield (

@@ -26,6 +26,10 @@ import msgspec
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$")
 PATTERN_LENGTH_MAX = 100
 URL_LENGTH_MAX = 2048
+# DNS's bounds on a name (RFC 1035): labels of 1 to 63 octets, 253 in all (without the
+# root's trailing dot). Past them the resolver raises UnicodeError, not a lookup error.
+HOST_LENGTH_MAX = 253
+LABEL_LENGTH_MAX = 63
 URL_SCHEMES = ("http", "https")
 # Cloud metadata services, refused by name even where a rule below would let them
 # through (each is also link-local or private today).
@@ -115,8 +119,30 @@ def url_problem(url: str) -> str | None:
         return "The URL may not hold a user name or password"
     if not parts.hostname:
         return "The URL has no host"
+    if (problem := host_problem(parts.hostname)) is not None:
+        return problem
     if parts.fragment:
         return "The URL may not have a fragment"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` (a URL's, brackets removed) is neither an IP literal nor a name
+    DNS can look up, or None."""
+    if literal_address(host) is not None:
+        return None
+    name = host.removesuffix(".")
+    if len(name) > HOST_LENGTH_MAX:
+        return f"The URL's host is at most {HOST_LENGTH_MAX} characters"
+    if any(not 1 <= len(label) <= LABEL_LENGTH_MAX for label in name.split(".")):
+        return (
+            "Each dot-separated part of the URL's host is 1 to"
+            f" {LABEL_LENGTH_MAX} characters"
+        )
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return "The URL's host is not a valid host name"
     return None
 
 
@@ -144,6 +170,7 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 def address_problem(text: str) -> str | None:
     """Why an endpoint may not be reached at this address, or None. Only addresses
     on the public internet: not loopback, private, shared (CGNAT), link-local,
+    site-local (fec0::/10, deprecated but still routed inside some networks),
     unspecified, multicast, reserved nor a cloud metadata address, and an IPv6 form
     that embeds an IPv4 address (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4,
     Teredo) is judged by the IPv4 address it carries."""
@@ -161,6 +188,7 @@ def address_problem(text: str) -> str | None:
         address.is_loopback
         or address.is_private
         or address.is_link_local
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
         or address.is_unspecified
         or address.is_multicast
         or address.is_reserved

@@ -11,11 +11,16 @@ resolve to 127.0.0.1 later: DNS rebinding).
 
 LEDGER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=1 turns both checks off (tests, a receiver on
 the same private network); production leaves it 0.
+
+What a name resolved to is the operator's to know, not the tenant's: a refusal tells
+the tenant only that the host resolves to a refused address (in the 422, in the
+delivery log's `last_error`), and the addresses go to the worker's or API's log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -25,10 +30,15 @@ from shared.errors import invalid
 from shared.webhook_rules import address_problem, literal_address, url_host
 
 RESOLVE_TIMEOUT_S = 5.0
+log = logging.getLogger("ledger.webhooks")
 
 
 class AddressRefused(OSError):
-    """Every address the host resolves to is refused (an attempt's error)."""
+    """Every address the host resolves to is refused (an attempt's error); its text
+    names the host only, never the addresses."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host} resolves to a refused address")
 
 
 class PublicResolver(AbstractResolver):
@@ -44,7 +54,10 @@ class PublicResolver(AbstractResolver):
         kept = [item for item in found if address_problem(item["host"]) is None]
         if not kept:
             refused = ", ".join(sorted({item["host"] for item in found}))
-            raise AddressRefused(f"{host} resolves to no public address ({refused})")
+            log.warning(
+                "webhook host %s resolves to no public address: %s", host, refused
+            )
+            raise AddressRefused(host)
         return kept
 
     async def close(self) -> None:
@@ -70,11 +83,10 @@ async def check_url_addresses(url: str, port: int | None) -> None:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, ValueError):  # ValueError: UnicodeError (IDNA)
         raise invalid("url", f"The URL's host {host} does not resolve.") from None
     for info in infos:
         problem = address_problem(str(info[4][0]))
         if problem is not None:
-            raise invalid(
-                "url", f"The URL's host resolves to a refused address: {problem}."
-            )
+            log.info("webhook URL refused: %s resolves to %s", host, problem)
+            raise invalid("url", "The URL's host resolves to a refused address.")

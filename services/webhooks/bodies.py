@@ -61,7 +61,9 @@ class WebhookListBody(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class DeliveryBody(msgspec.Struct, kw_only=True, frozen=True):
-    """One delivery of one event to one endpoint (attempts: since it was queued)."""
+    """One delivery of one event to one endpoint (attempts: since it was queued;
+    last_response: the head of the receiver's last answer, at most
+    LEDGER_WEBHOOK_RESPONSE_BYTES_MAX bytes of it, decoded as UTF-8)."""
 
     id: int
     event_id: str
@@ -71,6 +73,7 @@ class DeliveryBody(msgspec.Struct, kw_only=True, frozen=True):
     attempts: int
     last_status_code: int | None
     last_error: str | None
+    last_response: str | None
     created_at: dt.datetime
     first_attempt_at: dt.datetime | None
     last_attempt_at: dt.datetime | None

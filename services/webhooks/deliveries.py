@@ -47,20 +47,28 @@ class Endpoint(msgspec.Struct, frozen=True):
 
 
 class Head(msgspec.Struct, frozen=True):
+    """The head delivery as read for one attempt. Its attempts and next_attempt_at
+    identify that attempt: a retry or an enable while it is in flight changes them."""
+
     id: int
     event_id: uuid.UUID
     body: bytes
     attempts: int
     first_attempt_at: dt.datetime | None
+    next_attempt_at: dt.datetime
 
 
 async def queue_event(conn: asyncpg.Connection, event: EventHeader, body: bytes) -> int:
-    """Queue `body` for each matching endpoint of the event's business (a delivery
-    already queued is left as it is); then, for a client.erased event, scrub the
-    client's stored bodies. Returns how many deliveries were new."""
+    """Queue `body` for each matching endpoint of the event's business that started
+    before it (start_position, migration 0020: an event republished from before an
+    endpoint was made is not queued after newer ones); a delivery already queued is
+    left as it is. Then, for a client.erased event, scrub the client's stored
+    bodies. Returns how many deliveries were new."""
     rows = await conn.fetch(
-        "SELECT id, patterns FROM webhook_endpoints WHERE business_id = $1",
+        "SELECT id, patterns FROM webhook_endpoints WHERE business_id = $1"
+        " AND start_position < $2",
         event.business_id,
+        event.position,
     )
     wanted = [row["id"] for row in rows if matches_any(row["patterns"], event.type)]
     added = 0
@@ -130,20 +138,36 @@ async def scrub_client(
 
 async def claim_endpoint(conn: asyncpg.Connection) -> Endpoint | None:
     """An enabled endpoint whose head delivery is due, now claimed by this session
-    (unlock with release_endpoint); None when every such endpoint is claimed."""
+    (unlock with release_endpoint); None when every such endpoint is claimed.
+
+    The candidates are the CANDIDATES_MAX endpoints whose heads have been due
+    longest (then the lowest id): under a backlog of more due endpoints than that,
+    an arbitrary 32 would be offered again and again and the rest would starve.
+    Among them the order is shuffled, so that senders asking at once try different
+    endpoints first instead of queueing on one lock after another."""
     rows = await conn.fetch(
         "SELECT e.id, e.business_id, e.url, e.secret_sealed FROM webhook_endpoints e"
-        " WHERE e.enabled AND (SELECT d.next_attempt_at FROM webhook_deliveries d"
+        " CROSS JOIN LATERAL (SELECT d.next_attempt_at FROM webhook_deliveries d"
         " WHERE d.endpoint_id = e.id AND d.status = 'pending'"
-        " ORDER BY d.event_position, d.id LIMIT 1) <= now() LIMIT $1",
+        " ORDER BY d.event_position, d.id LIMIT 1) head"
+        " WHERE e.enabled AND head.next_attempt_at <= now()"
+        " ORDER BY head.next_attempt_at, e.id LIMIT $1",
         CANDIDATES_MAX,
     )
     candidates = list(rows)
-    random.shuffle(candidates)  # senders start from different endpoints
+    random.shuffle(candidates)
     for row in candidates:
-        if await conn.fetchval(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", row["id"]):
+        if await try_claim(conn, row["id"]):
             return Endpoint(**dict(row))
     return None
+
+
+async def try_claim(conn: asyncpg.Connection, endpoint_id: int) -> bool:
+    """Claim the endpoint for this session unless another session holds it."""
+    claimed: bool = await conn.fetchval(
+        f"SELECT pg_try_advisory_lock({_LOCK_KEY})", endpoint_id
+    )
+    return claimed
 
 
 async def release_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> None:
@@ -155,7 +179,8 @@ async def due_head(conn: asyncpg.Connection, endpoint_id: int) -> Head | None:
     again under the claim: another sender may have just delivered it)."""
     row = await conn.fetchrow(
         "SELECT d.id, d.event_id, d.body, d.attempts, d.first_attempt_at,"
-        " d.next_attempt_at <= now() AS due FROM webhook_deliveries d"
+        " d.next_attempt_at, d.next_attempt_at <= now() AS due"
+        " FROM webhook_deliveries d"
         " JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled"
         " WHERE d.endpoint_id = $1 AND d.status = 'pending'"
         " ORDER BY d.event_position, d.id LIMIT 1",
@@ -174,6 +199,16 @@ def schedule(settings: Settings) -> RetrySchedule:
     )
 
 
+# An attempt's outcome is written only to the row it was made for: still pending,
+# with the attempts and next_attempt_at read before it. A retry (attempts 0, due now)
+# or an enable (due now, horizon afresh) that lands while the attempt is in flight
+# changes them, and then its reset stands: the outcome is not written back over it,
+# and the delivery goes out again (at least once, as after a crash).
+_SAME_ATTEMPT = (
+    "id = $1 AND status = 'pending' AND attempts = $2 AND next_attempt_at = $3"
+)
+
+
 async def record_success(
     conn: asyncpg.Connection,
     endpoint_id: int,
@@ -181,15 +216,17 @@ async def record_success(
     status_code: int | None,
     response: str,
 ) -> None:
-    """The head was delivered: it leaves the queue, the endpoint's run of failures
-    ends."""
+    """The head was delivered: it leaves the queue (unless a retry or an enable came
+    in meanwhile: _SAME_ATTEMPT), the endpoint's run of failures ends."""
     async with conn.transaction():
         await conn.execute(
             "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts"
             " + 1, first_attempt_at = coalesce(first_attempt_at, now()),"
-            " last_attempt_at = now(), delivered_at = now(), last_status_code = $2,"
-            " last_error = NULL, last_response = $3 WHERE id = $1",
+            " last_attempt_at = now(), delivered_at = now(), last_status_code = $4,"
+            f" last_error = NULL, last_response = $5 WHERE {_SAME_ATTEMPT}",
             head.id,
+            head.attempts,
+            head.next_attempt_at,
             status_code,
             response,
         )
@@ -208,7 +245,8 @@ async def record_failure(
 ) -> bool:
     """The head's attempt failed (`failure`: status, error, response): it waits for
     its next attempt, or gives up (`failed`) past the horizon; the endpoint counts one
-    more failure in a row and is disabled at LEDGER_WEBHOOK_FAILURES_MAX. Returns
+    more failure in a row and is disabled at LEDGER_WEBHOOK_FAILURES_MAX. Neither is
+    written when a retry or an enable came in meanwhile (_SAME_ATTEMPT). Returns
     whether the endpoint is still enabled."""
     now = dt.datetime.now(dt.UTC)
     first = head.first_attempt_at or now
@@ -217,12 +255,14 @@ async def record_failure(
     )
     status_code, error, response = failure
     async with conn.transaction():
-        await conn.execute(
-            "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,"
-            " first_attempt_at = $3, last_attempt_at = $4, next_attempt_at = $5,"
-            " last_status_code = $6, last_error = $7, last_response = $8"
-            " WHERE id = $1",
+        written = await conn.fetchval(
+            "UPDATE webhook_deliveries SET status = $4, attempts = attempts + 1,"
+            " first_attempt_at = $5, last_attempt_at = $6, next_attempt_at = $7,"
+            " last_status_code = $8, last_error = $9, last_response = $10"
+            f" WHERE {_SAME_ATTEMPT} RETURNING true",
             head.id,
+            head.attempts,
+            head.next_attempt_at,
             "failed" if at is None else "pending",
             first,
             now,
@@ -231,12 +271,24 @@ async def record_failure(
             error,
             response,
         )
-        enabled: bool = await conn.fetchval(
-            "UPDATE webhook_endpoints SET failures_consecutive ="
-            " failures_consecutive + 1, enabled = enabled AND failures_consecutive + 1"
-            " < $2, disabled_at = CASE WHEN enabled AND failures_consecutive + 1 >= $2"
-            " THEN now() ELSE disabled_at END WHERE id = $1 RETURNING enabled",
-            endpoint_id,
-            settings.webhook_failures_max,
-        )
+        if written is None:
+            enabled = await conn.fetchval(
+                "SELECT enabled FROM webhook_endpoints WHERE id = $1", endpoint_id
+            )
+            return bool(enabled)
+        return await _count_failure(conn, endpoint_id, settings.webhook_failures_max)
+
+
+async def _count_failure(
+    conn: asyncpg.Connection, endpoint_id: int, failures_max: int
+) -> bool:
+    """One more failed attempt in a row; disabled at `failures_max`; still enabled?"""
+    enabled: bool = await conn.fetchval(
+        "UPDATE webhook_endpoints SET failures_consecutive ="
+        " failures_consecutive + 1, enabled = enabled AND failures_consecutive + 1"
+        " < $2, disabled_at = CASE WHEN enabled AND failures_consecutive + 1 >= $2"
+        " THEN now() ELSE disabled_at END WHERE id = $1 RETURNING enabled",
+        endpoint_id,
+        failures_max,
+    )
     return enabled

@@ -19,7 +19,8 @@ _ENDPOINT = (
 )
 _DELIVERY = (
     "id, event_id, event_type, event_position, status, attempts, last_status_code,"
-    " last_error, created_at, first_attempt_at, last_attempt_at, delivered_at,"
+    " last_error, last_response, created_at, first_attempt_at, last_attempt_at,"
+    " delivered_at,"
     " CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at"
 )
 
@@ -62,6 +63,13 @@ async def next_endpoint_id(conn: asyncpg.Connection) -> int:
     return value
 
 
+async def store_position(conn: asyncpg.Connection) -> int:
+    """The store's last committed position (0: no event yet). Read after the queue
+    is bound, it is a new endpoint's start_position (migration 0020)."""
+    position: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    return position
+
+
 async def insert(
     conn: asyncpg.Connection,
     endpoint_id: int,
@@ -69,14 +77,17 @@ async def insert(
     new: WebhookInput,
     sealed: bytes,
 ) -> WebhookBody:
+    """The endpoint, starting after the store's last event (read now: the caller
+    has bound the queue)."""
     row = await conn.fetchrow(
-        "INSERT INTO webhook_endpoints (id, business_id, url, patterns, secret_sealed)"
-        f" VALUES ($1, $2, $3, $4, $5) RETURNING {_ENDPOINT}",
+        "INSERT INTO webhook_endpoints (id, business_id, url, patterns, secret_sealed,"
+        f" start_position) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ENDPOINT}",
         endpoint_id,
         business_id,
         new.url,
         new.events,
         sealed,
+        await store_position(conn),
     )
     assert row is not None
     return endpoint_body(row)

@@ -3,8 +3,10 @@ delivery log (README "Webhooks").
 
 Creating an endpoint binds the webhook worker's queue to the business's events
 (shared/bus/webhook_queue.py) before it answers, inside the transaction that writes
-the endpoint: every event committed after the 201 reaches the queue. When RabbitMQ
-cannot be reached the answer is a 503 and nothing is written.
+the endpoint: every event committed after the 201 reaches the queue. The endpoint
+starts after the store's last position read after the binding (its start_position,
+migration 0020): older events, republished later, are not queued for it. When
+RabbitMQ cannot be reached the answer is a 503 and nothing is written.
 """
 
 from __future__ import annotations

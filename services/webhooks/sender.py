@@ -2,8 +2,9 @@
 
 Success is any 2xx. Everything else fails the attempt and is kept in the delivery
 log: a 3xx (redirects are never followed: the Location could name any address), a
-4xx or 5xx, a connection refused or reset, an address refused (services/webhooks/
-addresses.py), or no whole answer within LEDGER_WEBHOOK_TIMEOUT_S. At most
+4xx or 5xx, a connection refused or reset, a host that cannot be looked up, an address
+refused (services/webhooks/addresses.py), or no whole answer within
+LEDGER_WEBHOOK_TIMEOUT_S. At most
 LEDGER_WEBHOOK_RESPONSE_BYTES_MAX bytes of the answer's body are read; the rest is
 never read (the connection is closed instead of reused).
 """
@@ -16,7 +17,11 @@ import uuid
 import aiohttp
 import msgspec
 
-from services.webhooks.addresses import PublicResolver, literal_problem
+from services.webhooks.addresses import (
+    AddressRefused,
+    PublicResolver,
+    literal_problem,
+)
 from shared.client.webhook_signature import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -84,13 +89,23 @@ async def attempt(
             status = response.status
     except TimeoutError:
         return Attempt(ok=False, error=f"timeout after {settings.webhook_timeout_s} s")
-    except (aiohttp.ClientError, OSError) as error:
-        text = f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX]
-        return Attempt(ok=False, error=text)
+    except (aiohttp.ClientError, OSError, ValueError) as error:
+        # ValueError: a host the IDNA codec refuses (UnicodeError), raised by yarl
+        # or the resolver rather than as a ClientError.
+        return Attempt(ok=False, error=_error_text(error))
     text = head.decode("utf-8", errors="replace")
     if 200 <= status < 300:
         return Attempt(ok=True, status_code=status, response=text)
     return Attempt(ok=False, status_code=status, error=f"HTTP {status}", response=text)
+
+
+def _error_text(error: Exception) -> str:
+    """What the delivery log says of a connection that failed: an address refused
+    as such (the host only: services/webhooks/addresses.py), else the error."""
+    cause = getattr(error, "os_error", error)  # aiohttp wraps the resolver's error
+    if isinstance(cause, AddressRefused):
+        return f"address refused: {cause}"[:ERROR_LENGTH_MAX]
+    return f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX]
 
 
 async def _head(response: aiohttp.ClientResponse, bytes_max: int) -> bytes:

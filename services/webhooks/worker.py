@@ -13,6 +13,9 @@ Two kinds of task share one process:
   services/webhooks/sender.py). Every worker process runs senders, the standbys of the
   intake too: an endpoint's claim is a PostgreSQL advisory lock, never two at once.
 
+A third task, **the sweep**, deletes delivered and failed deliveries older than
+LEDGER_WEBHOOK_RETENTION_DAYS, in bounded batches (services/webhooks/retention.py).
+
 A sender with nothing due looks again after LEDGER_WEBHOOK_POLL_INTERVAL_S (or as
 soon as this process's intake queued something). When the worker starts, it binds
 the queue to every business that has an endpoint (idempotent), which repairs a queue
@@ -34,16 +37,19 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from services.webhooks import deliveries, sender
+from services.webhooks import deliveries, retention, sender
 from services.webhooks.secrets import open_secret
 from shared import pause_points
 from shared.bus import webhook_queue
 from shared.config import Settings
+from shared.personal_data import PersonalDataError
 
 log = logging.getLogger("ledger.webhooks")
 PREFETCH = 100
 # Deliveries a sender sends to one endpoint before it lets its claim go.
 DELIVERIES_PER_CLAIM = 100
+# The attempt's error when the endpoint's secret does not open (the worker logs why).
+SECRET_ERROR = "the endpoint's secret cannot be opened by the worker (master key)"
 _header = msgspec.json.Decoder(deliveries.EventHeader)
 
 
@@ -82,6 +88,7 @@ class WebhookWorker:
     ) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._intake(pool, connection, stop))
+            group.create_task(self._sweeper(pool, stop))
             for _ in range(self.settings.webhook_senders):
                 group.create_task(self._sender(pool, session, stop))
 
@@ -110,6 +117,21 @@ class WebhookWorker:
         async with queue.iterator() as messages:
             async for message in messages:
                 await self._take(pool, message)
+
+    async def _sweeper(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Delete the settled deliveries past the retention now, then every
+        retention.SWEEP_INTERVAL_S until `stop`."""
+        while not stop.is_set():
+            deleted = await retention.sweep(pool, self.settings.webhook_retention_days)
+            if deleted:
+                log.info(
+                    "webhooks: %d settled deliveries past retention deleted", deleted
+                )
+            try:
+                async with asyncio.timeout(retention.SWEEP_INTERVAL_S):
+                    await stop.wait()
+            except TimeoutError:
+                pass
 
     async def _take(self, pool: asyncpg.Pool, message: AbstractIncomingMessage) -> None:
         try:
@@ -147,9 +169,7 @@ class WebhookWorker:
         if endpoint is None:
             return False
         try:
-            secret = open_secret(
-                endpoint.business_id, endpoint.id, endpoint.secret_sealed
-            )
+            secret = _opened_secret(endpoint)
             for _ in range(DELIVERIES_PER_CLAIM):
                 head = await deliveries.due_head(conn, endpoint.id)
                 if head is None:
@@ -166,13 +186,10 @@ class WebhookWorker:
         session: aiohttp.ClientSession,
         endpoint: deliveries.Endpoint,
         head: deliveries.Head,
-        secret: str,
+        secret: str | None,
     ) -> bool:
         """One attempt at the head, recorded; whether it succeeded."""
-        headers = sender.delivery_headers(head.event_id, secret, head.body)
-        result = await sender.attempt(
-            session, self.settings, endpoint.url, headers, head.body
-        )
+        result = await self._attempt(session, endpoint, head, secret)
         if result.ok:
             await pause_points.pause("webhooks.after_send")  # test-only, inert
             await deliveries.record_success(
@@ -192,6 +209,56 @@ class WebhookWorker:
             extra={"event": "webhook.failed", "event_id": str(head.event_id)},
         )
         return False
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: deliveries.Endpoint,
+        head: deliveries.Head,
+        secret: str | None,
+    ) -> sender.Attempt:
+        """One attempt at the head; never raises (cancellation aside).
+
+        This is a process edge for one endpoint: whatever goes wrong here that is the
+        worker's own (a secret that does not open, an error sender.attempt does not
+        expect) fails this endpoint's attempt only. It is logged with the endpoint and
+        the event, recorded as a failed attempt like any other (so the backoff and the
+        disable rule apply), and the other senders and the intake run on: an error
+        escaping the task group would cancel them all, and their attempts in flight
+        would be sent again after the restart.
+        """
+        if secret is None:
+            return sender.Attempt(ok=False, error=SECRET_ERROR)
+        try:
+            headers = sender.delivery_headers(head.event_id, secret, head.body)
+            return await sender.attempt(
+                session, self.settings, endpoint.url, headers, head.body
+            )
+        except Exception as error:  # one endpoint's edge (see the docstring)
+            log.exception(
+                "webhook delivery %d to endpoint %d: unexpected error",
+                head.id,
+                endpoint.id,
+                extra={"event": "webhook.error", "event_id": str(head.event_id)},
+            )
+            return sender.Attempt(
+                ok=False, error=f"worker error: {type(error).__name__} (logged)"
+            )
+
+
+def _opened_secret(endpoint: deliveries.Endpoint) -> str | None:
+    """The endpoint's secret; None, logged, when it does not open (sealed under a
+    master key this process was not given, or damaged): its attempts then fail."""
+    try:
+        return open_secret(endpoint.business_id, endpoint.id, endpoint.secret_sealed)
+    except PersonalDataError as error:
+        log.error(
+            "webhook endpoint %d: its secret does not open: %s",
+            endpoint.id,
+            error,
+            extra={"event": "webhook.secret"},
+        )
+        return None
 
 
 async def _businesses_with_endpoints(pool: asyncpg.Pool) -> list[int]:

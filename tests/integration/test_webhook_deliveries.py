@@ -8,10 +8,14 @@ import time
 
 import asyncpg
 import msgspec
+import pytest
 from aiohttp.test_utils import TestClient
 
+from services.webhooks import sender
+from services.webhooks.addresses import check_url_addresses
 from shared.client import verify_signature
 from shared.config import Settings
+from shared.errors import ValidationFailed
 from shared.events import PROFILE_FIELDS
 from tests.integration.scenarios import wait_until
 from tests.integration.webhook_calls import (
@@ -77,18 +81,31 @@ async def test_a_big_answer_is_read_only_up_to_the_bound(
     hook_receiver: Receiver,
 ) -> None:
     """The receiver answers 200 with 1 MiB: the delivery succeeds and only the
-    first 64 bytes (LEDGER_WEBHOOK_RESPONSE_BYTES_MAX) are kept."""
+    first 64 bytes (LEDGER_WEBHOOK_RESPONSE_BYTES_MAX) are kept, and shown in the
+    delivery log."""
     _, headers = await new_business(hook_settings, hook_admin)
     hook_receiver.answer = b"x" * (1024 * 1024)
     created = await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
     await new_client(hook_api, headers, "Big Ltd")
 
     async def delivered() -> bool:
-        return (await last_attempt(hook_admin, created["id"]))["status"] == "delivered"
+        status = await hook_admin.fetchval(
+            "SELECT status FROM webhook_deliveries WHERE endpoint_id = $1",
+            created["id"],
+        )
+        return bool(status == "delivered")
 
     await wait_until(delivered, "the delivery")
     row = await last_attempt(hook_admin, created["id"])
     assert (row["last_status_code"], row["last_response"]) == (200, "x" * 64)
+    path = f"/api/v3/webhooks/{created['id']}/deliveries"
+    status, page = await call(hook_api, "GET", path, headers)
+    [shown] = page["data"]  # type: ignore[misc]
+    assert (status, shown["last_status_code"], shown["last_response"]) == (
+        200,
+        200,
+        "x" * 64,
+    )
 
 
 async def test_a_slow_receiver_times_out(
@@ -156,3 +173,43 @@ async def test_erasure_scrubs_stored_deliveries_and_a_rotated_secret_signs(
     assert status == 202 and retried["status"] == "pending"
     await wait_until(lambda: count_at_least(hook_receiver, 3), "the retried delivery")
     assert hook_receiver.requests[2].event_id == hook_receiver.requests[0].event_id
+
+
+async def test_a_host_dns_cannot_look_up_fails_the_attempt_and_the_check(
+    hook_settings: Settings,
+) -> None:
+    """A host with a 64-character label (the IDNA codec's UnicodeError, a
+    ValueError) fails one attempt with an error, private addresses allowed or not,
+    and is a 422 on `url` when the API resolves it, never an exception."""
+    url = "http://" + "a" * 64 + ".example.com/hook"
+    strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
+    for settings in (hook_settings, strict):
+        async with sender.client_session(settings) as session:
+            result = await sender.attempt(session, settings, url, {}, b"{}")
+        assert (result.ok, result.status_code) == (False, None)
+        assert result.error is not None and result.error.startswith("UnicodeError: ")
+    with pytest.raises(ValidationFailed) as refused:
+        await check_url_addresses(url, 80)
+    assert list(refused.value.errors) == ["url"]
+
+
+async def test_a_refusal_names_the_host_never_what_it_resolved_to(
+    hook_settings: Settings,
+) -> None:
+    """With private addresses refused, an attempt to localhost fails with an error
+    naming the host only, and checking the URL is a 422 that says the host resolves
+    to a refused address without saying which (the addresses go to the log)."""
+    strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
+    url = "http://localhost:9/hook"
+    async with sender.client_session(strict) as session:
+        result = await sender.attempt(session, strict, url, {}, b"{}")
+    assert (result.ok, result.status_code, result.error) == (
+        False,
+        None,
+        "address refused: localhost resolves to a refused address",
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        await check_url_addresses(url, 9)
+    assert refused.value.errors == {
+        "url": ["The URL's host resolves to a refused address."]
+    }

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 from aiohttp.test_utils import TestClient
 
+from services.webhooks.worker import SECRET_ERROR
 from shared.client import verify_signature
 from shared.config import Settings
 from tests.integration.scenarios import wait_until
@@ -24,7 +25,7 @@ from tests.integration.webhook_calls import (
     new_business,
     new_client,
 )
-from tests.integration.webhook_receiver import Receiver
+from tests.integration.webhook_receiver import Receiver, receiving
 from tests.support.environment import Environment
 from tests.support.service import http_client
 
@@ -74,12 +75,17 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_in_order(
     hook_receiver: Receiver,
 ) -> None:
     """The receiver answers 500 three times, then 200: after dedupe by event id it
-    has every event of the business since the endpoint, in position order, and the
-    first delivery's log shows its four attempts."""
+    has every event of the business since the endpoint (which starts after the
+    store's last position when made), in position order, and the first delivery's
+    log shows its four attempts."""
     business_id, headers = await new_business(hook_settings, hook_admin)
     after = await head_position(hook_admin)
     hook_receiver.statuses = [500, 500, 500]
     created = await endpoint(hook_api, headers, hook_receiver.url, ["*"])
+    start = await hook_admin.fetchval(
+        "SELECT start_position FROM webhook_endpoints WHERE id = $1", created["id"]
+    )
+    assert start == after
     client_id = await new_client(hook_api, headers, "Flaky Ltd")
     for amount in (1, 2, 3):
         await debit(hook_api, headers, client_id, amount)
@@ -148,12 +154,60 @@ async def test_a_disabled_endpoint_stops_and_gets_its_queued_events_when_enabled
     await wait_until(all_received, "the queued events, in order")
 
 
+async def test_an_endpoint_whose_secret_does_not_open_fails_alone(
+    hook_api: TestClient,
+    hook_settings: Settings,
+    hook_admin: asyncpg.Pool,
+    hook_receiver: Receiver,
+) -> None:
+    """One business's endpoint has its sealed secret damaged (a byte flipped by the
+    admin): its delivery fails with a clear error, attempt after attempt, until the
+    failures bound disables it, and its receiver gets nothing; meanwhile another
+    business's endpoint receives its event."""
+    _, broken_headers = await new_business(hook_settings, hook_admin)
+    _, headers = await new_business(hook_settings, hook_admin)
+    async with receiving() as broken_receiver:
+        broken = await endpoint(
+            hook_api, broken_headers, broken_receiver.url, ["client.created"]
+        )
+        await hook_admin.execute(
+            "UPDATE webhook_endpoints SET secret_sealed = set_byte(secret_sealed,"
+            " length(secret_sealed) - 1,"
+            " get_byte(secret_sealed, length(secret_sealed) - 1) # 255) WHERE id = $1",
+            broken["id"],
+        )
+        await endpoint(hook_api, headers, hook_receiver.url, ["client.created"])
+        await new_client(hook_api, broken_headers, "Sealed Shut Ltd")
+        await new_client(hook_api, headers, "Still Served Ltd")
+        path = f"/api/v3/webhooks/{broken['id']}"
+
+        async def disabled() -> bool:
+            answer = await call(hook_api, "GET", path, broken_headers)
+            return answer[1]["enabled"] is False
+
+        await wait_until(disabled, "the broken endpoint disabled")
+        await wait_until(lambda: count_at_least(hook_receiver, 1), "the other event")
+        assert broken_receiver.requests == []
+    status, page = await call(hook_api, "GET", path + "/deliveries", broken_headers)
+    assert status == 200
+    [delivery] = page["data"]  # type: ignore[misc]
+    assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == (
+        "pending",
+        hook_settings.webhook_failures_max,
+        SECRET_ERROR,
+    )
+    [received] = hook_receiver.requests
+    assert msgspec.json.decode(received.body)["payload"]["business_name"] == (
+        "Still Served Ltd"
+    )
+
+
 async def test_private_and_metadata_addresses_are_refused_when_not_allowed(
     hook_environment: Environment, hook_settings: Settings, hook_admin: asyncpg.Pool
 ) -> None:
     """With LEDGER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=0 every loopback, private,
-    metadata or mapped-IPv6 URL (and a malformed one) is a 422 on `url`, and no
-    endpoint is written."""
+    metadata or mapped-IPv6 URL (and a malformed one, a 64-character host label
+    among them) is a 422 on `url`, and no endpoint is written."""
     strict = msgspec.structs.replace(hook_settings, webhook_allow_private_addresses=0)
     business_id, headers = await new_business(hook_settings, hook_admin)
     urls = [
@@ -167,6 +221,7 @@ async def test_private_and_metadata_addresses_are_refused_when_not_allowed(
         "http://[::1]/hook",
         "https://user:pw@example.com/hook",
         "ftp://example.com/hook",
+        "http://" + "a" * 64 + ".example.com/hook",
     ]
     async with http_client(strict) as client:
         for url in urls:

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from shared.client import signature_header, verify_signature
+from shared.config import Settings, SettingsError, load_settings
 from shared.webhook_rules import (
     RetrySchedule,
     address_problem,
@@ -100,6 +101,8 @@ def test_a_signature_verifies_and_fails_when_anything_changes() -> None:
         "::",
         "fd00:ec2::254",
         "fe80::1",
+        "fec0::1",
+        "feff:ffff::1",
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "64:ff9b::a9fe:a9fe",
@@ -107,8 +110,8 @@ def test_a_signature_verifies_and_fails_when_anything_changes() -> None:
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
-    """Given loopback, private, link-local, metadata, reserved and embedded forms,
-    each is refused."""
+    """Given loopback, private, link-local, site-local, metadata, reserved and
+    embedded forms, each is refused."""
     assert address_problem(address) is not None
 
 
@@ -128,13 +131,38 @@ def test_public_addresses_are_allowed(address: str) -> None:
         "https://example.com/" + "a" * 2048,
         "https://exa mple.com/",
         "https://example.com:99999/",
+        "https://" + "a" * 64 + ".example.com/",
+        "https://a..example.com/",
+        "https://" + ("a" * 63 + ".") * 4 + "com/",
     ],
 )
 def test_a_url_of_the_wrong_shape_is_refused(url: str) -> None:
-    """Given another scheme, userinfo, no host, too long, spaces or a bad port."""
+    """Given another scheme, userinfo, no host, too long, spaces, a bad port, a host
+    label of 64 characters or none, or a host over 253 characters."""
     assert url_problem(url) is not None
 
 
 def test_a_plain_https_url_is_accepted() -> None:
     """Given an https URL with a port, path and query, no problem."""
     assert url_problem("https://hooks.example.com:8443/in?x=1") is None
+
+
+def test_a_host_at_dns_bounds_is_accepted() -> None:
+    """Given 63-character labels making 253 characters (and a root dot), and an
+    IPv6 literal, no problem."""
+    host = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(host) == 253
+    assert url_problem(f"https://{host}./hook") is None
+    assert url_problem("https://[2606:2800:220:1::1]:8443/hook") is None
+
+
+@pytest.mark.parametrize("days", ["0", "3651"])
+def test_a_retention_outside_one_to_3650_days_is_refused(days: str) -> None:
+    """Given LEDGER_WEBHOOK_RETENTION_DAYS of 0 or 3651, the settings do not load
+    (one line naming it); unset, the delivery log keeps 7 days."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"LEDGER_WEBHOOK_RETENTION_DAYS": days})
+    assert str(refused.value) == (
+        f"LEDGER_WEBHOOK_RETENTION_DAYS={days} is out of range (1 to 3650 days)"
+    )
+    assert Settings().webhook_retention_days == 7
