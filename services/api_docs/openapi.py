@@ -132,6 +132,7 @@ def document() -> dict[str, object]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
+        "webhooks": webhooks.DELIVERY,
         "components": {
             "schemas": _numbers_for_decimals(schemas),
             "securitySchemes": {

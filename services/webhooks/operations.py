@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from services.api_docs.operation import Operation, answer, ref
-from services.api_docs.parameters import path_id, query
+from services.api_docs.parameters import header, path_id, query
 from services.webhooks import bodies
 from services.webhooks.bodies import DELIVERIES_LIMIT_DEFAULT, DELIVERIES_LIMIT_MAX
+from shared.client.webhook_signature import EVENT_ID_HEADER, SIGNATURE_HEADER
+from shared.events import Envelope
 
 BODIES = (
     bodies.WebhookInput,
@@ -117,3 +119,48 @@ OPERATIONS = [
         parameters=(_ID, _DELIVERY_ID),
     ),
 ]
+
+
+# What the worker sends each endpoint: OpenAPI 3.1's top-level `webhooks`.
+DELIVERY: dict[str, object] = {
+    "ledgerEvent": {
+        "post": {
+            "operationId": "deliverEvent",
+            "summary": "A delivery to a webhook endpoint: one event, as published",
+            "description": (
+                "The body is the event's envelope exactly as RabbitMQ carries it."
+                " Verify `X-Ledger-Signature` (shared.client.verify_signature) and"
+                " dedupe by `X-Ledger-Event-Id`: a delivery may come more than once."
+                " Each endpoint gets its events one at a time in position order."
+            ),
+            "security": [],
+            "parameters": [
+                header(
+                    EVENT_ID_HEADER,
+                    {"type": "string", "format": "uuid"},
+                    "The event's id: the same on every delivery of the event.",
+                )
+                | {"required": True},
+                header(
+                    SIGNATURE_HEADER,
+                    {"type": "string", "pattern": "^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
+                    '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under'
+                    " the endpoint's secret>`.",
+                )
+                | {"required": True},
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref(Envelope)}},
+            },
+            "responses": {
+                "2XX": {"description": "Delivered."},
+                "default": {
+                    "description": "A failed attempt (a 3xx too: redirects are not"
+                    " followed), retried with exponential backoff for up to"
+                    " LEDGER_WEBHOOK_RETRY_HORIZON_S."
+                },
+            },
+        }
+    }
+}

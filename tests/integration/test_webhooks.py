@@ -93,9 +93,16 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_in_order(
     assert len(expected) == 4
 
     async def all_received() -> bool:
-        return hook_receiver.unique_event_ids() == expected
+        # Received, and recorded: the last 2xx reaches the receiver just before its
+        # delivery row is marked delivered.
+        delivered = await hook_admin.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1"
+            " AND status = 'delivered'",
+            created["id"],
+        )
+        return hook_receiver.unique_event_ids() == expected and delivered == 4
 
-    await wait_until(all_received, "every event, in order")
+    await wait_until(all_received, "every event, in order, recorded")
     assert len(hook_receiver.requests) == 4 + 3
     path = f"/api/v3/webhooks/{created['id']}/deliveries"
     status, page = await call(hook_api, "GET", path, headers)

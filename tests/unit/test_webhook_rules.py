@@ -166,3 +166,23 @@ def test_a_retention_outside_one_to_3650_days_is_refused(days: str) -> None:
         f"LEDGER_WEBHOOK_RETENTION_DAYS={days} is out of range (1 to 3650 days)"
     )
     assert Settings().webhook_retention_days == 7
+
+
+def test_the_openapi_document_describes_a_delivery_as_the_worker_sends_it() -> None:
+    """OpenAPI 3.1's `webhooks` names the two headers the signature module defines,
+    both required, a signature the verify function accepts matches its pattern, and
+    the body is the envelope's schema."""
+    import json
+    import re
+
+    from services.api_docs import openapi
+    from shared.client import signature_header
+
+    delivery = json.loads(openapi.rendered())["webhooks"]["ledgerEvent"]["post"]
+    headers = {p["name"]: p for p in delivery["parameters"]}
+    assert sorted(headers) == ["X-Ledger-Event-Id", "X-Ledger-Signature"]
+    assert all(p["in"] == "header" and p["required"] for p in headers.values())
+    pattern = headers["X-Ledger-Signature"]["schema"]["pattern"]
+    assert re.fullmatch(pattern, signature_header("whsec_x", 1796606153, b"{}"))
+    schema = delivery["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Envelope"}
