@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -49,6 +50,8 @@ SEED_BATCH = 5_000
 # After a wake-up, the events of this long are read together: under load every
 # commit NOTIFYs, and one read per commit would cost more than the crossings.
 GATHER_S = 0.05
+# The cursor alone (nothing of a followed business read) is written this often.
+CURSOR_SAVE_S = 5.0
 OpenConnection = Callable[[], Awaitable[asyncpg.Connection]]
 
 _READ = (
@@ -82,10 +85,14 @@ class Monitor:
             await conn.add_listener("ledger_events", self._on_notify)
             watch = await watch_tables.load(conn)
             cursor = await load_cursor(conn, FOLLOWER)
+            saved_at = time.monotonic()
             while not stop.is_set():
                 self._woken.clear()
-                cursor, busy = await step(conn, self._key, watch, cursor)
-                if not busy:
+                save = time.monotonic() - saved_at >= CURSOR_SAVE_S
+                cursor, more, written = await step(conn, self._key, watch, cursor, save)
+                if written:
+                    saved_at = time.monotonic()
+                if not more:
                     await _first(stop, self._woken, self._poll_s)
                     await _first(stop, asyncio.Event(), GATHER_S)
         finally:
@@ -103,14 +110,20 @@ async def _first(stop: asyncio.Event, woken: asyncio.Event, timeout_s: float) ->
 
 
 async def step(
-    conn: asyncpg.Connection, key: bytes, watch: Watch, cursor: Cursor
-) -> tuple[Cursor, bool]:
-    """Observe the next batch and commit it; the new cursor, and whether there was
-    anything to read."""
+    conn: asyncpg.Connection, key: bytes, watch: Watch, cursor: Cursor, save: bool
+) -> tuple[Cursor, bool, bool]:
+    """Observe the events after the cursor (one batch) and commit what they changed;
+    the new cursor, whether more may be waiting (a full batch, or a fold), and
+    whether the cursor was written.
+
+    A batch that read nothing of the followed businesses changed nothing: only the
+    cursor moves, in memory, and is written when `save` (now and then) — after a
+    crash those positions are read again and again change nothing. Under load every
+    commit wakes the process, and a write per wake cost more than the rest."""
     last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     upper = min(last, cursor.position + SPAN)
     if upper <= cursor.position:
-        return cursor, False
+        return cursor, False, False
     rows = await conn.fetch(
         _READ, cursor.position, upper, sorted(watch.followed), BATCH
     )
@@ -124,13 +137,15 @@ async def step(
         fired += [(crossing, event) for crossing in watch.observe(event)]
         if end == event.position:
             break
-    async with conn.transaction():
-        await watch_tables.save(conn, watch)
-        await save_cursor(conn, FOLLOWER, Cursor(end))
-        await _record(conn, key, fired)  # last: it takes the writers' lock
-        if fired:
-            await pause_points.pause("monitor.before_commit")  # test-only
-    return Cursor(end), True
+    written = bool(rows) or save
+    if written:
+        async with conn.transaction():
+            await watch_tables.save(conn, watch)
+            await save_cursor(conn, FOLLOWER, Cursor(end))
+            await _record(conn, key, fired)  # last: it takes the writers' lock
+            if fired:
+                await pause_points.pause("monitor.before_commit")  # test-only
+    return Cursor(end), end < last, written
 
 
 async def _fold_before(
