@@ -111,8 +111,7 @@ async def relay_broker(settings: Settings) -> AbstractRobustConnection:
 
 async def monitor_connection(settings: Settings) -> asyncpg.Connection:
     """The monitor process's one PostgreSQL connection (services/monitor/): it holds
-    the monitor's advisory lock, LISTENs for `ledger_events`, reads the events and
-    commits each batch."""
+    the monitor's advisory lock, reads the events and commits each batch."""
     return await asyncpg.connect(settings.database_url)
 
 

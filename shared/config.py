@@ -130,7 +130,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # work_mem for that statement); past it PostgreSQL sorts on disk, slower.
     report_work_mem_mib: int = 64
     # Balance monitors one business may have; how often the monitor process looks
-    # for new events when it found none.
+    # for new events (at once again while it is behind).
     monitors_per_business_max: int = 100
     monitor_poll_ms: int = 200
     # Buckets kept per table (keys, addresses, bids); least recently used dropped.

@@ -3,9 +3,13 @@ crossing of a balance monitor's line as a monitor.triggered event.
 
 It reads only what it needs: monitors' events, and the events of businesses it
 follows (those that have had a monitor); other businesses cost one filtered read per
-batch. A business's first monitor is a point in the order: the business's figures up
-to it are folded from the store (quietly: a monitor never fires at its creation),
-and the batch ends there, so the next read takes that business's events too.
+batch. It looks every LEDGER_MONITOR_POLL_MS (at once again while it is behind):
+waking at every commit's NOTIFY cost more CPU under load than the crossings, for a
+nudge that need not come within the same 200 ms.
+
+A business's first monitor is a point in the order: the business's figures up to it
+are folded from the store (quietly: a monitor never fires at its creation), and the
+batch ends there, so the next read takes that business's events too.
 
 Each batch is one transaction: the crossings (monitor_triggers, then the events on
 each monitor's stream), the changed figures and monitors (watch_tables.py), and the
@@ -18,6 +22,7 @@ position) in monitor_triggers, so none is recorded twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -47,9 +52,6 @@ PRINCIPAL = "ledger:monitor"
 BATCH = 2_000
 SPAN = 50_000  # positions scanned per read at most
 SEED_BATCH = 5_000
-# After a wake-up, the events of this long are read together: under load every
-# commit NOTIFYs, and one read per commit would cost more than the crossings.
-GATHER_S = 0.05
 # The cursor alone (nothing of a followed business read) is written this often.
 CURSOR_SAVE_S = 5.0
 OpenConnection = Callable[[], Awaitable[asyncpg.Connection]]
@@ -76,37 +78,24 @@ class Monitor:
         self._key = key
         self._poll_s = poll_s
         self._open = open_connection
-        self._woken = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         conn = await self._open()
         try:
             await conn.execute("SELECT pg_advisory_lock($1)", MONITOR_LOCK)
-            await conn.add_listener("ledger_events", self._on_notify)
             watch = await watch_tables.load(conn)
             cursor = await load_cursor(conn, FOLLOWER)
             saved_at = time.monotonic()
             while not stop.is_set():
-                self._woken.clear()
                 save = time.monotonic() - saved_at >= CURSOR_SAVE_S
                 cursor, more, written = await step(conn, self._key, watch, cursor, save)
                 if written:
                     saved_at = time.monotonic()
                 if not more:
-                    await _first(stop, self._woken, self._poll_s)
-                    await _first(stop, asyncio.Event(), GATHER_S)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._poll_s)
         finally:
             await conn.close()
-
-    def _on_notify(self, *_: object) -> None:
-        self._woken.set()
-
-
-async def _first(stop: asyncio.Event, woken: asyncio.Event, timeout_s: float) -> None:
-    waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())}
-    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    for wait in waits:
-        wait.cancel()
 
 
 async def step(
