@@ -24,11 +24,11 @@ from services.command_api.request_fields import (
     Reads,
     Refused,
     read,
+    signed_amount,
 )
 from shared import commands as c
 from shared import events as e
 from shared.errors import ValidationFailed
-from shared.money import AmountError, parse_signed_amount
 
 
 def _one_of(*allowed: str) -> Reads:
@@ -42,22 +42,12 @@ def _one_of(*allowed: str) -> Reads:
     return Reads(reads)
 
 
-def _threshold(value: object, field: Field) -> int:
-    """The line, in integer minor units: any sign (a balance below zero is credit)."""
-    if value is msgspec.UNSET or value is None:
-        raise Refused(f"The {field.label} field is required.")
-    try:
-        return parse_signed_amount(value)
-    except AmountError as error:
-        raise Refused(f"The {field.label} {error}.") from None
-
-
 Scope = Annotated[Literal["client", "category", "business"], _one_of(*c.SCOPES)]
 Figure = Annotated[Literal["balance", "deposit"], _one_of("balance", "deposit")]
 Condition = Annotated[Literal[">=", "<="], _one_of(">=", "<=")]
 Threshold = Annotated[
     Annotated[float, msgspec.Meta(ge=-AMOUNT_MAX, le=AMOUNT_MAX)] | str,
-    Reads(_threshold),
+    Reads(signed_amount),
 ]
 
 

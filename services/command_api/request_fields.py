@@ -26,7 +26,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from shared.errors import ValidationFailed
-from shared.money import AMOUNT_MINOR_MAX, MINOR_PER_UNIT, AmountError, parse_amount
+from shared.money import (
+    AMOUNT_MINOR_MAX,
+    MINOR_PER_UNIT,
+    AmountError,
+    parse_amount,
+    parse_signed_amount,
+)
 
 STRING_LENGTH_MAX = 255
 AMOUNT_MAX = AMOUNT_MINOR_MAX / MINOR_PER_UNIT  # 999999999999.99, as the schema says it
@@ -118,10 +124,20 @@ def entry_type(value: object, field: Field) -> str:
 
 def amount(value: object, field: Field) -> int:
     """The amount in integer minor units (shared/money.py: exact, never a float)."""
+    return _money(value, field, parse_amount)
+
+
+def signed_amount(value: object, field: Field) -> int:
+    """An amount of either sign, or zero, in integer minor units (a line a balance
+    may cross below zero)."""
+    return _money(value, field, parse_signed_amount)
+
+
+def _money(value: object, field: Field, parse: Callable[[object], int]) -> int:
     if value is msgspec.UNSET or value is None:
         raise Refused(f"The {field.label} field is required.")
     try:
-        return parse_amount(value)
+        return parse(value)
     except AmountError as error:
         raise Refused(f"The {field.label} {error}.") from None
 

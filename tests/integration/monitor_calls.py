@@ -23,6 +23,25 @@ async def new_monitor(service: Service, headers: Headers, **body: object) -> str
     return monitor_id
 
 
+async def balance_monitor(
+    service: Service,
+    headers: Headers,
+    client_id: int,
+    condition: str,
+    amount: object,
+) -> str:
+    """A monitor of one client's balance."""
+    return await new_monitor(
+        service,
+        headers,
+        scope="client",
+        client_id=client_id,
+        figure="balance",
+        condition=condition,
+        amount=amount,
+    )
+
+
 async def post(
     service: Service,
     headers: Headers,

@@ -9,7 +9,13 @@ import asyncpg
 import msgspec
 
 from shared.config import Settings
-from tests.integration.monitor_calls import monitored_to, new_monitor, post, triggers
+from tests.integration.monitor_calls import (
+    balance_monitor,
+    monitored_to,
+    new_monitor,
+    post,
+    triggers,
+)
 from tests.integration.reversal_calls import (
     Headers,
     Service,
@@ -85,15 +91,7 @@ async def test_a_deleted_monitor_fires_no_more_and_leaves_the_list(
     a second DELETE is 404, and a crossing after the deletion records nothing."""
     headers = business_headers(business)
     client = await new_client(service, headers)
-    monitor = await new_monitor(
-        service,
-        headers,
-        scope="client",
-        client_id=client,
-        figure="balance",
-        condition="<=",
-        amount="-10.50",
-    )
+    monitor = await balance_monitor(service, headers, client, "<=", "-10.50")
     listed = await get_json(service, "/api/v3/monitors", headers)
     assert isinstance(listed, dict)
     [shown] = listed["monitors"]

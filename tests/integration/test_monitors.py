@@ -17,6 +17,7 @@ from shared.config import Settings
 from tests.e2e.deadlines import wait_until
 from tests.integration.monitor_calls import (
     Trigger,
+    balance_monitor,
     monitored_to,
     new_monitor,
     post,
@@ -40,15 +41,7 @@ async def test_a_monitor_fires_once_per_crossing_and_rearms_when_it_crosses_back
     re-arms at the fourth (back under) and fires again at the fifth."""
     headers = business_headers(business)
     client = await new_client(service, headers)
-    monitor = await new_monitor(
-        service,
-        headers,
-        scope="client",
-        client_id=client,
-        figure="balance",
-        condition=">=",
-        amount=100,
-    )
+    monitor = await balance_monitor(service, headers, client, ">=", 100)
     async with monitoring(environment.settings):
         positions = [
             await post(service, headers, client, "transactions", entry, amount)
@@ -144,15 +137,7 @@ async def test_a_replay_decides_every_crossing_again_and_records_none_twice(
     first: the same two triggers, no third."""
     headers = business_headers(business)
     client = await new_client(service, headers)
-    monitor = await new_monitor(
-        service,
-        headers,
-        scope="client",
-        client_id=client,
-        figure="balance",
-        condition=">=",
-        amount="1.00",
-    )
+    monitor = await balance_monitor(service, headers, client, ">=", "1.00")
     async with monitoring(environment.settings):
         first = await post(service, headers, client, "transactions", "debit", "1")
         await post(service, headers, client, "transactions", "credit", "1")
@@ -210,15 +195,7 @@ async def test_a_crossing_is_published_on_rabbitmq(
         exchange = await channel.get_exchange(settings.exchange)
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(exchange, f"{business['business_id']}.monitor.triggered")
-        monitor = await new_monitor(
-            service,
-            headers,
-            scope="client",
-            client_id=client,
-            figure="balance",
-            condition=">=",
-            amount="0.01",
-        )
+        monitor = await balance_monitor(service, headers, client, ">=", "0.01")
         async with monitoring(environment.settings):
             crossed = await post(service, headers, client, "transactions", "debit", "5")
             message = await _one_message(queue)
