@@ -42,8 +42,10 @@ lock:
 	echo "$(BUILD_BACKEND)" | $(UV) pip compile pyproject.toml - $(LOCK_FLAGS) \
 		-c requirements.lock -o requirements-run.lock
 
+# `make test` also needs promtool (tests/deploy check the alert rules with it): a
+# target-specific variable, which GNU make passes on to the `services` prerequisite.
 services:
-	bash deploy/local/ensure-services.sh
+	bash deploy/local/ensure-services.sh $(SERVICES_FLAGS)
 
 # The hash chain's key for `make run` and `make migrate`: a random one, made once by
 # `ledger hmac-key create` and kept outside the repository, in the user's configuration
@@ -64,6 +66,7 @@ migrate: $(STAMP) services
 	$(CREATE_KEY)
 	$(LEDGER_KEY) $(BIN)/ledger migrate
 
+test: SERVICES_FLAGS = --with-promtool
 test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Starts the local PostgreSQL and RabbitMQ when they do not answer (the Debian packages'
 # own start commands), then waits until both accept connections. Prints what it did.
+# With --with-promtool (`make test` passes it), also makes sure promtool is installed:
+# tests/deploy/test_monitoring.py checks the Prometheus alert rules with it.
 set -euo pipefail
+
+with_promtool=false
+for argument in "$@"; do
+  case "$argument" in
+    --with-promtool) with_promtool=true ;;
+    *) echo "ensure-services: unknown argument $argument" >&2; exit 2 ;;
+  esac
+done
 
 pg_host=${LEDGER_PG_HOST:-127.0.0.1}
 pg_port=${LEDGER_PG_PORT:-5432}
@@ -38,4 +48,35 @@ if ! port_open "$amqp_host" "$amqp_port"; then
     exit 1
   fi
   wait_for RabbitMQ "$amqp_host" "$amqp_port" 90
+fi
+
+# Only promtool is wanted from Debian's prometheus package, not its server: where the
+# package's scripts started one (systemd, or a SysV runlevel that links it; a
+# container's policy-rc.d usually forbids it), stop it and keep it from starting at
+# boot, so that nothing holds port 9090 or scrapes in the background.
+stop_prometheus_server() {
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+}
+
+install_promtool() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-services: promtool is missing; install Debian's prometheus package" \
+      "(apt-get install --no-install-recommends prometheus) as root." >&2
+    echo "  tests/deploy/test_monitoring.py fails without it." >&2
+    return 0
+  fi
+  echo "ensure-services: installing promtool (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends prometheus >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  stop_prometheus_server
+}
+
+if [ "$with_promtool" = true ] && ! command -v promtool >/dev/null 2>&1; then
+  install_promtool
 fi
