@@ -128,21 +128,26 @@ async def _drained(
                     continue  # rejected: no event
                 if not old.copies:
                     progress = progress_of([message], settings.projection_partitions)
-                    for projection in old.projections:
-                        events = delivery.events
-                        applied += await _apply(pool, projection, events, progress)
+                    events = delivery.events
+                    applied += max(  # as apply_together counts
+                        [
+                            await _apply(pool, projection, events, progress)
+                            for projection in old.projections
+                        ]
+                    )
                 await message.ack()
-            if not await delete_if_drained(channel, old.name):
-                return False  # a consumer came, or a message: once more
+            # False: a consumer came, or a message; once more.
+            deleted = await delete_if_drained(channel, old.name)
     except aio_pika.exceptions.ChannelPreconditionFailed:
         return False
     log.info(
-        "%s: applied %d events an earlier version left in %s; deleted it",
+        "%s: applied %d events an earlier version left in %s; %s",
         ", ".join(projection.name for projection in old.projections),
         applied,
         old.name,
+        "deleted it" if deleted else "not deleted yet",
     )
-    return True
+    return deleted
 
 
 async def _new_queues_consumed(
