@@ -150,6 +150,7 @@ class Projector:
             settings.queue_prefix,
             QUEUES,
             settings.projection_partitions,
+            settings.queue_type,
         )
 
     async def _step(self, pool: asyncpg.Pool) -> None:

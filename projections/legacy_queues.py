@@ -11,7 +11,9 @@ queues (from then on every frame reaches them) and before it subscribes to them,
 takes each old queue that still exists: unbinds it from the frames exchange, applies
 what it holds to its projection in queue order (acked after each commit), and
 deletes it. Whatever reached both the old queue and the new one is then a duplicate
-the tracking rows skip. One projector at a time does this (an advisory lock); the
+the tracking rows skip. A switch of LEDGER_QUEUE_TYPE (shared/bus/queue_types.py)
+leaves old queues too, the other type's: they are taken the same way, each frame
+applied to every projection. One projector at a time does this (an advisory lock); the
 others wait, then find no old queue. The upgrade stops every earlier projector first
 (`ledger run` does; deploy/OPERATIONS.md says how for Kubernetes).
 """
@@ -19,7 +21,6 @@ others wait, then find no old queue. The upgrade stops every earlier projector f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -27,7 +28,6 @@ import aio_pika
 import asyncpg
 import msgspec
 from aio_pika.abc import AbstractRobustConnection
-from aiormq import spec
 
 from projections.checkpoints import PartitionProgress
 from projections.deliveries import decoded, progress_of
@@ -35,7 +35,9 @@ from projections.partition_claims import lock_key
 from projections.registry import QUEUES
 from projections.runner import Projection, apply_batch, park
 from shared.bus import broker
+from shared.bus.old_queues import delete_if_drained, existing
 from shared.bus.partitions import queue_names
+from shared.bus.queue_types import other_type, typed_name
 from shared.config import Settings
 from shared.events import Envelope
 from shared.store.postgres import CONNECTION_ERRORS
@@ -61,28 +63,40 @@ async def drain_legacy_queues(
         # copies of what they hold. It is deleted without being applied (applying it
         # while that projector goes on could put a business's events out of order).
         copies = await _new_queues_consumed(settings, connection)
-        for projection in projections:
-            names = queue_names(
-                settings.queue_prefix, projection.name, settings.projection_partitions
-            )
-            for partition, name in enumerate(names):
-                old = Old(projection, partition, name, copies)
-                while True:
-                    if await _drained(settings, pool, connection, old):
-                        break
-                    await asyncio.sleep(RETRY_S)
+        for old in _old_queues(settings, projections, copies):
+            while True:
+                if await _drained(settings, pool, connection, old):
+                    break
+                await asyncio.sleep(RETRY_S)
     finally:
         await claims.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 class Old(msgspec.Struct, frozen=True):
-    """An earlier version's queue: its projection, partition and name, and whether
-    it holds only copies (copies=True: deleted, not applied)."""
+    """An old queue: the projections its frames go to, its partition and name, and
+    whether it holds only copies (copies=True: deleted, not applied)."""
 
-    projection: Projection
+    projections: tuple[Projection, ...]
     partition: int
     name: str
     copies: bool
+
+
+def _old_queues(
+    settings: Settings, projections: Sequence[Projection], copies: bool
+) -> list[Old]:
+    """The other queue type's queues (every projection's frames), then an earlier
+    version's per projection (classic, named as they were)."""
+    prefix = settings.queue_prefix
+    partitions = settings.projection_partitions
+    other = typed_name(QUEUES, other_type(settings.queue_type))
+    groups = [(tuple(projections), other)]
+    groups += [((projection,), projection.name) for projection in projections]
+    return [
+        Old(applied_to, partition, name, copies)
+        for applied_to, group in groups
+        for partition, name in enumerate(queue_names(prefix, group, partitions))
+    ]
 
 
 async def _drained(
@@ -94,7 +108,7 @@ async def _drained(
     """Unbind the old queue, apply what it holds (unless copies) and delete it; True
     when it is gone, False to try again: an earlier projector still consumes it
     (stop it first: deploy/OPERATIONS.md), or it was not empty when deleted."""
-    found = await _declared(connection, old.name)
+    found = await existing(connection, old.name)
     if found is None:
         return True
     if found.consumer_count:
@@ -115,46 +129,37 @@ async def _drained(
                 if not old.copies:
                     progress = progress_of([message], settings.projection_partitions)
                     events = delivery.events
-                    applied += await _apply(pool, old.projection, events, progress)
+                    applied += max(  # as apply_together counts
+                        [
+                            await _apply(pool, projection, events, progress)
+                            for projection in old.projections
+                        ]
+                    )
                 await message.ack()
-            await queue.delete(if_unused=True, if_empty=True)
+            # False: a consumer came, or a message; once more.
+            deleted = await delete_if_drained(channel, old.name)
     except aio_pika.exceptions.ChannelPreconditionFailed:
-        return False  # a consumer came, or a message: once more
+        return False
     log.info(
-        "%s: applied %d events an earlier version left in %s; deleted it",
-        old.projection.name,
+        "%s: applied %d events an earlier version left in %s; %s",
+        ", ".join(projection.name for projection in old.projections),
         applied,
         old.name,
+        "deleted it" if deleted else "not deleted yet",
     )
-    return True
+    return deleted
 
 
 async def _new_queues_consumed(
     settings: Settings, connection: AbstractRobustConnection
 ) -> bool:
-    names = queue_names(settings.queue_prefix, QUEUES, settings.projection_partitions)
+    group = typed_name(QUEUES, settings.queue_type)
+    names = queue_names(settings.queue_prefix, group, settings.projection_partitions)
     for name in names:
-        found = await _declared(connection, name)
+        found = await existing(connection, name)
         if found is not None and found.consumer_count:
             return True
     return False
-
-
-async def _declared(
-    connection: AbstractRobustConnection, name: str
-) -> spec.Queue.DeclareOk | None:
-    """Queue `name`'s message and consumer counts, None if it does not exist (a
-    passive declare, on a channel of its own: the broker closes the channel when
-    the queue does not exist)."""
-    channel = await connection.channel()
-    try:
-        queue = await channel.declare_queue(name, passive=True)
-        return queue.declaration_result
-    except aio_pika.exceptions.ChannelNotFoundEntity:
-        return None
-    finally:
-        with contextlib.suppress(Exception):  # closed already, by the broker
-            await channel.close()  # and not reopened (a robust channel would)
 
 
 async def _apply(

@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # to the same one, each is consumed by one projector at a time, so several projector
     # processes share the work and every business stays in order.
     projection_partitions: int = 1
+    # The projectors' and the webhook worker's queues: `classic` or `quorum`
+    # (shared/bus/queue_types.py; switching it loses nothing: deploy/OPERATIONS.md).
+    queue_type: str = "classic"
     # Part of the HTTP contract (413 above 1 MiB, in the README), not a deployment
     # setting: no environment variable changes it.
     body_size_max: int = 1024 * 1024

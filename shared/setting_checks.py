@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
 EVENT_LOOPS = ("uvloop", "asyncio")
+QUEUE_TYPES = ("classic", "quorum")  # shared/bus/queue_types.py
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 AMQP_SCHEMES = ("amqp", "amqps")
 
@@ -131,6 +132,11 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
         yield (
             f"LEDGER_LOG_FORMAT={settings.log_format!r} is not one of "
             + ", ".join(LOG_FORMATS)
+        )
+    if settings.queue_type not in QUEUE_TYPES:
+        yield (
+            f"LEDGER_QUEUE_TYPE={settings.queue_type!r} is not one of "
+            + ", ".join(QUEUE_TYPES)
         )
     if settings.event_loop not in EVENT_LOOPS:
         yield (

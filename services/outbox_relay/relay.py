@@ -90,6 +90,7 @@ class Relay:
         self._exchange_name = settings.exchange
         self._queue_prefix = settings.queue_prefix
         self._partitions = settings.projection_partitions
+        self._queue_type = settings.queue_type
         self._batch_size_max = settings.relay_batch_size_max
         self._name = name
         self._key = settings.hmac_key.encode()
@@ -119,8 +120,14 @@ class Relay:
             exchange = await broker.declare_exchange(channel, self._exchange_name)
             # The projectors' queues exist before the first publish, so events
             # published before a projector first starts wait for it in its queue.
+            # Those of the other queue type are left bound (shared/bus/queue_types.py).
             await broker.declare_projection_queues(
-                channel, exchange, self._queue_prefix, QUEUES, self._partitions
+                channel,
+                exchange,
+                self._queue_prefix,
+                QUEUES,
+                self._partitions,
+                self._queue_type,
             )
             frames = await broker.declare_frames_exchange(channel, exchange)
             await self._lanes(conn, frames_conn, exchange, frames, stop)

@@ -66,8 +66,11 @@ async def _bind(app: web.Application, business_id: int) -> None:
         async with asyncio.timeout(BIND_TIMEOUT_S):
             if not holder or holder[0].is_closed:
                 holder[:] = [await bootstrap.readiness_broker(app[SETTINGS])]
+            settings = app[SETTINGS]
             async with holder[0].channel() as channel:
-                await bind_business(channel, app[SETTINGS].exchange, business_id)
+                await bind_business(
+                    channel, settings.exchange, business_id, settings.queue_type
+                )
     except Exception as error:  # any failure: nothing written, 503
         raise BrokerUnavailable() from error
 

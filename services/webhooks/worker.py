@@ -19,7 +19,8 @@ LEDGER_WEBHOOK_RETENTION_DAYS, in bounded batches (services/webhooks/retention.p
 A sender with nothing due looks again after LEDGER_WEBHOOK_POLL_INTERVAL_S (or as
 soon as this process's intake queued something). When the worker starts, it binds
 the queue to every business that has an endpoint (idempotent), which repairs a queue
-deleted by hand.
+deleted by hand. After a switch of LEDGER_QUEUE_TYPE it first takes what the other
+type's queue holds (services/webhooks/old_queue.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from aio_pika.abc import (
 )
 
 from services.webhooks import deliveries, retention, sender
+from services.webhooks.old_queue import take_old_queue
 from services.webhooks.secrets import open_secret
 from shared import pause_points
 from shared.bus import webhook_queue
@@ -100,9 +102,16 @@ class WebhookWorker:
     ) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
-        exchange, queue = await webhook_queue.declare(channel, self.settings.exchange)
-        for business_id in await _businesses_with_endpoints(pool):
+        settings = self.settings
+        exchange, queue = await webhook_queue.declare(
+            channel, settings.exchange, settings.queue_type
+        )
+        business_ids = await _businesses_with_endpoints(pool)
+        for business_id in business_ids:
             await queue.bind(exchange, webhook_queue.business_key(business_id))
+        await take_old_queue(
+            settings, connection, business_ids, lambda m: self._take(pool, m)
+        )
         consumer = asyncio.ensure_future(self._consume(pool, queue))
         stopper = asyncio.ensure_future(stop.wait())
         await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -41,6 +41,7 @@ from pamqp import commands as spec
 
 from shared.bus.batch_publish import Outgoing, write_batch
 from shared.bus.partitions import business_slot, partition_of_slot, queue_names
+from shared.bus.queue_types import queue_arguments, typed_name
 from shared.events import Envelope
 
 _envelope_encoder = msgspec.json.Encoder()
@@ -119,9 +120,11 @@ async def declare_projection_queues(
     prefix: str,
     projection: str,
     partitions: int,
+    queue_type: str = "classic",
 ) -> list[AbstractQueue]:
-    """Declare a projection's partition queues (partition 0 first), bound to the
-    frames exchange by partition number; an earlier version's bindings go.
+    """Declare a projection's partition queues of the type (partition 0 first; their
+    names shared/bus/queue_types.typed_name's), bound to the frames exchange by
+    partition number; an earlier version's bindings go.
 
     Each queue has a single active consumer: RabbitMQ delivers it to one consumer at
     a time and, when that consumer's connection dies, redelivers its unacked messages
@@ -130,8 +133,9 @@ async def declare_projection_queues(
     """
     frames = await declare_frames_exchange(channel, exchange)
     queues = []
-    for partition, name in enumerate(queue_names(prefix, projection, partitions)):
-        queue = await _declare_single_active(channel, name)
+    group = typed_name(projection, queue_type)
+    for partition, name in enumerate(queue_names(prefix, group, partitions)):
+        queue = await _declare_single_active(channel, name, queue_type)
         await queue.bind(frames, routing_key=str(partition))
         await queue.unbind(exchange, routing_key="#")
         queues.append(queue)
@@ -141,10 +145,12 @@ async def declare_projection_queues(
     return queues
 
 
-async def _declare_single_active(channel: AbstractChannel, name: str) -> AbstractQueue:
+async def _declare_single_active(
+    channel: AbstractChannel, name: str, queue_type: str
+) -> AbstractQueue:
     try:
         return await channel.declare_queue(
-            name, durable=True, arguments={"x-single-active-consumer": True}
+            name, durable=True, arguments=queue_arguments(queue_type)
         )
     except ChannelPreconditionFailed as error:
         raise QueueArgumentsChanged(

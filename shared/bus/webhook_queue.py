@@ -19,12 +19,14 @@ from __future__ import annotations
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from shared.bus import broker
+from shared.bus.queue_types import queue_arguments, typed_name
 
 
-def queue_name(exchange: str) -> str:
-    """The webhook worker's queue, named after the exchange it is bound to (a test
-    session's exchange has a unique name, and so has its queue)."""
-    return f"{exchange}.webhooks"
+def queue_name(exchange: str, queue_type: str = "classic") -> str:
+    """The webhook worker's queue of the type (LEDGER_QUEUE_TYPE), named after the
+    exchange it is bound to (a test session's exchange has a unique name, and so has
+    its queue); shared/bus/queue_types.py names each type's apart."""
+    return typed_name(f"{exchange}.webhooks", queue_type)
 
 
 def business_key(business_id: int) -> str:
@@ -33,21 +35,25 @@ def business_key(business_id: int) -> str:
 
 
 async def declare(
-    channel: AbstractChannel, exchange_name: str
+    channel: AbstractChannel, exchange_name: str, queue_type: str = "classic"
 ) -> tuple[AbstractExchange, AbstractQueue]:
-    """The subscribers' exchange and the webhook queue (both durable, idempotent)."""
+    """The subscribers' exchange and the webhook queue of the type (both durable,
+    idempotent)."""
     exchange = await broker.declare_exchange(channel, exchange_name)
     queue = await channel.declare_queue(
-        queue_name(exchange_name),
+        queue_name(exchange_name, queue_type),
         durable=True,
-        arguments={"x-single-active-consumer": True},
+        arguments=queue_arguments(queue_type),
     )
     return exchange, queue
 
 
 async def bind_business(
-    channel: AbstractChannel, exchange_name: str, business_id: int
+    channel: AbstractChannel,
+    exchange_name: str,
+    business_id: int,
+    queue_type: str = "classic",
 ) -> None:
-    """Make the queue take every event of the business from now on."""
-    exchange, queue = await declare(channel, exchange_name)
+    """Make the queue of the type take every event of the business from now on."""
+    exchange, queue = await declare(channel, exchange_name, queue_type)
     await queue.bind(exchange, routing_key=business_key(business_id))

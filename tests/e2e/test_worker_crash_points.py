@@ -11,6 +11,8 @@ there, then the figures are checked exactly.
 
 Commands go through an in-process Appender (tests/e2e/worker_processes.py); the relay
 and the projectors are `python -m services.cli.main` processes, as in a deployment.
+Each runs on classic and on quorum queues (LEDGER_QUEUE_TYPE): on one local broker
+that proves the quorum code path (declares, SAC, redelivery), not replication.
 """
 
 from __future__ import annotations
@@ -68,10 +70,17 @@ SUBSCRIBERS_CURSOR = "SELECT count(*) FROM relay_cursor WHERE relay = 'main'"
 RELAY_BATCH = 25
 
 
-@pytest.fixture
-async def scaled(servers: tuple[str, str]) -> AsyncIterator[Environment]:
-    """An environment of its own with three partitions."""
-    async with partitioned_environment(servers, "crash", PARTITIONS) as environment:
+QUEUE_TYPES = ["classic", "quorum"]
+
+
+@pytest.fixture(params=QUEUE_TYPES)
+async def scaled(
+    servers: tuple[str, str], request: pytest.FixtureRequest
+) -> AsyncIterator[Environment]:
+    """An environment of its own with three partitions, of each queue type."""
+    async with partitioned_environment(
+        servers, "crash", PARTITIONS, request.param
+    ) as environment:
         yield environment
 
 
@@ -175,7 +184,9 @@ async def test_a_relay_killed_between_confirms_and_cursor_republishes_only_that_
     await assert_exact(admin, BUSINESSES, expected, 3)
 
 
+@pytest.mark.parametrize("queue_type", QUEUE_TYPES)
 async def test_a_projector_killed_between_commit_and_ack_skips_the_redelivered_batch(
+    queue_type: str,
     servers: tuple[str, str],
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
@@ -188,7 +199,7 @@ async def test_a_projector_killed_between_commit_and_ack_skips_the_redelivered_b
     projections at its stream's head, both checkpoints at the last position, nothing
     parked."""
     async with (
-        partitioned_environment(servers, "crash", 1) as environment,
+        partitioned_environment(servers, "crash", 1, queue_type) as environment,
         running_appender(environment) as appender,
         admin_connection(environment) as admin,
     ):

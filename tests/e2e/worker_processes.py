@@ -37,11 +37,13 @@ THIS_DATABASE = (
 
 @asynccontextmanager
 async def partitioned_environment(
-    servers: tuple[str, str], tag: str, partitions: int
+    servers: tuple[str, str], tag: str, partitions: int, queue_type: str = "classic"
 ) -> AsyncIterator[Environment]:
     """An environment of its own with `partitions` partitions (the projectors'
-    queues, and each projection's checkpoints)."""
-    environment = await create_environment(*servers, tag=tag, partitions=partitions)
+    queues, of `queue_type`, and each projection's checkpoints)."""
+    environment = await create_environment(
+        *servers, tag=tag, partitions=partitions, queue_type=queue_type
+    )
     try:
         yield environment
     finally:

@@ -16,7 +16,9 @@ from projections.schemas import schema_files
 from services.bootstrap import create_database, migrate
 from shared.bus import webhook_queue
 from shared.bus.partitions import queue_names
+from shared.bus.queue_types import typed_name
 from shared.config import Settings, settings_master_keys
+from shared.setting_checks import QUEUE_TYPES
 from shared.store.postgres import (
     shared_migrations,
     with_database,
@@ -50,6 +52,7 @@ async def create_environment(
     partitions: int = 1,
     checkpoint_interval_s: float = TEST_CHECKPOINT_INTERVAL_S,
     read_your_writes_timeout_s: float = READ_YOUR_WRITES_TIMEOUT_S,
+    queue_type: str = "classic",
 ) -> Environment:
     suffix = uuid.uuid4().hex[:12]
     database = f"ledger_test_{tag}_{suffix}"
@@ -65,6 +68,7 @@ async def create_environment(
         read_your_writes_timeout_s=read_your_writes_timeout_s,
         checkpoint_interval_s=checkpoint_interval_s,
         projection_partitions=partitions,
+        queue_type=queue_type,
         hmac_key=strong_key(),
     )
     settings_master_keys(settings)  # the test process reads the sealed fields too
@@ -82,14 +86,18 @@ async def drop_environment(env: Environment) -> None:
     try:
         channel = await connection.channel()
         settings = env.settings
-        # The projectors' queues, and an earlier version's per projection (a test
-        # of the upgrade makes them).
-        for group in (QUEUES, *PROJECTIONS):
+        # The projectors' queues of both types, and an earlier version's per
+        # projection (a test of the upgrade makes them).
+        groups = [typed_name(QUEUES, kind) for kind in QUEUE_TYPES]
+        for group in (*groups, *PROJECTIONS):
             for name in queue_names(
                 settings.queue_prefix, group, settings.projection_partitions
             ):
                 await channel.queue_delete(name)
-        await channel.queue_delete(webhook_queue.queue_name(settings.exchange))
+        for kind in QUEUE_TYPES:
+            await channel.queue_delete(
+                webhook_queue.queue_name(settings.exchange, kind)
+            )
         await channel.exchange_delete(settings.exchange + ".frames")
         await channel.exchange_delete(settings.exchange)
     finally:
@@ -125,6 +133,7 @@ def service_environment(
         "LEDGER_EXCHANGE": env.settings.exchange,
         "LEDGER_QUEUE_PREFIX": env.settings.queue_prefix,
         "LEDGER_PROJECTION_PARTITIONS": str(env.settings.projection_partitions),
+        "LEDGER_QUEUE_TYPE": env.settings.queue_type,
         "LEDGER_HTTP_PORT": str(port),
         "LEDGER_HMAC_KEY": env.settings.hmac_key,
         "LEDGER_CHECKPOINT_INTERVAL_S": str(env.settings.checkpoint_interval_s),

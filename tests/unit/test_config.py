@@ -131,6 +131,10 @@ BAD_VALUES: list[tuple[dict[str, str], str]] = [
         {"LEDGER_EVENT_LOOP": "trio"},
         "LEDGER_EVENT_LOOP='trio' is not one of uvloop, asyncio",
     ),
+    (
+        {"LEDGER_QUEUE_TYPE": "stream"},
+        "LEDGER_QUEUE_TYPE='stream' is not one of classic, quorum",
+    ),
 ]
 
 
