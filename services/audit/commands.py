@@ -10,7 +10,8 @@ import asyncpg
 import msgspec
 
 from services.audit.verify import verify
-from shared.config import Settings, settings_keyring
+from shared.config import Settings
+from shared.key_settings import settings_keyring
 from shared.store.chain_checkpoints import take_checkpoint
 
 

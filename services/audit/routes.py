@@ -10,7 +10,7 @@ from services.audit.verify import verify
 from services.http.edge import SETTINGS, business_of, json_response
 from services.http.fair_use import fair_use_of
 from services.http.fold_processes import in_fold_process
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 
 routes = web.RouteTableDef()
 

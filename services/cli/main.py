@@ -26,7 +26,8 @@ from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
 from services.cli.workers import run_worker
-from shared.config import Settings, SettingsError, load_settings, resolve_key
+from shared.config import Settings, SettingsError, load_settings
+from shared.key_settings import resolve_key
 from shared.store.postgres import shared_migrations
 from shared.worker import event_loop
 

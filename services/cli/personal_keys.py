@@ -27,9 +27,10 @@ from shared import events as e
 from shared import personal_data
 from shared.clock import clock_from
 from shared.commands import EraseClient
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
 from shared.errors import LedgerError
 from shared.events import Metadata
+from shared.key_settings import settings_master_keys
 
 ROTATE_BATCH = 1000
 

@@ -15,7 +15,7 @@ from services.command_api.spreadsheets import import_routes
 from services.command_api.spreadsheets.import_parsing import parse_pool_context
 from services.http.edge import CLOCK, POOL, SETTINGS
 from services.http.metrics import METRICS
-from shared.config import settings_master_keys
+from shared.key_settings import settings_master_keys
 
 
 def setup(app: web.Application) -> None:

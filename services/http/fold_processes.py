@@ -37,8 +37,9 @@ from aiohttp import web
 
 from services import bootstrap
 from services.http.edge import SETTINGS
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
 from shared.errors import FoldWorkerLost
+from shared.key_settings import settings_master_keys
 from shared.parent_death import kill_me_with_parent
 from shared.personal_data import MasterKey, use_master_keys
 

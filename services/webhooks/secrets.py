@@ -10,7 +10,8 @@ so that the previous keys can then be dropped.
 
 from __future__ import annotations
 
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
+from shared.key_settings import settings_master_keys
 from shared.personal_data import MasterKey, unwrap, wrap
 
 

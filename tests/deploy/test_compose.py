@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from shared.config import load_settings, resolve_key
+from shared.config import load_settings
+from shared.key_settings import resolve_key
 from tests.deploy.deploy_files import (
     DEPLOY,
     REPOSITORY,

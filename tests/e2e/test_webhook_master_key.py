@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
 from shared.client import verify_signature
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
+from shared.key_settings import settings_master_keys
 from shared.personal_data import MasterKey
 from shared.store.postgres import create_pool
 from tests.e2e.deadlines import CLI_DEADLINE_S, START_DEADLINE_S, wait_until

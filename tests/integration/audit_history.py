@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from services.audit.report import Report
 from services.audit.verify import verify
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 from tests.support.environment import Environment
 
 

@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from services.audit.verify import verify
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 from tests.integration.audit_history import history, report_of, tamper
 from tests.integration.tampering import figures, stored_digest
 from tests.support.environment import Environment

@@ -20,7 +20,7 @@ from services.audit.report import Report
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 from shared.store.postgres import create_pool
 from tests.integration.scenarios import (
     create_client,

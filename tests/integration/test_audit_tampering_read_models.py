@@ -29,7 +29,7 @@ from services.cli.businesses import provision_business
 from services.cli.workers import wire_projector, wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 from shared.store.event_store import append, load_stream
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped

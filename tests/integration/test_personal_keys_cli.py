@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared import personal_data
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
+from shared.key_settings import settings_master_keys
 from tests.integration.own_database import own_database
 from tests.integration.test_personal_data_at_rest import _marked, _new_marker
 from tests.support.environment import (

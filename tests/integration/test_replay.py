@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
 from services.replay.rebuild import replay
-from shared.config import settings_keyring
+from shared.key_settings import settings_keyring
 from shared.store.postgres import create_pool
 from tests.support.environment import Environment, create_environment, drop_environment
 from tests.support.service import http_client, workers

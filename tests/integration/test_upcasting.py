@@ -28,8 +28,8 @@ from services.command_api.appender import Appender
 from services.replay.rebuild import replay
 from shared import events as e
 from shared.bus import broker
-from shared.config import settings_keyring
 from shared.hash_chain import GENESIS, event_hash, hashed_content
+from shared.key_settings import settings_keyring
 from shared.keyring import key_id_of
 from shared.store.event_rows import SELECT_EVENTS, stored_hashed_content
 from shared.store.event_store import Cursor, load_stream, read_after

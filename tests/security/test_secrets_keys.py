@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient
 from services.audit.verify import verify
 from services.cli.businesses import provision_business
 from services.command_api.appender import Appender
-from shared.config import Settings, settings_keyring
+from shared.config import Settings
 from shared.hash_chain import GENESIS, event_hash
+from shared.key_settings import settings_keyring
 from shared.keyring import DEVELOPMENT_KEY, Keyring, key_id_of
 from shared.store.event_rows import stored_hashed_content
 from tests.integration.scenarios import create_client, submit, transaction

@@ -17,7 +17,8 @@ from services.bootstrap import create_database, migrate
 from shared.bus import webhook_queue
 from shared.bus.partitions import queue_names
 from shared.bus.queue_types import typed_name
-from shared.config import Settings, settings_master_keys
+from shared.config import Settings
+from shared.key_settings import settings_master_keys
 from shared.setting_checks import QUEUE_TYPES
 from shared.store.postgres import (
     shared_migrations,

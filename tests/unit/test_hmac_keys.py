@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.cli.hmac_key_file import create_key_file
-from shared.config import (
-    Settings,
-    SettingsError,
-    load_settings,
-    resolve_key,
-    settings_keyring,
-)
+from shared.config import Settings, SettingsError, load_settings
+from shared.key_settings import resolve_key, settings_keyring
 from shared.keyring import DEVELOPMENT_KEY, key_id_of
 
 STRONG = "s" * 32

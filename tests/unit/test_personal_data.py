@@ -11,7 +11,8 @@ import pytest
 
 from shared import events as e
 from shared import personal_data as p
-from shared.config import Settings, SettingsError, resolve_key, settings_master_keys
+from shared.config import Settings, SettingsError
+from shared.key_settings import resolve_key, settings_master_keys
 
 MASTER = p.master_key("m" * 40)
 p.use_master_keys(MASTER)

@@ -40,9 +40,9 @@ from services.http.projection_wait import WAITER
 from services.http.request_log import CORRELATION_ID
 from shared import commands as c
 from shared import events as e
-from shared.config import settings_master_keys
 from shared.domain import DEFAULT_CATEGORY, name_key
 from shared.errors import invalid
+from shared.key_settings import settings_master_keys
 from shared.money import to_number
 from shared.response_bodies import encoder
 from shared.store.api_keys import Business
