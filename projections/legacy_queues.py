@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import aio_pika
 import asyncpg
 import msgspec
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from projections.checkpoints import PartitionProgress
 from projections.deliveries import decoded, progress_of
@@ -35,7 +35,7 @@ from projections.partition_claims import lock_key
 from projections.registry import QUEUES
 from projections.runner import Projection, apply_batch, park
 from shared.bus import broker
-from shared.bus.old_queues import delete_if_drained, existing
+from shared.bus.old_queues import delete_if_drained, existing, take_each
 from shared.bus.partitions import queue_names
 from shared.bus.queue_types import other_type, typed_name
 from shared.config import Settings
@@ -122,10 +122,12 @@ async def _drained(
             frames = await broker.declare_frames_exchange(channel, exchange)
             await queue.unbind(frames, routing_key=str(old.partition))
             await queue.unbind(exchange, routing_key="#")  # an even older binding
-            while (message := await queue.get(fail=False)) is not None:
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                nonlocal applied
                 delivery = await decoded(message)
                 if message.processed:
-                    continue  # rejected: no event
+                    return  # rejected: no event
                 if not old.copies:
                     progress = progress_of([message], settings.projection_partitions)
                     events = delivery.events
@@ -136,6 +138,8 @@ async def _drained(
                         ]
                     )
                 await message.ack()
+
+            await take_each(connection, old.name, take)
             # False: a consumer came, or a message; once more.
             deleted = await delete_if_drained(channel, old.name)
     except aio_pika.exceptions.ChannelPreconditionFailed:

@@ -23,7 +23,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.bus import webhook_queue
-from shared.bus.old_queues import delete_if_drained, existing
+from shared.bus.old_queues import delete_if_drained, existing, take_each
 from shared.bus.queue_types import other_type
 from shared.config import Settings
 
@@ -63,8 +63,7 @@ async def _taken(
             exchange = await channel.get_exchange(settings.exchange)
             for business_id in business_ids:
                 await queue.unbind(exchange, webhook_queue.business_key(business_id))
-            while (message := await queue.get(fail=False)) is not None:
-                await take(message)
+            await take_each(connection, name, take)
             return await delete_if_drained(channel, name)
     except aio_pika.exceptions.ChannelPreconditionFailed:
         return False

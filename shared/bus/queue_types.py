@@ -14,9 +14,11 @@ services/webhooks/old_queue.py).
 
 Both types are durable, never exclusive or auto-delete, and have a single active
 consumer (x-single-active-consumer: RabbitMQ supports it on quorum queues since 3.8).
-No other argument is set: no TTL, length limit or priority, so nothing differs
+No other argument is set: no TTL, length limit or priority, so little differs
 between the types in what the code relies on (persistent messages, publisher confirms,
-mandatory returns, prefetch, ack and reject, basic.get).
+mandatory returns, prefetch, ack and reject). But a quorum queue with
+single-active-consumer refuses basic.get: old queues are emptied through a consumer
+(shared/bus/old_queues.take_each).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Switching LEDGER_QUEUE_TYPE from classic to quorum on a running setup while
-postings go on (deploy/OPERATIONS.md, "Switching the queue type"): the relay and the
-projector are `python -m services.cli.main` processes, SIGKILLed and started again
+"""Switching LEDGER_QUEUE_TYPE from classic to quorum, and back, on a running setup
+while postings go on (deploy/OPERATIONS.md, "Switching the queue type"): the relay and
+the projector are `python -m services.cli.main` processes, SIGKILLed and started again
 with the new setting; the figures are then checked exactly, as the crash tests do."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from projections.registry import QUEUES
 from services.command_api.appender import Appender
@@ -87,53 +88,58 @@ async def _messages(settings: Settings, queue_type: str) -> list[int | None]:
     return [None if queue is None else queue.message_count for queue in found]
 
 
-async def test_switching_to_quorum_queues_while_postings_go_on_loses_nothing(
-    servers: tuple[str, str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("before", "after"), [("classic", "quorum"), ("quorum", "classic")]
+)
+async def test_switching_the_queue_type_while_postings_go_on_loses_nothing(
+    servers: tuple[str, str], tmp_path: Path, before: str, after: str
 ) -> None:
-    """With 3 partitions on classic queues, postings going on: the projector is
-    SIGKILLed (frames build up in the classic queues, only there), the relay is
-    SIGKILLed and a quorum relay started (frames reach both queue sets), then a
-    quorum projector: it applies the classic queues, deletes them, and consumes the
-    quorum ones. Every balance and statement is exact to the cent (no posting lost,
-    none applied twice), both projections' tracking rows at their streams' heads,
-    every checkpoint at the last position, and no classic queue is left."""
+    """With 3 partitions on queues of one type, postings going on: the projector is
+    SIGKILLed (frames build up in its queues, only there), the relay is SIGKILLed and
+    a relay of the other type started (frames reach both queue sets), then a
+    projector of the other type: it applies the old queues, deletes them, and
+    consumes the new ones. Every balance and statement is exact to the cent (no
+    posting lost, none applied twice), both projections' tracking rows at their
+    streams' heads, every checkpoint at the last position, and no old queue is left.
+    Back from quorum, the old queues are quorum queues with single-active-consumer,
+    which refuse basic.get: they are drained through a consumer."""
     async with (
-        partitioned_environment(servers, "switch", PARTITIONS) as environment,
+        partitioned_environment(servers, "switch", PARTITIONS, before) as environment,
         running_appender(environment) as appender,
         admin_connection(environment) as admin,
     ):
         settings = environment.settings
-        classic = service_environment(environment, free_port(), log_level="INFO")
-        quorum = {**classic, "LEDGER_QUEUE_TYPE": "quorum"}
+        old = service_environment(environment, free_port(), log_level="INFO")
+        new = {**old, "LEDGER_QUEUE_TYPE": after}
         clients, _ = await clients_over_partitions(
             environment, appender, BUSINESSES, CLIENTS_EACH
         )
         postings = Postings(appender, clients)
         with killed_at_end() as processes:
-            relay = start_worker(processes, ["relay"], classic, tmp_path / "r-c.log")
-            old = start_worker(processes, ["projector"], classic, tmp_path / "p-c.log")
+            relay = start_worker(processes, ["relay"], old, tmp_path / "r-c.log")
+            first = start_worker(processes, ["projector"], old, tmp_path / "p-c.log")
             await postings.post()
-            await wait_until(lambda: caught_up(admin), START_DEADLINE_S, "classic")
+            await wait_until(lambda: caught_up(admin), START_DEADLINE_S, before)
             async with postings.going_on():
-                sigkill(old)
-                only_classic = await _framed_unapplied(admin)
+                sigkill(first)
+                only_old = await _framed_unapplied(admin)
                 sigkill(relay)
-                start_worker(processes, ["relay"], quorum, tmp_path / "r-q.log")
-                await _backlog(settings, "quorum")
+                start_worker(processes, ["relay"], new, tmp_path / "r-q.log")
+                await _backlog(settings, after)
                 new_log = tmp_path / "p-q.log"
-                start_worker(processes, ["projector"], quorum, new_log)
+                start_worker(processes, ["projector"], new, new_log)
                 await wait_until(
-                    lambda: _gone(settings), START_DEADLINE_S, "classic queues gone"
+                    lambda: _gone(settings, before), START_DEADLINE_S, "old queues gone"
                 )
-            await postings.post()  # through the quorum queues only
+            await postings.post()  # through the new queues only
             await wait_until(lambda: caught_up(admin), CATCH_UP_DEADLINE_S, "head")
-        # Events relayed after the classic projector died and before the quorum
-        # queues existed were in the classic queues only: applied from there (and
-        # more, if the quorum relay published them again).
+        # Events relayed after the old projector died and before the new
+        # queues existed were in the old queues only: applied from there (and
+        # more, if the new relay published them again).
         text = new_log.read_text()
         assert text.count("; deleted it") == PARTITIONS
         applied = re.findall(r"applied (\d+) events an earlier version left", text)
-        assert sum(map(int, applied)) >= only_classic > 0
+        assert sum(map(int, applied)) >= only_old > 0
         await assert_exact(admin, BUSINESSES, postings.expected, postings.rounds)
         last = await admin.fetchval("SELECT max(position) FROM events")
         # Each projection's, and its partitions' (`balances.0` …).
@@ -171,5 +177,5 @@ async def _backlog(settings: Settings, queue_type: str) -> None:
     await wait_until(held, START_DEADLINE_S, f"a backlog in the {queue_type} queues")
 
 
-async def _gone(settings: Settings) -> bool:
-    return await _messages(settings, "classic") == [None] * PARTITIONS
+async def _gone(settings: Settings, queue_type: str) -> bool:
+    return await _messages(settings, queue_type) == [None] * PARTITIONS

@@ -19,8 +19,10 @@ from services.cli.workers import wire_relay
 from services.command_api.appender import Appender
 from shared import events as e
 from shared.bus import broker
+from shared.bus.queue_types import typed_name
 from shared.config import Settings
 from shared.response_bodies import timestamp
+from shared.setting_checks import QUEUE_TYPES
 from shared.store.postgres import create_pool
 from shared.worker.loop import run_until_stopped
 from tests.integration.scenarios import create_client, id_of, wait_until
@@ -36,14 +38,27 @@ async def fresh(servers: tuple[str, str]) -> AsyncIterator[Environment]:
     await drop_environment(env)
 
 
+@pytest.fixture(params=QUEUE_TYPES)
+async def fresh_typed(
+    servers: tuple[str, str], request: pytest.FixtureRequest
+) -> AsyncIterator[Environment]:
+    """`fresh`, with the projectors' queues of each type in turn (LEDGER_QUEUE_TYPE):
+    on one node, quorum queues prove the code path, not replication."""
+    env = await create_environment(*servers, tag="queues", queue_type=request.param)
+    yield env
+    await drop_environment(env)
+
+
+def _queue_name(settings: Settings) -> str:
+    return typed_name(settings.queue_prefix + QUEUES, settings.queue_type)
+
+
 async def _queued(env: Environment) -> int:
     """The projectors' queue's message count (a missing queue fails the test)."""
     connection = await aio_pika.connect(env.settings.amqp_url)
     try:
         channel = await connection.channel()
-        queue = await channel.declare_queue(
-            env.settings.queue_prefix + QUEUES, passive=True
-        )
+        queue = await channel.declare_queue(_queue_name(env.settings), passive=True)
         return int(queue.declaration_result.message_count)
     finally:
         await connection.close()
@@ -77,7 +92,7 @@ async def _delete_projection_queues(settings: Settings) -> None:
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        await channel.queue_delete(settings.queue_prefix + QUEUES)
+        await channel.queue_delete(_queue_name(settings))
     finally:
         await connection.close()
 
@@ -89,24 +104,25 @@ async def _first_message(
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        queue = await channel.declare_queue(
-            settings.queue_prefix + QUEUES, passive=True
-        )
-        message = await queue.get(no_ack=False)
-        await message.nack(requeue=True)
+        queue = await channel.declare_queue(_queue_name(settings), passive=True)
+        # A consumer, not basic.get: a quorum queue with single-active-consumer
+        # refuses basic.get.
+        async with queue.iterator() as messages:
+            message = await anext(messages)
+            await message.nack(requeue=True)
     finally:
         await connection.close()
     return message
 
 
 async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
-    fresh: Environment,
+    fresh_typed: Environment,
 ) -> None:
     """Proves the relay's first publishes wait in the projectors' queue, by
     provisioning a business (its "Uncategorised" category.created event), running only
     the Relay until its cursor is past that event, checking the queue holds it, then
     starting the projector: the category is listed by GET /clients/categories."""
-    settings = fresh.settings
+    settings = fresh_typed.settings
     business = await provision_business(settings, f"Early {uuid.uuid4().hex[:8]}")
     pool = await create_pool(settings.database_url, max_size=2)
     try:
@@ -117,7 +133,7 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
         )
 
         await _relay_alone_until_past(settings, pool, event["position"])
-        assert await _queued(fresh) == 1
+        assert await _queued(fresh_typed) == 1
 
         async def projected() -> bool:
             positions = await pool.fetch(
@@ -148,20 +164,20 @@ async def test_events_relayed_before_any_projector_starts_reach_the_read_models(
                 "customer_count": 0,
             }
         ]
-        assert await _queued(fresh) == 0
+        assert await _queued(fresh_typed) == 0
     finally:
         await pool.close()
 
 
 async def test_an_event_no_queue_takes_is_published_again_not_dropped(
-    fresh: Environment,
+    fresh_typed: Environment,
 ) -> None:
     """Proves a returned (unroutable) frame fails the relay's batch instead of being
     dropped, by deleting the projectors' queue under a running Relay and creating a
     client: the relay restarts, declares the queue again and republishes, so the
     queue holds exactly one frame, that client.created event, and the cursor is past
     it."""
-    settings = fresh.settings
+    settings = fresh_typed.settings
     business = await provision_business(settings, f"Lost {uuid.uuid4().hex[:8]}")
     pool = await create_pool(settings.database_url, max_size=2)
     appender = Appender(pool, settings.hmac_key.encode(), 500)
@@ -186,7 +202,7 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
 
         async def queued_again() -> bool:
             try:
-                return await _queued(fresh) == 1
+                return await _queued(fresh_typed) == 1
             except aio_pika.exceptions.ChannelNotFoundEntity:
                 return False  # the relay has not declared it again yet
 
@@ -199,7 +215,7 @@ async def test_an_event_no_queue_takes_is_published_again_not_dropped(
         await relay
         await appender.stop()
         await pool.close()
-    assert await _queued(fresh) == 1
+    assert await _queued(fresh_typed) == 1
     message = await _first_message(settings)
     assert message.type == broker.FRAME_TYPE
     [event] = broker.frame_decoder.decode(message.body)
