@@ -77,6 +77,24 @@ GROUP BY p.projection
 ORDER BY p.projection
 """
 
+# With partitions, each one's checkpoint row (`balances.0`, ...: projections/
+# checkpoints.py), which the relay's frame after every batch moves whether or not the
+# batch had events of the partition: its positions behind the store's head, and the age
+# of the first event past it. Index probes only (cheap at any backlog).
+_PARTITION_LAGS = """
+SELECT split_part(c.projection, '.', 1) AS projection,
+       split_part(c.projection, '.', 2)::int AS partition,
+       greatest(h.head - c.position_last, 0) AS positions,
+       coalesce(extract(epoch FROM clock_timestamp() - (
+           SELECT e.recorded_at FROM events e WHERE e.position > c.position_last
+           ORDER BY e.position LIMIT 1)), 0)::float8 AS seconds
+FROM projection_checkpoint c,
+     (SELECT coalesce(max(position), 0) AS head FROM events) AS h
+WHERE split_part(c.projection, '.', 1) = ANY($1::text[])
+  AND c.projection ~ '[.][0-9]+$'
+ORDER BY 1, 2
+"""
+
 # The lag of the projection furthest behind, in seconds only: one index probe, cheap
 # enough for /readyz at every probe even with a backlog of millions of events.
 _LAG_MAX = """
@@ -156,6 +174,25 @@ async def projection_lags(pool: asyncpg.Pool) -> dict[str, Lag]:
         row["projection"]: Lag(events=row["events"], seconds=row["seconds"])
         for row in rows
     }
+
+
+class PartitionLag(msgspec.Struct, frozen=True):
+    projection: str
+    partition: int
+    positions: int  # positions between the partition's checkpoint and the head
+    seconds: float
+
+
+async def partition_lags(pool: asyncpg.Pool) -> list[PartitionLag]:
+    """Each partition's lag, by projection (none with one partition: the
+    projection's own row is its only checkpoint, and projection_lags has it)."""
+    rows = await pool.fetch(_PARTITION_LAGS, _names(), timeout=TIMEOUT_S)
+    return [
+        PartitionLag(
+            row["projection"], row["partition"], row["positions"], row["seconds"]
+        )
+        for row in rows
+    ]
 
 
 async def lag_max_seconds(pool: asyncpg.Pool) -> float:

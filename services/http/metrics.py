@@ -106,6 +106,18 @@ class ApiMetrics:
             ["projection"],
             registry=registry,
         )
+        self.partition_lag_positions = Gauge(
+            "ledger_projection_partition_lag_positions",
+            "Positions between a partition's checkpoint and the store's head",
+            ["projection", "partition"],
+            registry=registry,
+        )
+        self.partition_lag_seconds = Gauge(
+            "ledger_projection_partition_lag_seconds",
+            "Age of the first event past a partition's checkpoint, 0 if none",
+            ["projection", "partition"],
+            registry=registry,
+        )
         self.projection_parked = Gauge(
             "ledger_projection_parked_events",
             "Events the projection parked after failing to apply them",
@@ -156,6 +168,13 @@ class ApiMetrics:
         for name, lag in lags.items():
             self.projection_lag_events.labels(projection=name).set(lag.events)
             self.projection_lag_seconds.labels(projection=name).set(lag.seconds)
+        for behind in await progress.partition_lags(pool):
+            labels = {
+                "projection": behind.projection,
+                "partition": str(behind.partition),
+            }
+            self.partition_lag_positions.labels(**labels).set(behind.positions)
+            self.partition_lag_seconds.labels(**labels).set(behind.seconds)
         parked = await progress.parked_events(pool)
         for name, count in parked.items():
             self.projection_parked.labels(projection=name).set(count)

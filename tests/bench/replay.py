@@ -151,9 +151,35 @@ async def bench(args: argparse.Namespace) -> int:
             f" ({int(str(audited['events'])) / wall:,.0f} events/s)"
         )
         print(f"bench process peak RSS {peak_mb():.0f} MB (the writer, not the replay)")
+        print(await table_sizes(env, written))
         return 0 if audited["ok"] else 1
     finally:
         await drop_environment(env)
+
+
+# The events table, its indexes (and TOAST) with it, and the read models' biggest
+# tables: what a history of this size costs on disk (deploy/OPERATIONS.md, "Planned").
+SIZES = """
+SELECT relname, pg_total_relation_size(c.oid) AS total
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind = 'r'
+  AND (relname = 'events' OR relname LIKE 'rm\\_%' OR relname = 'projection_tracking')
+ORDER BY total DESC LIMIT 5
+"""
+
+
+async def table_sizes(env: Environment, events: int) -> str:
+    """The biggest tables after the replay, in MB and in bytes per event."""
+    conn = await connect(env.admin_url)
+    try:
+        rows = await conn.fetch(SIZES)
+    finally:
+        await conn.close()
+    return "on disk: " + ", ".join(
+        f"{row['relname']} {row['total'] / 2**20:,.0f} MB"
+        f" ({row['total'] / max(events, 1):,.0f} B/event)"
+        for row in rows
+    )
 
 
 def machine_load() -> str:

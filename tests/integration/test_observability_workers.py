@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from projections.balances.projector import projection as balances
+from projections.checkpoints import PartitionProgress, record_partitions
 from projections.runner import apply_batch
 from projections.statements.projector import projection as statements
 from services.cli import worker_health
@@ -21,7 +22,7 @@ from services.cli.businesses import provision_business
 from shared import events as e
 from shared.store.event_store import Cursor, read_after, save_cursor
 from shared.store.postgres import create_pool
-from tests.integration.metrics_samples import Samples, parse, sample, scrape
+from tests.integration.metrics_samples import Samples, family, parse, sample, scrape
 from tests.integration.scenarios import (
     head_cursor,
 )
@@ -181,3 +182,39 @@ async def test_a_worker_serves_its_counters_beside_its_probes(
         applied = "ledger_projection_applied_events_total"
         was = before.get((applied, frozenset({("projection", projection)})), 0)
         assert sample(after, applied, projection=projection) >= was + 1
+
+
+async def test_each_partition_shows_its_own_lag(servers: tuple[str, str]) -> None:
+    """With two partitions and nothing running, balances' partition 0 is moved to
+    the head and partition 1 to the business's first event: the gauges say 0
+    positions and 0 s for partition 0, and for partition 1 exactly the positions
+    between its checkpoint and the head, and an age above 0; statements, with no
+    partition rows yet, has no partition samples."""
+    env = await create_environment(*servers, tag="plag", partitions=2)
+    try:
+        settings = msgspec.structs.replace(env.settings, metrics_backlog_interval_s=0.0)
+        business = await provision_business(settings, "Partitioned")
+        pool = await create_pool(settings.database_url, max_size=2)
+        try:
+            async with http_client(settings) as client, pool.acquire() as conn:
+                await _three_clients_unpublished(client, conn, business)
+                first, head = await conn.fetchrow(
+                    "SELECT min(position), max(position) FROM events"
+                )
+                progress = PartitionProgress(2, {0: head, 1: first})
+                await record_partitions(conn, "balances", progress)
+                samples = await scrape(client)
+        finally:
+            await pool.close()
+    finally:
+        await drop_environment(env)
+    positions = family(samples, "ledger_projection_partition_lag_positions")
+    seconds = family(samples, "ledger_projection_partition_lag_seconds")
+    assert positions == {
+        frozenset({("projection", "balances"), ("partition", "0")}): 0,
+        frozenset({("projection", "balances"), ("partition", "1")}): head - first,
+    }
+    zero = frozenset({("projection", "balances"), ("partition", "0")})
+    one = frozenset({("projection", "balances"), ("partition", "1")})
+    assert seconds[zero] == 0 and seconds[one] > 0 and set(seconds) == {zero, one}
+    assert head - first == 3
