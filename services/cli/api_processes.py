@@ -18,11 +18,12 @@ the default is lowered until it fits (and logged).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 
 from services import bootstrap
-from shared.config import Settings, SettingsError
+from shared.config import API_PROCESSES_MAX, Settings, SettingsError
 from shared.store.postgres import with_database
 
 log = logging.getLogger("ledger.supervisor")
@@ -93,3 +94,22 @@ def count(settings: Settings, asked: int | None, available: int, workers: bool) 
             extra={"event": "process.api_processes_lowered", "role": "run"},
         )
     return min(default, fits)
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`ledger run [--api-processes N]`."""
+    run = sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
+    run.add_argument(
+        "--api-processes",
+        type=_positive,
+        metavar="N",
+        help="API processes on the one port (default: LEDGER_API_PROCESSES, else one"
+        f" per core, at most {DEFAULT_MAX})",
+    )
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= API_PROCESSES_MAX:
+        raise argparse.ArgumentTypeError(f"not between 1 and {API_PROCESSES_MAX}")
+    return number

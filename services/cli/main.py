@@ -26,7 +26,7 @@ from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
 from services.cli.workers import run_worker
-from shared.config import API_PROCESSES_MAX, Settings, SettingsError, load_settings
+from shared.config import Settings, SettingsError, load_settings
 from shared.key_settings import resolve_key
 from shared.store.postgres import shared_migrations
 from shared.worker import event_loop
@@ -38,14 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `ledger` command line (deploy/ tests check their commands against it)."""
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
-    run.add_argument(
-        "--api-processes",
-        type=_positive,
-        metavar="N",
-        help="API processes on the one port (default: LEDGER_API_PROCESSES, else one"
-        f" per core, at most {api_processes.DEFAULT_MAX})",
-    )
+    api_processes.add_run_parser(sub)
     sub.add_parser("migrate", help="create the database if missing; apply migrations")
     sub.add_parser("api", help="serve the HTTP API (command and query routes)")
     sub.add_parser("relay", help="publish committed events to RabbitMQ")
@@ -99,13 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_file.add_argument("--file", type=Path, required=True)
     return parser
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if not 1 <= number <= API_PROCESSES_MAX:
-        raise argparse.ArgumentTypeError(f"not between 1 and {API_PROCESSES_MAX}")
-    return number
 
 
 def _audit_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
