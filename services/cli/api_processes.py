@@ -24,7 +24,6 @@ import os
 
 from services import bootstrap
 from shared.config import API_PROCESSES_MAX, Settings, SettingsError
-from shared.store.postgres import with_database
 
 log = logging.getLogger("ledger.supervisor")
 DEFAULT_MAX = 4
@@ -56,8 +55,9 @@ def worker_connections(settings: Settings) -> int:
 
 
 async def connections_available(settings: Settings) -> int:
-    """max_connections less the superuser's reserve, as the server says."""
-    url = with_database(settings.admin_database_url, "postgres")
+    """max_connections less the superuser's reserve, as the server says (asked as
+    the service's own role: a container running `ledger api` has no admin URL)."""
+    url = settings.database_url
     async with bootstrap.postgres_probe(url, bootstrap.PREFLIGHT_TIMEOUT_S) as conn:
         return int(await conn.fetchval(_AVAILABLE))
 
