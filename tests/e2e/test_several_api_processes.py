@@ -1,6 +1,7 @@
 """Several API processes (issue 15): `ledger run --api-processes 2` serves one port
-from two processes and replaces one that is killed while the other serves on; a
-count PostgreSQL has no connections for stops the start with a message."""
+from two processes and replaces one that is killed while the other serves on;
+`ledger api` with LEDGER_API_PROCESSES=2 (compose) does the same alone; a count
+PostgreSQL has no connections for stops the start with a message."""
 
 from __future__ import annotations
 
@@ -15,8 +16,21 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.deadlines import CLI_DEADLINE_S, START_DEADLINE_S, wait_until
-from tests.e2e.supervisor import REPOSITORY, children_of, create_business, running
+from tests.e2e.api_processes import ApiProcesses
+from tests.e2e.deadlines import (
+    CLI_DEADLINE_S,
+    START_DEADLINE_S,
+    STOP_DEADLINE_S,
+    wait_until,
+)
+from tests.e2e.supervisor import (
+    REPOSITORY,
+    LedgerService,
+    children_of,
+    create_business,
+    is_running,
+    running,
+)
 from tests.support.environment import (
     create_environment,
     drop_environment,
@@ -144,3 +158,35 @@ async def test_more_api_processes_than_postgresql_has_connections_for_stop_the_s
         " LEDGER_API_PROCESSES), lower LEDGER_API_POOL_SIZE_MAX, or raise"
         " max_connections.\n"
     ) in done.stderr
+
+
+async def test_ledger_api_with_two_processes_supervises_two_on_its_port(
+    ledger: LedgerService, tmp_path: Path
+) -> None:
+    """`ledger api` with LEDGER_API_PROCESSES=2 (as the compose file runs it) starts
+    two `ledger api` children that both listen on its port and serve, and stops both
+    on SIGTERM, exiting 0."""
+    processes = ApiProcesses(tmp_path)
+    try:
+        supervisor = await processes.start(
+            ledger.environment, "pair", {"LEDGER_API_PROCESSES": "2"}
+        )
+        port = int(supervisor.base_url.rsplit(":", 1)[1])
+
+        async def both_listen() -> bool:
+            roles = _roles(supervisor.process.pid)
+            return sorted(roles.values()) == ["api", "api"] and all(
+                _listens(pid, port) for pid in roles
+            )
+
+        await wait_until(both_listen, START_DEADLINE_S, "two API children listen")
+        business: dict[str, Any] = await create_business(ledger)
+        statuses = await _statuses(supervisor.base_url, str(business["api_key"]))
+        assert statuses == [200] * REQUESTS
+        children = list(_roles(supervisor.process.pid))
+        supervisor.process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(supervisor.process.wait, STOP_DEADLINE_S)
+        assert returncode == 0, supervisor.log()[-4000:]
+        assert [child for child in children if is_running(child)] == []
+    finally:
+        processes.stop_all()
