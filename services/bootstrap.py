@@ -47,6 +47,14 @@ PREFLIGHT_TIMEOUT_S = 5.0
 # transaction, then one append.
 PROJECTOR_POOL_SIZE_MAX = 2
 ADMIN_POOL_SIZE_MAX = 2
+# Server-side keepalives on the API's claims session: a holder whose host vanished
+# without closing its socket is dropped (its claims released) after about idle +
+# count x interval seconds (25 s).
+CLAIMS_KEEPALIVE = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 
 
 # The API process.
@@ -69,6 +77,16 @@ async def read_your_writes_listener(settings: Settings) -> asyncpg.Connection:
     notifications empty the API key cache (services/http/api_key_cache.py). It runs
     no queries; the waiter opens a new one with this when it is lost."""
     return await asyncpg.connect(settings.database_url)
+
+
+async def claims_connection(settings: Settings) -> asyncpg.Connection:
+    """The API's session for its claims (services/http/session_locks.py): the
+    Idempotency-Keys in flight and the business's expensive work, held as advisory
+    locks that PostgreSQL releases when this connection closes. Server-side TCP
+    keepalives drop it (and its claims) when its host vanishes."""
+    return await asyncpg.connect(
+        settings.database_url, server_settings=CLAIMS_KEEPALIVE
+    )
 
 
 async def fold_connection(database_url: str) -> asyncpg.Connection:

@@ -13,6 +13,8 @@ from shared.keyring import DEVELOPMENT_KEY
 # takes the slots s with s % partitions == p, so there can be at most this many.
 BUSINESS_SLOTS = 64
 PARTITIONS_MAX = BUSINESS_SLOTS
+# LEDGER_API_PROCESSES: at most this many when set (each process holds a pool).
+API_PROCESSES_MAX = 64
 
 
 class SettingsError(ValueError):
@@ -27,6 +29,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_prefix: str = "ledger.projection."
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # API processes `ledger run` (and `ledger api`) start on the one port, each with
+    # its own pool and appender (SO_REUSEPORT: services/cli/api_processes.py). 0, the
+    # default: the cores this process may use, at most API_PROCESSES_DEFAULT_MAX, and
+    # no more than PostgreSQL's max_connections has room for.
+    api_processes: int = 0
     # Where `ledger relay` and `ledger projector` answer /healthz and /readyz for
     # container probes; 0 (the default, and always under `ledger run`) serves nothing.
     health_port: int = 0
@@ -199,6 +206,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"LEDGER_PROJECTION_PARTITIONS={settings.projection_partitions}"
             f" is not between 1 and {PARTITIONS_MAX}"
+        )
+    if not 0 <= settings.api_processes <= API_PROCESSES_MAX:
+        raise SettingsError(
+            f"LEDGER_API_PROCESSES={settings.api_processes}"
+            f" is not between 0 (one per core) and {API_PROCESSES_MAX}"
         )
     return settings
 

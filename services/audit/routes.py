@@ -19,7 +19,7 @@ routes = web.RouteTableDef()
 async def audit_verify(request: web.Request) -> web.Response:
     keys = settings_keyring(request.app[SETTINGS])
     business_id = business_of(request).business_id
-    with fair_use_of(request).expensive_work(business_id):
+    async with fair_use_of(request).expensive_work(business_id):
         # In a worker process: the walk is CPU-bound (services/http/fold_processes.py).
         report = await in_fold_process(request, verify, keys, business_id)
     return json_response(report)

@@ -21,7 +21,7 @@ import asyncpg
 
 from projections.registry import PROJECTIONS
 from services import bootstrap
-from services.cli import logs, personal_keys, preflight
+from services.cli import api_processes, logs, personal_keys, preflight
 from services.cli.businesses import admin_command
 from services.cli.garbage_collector import collect_less
 from services.cli.personal_keys import erase_client, rotate_master_key
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `ledger` command line (deploy/ tests check their commands against it)."""
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="migrate, then start every process (Ctrl-C stops)")
+    api_processes.add_run_parser(sub)
     sub.add_parser("migrate", help="create the database if missing; apply migrations")
     sub.add_parser("api", help="serve the HTTP API (command and query routes)")
     sub.add_parser("relay", help="publish committed events to RabbitMQ")
@@ -175,6 +175,40 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     log.info("%s stopped", role, extra={"event": "process.stopped", "role": role})
 
 
+def _supervises_api(settings: Settings, args: argparse.Namespace) -> bool:
+    """`ledger api` starts several API processes (and serves in none) when it is not
+    itself a child of a supervisor and LEDGER_API_PROCESSES is not 1."""
+    from services.cli.processes import SUPERVISOR_PID
+
+    return (
+        args.command == "api"
+        and SUPERVISOR_PID not in os.environ
+        and settings.api_processes != 1
+    )
+
+
+def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    """`ledger run`: every process; `ledger api`: the API processes, or serve alone
+    when one is all there is room or cores for."""
+    from services.cli.processes import roles, supervise
+
+    workers = args.command == "run"
+    available = asyncio.run(api_processes.connections_available(settings))
+    asked = getattr(args, "api_processes", None)
+    count = api_processes.count(settings, asked, available, workers)
+    log.info(
+        "starting %d API processes",
+        count,
+        extra={"event": "process.api_processes", "role": args.command},
+    )
+    if workers:
+        return supervise(roles(count))
+    if count == 1:
+        _serve(settings, args)
+        return 0
+    return supervise([["api"]] * count)
+
+
 def _preflight(settings: Settings, command: str) -> int:
     """0 when PostgreSQL (and, for `run`, RabbitMQ) answers; else say which does not,
     and return 1."""
@@ -221,10 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if args.command in ("run", "migrate"):
             asyncio.run(_migrate(settings))
-        if args.command == "run":
-            from services.cli.processes import supervise
-
-            return supervise()
+        if args.command == "run" or _supervises_api(settings, args):
+            return _supervise(settings, args)
         if args.command in SERVER_COMMANDS[1:]:
             _serve(settings, args)
         elif args.command in ("business", "key"):

@@ -1,10 +1,12 @@
-"""`ledger run`: start every process (API, relay, projector, monitor, webhooks) and
-keep them up.
+"""`ledger run`: start every process (N API processes, relay, projector, monitor,
+webhooks) and keep them up; `ledger api` with several processes: the N API processes
+alone (services/cli/api_processes.py says how many).
 
 Each process is a child running `ledger <role>`; one that dies is restarted after a
-short delay. SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL
-after a deadline. A supervisor that dies without stopping them (SIGKILL, a crash)
-takes them with it (exit_with_supervisor).
+short delay, alone: the other API processes go on serving the port meanwhile.
+SIGINT (Ctrl-C) or SIGTERM stops them all with SIGTERM, then SIGKILL after a
+deadline. A supervisor that dies without stopping them (SIGKILL, a crash) takes them
+with it (exit_with_supervisor).
 """
 
 from __future__ import annotations
@@ -26,19 +28,17 @@ PARENT_POLL_S = 1.0
 SUPERVISOR_PID = "LEDGER_SUPERVISOR_PID"
 RESTART_DELAY_S = 1.0
 HEALTH_PORT = "LEDGER_HEALTH_PORT"
+API_PROCESSES = "LEDGER_API_PROCESSES"
+WORKERS = [["relay"], ["projector"], ["monitor"], ["webhooks"]]
 
 
-def roles() -> list[list[str]]:
-    return [
-        ["api"],
-        ["relay"],
-        ["projector"],
-        ["monitor"],
-        ["webhooks"],
-    ]
+def roles(api_processes: int = 1) -> list[list[str]]:
+    """What `ledger run` starts: `api_processes` API processes and one of each
+    worker."""
+    return [["api"]] * api_processes + WORKERS
 
 
-def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(role: list[str], api_processes: int) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C in the terminal reaches only the supervisor, which
     # then stops each child with exactly one SIGTERM (a second signal would cut the
     # API's in-flight requests short instead of letting them finish).
@@ -46,6 +46,9 @@ def _spawn(role: list[str]) -> subprocess.Popen[bytes]:
     # The workers' probe port is for one worker per container; here they would all
     # bind it and all but one fail.
     environment.pop(HEALTH_PORT, None)
+    # Each API child serves (it never supervises in turn), on the shared port when
+    # there are several (SO_REUSEPORT: services/http/listener.py).
+    environment[API_PROCESSES] = str(api_processes)
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli.main", *role],
         start_new_session=True,
@@ -87,7 +90,7 @@ def _watch_parent(supervisor: int) -> None:
     os._exit(1)
 
 
-def supervise() -> int:
+def supervise(children_roles: list[list[str]]) -> int:
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -96,10 +99,14 @@ def supervise() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    children = {tuple(role): _spawn(role) for role in roles()}
+    api_processes = children_roles.count(["api"])
+    children = {
+        index: (role, _spawn(role, api_processes))
+        for index, role in enumerate(children_roles)
+    }
     while not stopping:
         time.sleep(0.2)
-        for role, child in list(children.items()):
+        for index, (role, child) in list(children.items()):
             if child.poll() is not None and not stopping:
                 log.warning(
                     "%s exited (%d); restarting",
@@ -112,20 +119,20 @@ def supervise() -> int:
                     },
                 )
                 time.sleep(RESTART_DELAY_S)
-                children[role] = _spawn(list(role))
-    return _stop_all(children)
+                children[index] = (role, _spawn(role, api_processes))
+    return _stop_all(list(children.values()))
 
 
-def _stop_all(children: dict[tuple[str, ...], subprocess.Popen[bytes]]) -> int:
+def _stop_all(children: list[tuple[list[str], subprocess.Popen[bytes]]]) -> int:
     """SIGTERM every child, wait for each; 0 only when every one finished its work
     and exited 0 by itself (1 when one failed or had to be killed)."""
     log.info("stopping", extra={"event": "process.stopping", "role": "run"})
-    for child in children.values():
+    for _, child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_DEADLINE_S
     clean = True
-    for role, child in children.items():
+    for role, child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

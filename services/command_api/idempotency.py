@@ -3,7 +3,8 @@
 The commands and the import share each step:
 - request_claim(): the key, and a hash of what the request means (the same key with
   another meaning is a 422, never a second effect);
-- in_flight(): one request per key at a time in this process (a second: 409);
+- in_flight(): one request per key at a time in the service (a second: 409), a
+  claim that ends with its process (services/http/session_locks.py);
 - stored_responses(), replay() and replayed(): what a key already answered (the
   appender looks its batch's keys up with its other reads: batch_reads.py);
 - store_responses(): the answer, kept in the transaction of its events (commit.py), so
@@ -14,8 +15,8 @@ The commands and the import share each step:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 import msgspec
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from services.command_api.submissions import IdempotencyClaim, Result, Submission
 from services.http.edge import printable
+from services.http.session_locks import SESSION_LOCKS, lock_key
 from shared.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -54,12 +56,16 @@ def request_claim(
     return IdempotencyClaim(key=key, request_hash=digest.hexdigest())
 
 
-@contextmanager
-def in_flight(
+@asynccontextmanager
+async def in_flight(
     request: web.Request, business_id: int, claim: IdempotencyClaim | None
-) -> Iterator[None]:
-    """Hold the key while the request runs: a second request with it meanwhile is
-    refused (409), since it could neither replay an answer nor safely run again."""
+) -> AsyncIterator[None]:
+    """Hold the key while the request runs: a second request with it meanwhile, in
+    this process or another, is refused (409), since it could neither replay an
+    answer nor safely run again. The claim is an advisory lock on the process's
+    claims session (services/http/session_locks.py says why): it ends when the
+    request does, or when its process dies. A second request in the same process is
+    refused by the local set first (a session's locks are re-entrant)."""
     if claim is None:
         yield
         return
@@ -68,7 +74,13 @@ def in_flight(
         raise IdempotencyInProgress()
     held.add(slot)
     try:
-        yield
+        locks, key = request.app[SESSION_LOCKS], lock_key("idempotency", *slot)
+        if not await locks.try_lock(key):
+            raise IdempotencyInProgress()
+        try:
+            yield
+        finally:
+            locks.unlock(key)
     finally:
         held.discard(slot)
 
@@ -147,8 +159,8 @@ class Answer(msgspec.Struct, frozen=True):
 
 
 class KeyCommittedConcurrently(ConcurrencyConflict):
-    """Another request with the key committed first (another process, since this
-    one holds the key in_flight)."""
+    """Another request with the key committed first (another process, whose claim
+    of the key was lost with its claims connection while it ran)."""
 
     def __init__(self) -> None:
         super().__init__("idempotency key committed concurrently")

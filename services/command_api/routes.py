@@ -75,7 +75,7 @@ async def _execute(
 ) -> web.Response:
     """Submit a command; answer once the read models show it (or 202 on time-out)."""
     claim = _claim(request, raw)
-    with idempotency.in_flight(request, command.business_id, claim):
+    async with idempotency.in_flight(request, command.business_id, claim):
         # Taken before the commit: the waiter then skips checks that cannot succeed.
         mark = request.app[WAITER].mark()
         result = await request.app[APPENDER].submit(

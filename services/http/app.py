@@ -25,6 +25,8 @@ from services.http.fair_use import FAIR_USE, FairUse
 from services.http.fold_processes import fold_processes_context
 from services.http.listener import BoundedSite, set_server_header
 from services.http.projection_wait import WAITER, ProjectionWaiter
+from services.http.session_locks import SESSION_LOCKS, SessionLocks
+from services.http.shared_buckets import prune_buckets
 from services.query_api import app as query_api
 from services.webhooks import routes as webhooks_api
 from shared.clock import Clock, clock_from
@@ -50,6 +52,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await bootstrap.api_pool(settings)
+        # The process's claims session (idempotency keys, expensive work), opened at
+        # the first claim; closing it releases whatever is still held.
+        app[SESSION_LOCKS] = SessionLocks(lambda: bootstrap.claims_connection(settings))
+        app[FAIR_USE].connect(app[POOL], app[SESSION_LOCKS])
+        pruning = asyncio.create_task(prune_buckets(app[POOL]))
         listener = await bootstrap.read_your_writes_listener(settings)
         # A lost LISTEN connection is replaced by a new one from the same opener
         # (until then the API key cache is off: services/http/api_key_cache.py).
@@ -63,6 +70,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         yield
         await waiter.stop()
         await listener.close()
+        pruning.cancel()
+        await app[SESSION_LOCKS].close()
         await app[POOL].close()
 
     app.cleanup_ctx.append(database)
@@ -89,7 +98,14 @@ async def start_server(settings: Settings, port: int) -> web.AppRunner:
         create_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
     await runner.setup()
-    site = BoundedSite(runner, settings.http_host, port, settings.http_connections_max)
+    site = BoundedSite(
+        runner,
+        settings.http_host,
+        port,
+        settings.http_connections_max,
+        # Several `ledger api` processes share the port (services/cli/api_processes.py).
+        reuse_port=settings.api_processes > 1,
+    )
     await site.start()
     return runner
 

@@ -126,9 +126,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if scheme.lower() == "bearer" and printable(key.strip()):
         business = await _business_for_key(request, key.strip())
     if business is None:
-        fair_use.note_failure(address)
+        await fair_use.note_failure(address)
         return error_response(401, "Unauthenticated.")
-    fair_use.admit_key(business.key_id)
+    await fair_use.admit_key(business.key_id)
     request[BUSINESS] = business
     return await handler(request)
 

@@ -1,33 +1,42 @@
 """Fair use between tenants: what one API key, one client address or one business may
-take of a process before it is answered 429 with Retry-After.
+take of the service before it is answered 429 with Retry-After. Every limit holds for
+the whole service, however many API processes serve it (README "Several API
+processes"): N processes never let N times as much through.
 
 - Requests per API key: a token bucket per key (`key_requests_per_s`, burst
   `key_requests_burst`), checked by the auth middleware after the key is known.
 - Failed authentications per client address: each 401 (and each unknown export bid)
   takes a token from the address's bucket (`auth_failures_per_s`, burst
-  `auth_failures_burst`). An address with none left is answered 429 before its key is
+  `auth_failures_burst`); a failure with no token left is answered 429 instead. An
+  address a process knows to be out of tokens is answered 429 before its key is
   looked up, so a flood of bad keys costs no database query, and other addresses,
   which have buckets of their own, are answered as before.
 - Exports per bid: the key-less export has a bucket per business
   (`export_per_bid_per_s`, burst `export_per_bid_burst`).
 - Expensive work per business: at most `expensive_work_per_business_max` imports,
-  exports, audit verifies and `as_of` folds of one business run at once in a process;
-  one more is answered 429 at once rather than queued.
+  exports, audit verifies, `as_of` folds and reports of one business run at once in
+  the service; one more is answered 429 at once rather than queued.
 
-Every table is bounded (`rate_table_entries_max` buckets each, least recently used
-dropped). The limits hold per API process: N processes behind a balancer let N times
-as much through.
+The buckets are rows in PostgreSQL that each process leases tokens from in small
+batches (services/http/shared_buckets.py: no query while a process holds a token);
+a business's slots for expensive work are advisory locks on the process's claims
+session (services/http/session_locks.py), freed by PostgreSQL when a process dies.
+Each process's tables are bounded (`rate_table_entries_max` subjects each, least
+recently used dropped).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
+import asyncpg
 from aiohttp import web
 
-from services.http.token_bucket import BucketTable, Rate, retry_after_s
+from services.http.session_locks import SessionLocks, lock_key
+from services.http.shared_buckets import SharedBuckets, pool_lease
+from services.http.token_bucket import Rate, retry_after_s
 from shared.config import Settings
 from shared.errors import TooManyRequests
 
@@ -37,30 +46,48 @@ WORK_RETRY_AFTER_S = 1
 
 
 class FairUse:
-    """The process's buckets and counters (one per app, under FAIR_USE)."""
+    """The process's share of the service's buckets and slots (one per app, under
+    FAIR_USE); `connect` gives it the pool and the claims once they are open."""
 
     def __init__(
         self, settings: Settings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         entries_max = settings.rate_table_entries_max
-        self.keys = BucketTable(
-            Rate(settings.key_requests_per_s, settings.key_requests_burst), entries_max
+        lease = pool_lease(self._pool)
+        self.keys = SharedBuckets(
+            "key",
+            Rate(settings.key_requests_per_s, settings.key_requests_burst),
+            entries_max,
+            lease,
         )
-        self.failures = BucketTable(
+        self.failures = SharedBuckets(
+            "address",
             Rate(settings.auth_failures_per_s, settings.auth_failures_burst),
             entries_max,
+            lease,
         )
-        self.exports = BucketTable(
+        self.exports = SharedBuckets(
+            "export",
             Rate(settings.export_per_bid_per_s, settings.export_per_bid_burst),
             entries_max,
+            lease,
         )
         self.work_max = settings.expensive_work_per_business_max
-        self.running: dict[int, int] = {}  # business_id -> expensive work running
+        # business_id -> the slots (lock keys) this process holds
+        self.running: dict[int, list[int]] = {}
         self._clock = clock
+        self._connected: tuple[asyncpg.Pool, SessionLocks] | None = None
 
-    def admit_key(self, key_id: int) -> None:
+    def connect(self, pool: asyncpg.Pool, locks: SessionLocks) -> None:
+        self._connected = (pool, locks)
+
+    def _pool(self) -> asyncpg.Pool:
+        assert self._connected is not None, "FairUse.connect comes first"
+        return self._connected[0]
+
+    async def admit_key(self, key_id: int) -> None:
         """Take a token for one request with this API key, or refuse it (429)."""
-        wait_s = self.keys.take(key_id, self._clock())
+        wait_s = await self.keys.take(key_id, self._clock)
         if wait_s > 0:
             raise TooManyRequests(
                 "Too many requests with this API key; slow down",
@@ -68,46 +95,82 @@ class FairUse:
             )
 
     def refuse_failing_address(self, address: str) -> None:
-        """Refuse (429) an address whose failed authentications used its bucket up,
-        before anything is looked up for it."""
+        """Refuse (429) an address this process knows has used its failed
+        authentications up, before anything is looked up for it."""
         wait_s = self.failures.wait_s(address, self._clock())
         if wait_s > 0:
-            raise TooManyRequests(
-                "Too many failed authentications from this address; slow down",
-                retry_after_s(wait_s),
-            )
+            raise _failing_address(wait_s)
 
-    def note_failure(self, address: str) -> None:
-        """Count one failed authentication (a 401, an unknown bid) for the address."""
-        self.failures.take(address, self._clock())
+    async def note_failure(self, address: str) -> None:
+        """Count one failed authentication (a 401, an unknown bid) for the address;
+        with none left in the service's bucket it is answered 429 instead."""
+        wait_s = await self.failures.take(address, self._clock)
+        if wait_s > 0:
+            raise _failing_address(wait_s)
 
-    def admit_export(self, business_id: int) -> None:
+    async def admit_export(self, business_id: int) -> None:
         """Take a token for one key-less export of this business, or refuse it."""
-        wait_s = self.exports.take(business_id, self._clock())
+        wait_s = await self.exports.take(business_id, self._clock)
         if wait_s > 0:
             raise TooManyRequests(
                 "Too many exports of this business; slow down", retry_after_s(wait_s)
             )
 
-    @contextmanager
-    def expensive_work(self, business_id: int) -> Iterator[None]:
-        """Hold one of the business's slots for expensive work, or refuse (429)."""
-        running = self.running.get(business_id, 0)
-        if running >= self.work_max:
+    @asynccontextmanager
+    async def expensive_work(self, business_id: int) -> AsyncIterator[None]:
+        """Hold one of the business's slots for expensive work in the service (an
+        advisory lock), or refuse (429)."""
+        assert self._connected is not None, "FairUse.connect comes first"
+        locks = self._connected[1]
+        mine = self.running.setdefault(business_id, [])
+        try:
+            slot = await self._free_slot(locks, business_id, mine)
+        except BaseException:
+            if not mine:
+                del self.running[business_id]
+            raise
+        if slot is None:
+            if not mine:
+                del self.running[business_id]
             raise TooManyRequests(
-                f"This business already has {running} imports, exports, audits,"
+                f"This business already has {self.work_max} imports, exports, audits,"
                 " as_of queries or reports running; retry when one has finished",
                 WORK_RETRY_AFTER_S,
             )
-        self.running[business_id] = running + 1
         try:
             yield
         finally:
-            left = self.running[business_id] - 1
-            if left:
-                self.running[business_id] = left
-            else:
+            mine.remove(slot)
+            locks.unlock(slot)
+            if not mine:
                 del self.running[business_id]
+
+    async def _free_slot(
+        self, locks: SessionLocks, business_id: int, mine: list[int]
+    ) -> int | None:
+        """The first of the business's slots no process holds, now held (in `mine`
+        while it is asked, so that this process never asks for one twice)."""
+        for index in range(self.work_max):
+            key = lock_key("expensive_work", business_id, index)
+            if key in mine:
+                continue
+            mine.append(key)
+            try:
+                taken = await locks.try_lock(key)
+            except BaseException:
+                mine.remove(key)
+                raise
+            if taken:
+                return key
+            mine.remove(key)
+        return None
+
+
+def _failing_address(wait_s: float) -> TooManyRequests:
+    return TooManyRequests(
+        "Too many failed authentications from this address; slow down",
+        retry_after_s(wait_s),
+    )
 
 
 FAIR_USE = web.AppKey("fair_use", FairUse)

@@ -142,14 +142,22 @@ def _message(status: int, exc: BaseException | None) -> str:
 
 
 class BoundedSite(web.TCPSite):
-    """A TCPSite whose connections go through the gate."""
+    """A TCPSite whose connections go through the gate. With `reuse_port`, several
+    API processes listen on the one port (SO_REUSEPORT: the kernel spreads new
+    connections over their sockets; a process that dies takes only the connections
+    it had accepted or had waiting in its own queue)."""
 
     __slots__ = ("_gate",)
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, connections_max: int
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        connections_max: int,
+        reuse_port: bool = False,
     ) -> None:
-        super().__init__(runner, host, port)
+        super().__init__(runner, host, port, reuse_port=reuse_port)
         self._gate = ConnectionGate(connections_max)
 
     async def start(self) -> None:
@@ -164,7 +172,11 @@ class BoundedSite(web.TCPSite):
             return EdgeRequestHandler(server, gate)
 
         self._server = await asyncio.get_running_loop().create_server(
-            protocol, self._host, self._port, backlog=self._backlog
+            protocol,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port,
         )
 
 

@@ -86,7 +86,7 @@ async def _report(request: web.Request, workbook: Path | None = None) -> Report:
     business_id = business_of(request).business_id
     category_id = parameters.optional_int(request, "category_id")
     report = _report_parameters(request)
-    with fair_use_of(request).expensive_work(business_id):
+    async with fair_use_of(request).expensive_work(business_id):
         await min_position(request)
         work_mem_mib = request.app[SETTINGS].report_work_mem_mib
         await read_report(

@@ -81,7 +81,7 @@ async def _summary_as_of(
 ) -> web.Response:
     """The summary from the events recorded up to `moment` (query_api/as_of)."""
     business_id = business_of(request).business_id
-    with fair_use_of(request).expensive_work(business_id):
+    async with fair_use_of(request).expensive_work(business_id):
         figures = await in_fold_process(
             request, as_of.summary_at, business_id, category_id, moment
         )
@@ -133,15 +133,15 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
     fair_use.refuse_failing_address(client_address(request))
     business_id = await queries.business_for_bid(pool, request.match_info["bid"])
     if business_id is None:
-        fair_use.note_failure(client_address(request))
+        await fair_use.note_failure(client_address(request))
         raise NotFound("Business not found")
     category_id = parameters.optional_int(request, "category_id")
-    fair_use.admit_export(business_id)
+    await fair_use.admit_export(business_id)
     path = excel_export.temporary_path()
     try:
         # The slot covers the expensive part only: a client that reads the workbook
         # slowly, or never, must not hold its business's imports, audits and as_of.
-        with fair_use.expensive_work(business_id):
+        async with fair_use.expensive_work(business_id):
             await min_position(request)
             await excel_export.write_workbook(pool, business_id, category_id, path)
         filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
@@ -178,7 +178,7 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
     404 if it did not exist yet or was deleted by then."""
     business = business_of(request)
     client_id = path_id(request)
-    with fair_use_of(request).expensive_work(business.business_id):
+    async with fair_use_of(request).expensive_work(business.business_id):
         state, category, position = await in_fold_process(
             request, as_of.client_at, business.business_id, client_id, moment
         )

@@ -29,8 +29,9 @@ POLL_S = 0.1
 
 
 # Settings the bench passes on to the service when set in its own environment, e.g.
-# LEDGER_BATCH_SIZE_MAX=1 to measure one transaction per command against group commit.
-TUNING = ("LEDGER_BATCH_SIZE_MAX",)
+# LEDGER_BATCH_SIZE_MAX=1 to measure one transaction per command against group commit,
+# or LEDGER_API_PROCESSES=1 to measure one API process (default: one per core).
+TUNING = ("LEDGER_BATCH_SIZE_MAX", "LEDGER_API_PROCESSES")
 
 
 def tuning() -> dict[str, str]:
@@ -38,14 +39,16 @@ def tuning() -> dict[str, str]:
 
 
 def spawn_service(
-    env: Environment, port: int, log_path: Path
+    env: Environment, port: int, log_path: Path, overrides: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m services.cli.main run`, its output going to `log_path`."""
+    """Start `python -m services.cli.main run` as `make run` does (its default API
+    processes), its output going to `log_path`."""
+    environment = service_environment(env, port, api_processes=None)
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "run"],
             cwd=REPOSITORY,
-            env={**service_environment(env, port), **tuning()},
+            env={**environment, **tuning(), **(overrides or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: a failed stop can end it alone
@@ -54,10 +57,10 @@ def spawn_service(
 
 @contextlib.asynccontextmanager
 async def running_service(
-    env: Environment, port: int, log_path: Path
+    env: Environment, port: int, log_path: Path, overrides: dict[str, str] | None = None
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """`python -m services.cli.main run` until the block ends, then SIGINT (Ctrl-C)."""
-    process = spawn_service(env, port, log_path)
+    process = spawn_service(env, port, log_path, overrides)
     try:
         yield process
     finally:

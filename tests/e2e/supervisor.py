@@ -52,12 +52,14 @@ class LedgerService(msgspec.Struct, kw_only=True):
         return self.log_path.read_text(errors="replace")[-characters:]
 
 
-def start_supervisor(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m services.cli.main run`, as `make run` starts it, output to
+def start_supervisor(
+    env: dict[str, str], log_path: Path, arguments: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """`python -m services.cli.main run ARGUMENTS`, as `make run` starts it, output to
     `log_path`."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "run"],
+            [sys.executable, "-m", "services.cli.main", "run", *arguments],
             cwd=REPOSITORY,
             env=env,
             stdout=log,
@@ -100,9 +102,10 @@ def launch(
     environment: Environment,
     log_path: Path,
     overrides: dict[str, str] | None = None,
+    arguments: tuple[str, ...] = (),
 ) -> LedgerService:
-    """Start `ledger run` on a free port against the environment, as `make run` does
-    (with `overrides` added to its environment)."""
+    """Start `ledger run ARGUMENTS` on a free port against the environment, as `make
+    run` does (with `overrides` added to its environment)."""
     port = free_port()
     env = service_environment(
         environment, port, os.environ.get("LEDGER_E2E_LOG_LEVEL", "WARNING")
@@ -110,7 +113,7 @@ def launch(
     env.update(overrides or {})
     return LedgerService(
         environment=environment,
-        process=start_supervisor(env, log_path),
+        process=start_supervisor(env, log_path, arguments),
         base_url=f"http://127.0.0.1:{port}",
         env=env,
         log_path=log_path,
@@ -123,6 +126,7 @@ async def running(
     log_path: Path,
     tag: str,
     overrides: dict[str, str] | None = None,
+    arguments: tuple[str, ...] = (),
 ) -> AsyncIterator[LedgerService]:
     """`ledger run` on a free port against a throwaway environment, until the block
     ends (once /healthz and /readyz answer 200).
@@ -130,7 +134,7 @@ async def running(
     The end sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
     exits 0 within the deadline, then drops the database, exchange and queues."""
     environment = await create_environment(*servers, tag=tag)
-    service = launch(environment, log_path, overrides)
+    service = launch(environment, log_path, overrides, arguments)
     process = service.process
     try:
         async with aiohttp.ClientSession(

@@ -118,9 +118,14 @@ def free_port() -> int:
 
 
 def service_environment(
-    env: Environment, port: int, log_level: str = "WARNING"
+    env: Environment,
+    port: int,
+    log_level: str = "WARNING",
+    api_processes: int | None = 1,
 ) -> dict[str, str]:
-    """The process environment `make run` would give, pointed at the throwaway env."""
+    """The process environment `make run` would give, pointed at the throwaway env,
+    with `api_processes` API processes (one unless told: the tests that hold, kill or
+    count one API process need it alone; None leaves the default, one per core)."""
     inherited = {
         name: value
         for name, value in os.environ.items()
@@ -143,4 +148,9 @@ def service_environment(
         ),
         "LEDGER_LOG_LEVEL": log_level,
         "PYTHONUNBUFFERED": "1",
+        **(
+            {}
+            if api_processes is None
+            else {"LEDGER_API_PROCESSES": str(api_processes)}
+        ),
     }

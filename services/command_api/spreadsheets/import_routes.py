@@ -76,14 +76,14 @@ class DuplicateImportBody(msgspec.Struct, kw_only=True, frozen=True):
 async def import_clients(request: web.Request) -> web.Response:
     business = business_of(request)
     # The slot is taken before the upload is read: reading 20 MiB is work too.
-    with fair_use_of(request).expensive_work(business.business_id):
+    async with fair_use_of(request).expensive_work(business.business_id):
         return await _read_and_import(request, business)
 
 
 async def _read_and_import(request: web.Request, business: Business) -> web.Response:
     upload = await read_upload(request, "customers", FORM_FIELDS)
     claim = _claim(request, upload)
-    with idempotency.in_flight(request, business.business_id, claim):
+    async with idempotency.in_flight(request, business.business_id, claim):
         return await _import(request, business, upload, claim)
 
 

@@ -1,0 +1,144 @@
+"""Claims held for the whole service, that end with their holder: PostgreSQL
+session-level advisory locks on one dedicated connection of each API process.
+
+Two things are claimed this way: an Idempotency-Key while its request runs
+(services/command_api/idempotency.py: the same key at another process meanwhile is a
+409) and a business's slot for expensive work (services/http/fair_use.py).
+
+Why advisory locks rather than a claims table with a lease (holder, expires_at,
+renewed while the request runs):
+- a claim ends the moment its holder does: PostgreSQL releases a session's locks
+  when its connection closes, and a process that dies (SIGKILL, the OOM killer)
+  closes its sockets at once, so the key is free again without a lease to wait out
+  and no renewal task to keep alive while a long import runs. A host that vanishes
+  without closing anything is found by TCP keepalives (services/bootstrap.py:
+  about 25 s);
+- nothing is written: a lock is in PostgreSQL's shared memory, no row, no WAL, no
+  vacuum, which keeps a keyed POST cheap (README "Several API processes" has the
+  figures);
+- the claims of one process share one connection and go in batches: every lock and
+  unlock waiting when a statement ends goes in the next one (one round trip for many
+  requests at concurrency 64, as the appender's group commit).
+
+A session lock is re-entrant within its session, so each process also keeps the
+claims it holds (`held`) and never asks twice for one: the callers refuse a second
+claim of the same thing locally first. If the connection is lost, every claim is gone
+with it (PostgreSQL released them); `held` is emptied, the requests already running
+go on unguarded (the unique idempotency_keys row still stops a second effect:
+KeyCommittedConcurrently), and the next claim opens a new connection.
+
+Keys are 64-bit: a hash of what is claimed (lock_key), in PostgreSQL's one-bigint
+advisory key space. Two different claims with the same hash (odds 2^-64 a pair) would
+only refuse one of them 409/429 while the other runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from shared.store.postgres import CONNECTION_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Locks (take true) and unlocks (take false) in the order asked: a function scan of
+# unnest returns the arrays' elements in order, and each row's function runs as it is
+# produced, so an unlock of a key runs before a later lock of it in the same batch.
+_BATCH = """
+SELECT CASE WHEN t.take THEN pg_try_advisory_lock(t.key)
+            ELSE pg_advisory_unlock(t.key) END AS done
+FROM unnest($1::bigint[], $2::boolean[]) AS t(key, take)
+"""
+
+
+def lock_key(*parts: str | int) -> int:
+    """A stable signed 64-bit key for what the parts name (never Python's hash())."""
+    text = "\0".join(str(part) for part in parts).encode()
+    digest = hashlib.blake2b(text, digest_size=8, person=b"ledger.claim").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class SessionLocks:
+    """The process's claims, on one connection opened by `opener` when first needed
+    (and again after a loss)."""
+
+    def __init__(self, opener: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._opener = opener
+        self._conn: asyncpg.Connection | None = None
+        self._pending: list[tuple[int, bool, asyncio.Future[bool] | None]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.held: set[int] = set()
+
+    async def try_lock(self, key: int) -> bool:
+        """Take `key` for the service, or False if another process holds it (a
+        connection error when PostgreSQL cannot be reached: the caller's 503)."""
+        assert key not in self.held, "the caller claims each thing once per process"
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._enqueue(key, True, future)
+        return await future
+
+    def unlock(self, key: int) -> None:
+        """Give `key` back (sent with the next batch; nothing to wait for). A key
+        lost with its connection is gone already."""
+        if key in self.held:
+            self.held.discard(key)
+            self._enqueue(key, False, None)
+
+    async def close(self) -> None:
+        """Close the connection, which releases every claim still held."""
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+        self._lost()
+
+    def _enqueue(
+        self, key: int, take: bool, future: asyncio.Future[bool] | None
+    ) -> None:
+        self._pending.append((key, take, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._opener()
+                rows = await self._conn.fetch(
+                    _BATCH, [key for key, _, _ in batch], [take for _, take, _ in batch]
+                )
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+                # The session's state is unknown (which locks it holds): drop it.
+                log.warning("the claims connection failed: %r", error)
+                self._lost()
+                for _, _, future in batch:
+                    if future is not None and not future.done():
+                        future.set_exception(error)
+                continue
+            for (key, take, future), row in zip(batch, rows, strict=True):
+                if take:
+                    self._granted(key, bool(row["done"]), future)
+
+    def _granted(
+        self, key: int, done: bool, future: asyncio.Future[bool] | None
+    ) -> None:
+        assert future is not None
+        if done:
+            self.held.add(key)
+        if future.cancelled():  # its request went away while the lock was asked
+            self.unlock(key)
+        else:
+            future.set_result(done)
+
+    def _lost(self) -> None:
+        self.held.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+
+SESSION_LOCKS = web.AppKey("session_locks", SessionLocks)
