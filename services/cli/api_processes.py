@@ -11,9 +11,12 @@ in PostgreSQL: Idempotency-Keys in flight and expensive work are advisory locks
 The count is `--api-processes N` (`ledger run`), else LEDGER_API_PROCESSES, else the
 cores this process may run on (its CPU affinity: a container's cpuset), at most
 DEFAULT_MAX: past that the processes mostly wait on PostgreSQL's commits (one commit
-order, services/command_api/commit.py), and each holds a pool. A count that was asked
-for and does not fit in PostgreSQL's max_connections stops the start with a message;
-the default is lowered until it fits (and logged).
+order, services/command_api/commit.py), and each holds a pool. Under `ledger run`,
+half those cores (at least one): the other half runs PostgreSQL, RabbitMQ, the relay
+and the projectors on the same machine. Measured on 2 cores (README, "Several API
+processes"), two API processes beside them posted 0.55-0.59x what one did. A count
+that was asked for and does not fit in PostgreSQL's max_connections stops the start
+with a message; the default is lowered until it fits (and logged).
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ def count(settings: Settings, asked: int | None, available: int, workers: bool) 
         )
     if asked is not None:
         return asked
-    default = min(usable_cores(), DEFAULT_MAX)
+    cores = usable_cores()
+    default = min(max(1, cores // 2) if workers else cores, DEFAULT_MAX)
     if fits < default:
         log.warning(
             "starting %d API processes, not %d: PostgreSQL's max_connections (%d"
@@ -104,7 +108,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         type=_positive,
         metavar="N",
         help="API processes on the one port (default: LEDGER_API_PROCESSES, else one"
-        f" per core, at most {DEFAULT_MAX})",
+        f" per two cores, at most {DEFAULT_MAX})",
     )
 
 

@@ -1,5 +1,6 @@
 """`make bench`'s last part (alone: `make bench-api-processes`): postings/s and reads/s
-with one API process against the default count (one per core, at most 4).
+with one API process against one per core (at least 2, at most 4): what a second
+process buys or costs (`ledger run`'s default is one per two cores).
 
 For each count, the service is started as `make run` does with LEDGER_API_PROCESSES
 set, on a throwaway database; a business and 200 clients are created; then for the
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.api_processes")
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
     parser.add_argument(
-        "--processes", type=int, help="N to compare with 1 (default: one per core)"
+        "--processes",
+        type=int,
+        help="N to compare with 1 (default: one per core, at least 2)",
     )
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="superuser URL")
     parser.add_argument("--amqp", default=DEFAULT_AMQP)

@@ -30,7 +30,8 @@ POLL_S = 0.1
 
 # Settings the bench passes on to the service when set in its own environment, e.g.
 # LEDGER_BATCH_SIZE_MAX=1 to measure one transaction per command against group commit,
-# or LEDGER_API_PROCESSES=1 to measure one API process (default: one per core).
+# or LEDGER_API_PROCESSES=2 to measure two API processes (default: `ledger run`'s,
+# one per two cores).
 TUNING = ("LEDGER_BATCH_SIZE_MAX", "LEDGER_API_PROCESSES")
 
 

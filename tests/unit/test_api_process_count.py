@@ -36,14 +36,27 @@ def test_an_asked_for_count_that_does_not_fit_is_refused_with_the_figures() -> N
     )
 
 
-def test_the_default_is_the_cores_at_most_four_lowered_until_it_fits(
+def test_the_default_is_half_the_cores_under_run_at_most_four_lowered_until_it_fits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(api_processes, "usable_cores", lambda: 8)
+    monkeypatch.setattr(api_processes, "usable_cores", lambda: 16)
     assert api_processes.count(SETTINGS, None, 500, workers=True) == 4
     assert api_processes.count(SETTINGS, None, 97, workers=True) == 3
+    monkeypatch.setattr(api_processes, "usable_cores", lambda: 8)
+    assert api_processes.count(SETTINGS, None, 500, workers=True) == 4
     monkeypatch.setattr(api_processes, "usable_cores", lambda: 2)
-    assert api_processes.count(SETTINGS, None, 97, workers=True) == 2
+    assert api_processes.count(SETTINGS, None, 97, workers=True) == 1
+    monkeypatch.setattr(api_processes, "usable_cores", lambda: 1)
+    assert api_processes.count(SETTINGS, None, 97, workers=True) == 1
+
+
+def test_ledger_api_alone_defaults_to_its_cores_at_most_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(api_processes, "usable_cores", lambda: 2)
+    assert api_processes.count(SETTINGS, None, 97, workers=False) == 2
+    monkeypatch.setattr(api_processes, "usable_cores", lambda: 8)
+    assert api_processes.count(SETTINGS, None, 500, workers=False) == 4
 
 
 def test_ledger_api_alone_counts_no_workers() -> None:
