@@ -66,7 +66,7 @@ migrate: $(STAMP) services
 	$(CREATE_KEY)
 	$(LEDGER_KEY) $(BIN)/ledger migrate
 
-test: SERVICES_FLAGS = --with-promtool
+test: SERVICES_FLAGS = --with-promtool --with-standby
 test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
