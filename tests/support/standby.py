@@ -1,0 +1,113 @@
+"""The local hot standby the read-replica tests read from (made by
+deploy/local/ensure-standby.sh, which `make test` runs): its URL for a test database,
+and pausing or stopping it for a test, always undone.
+
+The test databases are created on the primary and reach the standby by replication,
+under the same name. A test that needs the standby fails (never skips) when it does
+not answer: CI makes it, so its absence is a broken setup, not an optional feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import asyncpg
+import msgspec
+
+from shared.config import Settings
+from shared.store.postgres import with_database, with_user
+from tests.support.environment import APP_ROLE, Environment
+
+STANDBY_URL = os.environ.get(
+    "LEDGER_TEST_STANDBY_URL", "postgresql://postgres@127.0.0.1:5433/postgres"
+)
+STANDBY_DIR = os.environ.get(
+    "LEDGER_TEST_STANDBY_DIR", "/var/lib/postgresql/15/ledger-standby"
+)
+PG_CTL = os.environ.get("LEDGER_TEST_PG_CTL", "/usr/lib/postgresql/15/bin/pg_ctl")
+MISSING = (
+    "the hot standby at {url} does not answer ({error}): run "
+    "`bash deploy/local/ensure-services.sh --with-standby` (`make test` does), or set "
+    "LEDGER_TEST_STANDBY_URL"
+)
+
+
+async def require_standby() -> None:
+    """Fail the test, saying how to get one, unless the standby answers as one."""
+    try:
+        conn = await asyncpg.connect(STANDBY_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise AssertionError(MISSING.format(url=STANDBY_URL, error=error)) from None
+    try:
+        assert await conn.fetchval("SELECT pg_is_in_recovery()"), (
+            f"{STANDBY_URL} answers but is not a standby"
+        )
+    finally:
+        await conn.close()
+
+
+def replica_url(env: Environment) -> str:
+    """The environment's database on the standby, as the service's role."""
+    database = urlsplit(env.admin_url).path.lstrip("/")
+    return with_user(with_database(STANDBY_URL, database), APP_ROLE)
+
+
+def with_replica(env: Environment, **overrides: object) -> Settings:
+    """The environment's settings with the standby as its one read replica."""
+    return msgspec.structs.replace(
+        env.settings, read_database_urls=replica_url(env), **overrides
+    )
+
+
+async def _standby(statement: str) -> object:
+    conn = await asyncpg.connect(STANDBY_URL, timeout=5)
+    try:
+        return await conn.fetchval(statement)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def paused_standby() -> AsyncIterator[None]:
+    """The standby's replay paused (pg_wal_replay_pause) for the block, then resumed."""
+    await _standby("SELECT pg_wal_replay_pause()")
+    try:
+        yield
+    finally:
+        await _standby("SELECT pg_wal_replay_resume()")
+
+
+def _pg_ctl(*args: str) -> None:
+    """pg_ctl on the standby's data directory, as the postgres OS user."""
+    command = [PG_CTL, "-D", STANDBY_DIR, *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+async def stop_standby() -> None:
+    """pg_ctl stop -m fast: sessions are ended at once, reads in flight fail."""
+    await asyncio.to_thread(_pg_ctl, "-m", "fast", "-w", "stop")
+
+
+async def start_standby() -> None:
+    await asyncio.to_thread(
+        _pg_ctl, "-l", f"{STANDBY_DIR}/standby.log", "-w", "-t", "60", "start"
+    )
+
+
+@asynccontextmanager
+async def standby_restored() -> AsyncIterator[None]:
+    """Whatever the block did to the standby, it answers again afterwards, replaying."""
+    try:
+        yield
+    finally:
+        try:
+            await _standby("SELECT pg_wal_replay_resume()")
+        except (OSError, asyncpg.PostgresError):
+            await start_standby()
