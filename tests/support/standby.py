@@ -82,6 +82,20 @@ async def paused_standby() -> AsyncIterator[None]:
         await _standby("SELECT pg_wal_replay_resume()")
 
 
+@asynccontextmanager
+async def apply_delay(milliseconds: int) -> AsyncIterator[None]:
+    """The standby applies each commit `milliseconds` late (recovery_min_apply_delay,
+    reloaded) for the block: a read there right after a write misses it unless the
+    writer waited for the replay."""
+    await _standby(f"ALTER SYSTEM SET recovery_min_apply_delay = '{milliseconds}ms'")
+    await _standby("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        await _standby("ALTER SYSTEM RESET recovery_min_apply_delay")
+        await _standby("SELECT pg_reload_conf()")
+
+
 def _pg_ctl(*args: str) -> None:
     """pg_ctl on the standby's data directory, as the postgres OS user."""
     command = [PG_CTL, "-D", STANDBY_DIR, *args]
