@@ -57,7 +57,7 @@ class Replica:
         self.state = "out"
         self.changed_at: dt.datetime | None = None
         self.changed_age_s = 0.0
-        # Loop time from which writers need not wait for it while it is out.
+        # time.monotonic() from which writers need not wait for it while it is out.
         self.released_at = 0.0
         # From its own poll; `failure` from a read that failed on it.
         self.replayed: int | None = None

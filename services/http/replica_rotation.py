@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Iterable
 
 import asyncpg
@@ -87,7 +88,7 @@ class Rotation:
         self.poll_s = poll_s
         self.lag_max_s = lag_max_s
         self.view_max_s = VIEW_POLLS * poll_s
-        self.view_began = -math.inf  # loop time the latest good tick began
+        self.view_began = -math.inf  # time.monotonic() the latest good tick began
         self.primary_lsn: int | None = None
         self._newcomers: list[_Waiter] = []
         self._waiting: list[_Waiter] = []
@@ -108,7 +109,7 @@ class Rotation:
 
     def routable(self, replica: Replica) -> bool:
         """Whether a read may go to `replica` now: `in` in a view young enough."""
-        age_s = asyncio.get_running_loop().time() - self.view_began
+        age_s = time.monotonic() - self.view_began
         return age_s <= self.view_max_s and replica.readable()
 
     def reader_replica(self) -> Replica | None:
@@ -164,8 +165,7 @@ class Rotation:
                 failing = False
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = time.monotonic()
         newcomers, self._newcomers = self._newcomers, []
         self._waiting.extend(newcomers)  # before the await: replayed() may time out
         try:
@@ -174,7 +174,7 @@ class Rotation:
             self._newcomers[:0] = newcomers  # their target is still to be sampled
             self._waiting = [w for w in self._waiting if w not in newcomers]
             raise
-        received = loop.time()
+        received = time.monotonic()
         previous_lsn, self.primary_lsn = self.primary_lsn, lsn
         for waiter in newcomers:
             waiter.target, waiter.assigned_at = lsn, received
@@ -182,8 +182,8 @@ class Rotation:
             replica.apply_row(rows.get(replica.name), received, self.view_max_s)
         await asyncio.gather(*(r.poll(self.lag_max_s) for r in self.replicas))
         self.view_began = began
-        await self._take_out_laggards(loop.time())
-        self._answer(loop.time())
+        await self._take_out_laggards(time.monotonic())
+        self._answer(time.monotonic())
         for replica in self.replicas:
             await self._advance_join(replica, previous_lsn, began, lsn)
 
@@ -208,7 +208,7 @@ class Rotation:
             if reason is None:
                 continue
             token = await polls.set_state(self.primary, replica, "out")
-            after = asyncio.get_running_loop().time()
+            after = time.monotonic()
             replica.went_out(token, after + self.view_max_s)
             log.warning(
                 "replica %s taken out of rotation: %s",
@@ -236,7 +236,7 @@ class Rotation:
         the LSN, then `in` once the replica has replayed past it."""
         join = replica.join
         if join is None:
-            now = asyncio.get_running_loop().time()
+            now = time.monotonic()
             if replica.may_join(previous_lsn, JOIN_STALE_S, now):
                 await self._claim_join(replica)
             return
@@ -244,7 +244,7 @@ class Rotation:
             replica.join = None  # someone else changed it
         elif join.target is None:
             if began >= join.settle_until:
-                join.target, join.target_at = lsn, asyncio.get_running_loop().time()
+                join.target, join.target_at = lsn, time.monotonic()
         elif replica.replayed is not None and replica.replayed >= join.target:
             token = await polls.set_state(self.primary, replica, "in", join.token)
             if token is not None:
@@ -261,7 +261,7 @@ class Rotation:
             self.primary, replica, "joining", replica.changed_at
         )
         if token is not None:
-            settle_until = asyncio.get_running_loop().time() + self.view_max_s
+            settle_until = time.monotonic() + self.view_max_s
             replica.start_join(token, settle_until)
 
 

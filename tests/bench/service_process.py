@@ -38,14 +38,15 @@ def tuning() -> dict[str, str]:
 
 
 def spawn_service(
-    env: Environment, port: int, log_path: Path
+    env: Environment, port: int, log_path: Path, extra: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m services.cli.main run`, its output going to `log_path`."""
+    """Start `python -m services.cli.main run`, its output going to `log_path` (with
+    `extra` variables in its environment)."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "run"],
             cwd=REPOSITORY,
-            env={**service_environment(env, port), **tuning()},
+            env={**service_environment(env, port), **tuning(), **(extra or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: a failed stop can end it alone
@@ -54,10 +55,10 @@ def spawn_service(
 
 @contextlib.asynccontextmanager
 async def running_service(
-    env: Environment, port: int, log_path: Path
+    env: Environment, port: int, log_path: Path, extra: dict[str, str] | None = None
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """`python -m services.cli.main run` until the block ends, then SIGINT (Ctrl-C)."""
-    process = spawn_service(env, port, log_path)
+    process = spawn_service(env, port, log_path, extra)
     try:
         yield process
     finally:
