@@ -8,8 +8,9 @@ not applied X-Ledger-Min-Position, or does not hold the feed's `after`); the pri
 then answers, waiting as it always did. A connection-level failure on the replica (it
 stopped, is shutting down, is unreachable, its pool stayed busy) is retried on the
 primary too, and takes the replica out of rotation; so is a read cancelled by a
-conflict with recovery (SQLSTATE 40001 and the other 40xxx), which leaves the replica
-in. The caller sees none of these.
+conflict with recovery (SQLSTATE 40001 and the other 40xxx) or one whose replica pool
+stayed busy past its acquire timeout, which leave the replica in. The caller sees
+none of these.
 
 With no LEDGER_READ_DATABASE_URLS there is no rotation: on_replica() calls the
 function once with the primary, and a command waits for nothing more.
@@ -39,9 +40,12 @@ from shared.store.postgres import CONNECTION_ERRORS
 T = TypeVar("T")
 ROTATION = web.AppKey("replica_rotation", Rotation)
 # Failures after which the read is retried on the primary and the replica taken out.
-REPLICA_LOST = (*CONNECTION_ERRORS, PoolExhausted, asyncpg.OperatorInterventionError)
-# Replay-conflict cancellations: the read is retried on the primary.
-REPLAY_CONFLICTS = (asyncpg.TransactionRollbackError,)
+REPLICA_LOST = (*CONNECTION_ERRORS, asyncpg.OperatorInterventionError)
+# Retried on the primary, the replica left in: a replay-conflict cancellation, and
+# this process's pool of the replica busy past its acquire timeout (a capacity limit
+# of this process, not a fault of the replica: taking it out would make every command
+# wait three polls, and the busiest moment would flap it).
+RETRIED_ON_PRIMARY = (asyncpg.TransactionRollbackError, PoolExhausted)
 
 
 class ReplicaBehind(Exception):  # noqa: N818 (a signal, not an error to report)
@@ -74,7 +78,7 @@ async def on_replica(
         result = await read(ReadTarget(replica.pool, replica.url, replica.name))
     except ReplicaBehind:
         pass
-    except REPLAY_CONFLICTS:
+    except RETRIED_ON_PRIMARY:
         pass
     except REPLICA_LOST as error:
         rotation.failed(replica, error)
