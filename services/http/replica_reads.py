@@ -9,8 +9,9 @@ then answers, waiting as it always did. A connection-level failure on the replic
 stopped, is shutting down, is unreachable, its pool stayed busy) is retried on the
 primary too, and takes the replica out of rotation; so is a read cancelled by a
 conflict with recovery (SQLSTATE 40001 and the other 40xxx) or one whose replica pool
-stayed busy past its acquire timeout, which leave the replica in. The caller sees
-none of these.
+stayed busy past its acquire timeout, which leave the replica in, and so is any other
+failure but a LedgerError (a 404 or 422 is the caller's answer). The caller sees none
+of these.
 
 With no LEDGER_READ_DATABASE_URLS there is no rotation: on_replica() calls the
 function once with the primary, and a command waits for nothing more.
@@ -19,6 +20,7 @@ function once with the primary, and a command waits for nothing more.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple, TypeVar
 
@@ -33,14 +35,20 @@ from services.http.edge import POOL, SETTINGS
 from services.http.replica_polls import Replica
 from services.http.replica_rotation import Rotation, lag_bytes
 from shared.config import Settings
-from shared.errors import PoolExhausted
+from shared.errors import LedgerError, PoolExhausted
 from shared.setting_checks import read_urls
 from shared.store.postgres import CONNECTION_ERRORS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 ROTATION = web.AppKey("replica_rotation", Rotation)
-# Failures after which the read is retried on the primary and the replica taken out.
-REPLICA_LOST = (*CONNECTION_ERRORS, asyncpg.OperatorInterventionError)
+# Failures after which the read is retried on the primary and the replica taken out
+# (asyncpg's InternalClientError: a connection the standby's shutdown cut mid-reply).
+REPLICA_LOST = (
+    *CONNECTION_ERRORS,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InternalClientError,
+)
 # Retried on the primary, the replica left in: a replay-conflict cancellation, and
 # this process's pool of the replica busy past its acquire timeout (a capacity limit
 # of this process, not a fault of the replica: taking it out would make every command
@@ -82,6 +90,12 @@ async def on_replica(
         pass
     except REPLICA_LOST as error:
         rotation.failed(replica, error)
+    except LedgerError:
+        raise  # the caller's own answer (404, 422): the primary would say the same
+    except Exception as error:  # anything else the replica did: the primary answers
+        log.warning(
+            "read on replica %s failed; on the primary: %r", replica.name, error
+        )
     else:
         replica.reads += 1
         return result

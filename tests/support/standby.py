@@ -108,23 +108,47 @@ async def standby_caught_up(primary: asyncpg.Pool) -> None:
         await asyncio.sleep(0.01)
 
 
-def _pg_ctl(*args: str) -> None:
+# A standby's shutdown first finishes the restartpoint it is writing, which took 94 s
+# once under heavy WAL: the stop and start wait this long before failing the test.
+PG_CTL_WAIT_S = 300
+
+
+def _pg_ctl(*args: str) -> subprocess.CompletedProcess[bytes]:
     """pg_ctl on the standby's data directory, as the postgres OS user."""
     command = [PG_CTL, "-D", STANDBY_DIR, *args]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return subprocess.run(
+        command, check=False, capture_output=True, timeout=PG_CTL_WAIT_S + 30
+    )
 
 
 async def stop_standby() -> None:
-    """pg_ctl stop -m fast: sessions are ended at once, reads in flight fail."""
-    await asyncio.to_thread(_pg_ctl, "-m", "fast", "-w", "stop")
+    """pg_ctl stop -m fast: sessions are ended at once, reads in flight fail; waits
+    until it has stopped."""
+    done = await asyncio.to_thread(
+        _pg_ctl, "-m", "fast", "-w", "-t", str(PG_CTL_WAIT_S), "stop"
+    )
+    assert done.returncode == 0, done.stderr
 
 
 async def start_standby() -> None:
-    await asyncio.to_thread(
-        _pg_ctl, "-l", f"{STANDBY_DIR}/standby.log", "-w", "-t", "60", "start"
+    """Start it (once a stop in progress has ended) and wait until it accepts
+    connections."""
+    deadline = asyncio.get_running_loop().time() + PG_CTL_WAIT_S
+    while (await asyncio.to_thread(_pg_ctl, "status")).returncode == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the standby never stopped"
+        await asyncio.sleep(0.2)  # still shutting down
+    done = await asyncio.to_thread(
+        _pg_ctl,
+        "-l",
+        f"{STANDBY_DIR}/standby.log",
+        "-w",
+        "-t",
+        str(PG_CTL_WAIT_S),
+        "start",
     )
+    assert done.returncode == 0, done.stderr
 
 
 @asynccontextmanager
@@ -137,3 +161,4 @@ async def standby_restored() -> AsyncIterator[None]:
             await _standby("SELECT pg_wal_replay_resume()")
         except (OSError, asyncpg.PostgresError):
             await start_standby()
+            await _standby("SELECT pg_wal_replay_resume()")
