@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lock run test bench bench-api-processes bench-imports bench-replay bench-aging bench-search check \
+.PHONY: bench-replicas lock run test bench bench-api-processes bench-imports bench-replay bench-aging bench-search check \
 	services migrate asyncapi openapi fuzz clean
 
 # Installs come from the locks, with hashes, never from whatever is newest today: the
@@ -66,7 +66,7 @@ migrate: $(STAMP) services
 	$(CREATE_KEY)
 	$(LEDGER_KEY) $(BIN)/ledger migrate
 
-test: SERVICES_FLAGS = --with-promtool
+test: SERVICES_FLAGS = --with-promtool --with-standby
 test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -80,14 +80,22 @@ check: $(STAMP)
 # two phases for the record at 64 (Idempotency-Key; a subscriber queue), then the
 # eventsourcing peer at 1 and 16, and the summary (about 2.5 minutes; BENCH_ARGS=
 # "--seconds 5" shortens every phase); then postings and reads with 1 API process
-# against the default count (one per core, at most 4), about 1.5 minutes more, also
-# alone: `make bench-api-processes`.
+# against one per core (at least 2), about 1.5 minutes more, also alone: `make
+# bench-api-processes`; last, the read replicas' phase (bench-replicas).
+bench: SERVICES_FLAGS = --with-standby
 bench: $(STAMP) services
 	$(BIN)/python -m tests.bench.postings $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.api_processes $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.replica_reads $(BENCH_ARGS)
 
 bench-api-processes: $(STAMP) services
 	$(BIN)/python -m tests.bench.api_processes $(BENCH_ARGS)
+
+# Reads spread over the primary and the local hot standby against the primary alone:
+# reads/s, postings/s with their latency, and each server's CPU (under a minute).
+bench-replicas: SERVICES_FLAGS = --with-standby
+bench-replicas: $(STAMP) services
+	$(BIN)/python -m tests.bench.replica_reads $(BENCH_ARGS)
 
 # Imports of 10,000 and 100,000 rows (several minutes: the read models catch up last).
 bench-imports: $(STAMP) services

@@ -11,7 +11,8 @@ connection of the API's pool, like every other write.
 
 Who asks:
 - the API process: its app's setup (services/http/app.py) opens the pool and the
-  LISTEN connection; /readyz's broker check (services/http/health.py) and the fold
+  LISTEN connection, and the replica rotation (services/http/replica_reads.py) a
+  pool per read replica; /readyz's broker check (services/http/health.py) and the fold
   workers (services/http/fold_processes.py) open theirs here when they need one;
 - the relay and the projectors: the CLI (services/cli/main.py) hands them these
   functions as openers, which they call again each time shared/worker/loop.py restarts
@@ -68,6 +69,26 @@ async def api_pool(settings: Settings) -> asyncpg.Pool:
         settings.database_url,
         max_size=settings.api_pool_size_max,
         acquire_timeout_s=settings.pool_acquire_timeout_s,
+    )
+
+
+# A replica's pool: a read waits at most this for one of its connections, and a
+# connection at most this to open, before the read goes to the primary instead.
+REPLICA_ACQUIRE_TIMEOUT_S = 0.5
+
+
+async def replica_pool(settings: Settings, url: str) -> asyncpg.Pool:
+    """A read replica's pool (services/http/replica_rotation.py), one per URL of
+    LEDGER_READ_DATABASE_URLS, apart from the primary's: up to
+    LEDGER_REPLICA_POOL_SIZE_MAX connections (4); a read waits at most
+    REPLICA_ACQUIRE_TIMEOUT_S for one, then goes to the primary. Opened by the
+    rotation's poller when it first polls the replica (a replica down at start does
+    not stop the API), and again after a failure."""
+    return await postgres.create_pool(
+        url,
+        max_size=settings.replica_pool_size_max,
+        acquire_timeout_s=REPLICA_ACQUIRE_TIMEOUT_S,
+        connect_timeout_s=REPLICA_ACQUIRE_TIMEOUT_S,
     )
 
 

@@ -56,6 +56,9 @@ _AT_LEAST_ONE = [
     "webhook_response_bytes_max",
     "webhook_failures_max",
     "webhook_senders",
+    "replica_lag_max_ms",
+    "replica_poll_ms",
+    "replica_pool_size_max",
 ]
 # Ten years: the delivery log's retention fits PostgreSQL's interval many times over.
 WEBHOOK_RETENTION_DAYS_MAX = 3650
@@ -85,14 +88,7 @@ _SECONDS = [
 
 def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[str]:
     """One line per setting that is wrong, in the order of the checks."""
-    for field, schemes in _URLS:
-        url = getattr(settings, field)
-        if not _url_is_valid(url, schemes):
-            safe = redact(url)
-            yield (
-                f"{variable_of(field)}={safe!r} is not a URL of the form "
-                f"{schemes[0]}://user@host:port/..."
-            )
+    yield from _url_problems(settings, variable_of)
     yield from _number_problems(settings, variable_of)
     yield from _keyring_problems(settings)
     if not 0 < settings.http_port < 65536:
@@ -166,6 +162,25 @@ def _number_problems(
             yield f"{variable_of(field)}={value} must be a number per second above 0"
 
 
+def _url_problems(
+    settings: Settings, variable_of: Callable[[str], str]
+) -> Iterator[str]:
+    for field, schemes in _URLS:
+        url = getattr(settings, field)
+        if not _url_is_valid(url, schemes):
+            safe = redact(url)
+            yield (
+                f"{variable_of(field)}={safe!r} is not a URL of the form "
+                f"{schemes[0]}://user@host:port/..."
+            )
+    for url in read_urls(settings.read_database_urls):
+        if not _url_is_valid(url, POSTGRES_SCHEMES):
+            yield (
+                f"LEDGER_READ_DATABASE_URLS lists {redact(url)!r}, not a URL of the"
+                f" form {POSTGRES_SCHEMES[0]}://user@host:port/..."
+            )
+
+
 def _keyring_problems(settings: Settings) -> Iterator[str]:
     """A known key may verify only what it hashed before key ids existed, so listing
     one needs the bound that says where that ends (shared/keyring.py, README Keys).
@@ -180,6 +195,11 @@ def _keyring_problems(settings: Settings) -> Iterator[str]:
             "placeholder or short one): set LEDGER_HMAC_LEGACY_POSITION_MAX to the "
             "last position written before key ids, so it verifies nothing newer"
         )
+
+
+def read_urls(text: str) -> list[str]:
+    """LEDGER_READ_DATABASE_URLS's URLs: comma-separated, blanks around them ignored."""
+    return [url.strip() for url in text.split(",") if url.strip()]
 
 
 def _url_is_valid(url: str, schemes: tuple[str, ...]) -> bool:

@@ -3,12 +3,17 @@
 # own start commands), then waits until both accept connections. Prints what it did.
 # With --with-promtool (`make test` passes it), also makes sure promtool is installed:
 # tests/deploy/test_monitoring.py checks the Prometheus alert rules with it.
+# With --with-standby (`make test` passes it), also makes sure a hot standby of the
+# local PostgreSQL answers on 127.0.0.1:5433 (deploy/local/ensure-standby.sh): the
+# read-replica tests read from it.
 set -euo pipefail
 
 with_promtool=false
+with_standby=false
 for argument in "$@"; do
   case "$argument" in
     --with-promtool) with_promtool=true ;;
+    --with-standby) with_standby=true ;;
     *) echo "ensure-services: unknown argument $argument" >&2; exit 2 ;;
   esac
 done
@@ -79,4 +84,8 @@ install_promtool() {
 
 if [ "$with_promtool" = true ] && ! command -v promtool >/dev/null 2>&1; then
   install_promtool
+fi
+
+if [ "$with_standby" = true ]; then
+  bash "$(dirname "$0")/ensure-standby.sh"
 fi

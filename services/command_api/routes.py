@@ -27,6 +27,7 @@ from services.http.edge import (
     whole_number,
 )
 from services.http.projection_wait import WAITER
+from services.http.replica_reads import visible_everywhere
 from services.http.request_log import CORRELATION_ID, REQUEST_ID
 from shared import commands as c
 from shared import uuids
@@ -117,15 +118,21 @@ async def _visible(request: web.Request, result: Result, mark: int) -> bool:
     A replay of a 202, or of a result without events, is answered as stored."""
     timeout_s = request.app[SETTINGS].read_your_writes_timeout_s
     asynchronous = "respond-async" in request.headers.get("Prefer", "")
+    waiter = request.app[WAITER]
     if result.replayed:
         if result.status == 202 or result.position is None or asynchronous:
             return True
-        return await request.app[WAITER].wait_for_position(result.position, timeout_s)
-    if result.stream_id is None or result.version is None:
+        projected = waiter.wait_for_position(result.position, timeout_s)
+    elif result.stream_id is None or result.version is None:
         return True
-    return not asynchronous and await request.app[WAITER].wait_for_stream(
-        result.stream_id, result.version, timeout_s, mark
-    )
+    elif asynchronous:
+        return False
+    else:
+        projected = waiter.wait_for_stream(
+            result.stream_id, result.version, timeout_s, mark
+        )
+    # Then every read replica in rotation (services/http/replica_reads.py).
+    return await visible_everywhere(request, projected, timeout_s)
 
 
 def _expected_version(request: web.Request) -> int | None:

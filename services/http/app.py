@@ -18,7 +18,7 @@ from services import bootstrap
 from services.api_docs import routes as api_docs
 from services.audit import routes as audit_api
 from services.command_api import app as command_api
-from services.http import health, metrics, request_log
+from services.http import health, metrics, replica_reads, request_log
 from services.http.body_deadline import body_deadline_middleware
 from services.http.edge import CLOCK, POOL, SETTINGS, auth_middleware, error_middleware
 from services.http.fair_use import FAIR_USE, FairUse
@@ -75,10 +75,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         await app[POOL].close()
 
     app.cleanup_ctx.append(database)
+    replica_reads.setup(app, settings)  # nothing without LEDGER_READ_DATABASE_URLS
     app.on_response_prepare.append(set_server_header)
     app.cleanup_ctx.append(fold_processes_context(settings))
     health.setup(app)
-    metrics.setup(app)
+    metrics.setup(app).add_replicas(app, settings)
     request_log.setup(app)
     command_api.setup(app)
     query_api.setup(app)

@@ -97,10 +97,13 @@ def fold_processes_context(
     return pool
 
 
-async def in_fold_process(request: web.Request, function: Fold[T], *args: object) -> T:
-    """`await function(conn, *args)` in a worker, on a connection of its own; 503
-    (and a fresh pool for the retry) if a worker of the pool died abruptly."""
-    dsn = request.app[SETTINGS].database_url
+async def in_fold_process(
+    request: web.Request, function: Fold[T], *args: object, dsn: str | None = None
+) -> T:
+    """`await function(conn, *args)` in a worker, on a connection of its own to `dsn`
+    (default: the primary; `as_of` passes a read replica's); 503 (and a fresh pool
+    for the retry) if a worker of the pool died abruptly."""
+    dsn = dsn or request.app[SETTINGS].database_url
     workers = request.app[FOLD_PROCESSES]
     executor = workers.executor
     try:

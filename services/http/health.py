@@ -11,6 +11,7 @@ from aiohttp import web
 from projections import progress
 from services import bootstrap
 from services.http.edge import POOL, SETTINGS, json_response
+from services.http.replica_reads import ReplicaHealth, replica_health
 
 BROKER = web.AppKey("health_broker", list[AbstractRobustConnection])
 
@@ -21,13 +22,16 @@ class HealthBody(msgspec.Struct, frozen=True):
     status: str
 
 
-class ReadyBody(msgspec.Struct, kw_only=True, frozen=True):
+class ReadyBody(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     status: str
     checks: dict[str, str]
     lag_s: float
     # Events a projection could not apply (see projection_parked): worth an alert,
     # but the service still serves, so they do not fail readiness.
     parked_events: int
+    # Each read replica (LEDGER_READ_DATABASE_URLS): one out of rotation does not fail
+    # readiness (the primary serves its reads). Omitted without replicas.
+    replicas: list[ReplicaHealth] | None = None
 
 
 @routes.get("/healthz")
@@ -57,6 +61,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks=checks,
         lag_s=lag_s,
         parked_events=parked,
+        replicas=replica_health(request.app) or None,
     )
     return json_response(body, status=200 if ready else 503)
 

@@ -38,7 +38,10 @@ from prometheus_client import (
 
 from projections import progress
 from services.http.edge import POOL, SETTINGS, Handler
+from services.http.replica_reads import ReplicaCollector
 from services.http.request_log import route_of, timed
+from shared.config import Settings
+from shared.setting_checks import read_urls
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,12 @@ class ApiMetrics:
             ["projection"],
             registry=registry,
         )
+
+    def add_replicas(self, app: web.Application, settings: Settings) -> None:
+        """Each read replica's lag and rotation (services/http/replica_reads.py),
+        read from the process's rotation at each scrape; none without replicas."""
+        if read_urls(settings.read_database_urls):
+            self.registry.register(ReplicaCollector(app))
 
     def count_appended(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:

@@ -14,8 +14,9 @@ import msgspec
 from aiohttp import web
 from asyncpg import Record
 
-from services.http.edge import CLOCK, POOL, SETTINGS, business_of, whole_number
+from services.http.edge import CLOCK, SETTINGS, business_of, whole_number
 from services.http.fair_use import fair_use_of
+from services.http.replica_reads import ReadTarget, on_replica
 from services.query_api import aging_workbook, excel_export
 from services.query_api import query_parameters as parameters
 from services.query_api.aging_report import Report, read_report
@@ -86,12 +87,14 @@ async def _report(request: web.Request, workbook: Path | None = None) -> Report:
     business_id = business_of(request).business_id
     category_id = parameters.optional_int(request, "category_id")
     report = _report_parameters(request)
+    work_mem_mib = request.app[SETTINGS].report_work_mem_mib
+
+    async def read(target: ReadTarget) -> None:
+        await min_position(request, target)
+        await read_report(target.pool, business_id, category_id, report, work_mem_mib)
+
     async with fair_use_of(request).expensive_work(business_id):
-        await min_position(request)
-        work_mem_mib = request.app[SETTINGS].report_work_mem_mib
-        await read_report(
-            request.app[POOL], business_id, category_id, report, work_mem_mib
-        )
+        await on_replica(request, read)
         if workbook is not None:
             await aging_workbook.write(workbook, report)
     return report

@@ -21,7 +21,8 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.http.edge import POOL, business_of, json_response, whole_number
+from services.http.edge import business_of, json_response, whole_number
+from services.http.replica_reads import ReplicaBehind, on_replica
 from shared import events as e
 from shared.bus import asyncapi, broker
 from shared.errors import ValidationFailed
@@ -72,10 +73,16 @@ _PAGE = (
 
 
 async def page(
-    pool: asyncpg.Pool, business_id: int, query: FeedQuery
+    pool: asyncpg.Pool, business_id: int, query: FeedQuery, replica: bool = False
 ) -> list[e.Envelope]:
+    """A page after `query.after`. On a replica (`replica`), an `after` it does not
+    hold yet leaves the page to the primary (ReplicaBehind): once it holds `after`,
+    it holds every event before it too (positions are drawn in commit order, and a
+    standby replays commits in that order), so the page skips nothing."""
     async with pool.acquire() as conn:
         if query.after and not await conn.fetchval(_ANCHOR, business_id, query.after):
+            if replica:
+                raise ReplicaBehind()
             raise ValidationFailed(
                 {
                     "after": [
@@ -98,7 +105,12 @@ def events_body(events: list[e.Envelope], next_after: int | None = None) -> Even
 async def events_feed(request: web.Request) -> web.Response:
     business = business_of(request)
     query = feed_query(request.query)
-    events = await page(request.app[POOL], business.business_id, query)
+    events = await on_replica(
+        request,
+        lambda target: page(
+            target.pool, business.business_id, query, target.replica is not None
+        ),
+    )
     next_after = events[-1].position if events else query.after
     return json_response(events_body(events, next_after))
 

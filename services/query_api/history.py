@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.http.edge import POOL, business_of, json_response, path_id
+from services.http.edge import business_of, json_response, path_id
+from services.http.replica_reads import on_replica
 from services.query_api.feed import events_body
 from shared import events as e
 from shared.errors import NotFound
@@ -27,7 +28,10 @@ routes = web.RouteTableDef()
 async def client_events(request: web.Request) -> web.Response:
     business = business_of(request)
     client_id = path_id(request)
-    events = await load_stream(request.app[POOL], e.client_stream(client_id))
+    stream_id = e.client_stream(client_id)
+    events = await on_replica(
+        request, lambda target: load_stream(target.pool, stream_id)
+    )
     if not events or events[0].business_id != business.business_id:
         raise NotFound(f"Client {client_id} not found")
     return json_response(events_body(events))

@@ -7,6 +7,7 @@ from aiohttp import web
 from asyncpg import Record
 
 from services.http.edge import POOL, business_of
+from services.http.replica_reads import primary_target
 from services.query_api.read_positions import answer, min_position
 from shared import uuids
 from shared.errors import NotFound
@@ -39,7 +40,7 @@ def _body(row: Record) -> MonitorBody:
 async def list_monitors(request: web.Request) -> web.Response:
     """Oldest first. A business has at most LEDGER_MONITORS_PER_BUSINESS_MAX."""
     business = business_of(request)
-    await min_position(request)
+    await min_position(request, primary_target(request))
     rows = await request.app[POOL].fetch(
         _COLUMNS + "WHERE business_id = $1 ORDER BY created_at, monitor_id",
         business.business_id,
@@ -51,7 +52,7 @@ async def list_monitors(request: web.Request) -> web.Response:
 async def get_monitor(request: web.Request) -> web.Response:
     business = business_of(request)
     monitor_id = request.match_info["id"]
-    await min_position(request)
+    await min_position(request, primary_target(request))
     row = await request.app[POOL].fetchrow(
         _COLUMNS + "WHERE business_id = $1 AND monitor_id = $2",
         business.business_id,

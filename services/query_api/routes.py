@@ -21,6 +21,7 @@ from services.http.edge import (
 )
 from services.http.fair_use import client_address, fair_use_of
 from services.http.fold_processes import in_fold_process
+from services.http.replica_reads import ReadTarget, on_replica
 from services.query_api import as_of, client_list, excel_export, queries
 from services.query_api import query_parameters as parameters
 from services.query_api.read_positions import (
@@ -44,16 +45,19 @@ from shared.response_bodies import (
 )
 
 routes = web.RouteTableDef()
+Period = tuple[dt.date | None, dt.date | None]
 
 
 @routes.get("/api/v3/clients")
 async def list_clients(request: web.Request) -> web.Response:
     business = business_of(request)
     where = parameters.client_filter(request)
-    await min_position(request)
-    rows, total = await client_list.list_clients(
-        request.app[POOL], business.business_id, where
-    )
+
+    async def read(target: ReadTarget) -> tuple[list[asyncpg.Record], int]:
+        await min_position(request, target)
+        return await client_list.list_clients(target.pool, business.business_id, where)
+
+    rows, total = await on_replica(request, read)
     body = [client_body(queries.figures(row, business.owner_id)) for row in rows]
     headers = {}
     if where.limit is not None:
@@ -71,9 +75,12 @@ async def summary(request: web.Request) -> web.Response:
     moment = as_of.parse_as_of(request.query.get("as_of", ""))
     if moment is not None:
         return await _summary_as_of(request, category_id, moment)
-    await min_position(request)
-    row = await queries.summary(request.app[POOL], business.business_id, category_id)
-    return answer(request, _summary_body(row))
+
+    async def read(target: ReadTarget) -> asyncpg.Record:
+        await min_position(request, target)
+        return await queries.summary(target.pool, business.business_id, category_id)
+
+    return answer(request, _summary_body(await on_replica(request, read)))
 
 
 async def _summary_as_of(
@@ -82,8 +89,16 @@ async def _summary_as_of(
     """The summary from the events recorded up to `moment` (query_api/as_of)."""
     business_id = business_of(request).business_id
     async with fair_use_of(request).expensive_work(business_id):
-        figures = await in_fold_process(
-            request, as_of.summary_at, business_id, category_id, moment
+        figures = await on_replica(
+            request,
+            lambda target: in_fold_process(
+                request,
+                as_of.summary_at,
+                business_id,
+                category_id,
+                moment,
+                dsn=target.database_url,
+            ),
         )
     body = _summary_body(msgspec.structs.asdict(figures))
     return json_response(body, headers={"X-Ledger-Position": str(figures.position)})
@@ -104,8 +119,12 @@ def _summary_body(figures: Mapping[str, Any]) -> SummaryBody:
 @routes.get("/api/v3/clients/clients/categories")
 async def categories(request: web.Request) -> web.Response:
     business = business_of(request)
-    await min_position(request)
-    rows = await queries.categories(request.app[POOL], business.business_id)
+
+    async def read(target: ReadTarget) -> list[asyncpg.Record]:
+        await min_position(request, target)
+        return await queries.categories(target.pool, business.business_id)
+
+    rows = await on_replica(request, read)
     body = [
         CategoryBody(
             id=row["category_id"],
@@ -142,8 +161,14 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
         # The slot covers the expensive part only: a client that reads the workbook
         # slowly, or never, must not hold its business's imports, audits and as_of.
         async with fair_use.expensive_work(business_id):
-            await min_position(request)
-            await excel_export.write_workbook(pool, business_id, category_id, path)
+
+            async def read(target: ReadTarget) -> None:
+                await min_position(request, target)
+                await excel_export.write_workbook(
+                    target.pool, business_id, category_id, path
+                )
+
+            await on_replica(request, read)
         filename = f"clients-{request.app[CLOCK].today().isoformat()}.xlsx"
         timeout_s = request.app[SETTINGS].http_send_timeout_s
         return await excel_export.send_file(request, path, filename, timeout_s)
@@ -151,11 +176,11 @@ async def export_clients(request: web.Request) -> web.StreamResponse:
         path.unlink(missing_ok=True)
 
 
-async def _client_row(request: web.Request) -> asyncpg.Record:
+async def _client_row(request: web.Request, target: ReadTarget) -> asyncpg.Record:
     business = business_of(request)
     client_id = path_id(request)
-    await wait_min_position(request)
-    row = await queries.get_client(request.app[POOL], business.business_id, client_id)
+    await wait_min_position(request, target)
+    row = await queries.get_client(target.pool, business.business_id, client_id)
     if row is None:
         raise NotFound(f"Client {client_id} not found")
     # Read with the row, before any data read after it (a statement's lines).
@@ -168,7 +193,7 @@ async def get_client(request: web.Request) -> web.Response:
     moment = as_of.parse_as_of(request.query.get("as_of", ""))
     if moment is not None:
         return await _client_as_of(request, moment)
-    row = await _client_row(request)
+    row = await on_replica(request, lambda target: _client_row(request, target))
     body = client_body(queries.figures(row, business_of(request).owner_id))
     return answer(request, body, headers={"ETag": f'"{row["version"]}"'})
 
@@ -179,8 +204,16 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
     business = business_of(request)
     client_id = path_id(request)
     async with fair_use_of(request).expensive_work(business.business_id):
-        state, category, position = await in_fold_process(
-            request, as_of.client_at, business.business_id, client_id, moment
+        state, category, position = await on_replica(
+            request,
+            lambda target: in_fold_process(
+                request,
+                as_of.client_at,
+                business.business_id,
+                client_id,
+                moment,
+                dsn=target.database_url,
+            ),
         )
     if state is None:
         raise NotFound(f"Client {client_id} not found")
@@ -191,15 +224,11 @@ async def _client_as_of(request: web.Request, moment: dt.datetime) -> web.Respon
 @routes.get(r"/api/v3/clients/{id:[0-9]+}/transactions")
 async def statement(request: web.Request) -> web.Response:
     period = parameters.period(request)
-    row = await _client_row(request)
-    business = business_of(request)
-    lines, opening = await queries.lines(
-        request.app[POOL],
-        "rm_transactions",
-        business.business_id,
-        row["client_id"],
-        period,
+    row, (lines, opening) = await on_replica(
+        request,
+        lambda target: _client_lines(request, target, "rm_transactions", period),
     )
+    business = business_of(request)
     transactions = [
         TransactionBody(
             **_entry_fields(line, "transaction_id"),
@@ -222,13 +251,8 @@ async def statement(request: web.Request) -> web.Response:
 @routes.get(r"/api/v3/clients/{id:[0-9]+}/deposits")
 async def deposits(request: web.Request) -> web.Response:
     period = parameters.period(request)
-    row = await _client_row(request)
-    lines, _ = await queries.lines(
-        request.app[POOL],
-        "rm_deposits",
-        business_of(request).business_id,
-        row["client_id"],
-        period,
+    _, (lines, _) = await on_replica(
+        request, lambda target: _client_lines(request, target, "rm_deposits", period)
     )
     body = [
         DepositBody(
@@ -238,6 +262,17 @@ async def deposits(request: web.Request) -> web.Response:
         for line in lines
     ]
     return answer(request, body)
+
+
+async def _client_lines(
+    request: web.Request, target: ReadTarget, table: str, period: Period
+) -> tuple[asyncpg.Record, tuple[list[asyncpg.Record], int]]:
+    """The client's row, then its lines of `table` in the period (one target)."""
+    row = await _client_row(request, target)
+    lines = await queries.lines(
+        target.pool, table, business_of(request).business_id, row["client_id"], period
+    )
+    return row, lines
 
 
 def _entry_fields(line: asyncpg.Record, id_column: str) -> dict[str, Any]:

@@ -114,6 +114,7 @@ async def create_pool(
     max_size: int = 10,
     index_plans: bool = False,
     acquire_timeout_s: float | None = None,
+    connect_timeout_s: float = 60.0,
 ) -> asyncpg.Pool:
     """A pool; with `index_plans`, its sessions join by nested loops and read a table
     whole only where no index serves (INDEX_PLANS), so that every plan of a
@@ -124,7 +125,8 @@ async def create_pool(
     each tracking lookup take 0.4 s. (They planned every execution instead, until
     planning was a third of their backend's CPU at concurrency 1.) With
     `acquire_timeout_s`, waiting for a connection is bounded (BoundedPool); without,
-    it is not (the workers, which have nobody to answer)."""
+    it is not (the workers, which have nobody to answer). `connect_timeout_s` bounds
+    each new connection's opening (asyncpg's default, 60 s)."""
     settings = INDEX_PLANS if index_plans else {}
     options: dict[str, object] = {
         "min_size": 1,
@@ -133,6 +135,7 @@ async def create_pool(
         "init": _init_connection,
         "reset": _keep_session,
         "server_settings": settings,
+        "timeout": connect_timeout_s,
     }
     if acquire_timeout_s is None:
         pool = await asyncpg.create_pool(dsn, **options)

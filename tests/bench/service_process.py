@@ -43,7 +43,8 @@ def spawn_service(
     env: Environment, port: int, log_path: Path, overrides: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """Start `python -m services.cli.main run` as `make run` does (its default API
-    processes), its output going to `log_path`."""
+    processes), its output going to `log_path` (with `overrides` in its
+    environment)."""
     environment = service_environment(env, port, api_processes=None)
     with log_path.open("wb") as log:
         return subprocess.Popen(

@@ -9,12 +9,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import yaml
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.http.metrics import ApiMetrics
+from services.http.replica_polls import Replica
+from services.http.replica_reads import ROTATION, ReplicaCollector
+from services.http.replica_rotation import Rotation
 from shared.worker import metrics as worker_metrics
 from tests.deploy.deploy_files import DEPLOY
 
@@ -60,9 +65,29 @@ def exported_names() -> set[str]:
     (a fresh one) and the workers', each labelled metric given one child so that its
     samples show, scraped in Prometheus' text format and parsed back."""
     api = ApiMetrics()
-    return _scraped(api.registry, _collectors(vars(api))) | _scraped(
-        worker_metrics.REGISTRY, _collectors(vars(worker_metrics))
+    return (
+        _scraped(api.registry, _collectors(vars(api)))
+        | _scraped(worker_metrics.REGISTRY, _collectors(vars(worker_metrics)))
+        | _scraped(_replica_registry(), [])
     )
+
+
+def _replica_registry() -> CollectorRegistry:
+    """The API's replica metrics (services/http/replica_reads.py), registered only
+    with LEDGER_READ_DATABASE_URLS: one replica, polled once."""
+
+    async def no_pool(url: str) -> asyncpg.Pool:
+        raise AssertionError(url)
+
+    replica = Replica("postgresql://ledger_app@replica:5432/ledger", no_pool)
+    replica.replayed = 100
+    rotation = Rotation(None, [replica], poll_s=0.1, lag_max_s=1.0)  # type: ignore[arg-type]
+    rotation.primary_lsn = 150
+    app = web.Application()
+    app[ROTATION] = rotation
+    registry = CollectorRegistry()
+    registry.register(ReplicaCollector(app))
+    return registry
 
 
 def _collectors(namespace: dict[str, Any]) -> list[MetricWrapperBase]:

@@ -28,9 +28,10 @@ from tests.deploy.monitoring_files import (
     panels,
 )
 
-# The panels the issue asks for, by title (replica lag and rotation come with the
-# replicas: no metric of theirs exists yet).
+# The panels the issue asks for, by title.
 PANELS_REQUIRED = {
+    "Replica replay lag (bytes)",
+    "Replicas in rotation",
     "Postings per second",
     "Request latency percentiles",
     "Relay backlog (events)",
@@ -72,7 +73,7 @@ def test_the_alert_rules_pass_promtool_check_rules() -> None:
     """promtool parses every rule's PromQL and template and accepts the file."""
     checked = _promtool_check(RULES)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
 
 
 def test_promtool_refuses_a_rule_with_broken_promql(tmp_path: Path) -> None:
@@ -158,6 +159,10 @@ def test_the_exported_names_are_what_prometheus_client_exposes() -> None:
         "ledger_relay_published_events_total",
         "ledger_projection_applied_events_total",
         "ledger_projection_parked_total",
+        "ledger_replica_lag_bytes",
+        "ledger_replica_in_rotation",
+        "ledger_replica_reads_total",
+        "ledger_replica_fallbacks_total",
     }
     assert PROBE_LABEL not in generate_latest(worker_metrics.REGISTRY).decode()
 
@@ -181,7 +186,7 @@ def test_the_dashboard_has_the_panels_the_issue_lists_each_with_a_query() -> Non
 def test_every_alert_waits_and_carries_severity_summary_and_description() -> None:
     """Each rule is an alert with a `for:`, a known severity and both annotations."""
     rules = alerting_rules(load_rules())
-    assert len(rules) == 8
+    assert len(rules) == 10
     for rule in rules:
         assert re.fullmatch(r"Ledger[A-Za-z]+", rule["alert"]), rule
         assert re.fullmatch(r"\d+m", rule["for"]), rule["alert"]

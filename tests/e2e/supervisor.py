@@ -35,6 +35,7 @@ from tests.support.environment import (
     free_port,
     service_environment,
 )
+from tests.support.standby import replica_url
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -127,13 +128,19 @@ async def running(
     tag: str,
     overrides: dict[str, str] | None = None,
     arguments: tuple[str, ...] = (),
+    replica: bool = False,
 ) -> AsyncIterator[LedgerService]:
     """`ledger run` on a free port against a throwaway environment, until the block
-    ends (once /healthz and /readyz answer 200).
+    ends (once /healthz and /readyz answer 200); with `replica`, the local hot
+    standby is its read replica (LEDGER_READ_DATABASE_URLS, tests/support/standby.py).
 
     The end sends SIGINT (Ctrl-C) and asserts the supervisor stops every child and
     exits 0 within the deadline, then drops the database, exchange and queues."""
     environment = await create_environment(*servers, tag=tag)
+    if replica:
+        overrides = {"LEDGER_READ_DATABASE_URLS": replica_url(environment)} | (
+            overrides or {}
+        )
     service = launch(environment, log_path, overrides, arguments)
     process = service.process
     try:

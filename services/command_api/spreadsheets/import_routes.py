@@ -37,6 +37,7 @@ from services.http.edge import (
 from services.http.fair_use import fair_use_of
 from services.http.metrics import METRICS
 from services.http.projection_wait import WAITER
+from services.http.replica_reads import visible_everywhere
 from services.http.request_log import CORRELATION_ID
 from shared import commands as c
 from shared import events as e
@@ -197,9 +198,11 @@ async def _read_your_writes(
 ) -> int:
     """201 once the read models show the import's last event (the projections apply
     a queue in order, so every earlier one too); 202 if the wait runs out."""
-    visible = await request.app[WAITER].wait_for_stream(
-        last.stream_id, last.version, request.app[SETTINGS].read_your_writes_timeout_s
+    timeout_s = request.app[SETTINGS].read_your_writes_timeout_s
+    projected = request.app[WAITER].wait_for_stream(
+        last.stream_id, last.version, timeout_s
     )
+    visible = await visible_everywhere(request, projected, timeout_s)
     if visible:
         return 201
     if claim is not None:  # a retry must answer what this request answers
