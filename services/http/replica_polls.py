@@ -156,10 +156,16 @@ SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint AS replayed,
        pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused
 """
 
-# The primary's WAL insert position, sampled after the statement's snapshot (so past
-# every commit a waiter saw before this tick began), and each replica's row.
+# The primary's WAL flush position, and each replica's row. Flushed, not inserted: a
+# commit is visible only once its commit record is flushed (synchronous_commit on, as
+# the service's durability needs), so the flush position sampled now is past every
+# commit a waiter saw before this tick began; and a standby is sent flushed WAL only.
+# The insert position also counts other transactions' WAL not yet flushed (waiting
+# for it added their commit's time to every command), and on an idle primary whose
+# last record ended on a page boundary it points past the next page's header, which
+# no replay ever reaches until more WAL is written.
 _PRIMARY = """
-SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS lsn, n.name, r.state,
+SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint AS lsn, n.name, r.state,
        r.changed_at,
        extract(epoch FROM clock_timestamp() - r.changed_at)::float8 AS age_s
 FROM unnest($1::text[]) AS n(name) LEFT JOIN read_replicas r ON r.name = n.name

@@ -6,7 +6,7 @@ The rotation lives on the primary, in `read_replicas` (migration 0021): `in` (re
 may use the replica, writers wait for it), `joining` (writers wait, readers do not use
 it yet), `out` (neither). Every API process has one poller (this module) that, every
 LEDGER_REPLICA_POLL_MS and at once again while commands wait, reads in one statement
-on the primary the table and `pg_current_wal_insert_lsn()`, then each replica's
+on the primary the table and `pg_current_wal_flush_lsn()`, then each replica's
 `pg_last_wal_replay_lsn()` and whether its replay is paused. What one tick read is
 the process's *view*; its age counts from the moment the tick *began*. VIEW_MAX is
 VIEW_POLLS polls.
