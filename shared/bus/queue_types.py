@@ -1,6 +1,6 @@
 """LEDGER_QUEUE_TYPE: the RabbitMQ queue type of the projectors' and the webhook
 worker's queues, `classic` (the default) or `quorum` (replicated with Raft over a
-cluster's nodes; deploy/OPERATIONS.md, "RabbitMQ: a cluster with quorum queues").
+cluster's nodes; deploy/OPERATIONS.md, "RabbitMQ: quorum queues (tested on one node)").
 
 A queue's type is fixed when it is declared: declaring it again with another type
 fails (PRECONDITION_FAILED). So each type has queues of its own name, a quorum queue
