@@ -99,9 +99,7 @@ async def apply_delay(milliseconds: int) -> AsyncIterator[None]:
 async def standby_caught_up(primary: asyncpg.Pool) -> None:
     """Wait until the standby has replayed everything the primary had written when
     called (by WAL position)."""
-    target = await primary.fetchval(
-        "SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn"
-    )
+    target = await primary.fetchval("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn")
     deadline = asyncio.get_running_loop().time() + 30
     while await _standby("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn") < target:  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "the standby lags 30 s"
