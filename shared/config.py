@@ -219,7 +219,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if not 0 <= settings.api_processes <= API_PROCESSES_MAX:
         raise SettingsError(
             f"LEDGER_API_PROCESSES={settings.api_processes}"
-            f" is not between 0 (one per core) and {API_PROCESSES_MAX}"
+            f" is not between 0 (the default) and {API_PROCESSES_MAX}"
         )
     return settings
 

@@ -8,13 +8,17 @@ in PostgreSQL: Idempotency-Keys in flight and expensive work are advisory locks
 (services/http/session_locks.py), the rate limits are shared buckets
 (services/http/shared_buckets.py).
 
-The count is `--api-processes N` (`ledger run`), else LEDGER_API_PROCESSES, else the
-cores this process may run on (its CPU affinity: a container's cpuset), at most
-DEFAULT_MAX: past that the processes mostly wait on PostgreSQL's commits (one commit
-order, services/command_api/commit.py), and each holds a pool. Under `ledger run`,
-half those cores (at least one): the other half runs PostgreSQL, RabbitMQ, the relay
-and the projectors on the same machine. Measured on 2 cores (README, "Several API
-processes"), two API processes beside them posted 0.55-0.59x what one did. A count
+The count is `--api-processes N` (`ledger run`), else LEDGER_API_PROCESSES. Unset
+(0), `ledger run` starts one per two cores this process may run on (its CPU affinity:
+a container's cpuset; at least one), at most DEFAULT_MAX: past that the processes
+mostly wait on PostgreSQL's commits (one commit order,
+services/command_api/commit.py), and each holds a pool; the other half of the cores
+runs PostgreSQL, RabbitMQ, the relay and the projectors on the same machine. Measured
+on 2 cores (README, "Several API processes"), two API processes beside them posted
+0.55-0.59x what one did. `ledger api` alone serves as one process unless more are
+asked for: it runs where an operator already chose how many (a container, a pod, a
+unit file), and CPU affinity ignores a cgroup's CPU quota, so a default from the
+cores could multiply the processes and connections of an existing deployment. A count
 that was asked for and does not fit in PostgreSQL's max_connections stops the start
 with a message; the default is lowered until it fits (and logged).
 """
@@ -86,8 +90,7 @@ def count(settings: Settings, asked: int | None, available: int, workers: bool) 
         )
     if asked is not None:
         return asked
-    cores = usable_cores()
-    default = min(max(1, cores // 2) if workers else cores, DEFAULT_MAX)
+    default = min(max(1, usable_cores() // 2), DEFAULT_MAX) if workers else 1
     if fits < default:
         log.warning(
             "starting %d API processes, not %d: PostgreSQL's max_connections (%d"

@@ -177,19 +177,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def _supervises_api(settings: Settings, args: argparse.Namespace) -> bool:
     """`ledger api` starts several API processes (and serves in none) when it is not
-    itself a child of a supervisor and LEDGER_API_PROCESSES is not 1."""
+    itself a child of a supervisor and LEDGER_API_PROCESSES asks for more than one;
+    unset (0) or 1, it serves alone, as it did before there could be several."""
     from services.cli.processes import SUPERVISOR_PID
 
     return (
         args.command == "api"
         and SUPERVISOR_PID not in os.environ
-        and settings.api_processes != 1
+        and settings.api_processes > 1
     )
 
 
 def _supervise(settings: Settings, args: argparse.Namespace) -> int:
-    """`ledger run`: every process; `ledger api`: the API processes, or serve alone
-    when one is all there is room or cores for."""
+    """`ledger run`: every process; `ledger api` with LEDGER_API_PROCESSES above 1:
+    that many API processes."""
     from services.cli.processes import roles, supervise
 
     workers = args.command == "run"
@@ -203,9 +204,6 @@ def _supervise(settings: Settings, args: argparse.Namespace) -> int:
     )
     if workers:
         return supervise(roles(count))
-    if count == 1:
-        _serve(settings, args)
-        return 0
     return supervise([["api"]] * count)
 
 

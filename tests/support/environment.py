@@ -125,7 +125,8 @@ def service_environment(
 ) -> dict[str, str]:
     """The process environment `make run` would give, pointed at the throwaway env,
     with `api_processes` API processes (one unless told: the tests that hold, kill or
-    count one API process need it alone; None leaves the default, one per core)."""
+    count one API process need it alone; None leaves the default: one per two cores
+    under `ledger run`, one for `ledger api`)."""
     inherited = {
         name: value
         for name, value in os.environ.items()

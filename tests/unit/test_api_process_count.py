@@ -1,12 +1,15 @@
 """How many API processes `ledger run` starts (services/cli/api_processes.py): what
 was asked for when it fits, the default lowered until it fits, and a refusal naming
-the figures when it does not."""
+the figures when it does not; `ledger api` alone serves as one unless asked for more."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from services.cli import api_processes
+from services.cli import api_processes, main
+from services.cli.processes import SUPERVISOR_PID
 from shared.config import Settings, SettingsError
 
 SETTINGS = Settings()  # pools of 20, 2 fold workers: 24 a process; 16 for the workers
@@ -50,13 +53,28 @@ def test_the_default_is_half_the_cores_under_run_at_most_four_lowered_until_it_f
     assert api_processes.count(SETTINGS, None, 97, workers=True) == 1
 
 
-def test_ledger_api_alone_defaults_to_its_cores_at_most_four(
+def test_ledger_api_alone_defaults_to_one_whatever_its_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With LEDGER_API_PROCESSES unset, `ledger api` counts one on 2 cores and on 8:
+    its cores say nothing of the CPU quota it was given."""
     monkeypatch.setattr(api_processes, "usable_cores", lambda: 2)
-    assert api_processes.count(SETTINGS, None, 97, workers=False) == 2
+    assert api_processes.count(SETTINGS, None, 97, workers=False) == 1
     monkeypatch.setattr(api_processes, "usable_cores", lambda: 8)
-    assert api_processes.count(SETTINGS, None, 500, workers=False) == 4
+    assert api_processes.count(SETTINGS, None, 500, workers=False) == 1
+
+
+def test_ledger_api_alone_serves_itself_unless_more_than_one_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ledger api` with LEDGER_API_PROCESSES unset (0) or 1 serves as one process, as
+    it did before (no supervisor, no connection probe); 2 or more supervises them."""
+    monkeypatch.delenv(SUPERVISOR_PID, raising=False)
+    api = argparse.Namespace(command="api")
+    supervises = [
+        main._supervises_api(Settings(api_processes=n), api) for n in (0, 1, 2)
+    ]
+    assert supervises == [False, False, True]
 
 
 def test_ledger_api_alone_counts_no_workers() -> None:
