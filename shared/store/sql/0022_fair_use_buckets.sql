@@ -30,24 +30,37 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON fair_use_buckets TO ledger_app;
 -- and what is left after them, from which the caller computes its Retry-After. The
 -- row is locked for the statement (ON CONFLICT ... DO UPDATE): two processes leasing
 -- from one bucket take turns, and neither sees tokens the other took.
+--
+-- The time of a lease is clock_timestamp() when the statement forms its row, but never
+-- earlier than the row's updated_at. Not now() alone: that is when the transaction
+-- began, and even a statement's own time comes before the row lock it may wait for,
+-- so a lease can be granted the row after one that began later (it waited on that
+-- one's row lock: the usual case for a busy empty bucket). Its elapsed time was then
+-- negative: the refill took tokens away, the grant came out negative (-3 of an empty
+-- bucket), what was "left" was more than the row held, and updated_at moved back:
+-- tokens made from nothing. With greatest(), that lease sees no time pass, and the
+-- time since updated_at is credited to the next lease instead: none is lost or
+-- counted twice. And granted >= 0 whatever the arithmetic: a lease never gives tokens
+-- back.
 CREATE FUNCTION fair_use_lease(
     lease_kind text, lease_subject text, rate_per_s double precision, burst integer,
     wanted integer, OUT granted integer, OUT tokens_left double precision
 ) LANGUAGE plpgsql AS $$
 DECLARE
     available double precision;
+    leased_at timestamptz;
 BEGIN
     INSERT INTO fair_use_buckets AS b (kind, subject, tokens, updated_at, full_at)
-    VALUES (lease_kind, lease_subject, burst, now(), now())
+    VALUES (lease_kind, lease_subject, burst, clock_timestamp(), clock_timestamp())
     ON CONFLICT (kind, subject) DO UPDATE
-        SET tokens = least(burst, b.tokens
-                + extract(epoch FROM now() - b.updated_at) * rate_per_s),
-            updated_at = now()
-    RETURNING b.tokens INTO available;
-    granted := least(wanted, floor(available))::integer;
+        SET tokens = least(burst, b.tokens + rate_per_s * extract(epoch FROM
+                greatest(b.updated_at, excluded.updated_at) - b.updated_at)),
+            updated_at = greatest(b.updated_at, excluded.updated_at)
+    RETURNING b.tokens, b.updated_at INTO available, leased_at;
+    granted := greatest(0, least(wanted, floor(available)))::integer;
     tokens_left := available - granted;
     UPDATE fair_use_buckets SET tokens = tokens_left,
-        full_at = now() + make_interval(secs => (burst - tokens_left) / rate_per_s)
+        full_at = leased_at + make_interval(secs => (burst - tokens_left) / rate_per_s)
     WHERE kind = lease_kind AND subject = lease_subject;
 END
 $$;
