@@ -112,7 +112,11 @@ class SharedBuckets:
     async def take(self, subject: Hashable, clock: Callable[[], float]) -> float:
         """Take one token of the subject's bucket: 0.0 when taken, else the seconds
         this process refuses the subject for (nothing taken)."""
-        for _ in range(3):  # a lease shared with requests that waited on it
+        # A lease is shared with the requests that waited on it. Each pass waits
+        # for one lease in flight, never starts a second beside it (it would
+        # overwrite the first's tokens), and ends in a token, a refusal or this
+        # request's own lease; a lease ends with its statement (the pool's timeouts).
+        while True:
             held, now_s = self._entry(subject), clock()
             if held.tokens >= 1 and now_s - held.leased_s < LEASE_LIFETIME_S:
                 held.tokens -= 1
@@ -120,9 +124,8 @@ class SharedBuckets:
             if held.refused_until_s > now_s:
                 return held.refused_until_s - now_s
             if held.leasing is None:
-                break
+                return await self._leased(subject, held, clock)
             await asyncio.shield(held.leasing)
-        return await self._leased(subject, held, clock)
 
     async def _leased(
         self, subject: Hashable, held: _Held, clock: Callable[[], float]

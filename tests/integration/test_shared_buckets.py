@@ -25,6 +25,7 @@ from services.http.token_bucket import Rate
 
 SLOW = 0.001
 LARGE = Rate(SLOW, 640)  # leases of 10
+SMALL = Rate(SLOW, 10)  # leases of 1
 KIND = "test"
 
 
@@ -124,3 +125,16 @@ async def test_a_subject_out_of_tokens_is_refused_until_a_whole_lease_refills(
     later = [await buckets.take(subject, clock) for _ in range(100)]
     assert {round(refused - wait_s) for wait_s in later} == {1_000}
     assert lease.calls == 65
+
+
+async def test_one_subject_never_has_two_leases_in_flight(pool: asyncpg.Pool) -> None:
+    """Six requests at once with leases of one token each: every one is taken, with
+    six lease statements, never two of them in flight at once (a request that waited
+    on three leases used to start its own beside another's)."""
+    lease, subject = CountedLease(pool), str(uuid.uuid4())
+    buckets = SharedBuckets(KIND, SMALL, 100, lease)
+    clock = Clock()
+    taken = await asyncio.gather(*(buckets.take(subject, clock) for _ in range(6)))
+    assert taken == [0.0] * 6
+    assert (lease.calls, lease.in_flight_max) == (6, 1)
+    assert await tokens_in_row(pool, subject) == 4
