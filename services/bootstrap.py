@@ -104,9 +104,13 @@ async def claims_connection(settings: Settings) -> asyncpg.Connection:
     """The API's session for its claims (services/http/session_locks.py): the
     Idempotency-Keys in flight and the business's expensive work, held as advisory
     locks that PostgreSQL releases when this connection closes. Server-side TCP
-    keepalives drop it (and its claims) when its host vanishes."""
+    keepalives drop it (and its claims) when its host vanishes; it has
+    LEDGER_POOL_ACQUIRE_TIMEOUT_S (5 s) to open, as each of its statements has to
+    answer, since every keyed request of the process waits on it."""
     return await asyncpg.connect(
-        settings.database_url, server_settings=CLAIMS_KEEPALIVE
+        settings.database_url,
+        timeout=settings.pool_acquire_timeout_s,
+        server_settings=CLAIMS_KEEPALIVE,
     )
 
 

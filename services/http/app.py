@@ -54,7 +54,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app[POOL] = await bootstrap.api_pool(settings)
         # The process's claims session (idempotency keys, expensive work), opened at
         # the first claim; closing it releases whatever is still held.
-        app[SESSION_LOCKS] = SessionLocks(lambda: bootstrap.claims_connection(settings))
+        app[SESSION_LOCKS] = SessionLocks(
+            lambda: bootstrap.claims_connection(settings),
+            settings.pool_acquire_timeout_s,
+        )
         app[FAIR_USE].connect(app[POOL], app[SESSION_LOCKS])
         pruning = asyncio.create_task(prune_buckets(app[POOL]))
         listener = await bootstrap.read_your_writes_listener(settings)

@@ -22,10 +22,24 @@ renewed while the request runs):
 
 A session lock is re-entrant within its session, so each process also keeps the
 claims it holds (`held`) and never asks twice for one: the callers refuse a second
-claim of the same thing locally first. If the connection is lost, every claim is gone
-with it (PostgreSQL released them); `held` is emptied, the requests already running
-go on unguarded (the unique idempotency_keys row still stops a second effect:
-KeyCommittedConcurrently), and the next claim opens a new connection.
+claim of the same thing locally first. If the connection is lost (an error, a
+statement or a connect that outlasts `timeout_s`, or a close found before the next
+batch), every claim is gone with it (PostgreSQL released them, or will when it sees
+the socket close); it is logged, `held` is emptied, unlocks still queued for the old
+session are dropped, the requests already running go on unguarded (the unique
+idempotency_keys row still stops a second effect: KeyCommittedConcurrently), and the
+next claim opens a new connection. A statement that fails on a live session (say,
+out of shared memory for the lock table) costs no other claim: its batch's takers get
+the error, and whatever of its batch took effect is read back from pg_locks and
+undone.
+
+The timeouts are the client's: a PostgreSQL host that goes silent answers no
+statement, and without them one batch would wait for TCP to give up (some 15 minutes)
+while every keyed POST, import, export, audit and `as_of` of the process queued
+behind it. The server-side keepalives (services/bootstrap.py) cover the other
+direction: a holder whose host vanished loses its claims. asyncpg offers no client
+keepalive option; an idle session needs none here, since the next batch has
+`timeout_s` to answer.
 
 Keys are 64-bit: a hash of what is claimed (lock_key), in PostgreSQL's one-bigint
 advisory key space. Two different claims with the same hash (odds 2^-64 a pair) would
@@ -56,6 +70,15 @@ FROM unnest($1::bigint[], $2::boolean[]) AS t(key, take)
 """
 
 
+# The session's own advisory locks on one bigint key (PostgreSQL splits the key: high
+# 32 bits in classid, low in objid, objsubid 1), as that key.
+_HELD = """
+SELECT (classid::bigint << 32) | objid::bigint AS key FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 1 AND pid = pg_backend_pid()
+"""
+_Claim = tuple[int, bool, "asyncio.Future[bool] | None"]
+
+
 def lock_key(*parts: str | int) -> int:
     """A stable signed 64-bit key for what the parts name (never Python's hash())."""
     text = "\0".join(str(part) for part in parts).encode()
@@ -65,12 +88,15 @@ def lock_key(*parts: str | int) -> int:
 
 class SessionLocks:
     """The process's claims, on one connection opened by `opener` when first needed
-    (and again after a loss)."""
+    (and again after a loss); each statement has `timeout_s` to answer."""
 
-    def __init__(self, opener: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(
+        self, opener: Callable[[], Awaitable[asyncpg.Connection]], timeout_s: float
+    ) -> None:
         self._opener = opener
+        self._timeout_s = timeout_s
         self._conn: asyncpg.Connection | None = None
-        self._pending: list[tuple[int, bool, asyncio.Future[bool] | None]] = []
+        self._pending: list[_Claim] = []
         self._flushing: asyncio.Task[None] | None = None
         self.held: set[int] = set()
 
@@ -105,23 +131,58 @@ class SessionLocks:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await self._opener()
-                rows = await self._conn.fetch(
-                    _BATCH, [key for key, _, _ in batch], [take for _, take, _ in batch]
+            if self._conn is not None and self._conn.is_closed():
+                log.warning(
+                    "the claims connection was closed; its %d claims went with it",
+                    len(self.held),
                 )
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
-                # The session's state is unknown (which locks it holds): drop it.
+                self._lost()
+            if self._conn is None:  # the old session's unlocks went with it
+                batch = [claim for claim in batch if claim[1]]
+            try:
+                rows = await self._run(batch)
+            except CONNECTION_ERRORS as error:
                 log.warning("the claims connection failed: %r", error)
                 self._lost()
-                for _, _, future in batch:
-                    if future is not None and not future.done():
-                        future.set_exception(error)
+                _fail(batch, error)
+                continue
+            except asyncpg.PostgresError as error:
+                log.warning("a claims statement failed: %r", error)
+                await self._undo(batch)
+                _fail(batch, error)
                 continue
             for (key, take, future), row in zip(batch, rows, strict=True):
                 if take:
                     self._granted(key, bool(row["done"]), future)
+
+    async def _run(self, batch: list[_Claim]) -> list[asyncpg.Record]:
+        if not batch:
+            return []
+        if self._conn is None:
+            self._conn = await asyncio.wait_for(self._opener(), self._timeout_s)
+        conn: asyncpg.Connection = self._conn
+        keys, takes = [key for key, _, _ in batch], [take for _, take, _ in batch]
+        rows: list[asyncpg.Record] = await conn.fetch(
+            _BATCH, keys, takes, timeout=self._timeout_s
+        )
+        return rows
+
+    async def _undo(self, batch: list[_Claim]) -> None:
+        """After a failed statement: which of its locks and unlocks ran is unknown,
+        so read the session's locks back and put an unlock of each of the batch's
+        keys it holds first in the queue, before any later claim of the same key
+        (none of them is in `held`: a held key is never asked again, and an unlocked
+        one left it). The session and its other claims stay."""
+        assert self._conn is not None
+        try:
+            rows = await self._conn.fetch(_HELD, timeout=self._timeout_s)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+            log.warning("the claims connection failed: %r", error)
+            self._lost()
+            return
+        session = {row["key"] for row in rows}
+        undone = sorted({key for key, _, _ in batch} & session)
+        self._pending[:0] = [(key, False, None) for key in undone]
 
     def _granted(
         self, key: int, done: bool, future: asyncio.Future[bool] | None
@@ -139,6 +200,12 @@ class SessionLocks:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
+
+
+def _fail(batch: list[_Claim], error: BaseException) -> None:
+    for _, _, future in batch:
+        if future is not None and not future.done():
+            future.set_exception(error)
 
 
 SESSION_LOCKS = web.AppKey("session_locks", SessionLocks)
