@@ -106,7 +106,16 @@ class SessionLocks:
         assert key not in self.held, "the caller claims each thing once per process"
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._enqueue(key, True, future)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled after its batch granted the key (the result was set, this
+            # task had not resumed yet): give it back, or PostgreSQL and `held` keep
+            # it and the next claim of the key fails the assertion above.
+            granted = future.done() and not future.cancelled()
+            if granted and future.exception() is None and future.result():
+                self.unlock(key)
+            raise
 
     def unlock(self, key: int) -> None:
         """Give `key` back (sent with the next batch; nothing to wait for). A key

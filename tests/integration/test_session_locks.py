@@ -1,15 +1,16 @@
 """SessionLocks (services/http/session_locks.py) on the real PostgreSQL: a silent
 server fails a batch within the timeout instead of holding every claim behind it; a
-session closed between batches is replaced with its claims forgotten and a warning;
-a statement that fails on a live session undoes what it took and keeps the other
-claims."""
+request cancelled after its lock was granted gives the lock back; a session closed
+between batches is replaced with its claims forgotten and a warning; a statement that
+fails on a live session undoes what it took and keeps the other claims."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -133,6 +134,51 @@ async def test_a_silent_server_fails_a_batch_within_the_timeout(
 
 async def _free(admin: asyncpg.Connection, key: int) -> bool:
     return not await held_elsewhere(admin, key)
+
+
+class CancelsAfterFetch(asyncpg.Connection):  # type: ignore[misc]
+    """A real connection that, once a statement's rows are in, schedules `after` to
+    run before whoever those rows wake: the moment a cancellation can land between a
+    lock's grant and its requester's resumption."""
+
+    after: Callable[[], object] | None = None
+
+    async def fetch(self, query: str, *args: Any, **options: Any) -> list[Any]:
+        rows: list[Any] = await super().fetch(query, *args, **options)
+        if self.after is not None:
+            asyncio.get_running_loop().call_soon(self.after)
+            self.after = None
+        return rows
+
+
+async def test_a_request_cancelled_after_its_lock_was_granted_gives_it_back(
+    environment: Environment, admin: asyncpg.Connection
+) -> None:
+    """A claim whose task is cancelled just after its batch granted the lock raises
+    CancelledError, keeps nothing in `held`, can be claimed again at once (not the
+    assertion's 500), and once given back is free in PostgreSQL (held once, not
+    twice)."""
+    key, task = new_key(), None
+
+    async def opener() -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            environment.settings.database_url, connection_class=CancelsAfterFetch
+        )
+        conn.after = lambda: task.cancel()  # type: ignore[union-attr]
+        return conn
+
+    locks = SessionLocks(opener, TIMEOUT_S * 5)
+    try:
+        task = asyncio.ensure_future(locks.try_lock(key))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert key not in locks.held
+        assert await locks.try_lock(key) is True
+        locks.unlock(key)
+        assert await locks.try_lock(new_key()) is True  # after the unlock's batch
+        assert await held_elsewhere(admin, key) is False
+    finally:
+        await locks.close()
 
 
 async def test_a_session_closed_between_batches_is_replaced_and_its_claims_forgotten(
