@@ -23,7 +23,7 @@ import msgspec
 from aiohttp import web
 
 from services.command_api.submissions import IdempotencyClaim, Result, Submission
-from services.http.edge import printable
+from services.http.edge import POOL, printable
 from services.http.session_locks import SESSION_LOCKS, lock_key
 from shared.errors import (
     ConcurrencyConflict,
@@ -65,7 +65,16 @@ async def in_flight(
     answer nor safely run again. The claim is an advisory lock on the process's
     claims session (services/http/session_locks.py says why): it ends when the
     request does, or when its process dies. A second request in the same process is
-    refused by the local set first (a session's locks are re-entrant)."""
+    refused by the local set first (a session's locks are re-entrant).
+
+    A key held elsewhere whose answer is already stored goes on without the claim:
+    its holder has committed and answered, and only its unlock (sent after the
+    answer, with the next claims batch) is still on its way, so an immediate retry at
+    another process would get a spurious 409. Going on, it can only replay the stored
+    answer (the appender and the import look the key up first; its unique row stops
+    a second effect). This costs a query on the 409 path alone; awaiting each unlock
+    before answering would instead add a claims round trip (behind the batch in
+    flight) to every keyed POST's answer."""
     if claim is None:
         yield
         return
@@ -75,14 +84,26 @@ async def in_flight(
     held.add(slot)
     try:
         locks, key = request.app[SESSION_LOCKS], lock_key("idempotency", *slot)
-        if not await locks.try_lock(key):
+        locked = await locks.try_lock(key)
+        if not locked and not await _answered(request.app[POOL], slot):
             raise IdempotencyInProgress()
         try:
             yield
         finally:
-            locks.unlock(key)
+            if locked:
+                locks.unlock(key)
     finally:
         held.discard(slot)
+
+
+async def _answered(pool: asyncpg.Pool, slot: tuple[int, str]) -> bool:
+    """Whether an answer is stored for the (business id, key)."""
+    stored: bool = await pool.fetchval(
+        "SELECT EXISTS (SELECT FROM idempotency_keys"
+        " WHERE business_id = $1 AND key = $2)",
+        *slot,
+    )
+    return stored
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
