@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.e2e.api_processes import ApiProcesses
@@ -53,19 +54,30 @@ def _roles(supervisor: int) -> dict[int, str]:
     return roles
 
 
-def _listens(pid: int, port: int) -> bool:
-    """Whether process `pid` holds a socket listening on `port` (from /proc/net/tcp,
-    where state 0A is LISTEN, and the process's file descriptors)."""
+def _listening(port: int) -> set[str]:
+    """The sockets listening on `port` (from /proc/net/tcp, where state 0A is
+    LISTEN), as a file descriptor links to them: `socket:[inode]`."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
             inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def _sockets_listening(pid: int, port: int) -> set[str]:
+    """Those of process `pid` (from its file descriptors)."""
+    inodes = _listening(port)
     descriptors = Path(f"/proc/{pid}/fd")
     try:
-        return any(os.readlink(fd) in inodes for fd in descriptors.iterdir())
+        return {os.readlink(fd) for fd in descriptors.iterdir()} & inodes
     except FileNotFoundError:
-        return False
+        return set()
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on `port`."""
+    return bool(_sockets_listening(pid, port))
 
 
 async def _statuses(base_url: str, api_key: str) -> list[int]:
@@ -91,8 +103,10 @@ async def test_two_api_processes_share_the_port_and_one_killed_is_replaced(
     """`ledger run --api-processes 2` starts two `ledger api` children beside the
     four workers, both listening on the one port (from /proc; neither exits on
     EADDRINUSE); 40 requests on new connections all answer 200; with one API child
-    SIGKILLed, 40 more all answer 200 from the other, the supervisor starts a new API
-    child that listens on the port in its place, and 40 more all answer 200."""
+    SIGKILLed and its listening socket gone (connections the kernel queued on it
+    before are reset, which is the kill, not the other process), 40 more all answer
+    200 from the other, the supervisor starts a new API child that listens on the
+    port in its place, and 40 more all answer 200."""
     async with running(
         servers, tmp_path / "run.log", "apiprocs", arguments=("--api-processes", "2")
     ) as service:
@@ -113,7 +127,13 @@ async def test_two_api_processes_share_the_port_and_one_killed_is_replaced(
         assert await _statuses(service.base_url, api_key) == [200] * REQUESTS
         assert sorted(_roles(service.process.pid)) == sorted(roles)  # none restarted
         killed, _ = [pid for pid, role in roles.items() if role == "api"]
+        its_sockets = _sockets_listening(killed, port)
         os.kill(killed, signal.SIGKILL)
+
+        async def closed() -> bool:  # connections queued on it would be reset
+            return not its_sockets & _listening(port)
+
+        await wait_until(closed, STOP_DEADLINE_S, "the killed child's socket closes")
         assert await _statuses(service.base_url, api_key) == [200] * REQUESTS
 
         async def replaced() -> bool:
@@ -132,16 +152,25 @@ async def test_two_api_processes_share_the_port_and_one_killed_is_replaced(
 async def test_more_api_processes_than_postgresql_has_connections_for_stop_the_start(
     servers: tuple[str, str], tmp_path: Path
 ) -> None:
-    """`ledger run --api-processes 5` with pools of 20 needs 5 x 24 + 16 = 136
-    connections, more than the server's 100 less 3 reserved: it exits 2 at once with
-    the figures and the three ways out, and starts no child."""
+    """`ledger run --api-processes 5` with pools just large enough that 5 x (pool +
+    2 + 2 fold workers) + 16 for the workers exceeds what the server allows (its
+    max_connections less superuser_reserved_connections, asked here: 97 on a default
+    server, where pools of 20 give 136): it exits 2 at once with those figures and
+    the three ways out, and starts no child."""
+    available = await _connections_available(servers[0])
+    pool_size = max(20, (available - 16) // 5 - 3)  # the least that cannot fit
+    each = pool_size + 4
+    assert 5 * each + 16 > available
     environment = await create_environment(*servers, tag="apiprocs-budget")
     try:
         done = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "services.cli.main", "run", "--api-processes", "5"],
             cwd=REPOSITORY,
-            env=service_environment(environment, free_port()),
+            env={
+                **service_environment(environment, free_port()),
+                "LEDGER_API_POOL_SIZE_MAX": str(pool_size),
+            },
             capture_output=True,
             text=True,
             timeout=CLI_DEADLINE_S,
@@ -151,13 +180,24 @@ async def test_more_api_processes_than_postgresql_has_connections_for_stop_the_s
         await drop_environment(environment)
     assert done.returncode == 2, done.stderr
     assert (
-        "ledger: 5 API processes need up to 5 x 24 PostgreSQL connections"
-        " (LEDGER_API_POOL_SIZE_MAX=20 + 2 + LEDGER_FOLD_PROCESSES=2) + 16 for the"
-        " workers, 136 in all; the server allows 97 (max_connections less"
-        " superuser_reserved_connections). Run fewer (--api-processes,"
-        " LEDGER_API_PROCESSES), lower LEDGER_API_POOL_SIZE_MAX, or raise"
-        " max_connections.\n"
+        f"ledger: 5 API processes need up to 5 x {each} PostgreSQL connections"
+        f" (LEDGER_API_POOL_SIZE_MAX={pool_size} + 2 + LEDGER_FOLD_PROCESSES=2) + 16"
+        f" for the workers, {5 * each + 16} in all; the server allows {available}"
+        " (max_connections less superuser_reserved_connections). Run fewer"
+        " (--api-processes, LEDGER_API_PROCESSES), lower LEDGER_API_POOL_SIZE_MAX,"
+        " or raise max_connections.\n"
     ) in done.stderr
+
+
+async def _connections_available(server_url: str) -> int:
+    """The server's max_connections less superuser_reserved_connections."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        maximum = int(await conn.fetchval("SHOW max_connections"))
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+    finally:
+        await conn.close()
+    return maximum - reserved
 
 
 async def test_ledger_api_with_two_processes_supervises_two_on_its_port(
