@@ -22,16 +22,9 @@ from tests.e2e.api_processes import PAUSE_DEADLINE_S, ApiProcess, ApiProcesses
 from tests.e2e.deadlines import wait_until
 from tests.e2e.ledger_api import Api
 from tests.e2e.supervisor import LedgerService
+from tests.support.refusals import ADDRESS_LIMIT, KEY_LIMIT, WORK_LIMIT
 
 IN_PROGRESS = {"message": "A request with this Idempotency-Key is in progress"}
-KEY_LIMIT = {"message": "Too many requests with this API key; slow down"}
-ADDRESS_LIMIT = {
-    "message": "Too many failed authentications from this address; slow down"
-}
-WORK_LIMIT = {
-    "message": "This business already has 1 imports, exports, audits, as_of"
-    " queries or reports running; retry when one has finished"
-}
 # Refills so slow (one token in 1,000 s) that no token comes back during a test.
 SLOW = "0.001"
 

@@ -16,17 +16,10 @@ from services.http.edge import POOL
 from tests.integration.scenarios import wait_until
 from tests.security.conftest import ServiceWith
 from tests.support.environment import Environment
+from tests.support.refusals import ADDRESS_LIMIT, KEY_LIMIT, WORK_LIMIT
 
 CATEGORIES = "/api/v3/clients/categories"
 SUMMARY_AS_OF = "/api/v3/clients/summary?as_of=2030-01-01"
-KEY_LIMIT = {"message": "Too many requests with this API key; slow down"}
-ADDRESS_LIMIT = {
-    "message": "Too many failed authentications from this address; slow down"
-}
-WORK_LIMIT = {
-    "message": "This business already has 1 imports, exports, audits, as_of"
-    " queries or reports running; retry when one has finished"
-}
 UNAUTHENTICATED = {"message": "Unauthenticated."}
 
 
