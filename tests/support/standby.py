@@ -58,10 +58,10 @@ def replica_url(env: Environment) -> str:
 
 
 def with_replica(env: Environment, **overrides: object) -> Settings:
-    """The environment's settings with the standby as its one read replica."""
-    return msgspec.structs.replace(
-        env.settings, read_database_urls=replica_url(env), **overrides
-    )
+    """The environment's settings with the standby as its one read replica (unless
+    `overrides` lists others)."""
+    fields = {"read_database_urls": replica_url(env), **overrides}
+    return msgspec.structs.replace(env.settings, **fields)
 
 
 async def _standby(statement: str) -> object:
@@ -99,9 +99,7 @@ async def apply_delay(milliseconds: int) -> AsyncIterator[None]:
 async def standby_caught_up(primary: asyncpg.Pool) -> None:
     """Wait until the standby has replayed everything the primary had written when
     called (by WAL position)."""
-    target = await primary.fetchval(
-        "SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn"
-    )
+    target = await primary.fetchval("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn")
     deadline = asyncio.get_running_loop().time() + 30
     while await _standby("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn") < target:  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "the standby lags 30 s"

@@ -1,0 +1,186 @@
+"""A replica's faults stay that replica's: one that never answers does not keep reads
+from the healthy standby, long reads filling the standby's pool do not take it out,
+and a read blocked on the standby by a lock replay holds goes to the primary after the
+replica sessions' lock_timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp.test_utils import TestClient
+
+from services.http.replica_polls import replica_name
+from services.http.replica_reads import ROTATION
+from tests.integration.replica_service import (
+    replica_metric,
+    replica_state,
+    wait_in_rotation,
+)
+from tests.integration.scenarios import wait_until
+from tests.support.environment import Environment
+from tests.support.service import http_client
+from tests.support.standby import replica_url, require_standby, with_replica
+
+Headers = dict[str, str]
+ROUNDS = 6
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A local port that accepts connections and never answers, as a replica host
+    that drops every packet after the handshake would: its port."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+async def _debit_then_read(
+    client: TestClient, headers: Headers, rounds: int
+) -> list[tuple[int, float]]:
+    created = await client.post(
+        "/api/v3/clients", json={"business_name": "Faults"}, headers=headers
+    )
+    assert created.status == 201, await created.text()
+    client_id = (await created.json())["id"]
+    seen = []
+    for _ in range(rounds):
+        posted = await client.post(
+            f"/api/v3/clients/{client_id}/transactions",
+            json={"type": "debit", "amount": "1.00"},
+            headers=headers,
+        )
+        read = await client.get(f"/api/v3/clients/{client_id}", headers=headers)
+        assert read.status == 200, await read.text()
+        seen.append((posted.status, (await read.json())["unformated_balance"]))
+    return seen
+
+
+async def test_a_replica_that_never_answers_leaves_the_healthy_standby_in_use(
+    environment: Environment,
+    service: TestClient,
+    business: dict[str, Any],
+) -> None:
+    """Proves a replica's polls do not wait for one another: with a second replica
+    on a port that accepts and never answers (each poll of it waits 0.5 s to connect,
+    then fails), the standby still comes into rotation (its view and polls stay
+    young), reads go to it and see every write, and the silent one stays out (never
+    joined: no command waits for it) with its poll error."""
+    await require_standby()
+    async with silent_server() as port:
+        silent = f"postgresql://ledger_app@127.0.0.1:{port}/silent"
+        urls = f"{replica_url(environment)},{silent}"
+        settings = with_replica(environment, read_database_urls=urls)
+        standby = replica_name(replica_url(environment))
+        async with http_client(settings) as client:
+            await wait_in_rotation(client, True, standby)
+            reads = await replica_metric(client, "ledger_replica_reads_total", standby)
+            seen = await _debit_then_read(client, business["headers"], ROUNDS)
+            assert seen == [(201, float(n)) for n in range(1, ROUNDS + 1)]
+            after = await replica_metric(client, "ledger_replica_reads_total", standby)
+            assert after > reads
+            state = await replica_state(client, replica_name(silent))
+            assert (state["state"], state["in_rotation"], state["error"]) == (
+                "out",
+                False,
+                "TimeoutError",
+            )
+
+
+async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
+    environment: Environment,
+    service: TestClient,
+    business: dict[str, Any],
+) -> None:
+    """Proves the poll does not share the read pool: with both connections of the
+    standby's pool (LEDGER_REPLICA_POOL_SIZE_MAX=2) held by long reads, every POST
+    still answers 201 (its wait polled the standby on the poll's own connection),
+    each GET falls back to the primary (pool busy) and sees its write, and the
+    standby stays in rotation without an error."""
+    await require_standby()
+    settings = with_replica(environment, replica_pool_size_max=2, replica_poll_ms=500)
+    async with http_client(settings) as client:
+        await wait_in_rotation(client, True)
+        [replica] = client.server.app[ROTATION].replicas
+        assert replica.pool is not None
+        held = [await replica.pool.acquire() for _ in range(2)]
+        try:
+            seen = await _debit_then_read(client, business["headers"], ROUNDS)
+        finally:
+            for conn in held:
+                await replica.pool.release(conn)
+        assert seen == [(201, float(n)) for n in range(1, ROUNDS + 1)]
+        state = await replica_state(client)
+        assert (state["state"], state["error"]) == ("in", None)
+        assert replica.poll_error is None
+
+
+async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
+    environment: Environment,
+    service: TestClient,
+    business: dict[str, Any],
+) -> None:
+    """Proves the replica sessions' lock_timeout: a transaction on the primary takes
+    ACCESS EXCLUSIVE on rm_clients (as `ledger replay`'s swap does), which the
+    standby's replay takes too and holds until it ends; a GET then waits 100 ms on
+    the standby, is cancelled (LockNotAvailable) and goes to the primary (one
+    fallback), where it waits for the lock; once the transaction ends it answers 200
+    with the client, and the standby is still in rotation."""
+    await require_standby()
+    headers: Headers = business["headers"]
+    settings = with_replica(environment, replica_poll_ms=500)
+    async with http_client(settings) as client:
+        await wait_in_rotation(client, True)
+        created = await client.post(
+            "/api/v3/clients", json={"business_name": "Locked"}, headers=headers
+        )
+        assert created.status == 201
+        client_id = (await created.json())["id"]
+        fallbacks = await replica_metric(client, "ledger_replica_fallbacks_total")
+        locker = await asyncpg.connect(environment.admin_url)
+        standby = await asyncpg.connect(replica_url(environment))
+        try:
+            locking = locker.transaction()
+            await locking.start()
+            await locker.execute("LOCK TABLE rm_clients IN ACCESS EXCLUSIVE MODE")
+            await wait_until(lambda: _replay_holds_lock(standby), "replay's lock")
+            reading = asyncio.ensure_future(
+                client.get(f"/api/v3/clients/{client_id}", headers=headers)
+            )
+
+            async def fell_back() -> bool:
+                metric = "ledger_replica_fallbacks_total"
+                return await replica_metric(client, metric) == fallbacks + 1
+
+            await wait_until(fell_back, "the read to fall back to the primary")
+            await locking.rollback()
+            read = await reading
+        finally:
+            await locker.close()
+            await standby.close()
+        assert read.status == 200, await read.text()
+        body = msgspec.json.decode(await read.read())
+        assert body["business_name"] == "Locked"
+        assert (await replica_state(client))["state"] == "in"
+
+
+async def _replay_holds_lock(standby: asyncpg.Connection) -> bool:
+    held = await standby.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
+        " AND relation = 'rm_clients'::regclass AND mode = 'AccessExclusiveLock'"
+    )
+    return bool(held)
