@@ -38,18 +38,17 @@ VIEW_POLLS polls.
 - Replay only moves forward, except on a standby restarted after a crash, which may
   reopen behind what it served: its poll connection breaks (a poll error takes R
   out), and a poll that shows replay behind an earlier one takes R out too.
-- A replica goes back: when R is `out` and its replay has passed the primary's LSN
-  sampled before that poll began (caught up, not paused), one process wins the
-  compare-and-set to `joining` (the state and `changed_at` as the token), waits
-  VIEW_MAX, samples the primary's LSN, waits until R replays past it (at most the lag
-  bound, else `out`) and sets `in`. A process that died mid-join leaves `joining`:
-  another takes it over once it is older than JOIN_STALE_S (replica_joins.py).
+- A replica goes back (replica_joins.py): when R is `out` and its replay has passed a
+  primary's LSN sampled a poll or more before (caught up, not paused), one process
+  wins the compare-and-set to `joining` (the state and `changed_at` as the token),
+  waits VIEW_MAX, samples the primary's LSN, waits until R replays past it (at most
+  the lag bound, else `out`) and sets `in`. A process that died mid-join leaves
+  `joining`: another takes it over once it is older than JOIN_STALE_S.
 - A poll that fails (R stopped, not a standby, unreachable) or a read that fails on R
   with a connection error (services/http/replica_reads.py) takes R out the same way.
   A failing replica is polled with a backoff (replica_polls.BACKOFF_MAX_S at most).
 
 Without LEDGER_READ_DATABASE_URLS none of this exists: no poller, no query, no wait.
-Replica pools are separate from the primary's (LEDGER_REPLICA_POOL_SIZE_MAX each).
 Every API process must list the same replicas: one a process does not know, it does
 not wait for. Ages are time.monotonic() durations: a system suspend stops them.
 """
@@ -76,8 +75,8 @@ log = logging.getLogger(__name__)
 
 
 class _Waiter:
-    """A command waiting: for every replica to replay past `target` (set by the
-    first sample of the primary asked for after it joined)."""
+    """A command waiting for every replica to replay past `target` (set by the first
+    sample of the primary asked for after it joined)."""
 
     __slots__ = ("assigned_at", "future", "target")
 
@@ -106,6 +105,10 @@ class Rotation:
         self.view_max_s = VIEW_POLLS * poll_s
         self.view_began = -math.inf  # time.monotonic() the latest sample was asked
         self.primary_lsn: int | None = None
+        # A sample a poll older than the latest or more: replay past it is caught up
+        # enough to join (the latest, ms old under load, replay may never pass).
+        self.caught_up_lsn: int | None = None
+        self._next: tuple[float, int | None] = (-math.inf, None)
         self.bypasses = 0  # reads sent to the primary: no replica routable
         self._newcomers: list[_Waiter] = []
         self._waiting: list[_Waiter] = []
@@ -202,6 +205,8 @@ class Rotation:
             raise
         received = time.monotonic()
         self.primary_lsn = lsn
+        if received - self._next[0] >= self.poll_s:
+            self.caught_up_lsn, self._next = self._next[1], (received, lsn)
         for waiter in newcomers:
             waiter.target, waiter.assigned_at = lsn, received
         for replica in self.replicas:
@@ -226,7 +231,7 @@ class Rotation:
                     async with asyncio.timeout(delay_s):
                         await replica.wake.wait()
             replica.wake.clear()
-            await replica.poll(self.lag_max_s, self.primary_lsn)
+            await replica.poll(self.lag_max_s, self.caught_up_lsn)
             now = time.monotonic()
             self._answer(now)
             if replica.state != "out" and (replica.failure or replica.poll_error):
