@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 from aiohttp.test_utils import TestClient
 
 from services.http.replica_polls import replica_name
@@ -129,20 +130,29 @@ async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
         assert replica.poll_error is None
 
 
+# The replica sessions' statement_timeout: the default (the lock_timeout, 100 ms,
+# cancels the read first: LockNotAvailable), then one shorter than it (QueryCanceled).
+@pytest.mark.parametrize("statement_timeout_ms", [30_000, 50])
 async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
     environment: Environment,
     service: TestClient,
     business: dict[str, Any],
+    statement_timeout_ms: int,
 ) -> None:
-    """Proves the replica sessions' lock_timeout: a transaction on the primary takes
+    """Proves the replica sessions' timeouts: a transaction on the primary takes
     ACCESS EXCLUSIVE on rm_clients (as `ledger replay`'s swap does), which the
-    standby's replay takes too and holds until it ends; a GET then waits 100 ms on
-    the standby, is cancelled (LockNotAvailable) and goes to the primary (one
-    fallback), where it waits for the lock; once the transaction ends it answers 200
-    with the client, and the standby is still in rotation."""
+    standby's replay takes too and holds until it ends; a GET then waits on the
+    standby until its lock_timeout (100 ms) or a shorter statement_timeout (50 ms)
+    cancels it, and goes to the primary (one fallback), where it waits for the lock;
+    once the transaction ends it answers 200 with the client, and the standby is
+    still in rotation (a cancellation is no fault of the replica)."""
     await require_standby()
     headers: Headers = business["headers"]
-    settings = with_replica(environment, replica_poll_ms=500)
+    settings = with_replica(
+        environment,
+        replica_poll_ms=500,
+        replica_statement_timeout_ms=statement_timeout_ms,
+    )
     async with http_client(settings) as client:
         await wait_in_rotation(client, True)
         created = await client.post(
@@ -152,12 +162,15 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
         client_id = (await created.json())["id"]
         fallbacks = await replica_metric(client, "ledger_replica_fallbacks_total")
         locker = await asyncpg.connect(environment.admin_url)
+        flusher = await asyncpg.connect(environment.admin_url)
         standby = await asyncpg.connect(replica_url(environment))
         try:
             locking = locker.transaction()
             await locking.start()
             await locker.execute("LOCK TABLE rm_clients IN ACCESS EXCLUSIVE MODE")
-            await wait_until(lambda: _replay_holds_lock(standby), "replay's lock")
+            await wait_until(
+                lambda: _replay_holds_lock(flusher, standby), "replay's lock"
+            )
             reading = asyncio.ensure_future(
                 client.get(f"/api/v3/clients/{client_id}", headers=headers)
             )
@@ -171,6 +184,7 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
             read = await reading
         finally:
             await locker.close()
+            await flusher.close()
             await standby.close()
         assert read.status == 200, await read.text()
         body = msgspec.json.decode(await read.read())
@@ -178,7 +192,13 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
         assert (await replica_state(client))["state"] == "in"
 
 
-async def _replay_holds_lock(standby: asyncpg.Connection) -> bool:
+async def _replay_holds_lock(
+    flusher: asyncpg.Connection, standby: asyncpg.Connection
+) -> bool:
+    """Whether the standby's replay holds the lock; first a commit of another
+    transaction, which flushes the WAL before it (the lock's record among it: a
+    standby is sent flushed WAL only, and an open transaction flushes nothing)."""
+    await flusher.fetchval("SELECT pg_current_xact_id()")
     held = await standby.fetchval(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
         " AND relation = 'rm_clients'::regclass AND mode = 'AccessExclusiveLock'"
