@@ -24,7 +24,6 @@ function once with the primary, and a command waits for nothing more.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple, TypeVar
 
@@ -48,7 +47,6 @@ from shared.store.postgres import (
 )
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 ROTATION = web.AppKey("replica_rotation", Rotation)
 # Retried on the primary, the replica left in: a replay-conflict cancellation, a
 # statement or lock timeout of the replica's sessions (QueryCanceledError is an
@@ -107,8 +105,8 @@ async def on_replica(
         result = await read(target)
     except ReplicaBehind:
         pass
-    except RETRIED_ON_PRIMARY as error:
-        log.info("read on replica %s: %r; on the primary", replica.name, error)
+    except RETRIED_ON_PRIMARY:
+        pass  # counted as a fallback below
     except REPLICA_LOST as error:
         rotation.failed(replica, error)
     else:
