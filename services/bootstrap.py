@@ -83,7 +83,7 @@ REPLICA_ACQUIRE_TIMEOUT_S = 0.5
 
 async def replica_pool(settings: Settings, url: str) -> asyncpg.Pool:
     """A read replica's pool (services/http/replica_rotation.py), one per URL of
-    LEDGER_READ_DATABASE_URLS: LEDGER_REPLICA_POOL_SIZE_MAX connections (4) with
+    LEDGER_READ_DATABASE_URLS: LEDGER_REPLICA_POOL_SIZE_MAX connections (8) with
     postgres.replica_sessions(); a read waits at most REPLICA_ACQUIRE_TIMEOUT_S for
     one. Opened once the replica answers its poll, and again after a failure."""
     return await postgres.create_pool(

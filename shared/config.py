@@ -146,7 +146,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_database_urls: str = ""
     replica_lag_max_ms: int = 1000
     replica_poll_ms: int = 100
-    replica_pool_size_max: int = 4
+    replica_pool_size_max: int = 8
     replica_statement_timeout_ms: int = 30_000
     # Worker processes folding events for audit verify and as_of (off the event loop).
     fold_processes: int = 2

@@ -88,17 +88,23 @@ class Replica:
         self.join: Join | None = None
         self.reads = 0
         self.fallbacks = 0
-        self.reads_in_flight = 0
 
-    def readable(self, now: float, fresh_s: float, reads_max: int) -> bool:
-        """In, polled well within `fresh_s`, and with a free connection for a read."""
+    def readable(self, now: float, fresh_s: float) -> bool:
+        """In, with a pool, and polled well within `fresh_s`."""
         return (
             self.state == "in"
             and self.pool is not None
             and self.failure is None
             and self.poll_error is None
             and now - self.polled_at <= fresh_s
-            and self.reads_in_flight < reads_max
+        )
+
+    def pool_full(self) -> bool:
+        """Every connection of its pool busy: a read there would wait for one (long
+        reads may hold them all) while the primary can answer at once."""
+        pool = self.pool
+        return pool is not None and (
+            pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
         )
 
     def passed(self, target: int, now: float, view_fresh: bool) -> bool:

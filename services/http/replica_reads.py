@@ -100,7 +100,6 @@ async def on_replica(
     if rotation is None or replica is None or replica.pool is None:
         return await read(primary_target(request))
     target = ReadTarget(replica.pool, replica.fold_url, replica.name)
-    replica.reads_in_flight += 1
     try:
         result = await read(target)
     except ReplicaBehind:
@@ -112,8 +111,6 @@ async def on_replica(
     else:
         replica.reads += 1
         return result
-    finally:
-        replica.reads_in_flight -= 1
     replica.fallbacks += 1
     return await read(primary_target(request))
 
@@ -158,7 +155,6 @@ def setup(app: web.Application, settings: Settings) -> None:
             replicas,
             poll_s=settings.replica_poll_ms / 1000,
             lag_max_s=settings.replica_lag_max_ms / 1000,
-            reads_max=settings.replica_pool_size_max,
         )
         await rotation.start()
         app[ROTATION] = rotation

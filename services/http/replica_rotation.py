@@ -95,13 +95,11 @@ class Rotation:
         replicas: Iterable[Replica],
         poll_s: float,
         lag_max_s: float,
-        reads_max: int,
     ) -> None:
         self.primary = primary
         self.replicas = list(replicas)
         self.poll_s = poll_s
         self.lag_max_s = lag_max_s
-        self.reads_max = reads_max  # reads in flight on one replica (its pool's size)
         self.view_max_s = VIEW_POLLS * poll_s
         self.view_began = -math.inf  # time.monotonic() the latest sample was asked
         self.primary_lsn: int | None = None
@@ -135,14 +133,15 @@ class Rotation:
 
     def routable(self, replica: Replica) -> bool:
         """Whether a read may go to `replica` now: `in` in a view young enough,
-        polled recently enough, a read connection free."""
+        polled recently enough."""
         now = time.monotonic()
-        usable = replica.readable(now, self.view_max_s, self.reads_max)
+        usable = replica.readable(now, self.view_max_s)
         return usable and self.view_fresh(now)
 
     def reader_replica(self) -> Replica | None:
-        """A replica a read may use now (round robin), or None for the primary."""
-        usable = [r for r in self.replicas if self.routable(r)]
+        """A replica a read may use now (round robin) with a free connection, or None
+        for the primary."""
+        usable = [r for r in self.replicas if self.routable(r) and not r.pool_full()]
         if not usable:
             self.bypasses += 1
             return None

@@ -110,14 +110,17 @@ async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
     """Proves the poll does not share the read pool: with both connections of the
     standby's pool (LEDGER_REPLICA_POOL_SIZE_MAX=2) held by long reads, every POST
     still answers 201 (its wait polled the standby on the poll's own connection),
-    each GET falls back to the primary (pool busy) and sees its write, and the
-    standby stays in rotation without an error."""
+    each GET goes to the primary at once (no read tried on the standby: no replica
+    read, no fallback after a wait for its pool) and sees its write, and the standby
+    stays in rotation without an error."""
     await require_standby()
     settings = with_replica(environment, replica_pool_size_max=2, replica_poll_ms=500)
     async with http_client(settings) as client:
         await wait_in_rotation(client, True)
         [replica] = client.server.app[ROTATION].replicas
         assert replica.pool is not None
+        reads = await replica_metric(client, "ledger_replica_reads_total")
+        fallbacks = await replica_metric(client, "ledger_replica_fallbacks_total")
         held = [await replica.pool.acquire() for _ in range(2)]
         try:
             seen = await _debit_then_read(client, business["headers"], ROUNDS)
@@ -125,6 +128,9 @@ async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
             for conn in held:
                 await replica.pool.release(conn)
         assert seen == [(201, float(n)) for n in range(1, ROUNDS + 1)]
+        assert await replica_metric(client, "ledger_replica_reads_total") == reads
+        metric = "ledger_replica_fallbacks_total"
+        assert await replica_metric(client, metric) == fallbacks
         state = await replica_state(client)
         assert (state["state"], state["error"]) == ("in", None)
         assert replica.poll_error is None
