@@ -3,8 +3,8 @@ the primary; the command's second wait; and what /readyz and /metrics say of eac
 replica.
 
 A query route passes its reads as one function of a ReadTarget to on_replica(). A
-replica whose reads in flight fill its pool is skipped at once (the primary answers,
-rather than the read waiting for a connection). On a replica, the function raises
+replica whose pool has no free connection is skipped at once (the primary answers,
+rather than the read waiting for one). On a replica, the function raises
 ReplicaBehind when the replica cannot answer yet (it has not applied
 X-Ledger-Min-Position, or does not hold the feed's `after`); the primary then
 answers, waiting as it always did. Only what the replica's connection raises is
