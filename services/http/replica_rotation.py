@@ -69,8 +69,8 @@ from services.http.replica_joins import advance_join
 from services.http.replica_polls import Replica
 
 VIEW_POLLS = 3  # a view is trusted for this many polls (VIEW_MAX)
-FAST_POLL_S = 0.001  # a replica a command waits for: polled again after this,
-FAST_POLL_MAX_S = 0.004  # doubling up to this while it has not replayed far enough
+FAST_POLL_S = 0.0005  # a replica a command waits for: polled again after this,
+FAST_POLL_MAX_S = 0.002  # doubling up to this while it has not replayed far enough
 log = logging.getLogger(__name__)
 
 
