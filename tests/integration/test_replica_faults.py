@@ -137,16 +137,27 @@ async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
 
 
 # The replica sessions' statement_timeout: the default (the lock_timeout, 100 ms,
-# cancels the read first: LockNotAvailable), then one shorter than it (QueryCanceled).
-@pytest.mark.parametrize("statement_timeout_ms", [30_000, 50])
+# cancels the read first: LockNotAvailable), then one shorter than it (QueryCanceled);
+# and `as_of`, whose fold worker reads the events on a connection of its own.
+@pytest.mark.parametrize(
+    ("statement_timeout_ms", "table", "query"),
+    [
+        (30_000, "rm_clients", {}),
+        (50, "rm_clients", {}),
+        (30_000, "events", {"as_of": "2100-01-01"}),
+    ],
+)
 async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
     environment: Environment,
     service: TestClient,
     business: dict[str, Any],
     statement_timeout_ms: int,
+    table: str,
+    query: dict[str, str],
 ) -> None:
     """Proves the replica sessions' timeouts: a transaction on the primary takes
-    ACCESS EXCLUSIVE on rm_clients (as `ledger replay`'s swap does), which the
+    ACCESS EXCLUSIVE on the table the GET reads (rm_clients; the events for `as_of`),
+    as `ledger replay`'s swap does on its tables, which the
     standby's replay takes too and holds until it ends; a GET then waits on the
     standby until its lock_timeout (100 ms) or a shorter statement_timeout (50 ms)
     cancels it, and goes to the primary (one fallback), where it waits for the lock;
@@ -173,12 +184,14 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
         try:
             locking = locker.transaction()
             await locking.start()
-            await locker.execute("LOCK TABLE rm_clients IN ACCESS EXCLUSIVE MODE")
+            await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             await wait_until(
-                lambda: _replay_holds_lock(flusher, standby), "replay's lock"
+                lambda: _replay_holds_lock(flusher, standby, table), "replay's lock"
             )
             reading = asyncio.ensure_future(
-                client.get(f"/api/v3/clients/{client_id}", headers=headers)
+                client.get(
+                    f"/api/v3/clients/{client_id}", headers=headers, params=query
+                )
             )
 
             async def fell_back() -> bool:
@@ -199,7 +212,7 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
 
 
 async def _replay_holds_lock(
-    flusher: asyncpg.Connection, standby: asyncpg.Connection
+    flusher: asyncpg.Connection, standby: asyncpg.Connection, table: str
 ) -> bool:
     """Whether the standby's replay holds the lock; first a commit of another
     transaction, which flushes the WAL before it (the lock's record among it: a
@@ -207,6 +220,7 @@ async def _replay_holds_lock(
     await flusher.fetchval("SELECT pg_current_xact_id()")
     held = await standby.fetchval(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
-        " AND relation = 'rm_clients'::regclass AND mode = 'AccessExclusiveLock'"
+        " AND relation = $1::regclass AND mode = 'AccessExclusiveLock'",
+        table,
     )
     return bool(held)
