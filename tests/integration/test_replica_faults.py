@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from services.http.replica_polls import replica_name
@@ -177,38 +178,51 @@ async def test_a_read_blocked_by_a_lock_replay_holds_goes_to_the_primary(
         )
         assert created.status == 201
         client_id = (await created.json())["id"]
-        fallbacks = await replica_metric(client, "ledger_replica_fallbacks_total")
-        locker = await asyncpg.connect(environment.admin_url)
-        flusher = await asyncpg.connect(environment.admin_url)
-        standby = await asyncpg.connect(replica_url(environment))
-        try:
-            locking = locker.transaction()
-            await locking.start()
-            await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-            await wait_until(
-                lambda: _replay_holds_lock(flusher, standby, table), "replay's lock"
-            )
-            reading = asyncio.ensure_future(
-                client.get(
-                    f"/api/v3/clients/{client_id}", headers=headers, params=query
-                )
-            )
-
-            async def fell_back() -> bool:
-                metric = "ledger_replica_fallbacks_total"
-                return await replica_metric(client, metric) == fallbacks + 1
-
-            await wait_until(fell_back, "the read to fall back to the primary")
-            await locking.rollback()
-            read = await reading
-        finally:
-            await locker.close()
-            await flusher.close()
-            await standby.close()
+        path = f"/api/v3/clients/{client_id}"
+        read = await _get_while_replay_holds(
+            environment, client, table, path, headers, query
+        )
         assert read.status == 200, await read.text()
         body = msgspec.json.decode(await read.read())
         assert body["business_name"] == "Locked"
         assert (await replica_state(client))["state"] == "in"
+
+
+async def _get_while_replay_holds(
+    environment: Environment,
+    client: TestClient,
+    table: str,
+    path: str,
+    headers: Headers,
+    query: dict[str, str],
+) -> ClientResponse:
+    """GET `path` while a transaction on the primary holds ACCESS EXCLUSIVE on
+    `table` and the standby's replay holds it too; the transaction ends once the
+    GET has fallen back to the primary (one fallback more), which it waits for."""
+    fallbacks = await replica_metric(client, "ledger_replica_fallbacks_total")
+    locker = await asyncpg.connect(environment.admin_url)
+    flusher = await asyncpg.connect(environment.admin_url)
+    standby = await asyncpg.connect(replica_url(environment))
+    try:
+        locking = locker.transaction()
+        await locking.start()
+        await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        await wait_until(
+            lambda: _replay_holds_lock(flusher, standby, table), "replay's lock"
+        )
+        reading = asyncio.ensure_future(client.get(path, headers=headers, params=query))
+
+        async def fell_back() -> bool:
+            metric = "ledger_replica_fallbacks_total"
+            return await replica_metric(client, metric) == fallbacks + 1
+
+        await wait_until(fell_back, "the read to fall back to the primary")
+        await locking.rollback()
+        return await reading
+    finally:
+        await locker.close()
+        await flusher.close()
+        await standby.close()
 
 
 async def _replay_holds_lock(
