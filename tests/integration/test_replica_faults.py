@@ -95,12 +95,15 @@ async def test_a_replica_that_never_answers_leaves_the_healthy_standby_in_use(
             assert seen == [(201, float(n)) for n in range(1, ROUNDS + 1)]
             after = await replica_metric(client, "ledger_replica_reads_total", standby)
             assert after > reads
-            state = await replica_state(client, replica_name(silent))
-            assert (state["state"], state["in_rotation"], state["error"]) == (
-                "out",
-                False,
-                "TimeoutError",
-            )
+            silent_name = replica_name(silent)
+
+            async def timed_out() -> bool:  # its first poll may still be waiting
+                state = await replica_state(client, silent_name)
+                return state["error"] == "TimeoutError"
+
+            await wait_until(timed_out, "the silent replica's poll to time out")
+            state = await replica_state(client, silent_name)
+            assert (state["state"], state["in_rotation"]) == ("out", False)
 
 
 async def test_long_reads_filling_the_standby_pool_leave_it_in_rotation(
