@@ -56,19 +56,23 @@ CLAIMS_KEEPALIVE = {
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
 }
+# Commits that make read models or events visible are flushed before they return,
+# whatever the defaults: the replicas' wait samples the primary's flush position.
+DURABLE_COMMITS = {"synchronous_commit": "on"}
 
 
 # The API process.
 
 
 async def api_pool(settings: Settings) -> asyncpg.Pool:
-    """The API's pool, shared by every request, the appender and the read-your-writes
-    checks: up to LEDGER_API_POOL_SIZE_MAX connections (20), and a request waits at
-    most LEDGER_POOL_ACQUIRE_TIMEOUT_S (5 s) for one before a 503 with Retry-After."""
+    """The API's pool (DURABLE_COMMITS), shared by every request, the appender and the
+    read-your-writes checks: up to LEDGER_API_POOL_SIZE_MAX connections (20), and a
+    request waits at most LEDGER_POOL_ACQUIRE_TIMEOUT_S (5 s) for one (then 503)."""
     return await postgres.create_pool(
         settings.database_url,
         max_size=settings.api_pool_size_max,
         acquire_timeout_s=settings.pool_acquire_timeout_s,
+        server_settings=DURABLE_COMMITS,
     )
 
 
@@ -79,17 +83,24 @@ REPLICA_ACQUIRE_TIMEOUT_S = 0.5
 
 async def replica_pool(settings: Settings, url: str) -> asyncpg.Pool:
     """A read replica's pool (services/http/replica_rotation.py), one per URL of
-    LEDGER_READ_DATABASE_URLS, apart from the primary's: up to
-    LEDGER_REPLICA_POOL_SIZE_MAX connections (4); a read waits at most
-    REPLICA_ACQUIRE_TIMEOUT_S for one, then goes to the primary. Opened by the
-    rotation's poller when it first polls the replica (a replica down at start does
-    not stop the API), and again after a failure."""
+    LEDGER_READ_DATABASE_URLS: LEDGER_REPLICA_POOL_SIZE_MAX connections (8) with
+    postgres.replica_sessions(); a read waits at most REPLICA_ACQUIRE_TIMEOUT_S for
+    one. Opened once the replica answers its poll, and again after a failure."""
     return await postgres.create_pool(
         url,
         max_size=settings.replica_pool_size_max,
         acquire_timeout_s=REPLICA_ACQUIRE_TIMEOUT_S,
         connect_timeout_s=REPLICA_ACQUIRE_TIMEOUT_S,
+        server_settings=postgres.replica_sessions(
+            settings.replica_statement_timeout_ms
+        ),
     )
+
+
+async def replica_poll_connection(url: str) -> asyncpg.Connection:
+    """A replica's poll connection (services/http/replica_polls.py), apart from its
+    pool (long reads never hold the poll up); opened again after a failed poll."""
+    return await asyncpg.connect(url, timeout=REPLICA_ACQUIRE_TIMEOUT_S)
 
 
 async def read_your_writes_listener(settings: Settings) -> asyncpg.Connection:
@@ -162,12 +173,14 @@ async def monitor_connection(settings: Settings) -> asyncpg.Connection:
 
 
 async def projector_pool(settings: Settings) -> asyncpg.Pool:
-    """A projector's pool: PROJECTOR_POOL_SIZE_MAX connections, waits unbounded (a
-    worker has nobody to answer), planned to look rows up by index whatever the
-    tables' size (postgres.INDEX_PLANS: a cached plan stays right as imports grow
-    them)."""
+    """A projector's pool (DURABLE_COMMITS): PROJECTOR_POOL_SIZE_MAX connections,
+    waits unbounded (a worker has nobody to answer), planned to look rows up by index
+    whatever the tables' size (postgres.INDEX_PLANS: a cached plan stays right)."""
     return await postgres.create_pool(
-        settings.database_url, max_size=PROJECTOR_POOL_SIZE_MAX, index_plans=True
+        settings.database_url,
+        max_size=PROJECTOR_POOL_SIZE_MAX,
+        index_plans=True,
+        server_settings=DURABLE_COMMITS,
     )
 
 

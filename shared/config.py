@@ -140,11 +140,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # standbys the query routes read from, comma-separated (empty: the primary serves
     # everything). A command waits until each replica in rotation has replayed it, at
     # most replica_lag_max_ms before that replica is taken out; each API process
-    # polls them every replica_poll_ms, on pools of replica_pool_size_max each.
+    # polls them every replica_poll_ms, on pools of replica_pool_size_max each; a
+    # statement there runs at most replica_statement_timeout_ms, then the primary
+    # answers the read.
     read_database_urls: str = ""
     replica_lag_max_ms: int = 1000
     replica_poll_ms: int = 100
-    replica_pool_size_max: int = 4
+    replica_pool_size_max: int = 8
+    replica_statement_timeout_ms: int = 30_000
     # Worker processes folding events for audit verify and as_of (off the event loop).
     fold_processes: int = 2
     # Webhooks (services/webhooks/, README "Webhooks"). Endpoints per business and

@@ -59,6 +59,7 @@ _AT_LEAST_ONE = [
     "replica_lag_max_ms",
     "replica_poll_ms",
     "replica_pool_size_max",
+    "replica_statement_timeout_ms",
 ]
 # Ten years: the delivery log's retention fits PostgreSQL's interval many times over.
 WEBHOOK_RETENTION_DAYS_MAX = 3650
@@ -91,6 +92,7 @@ def problems(settings: Settings, variable_of: Callable[[str], str]) -> Iterator[
     yield from _url_problems(settings, variable_of)
     yield from _number_problems(settings, variable_of)
     yield from _keyring_problems(settings)
+    yield from _replica_problems(settings)
     if not 0 < settings.http_port < 65536:
         yield f"LEDGER_HTTP_PORT={settings.http_port} is out of range (1 to 65535)"
     if settings.report_work_mem_mib > REPORT_WORK_MEM_MIB_MAX:
@@ -160,6 +162,34 @@ def _number_problems(
         value = getattr(settings, field)
         if not (math.isfinite(value) and value > 0):
             yield f"{variable_of(field)}={value} must be a number per second above 0"
+
+
+# A view of the replica rotation is trusted for this many polls
+# (services/http/replica_rotation.VIEW_POLLS).
+REPLICA_VIEW_POLLS = 3
+
+
+def _replica_problems(settings: Settings) -> Iterator[str]:
+    """With replicas, a command whose replica lags is answered once that replica is
+    out: LEDGER_REPLICA_LAG_MAX_MS, then a view's lifetime (3 polls) later. A wait
+    for read-your-writes shorter than that would answer every such command 202 (0,
+    which answers every command 202 at once, is left alone)."""
+    if settings.read_your_writes_timeout_s == 0:
+        return
+    if not read_urls(settings.read_database_urls):
+        return
+    needed_ms = settings.replica_lag_max_ms + REPLICA_VIEW_POLLS * (
+        settings.replica_poll_ms
+    )
+    timeout_ms = settings.read_your_writes_timeout_s * 1000
+    if needed_ms >= timeout_ms:
+        yield (
+            f"LEDGER_REPLICA_LAG_MAX_MS={settings.replica_lag_max_ms} plus 3 x"
+            f" LEDGER_REPLICA_POLL_MS={settings.replica_poll_ms} ({needed_ms} ms)"
+            " must be less than LEDGER_READ_YOUR_WRITES_TIMEOUT_S="
+            f"{settings.read_your_writes_timeout_s:g} ({timeout_ms:g} ms): a"
+            " command whose replica lags would never be answered 201"
+        )
 
 
 def _url_problems(

@@ -10,15 +10,22 @@
 # received, so a standby stopped by a test catches up when it starts again). It runs as
 # the `postgres` OS user, with hot_standby_feedback on (the primary's vacuum keeps the
 # rows a long read on the standby still sees, so replay never cancels it for them).
-# Idempotent: a standby that answers is left alone (its replay resumed if a test left
-# it paused); a data directory that holds a standby is started; anything else there is
-# removed and made again. Runs as root (CI, the development machines) or as postgres.
+# The slot is bounded: the primary keeps at most max_slot_wal_keep_size (1GB, set here
+# if unbounded) for a standby that is down; past that the slot is lost and the
+# standby is made again. (hot_standby_feedback's xmin on the slot is dropped with it.)
+# Idempotent: a standby that answers and streams over the slot is left alone (its
+# replay resumed and its apply delay reset if a test left them); a data directory
+# that holds a standby is started; anything else there, a lost slot, or a standby
+# that does not stream within STREAM_WAIT_S, is removed and made again. Runs as root
+# (CI, the development machines) or as postgres.
 set -euo pipefail
 
 primary_host=${LEDGER_PG_HOST:-127.0.0.1}
 primary_port=${LEDGER_PG_PORT:-5432}
 standby_port=${LEDGER_STANDBY_PORT:-5433}
 slot=ledger_standby
+slot_wal_max=1GB
+STREAM_WAIT_S=${LEDGER_STANDBY_STREAM_WAIT_S:-15}
 
 say() { echo "ensure-standby: $*"; }
 
@@ -42,6 +49,31 @@ bin=/usr/lib/postgresql/$major/bin
 data=${LEDGER_STANDBY_DIR:-/var/lib/postgresql/$major/ledger-standby}
 log=$data/standby.log  # inside the data directory: the postgres user owns it
 
+# A slot keeps WAL for as long as its standby is down unless this bounds it (a
+# reload applies it: the setting is sighup).
+if [ "$(primary 'SHOW max_slot_wal_keep_size')" = -1 ]; then
+  primary "ALTER SYSTEM SET max_slot_wal_keep_size = '$slot_wal_max'" >/dev/null
+  primary "SELECT pg_reload_conf()" >/dev/null
+  say "bounded the WAL the primary keeps for a slot: max_slot_wal_keep_size = $slot_wal_max (reloaded)"
+fi
+slot_status() { primary "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'"; }
+
+# Streaming: the standby's WAL receiver streams, and the primary's slot is in use.
+streaming() {
+  [ "$(standby 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ] &&
+    [ "$(primary "SELECT active FROM pg_replication_slots WHERE slot_name = '$slot'")" = t ]
+}
+wait_streaming() {
+  local tries=$((STREAM_WAIT_S * 5))
+  while [ "$tries" -gt 0 ]; do
+    streaming && return 0
+    sleep 0.2
+    tries=$((tries - 1))
+  done
+  return 1
+}
+
+remake=
 if port_open "$standby_port"; then
   if [ "$(standby 'SELECT pg_is_in_recovery()')" != t ]; then
     say "127.0.0.1:$standby_port answers but is not a standby; stop it or set LEDGER_STANDBY_PORT" >&2
@@ -51,8 +83,21 @@ if port_open "$standby_port"; then
     standby "SELECT pg_wal_replay_resume()" >/dev/null
     say "standby on 127.0.0.1:$standby_port was paused; replay resumed"
   fi
-  say "standby answers on 127.0.0.1:$standby_port"
-  exit 0
+  if [ "$(standby 'SHOW recovery_min_apply_delay')" != 0 ]; then
+    standby "ALTER SYSTEM RESET recovery_min_apply_delay" >/dev/null
+    standby "SELECT pg_reload_conf()" >/dev/null
+    say "standby on 127.0.0.1:$standby_port applied commits late; recovery_min_apply_delay reset"
+  fi
+  if [ "$(slot_status)" = lost ]; then
+    say "the slot $slot is lost (the standby was away past $slot_wal_max of WAL): making the standby again"
+    remake=1
+  elif wait_streaming; then
+    say "standby answers on 127.0.0.1:$standby_port, streaming"
+    exit 0
+  else
+    say "standby on 127.0.0.1:$standby_port does not stream over the slot $slot within ${STREAM_WAIT_S} s: making it again"
+    remake=1
+  fi
 fi
 
 if [ "$(primary 'SHOW wal_level')" = minimal ]; then
@@ -60,21 +105,43 @@ if [ "$(primary 'SHOW wal_level')" = minimal ]; then
   exit 1
 fi
 
-# Replication connections from 127.0.0.1, trusted like the primary's other local ones.
+# Replication connections from 127.0.0.1, trusted like the primary's other local ones:
+# the first replication line that matches wins, so the trust line goes before the
+# first one (a fresh Debian cluster has `host replication all 127.0.0.1/32
+# scram-sha-256`), moved there if it was further down.
 hba=$(primary "SHOW hba_file")
-if ! grep -Eq '^[[:space:]]*host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
-  printf '%s\n' "host replication all 127.0.0.1/32 trust" >>"$hba"
+trust_line="host replication all 127.0.0.1/32 trust"
+trust_re='^[[:space:]]*host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust([[:space:]]|$)'
+replication_re='^[[:space:]]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[[:space:]]+replication[[:space:]]'
+first=$(grep -E "$replication_re" "$hba" | head -n 1 || true)
+if ! printf '%s\n' "$first" | grep -Eq "$trust_re"; then
+  # The patterns through the environment: awk -v would take their backslashes.
+  LINE=$trust_line TRUST=$trust_re REPLICATION=$replication_re awk '
+    $0 ~ ENVIRON["TRUST"] { next }
+    !done && $0 ~ ENVIRON["REPLICATION"] { print ENVIRON["LINE"]; done = 1 }
+    { print }
+    END { if (!done) print ENVIRON["LINE"] }
+  ' "$hba" >"$hba.ledger-new"
+  cat "$hba.ledger-new" >"$hba" # keeps the file's owner and mode
+  rm -f "$hba.ledger-new"
   primary "SELECT pg_reload_conf()" >/dev/null
-  say "allowed replication from 127.0.0.1 in $hba (reloaded)"
+  say "allowed replication from 127.0.0.1 in $hba, before any other replication line (reloaded)"
 fi
 
 start() {
   as_postgres "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null
 }
 
-if [ -f "$data/PG_VERSION" ] && [ -f "$data/standby.signal" ] && start; then
-  say "started the standby in $data on 127.0.0.1:$standby_port (log: $log)"
-  exit 0
+if [ -z "$remake" ] && [ "$(slot_status)" = lost ]; then
+  say "the slot $slot is lost (the standby was away past $slot_wal_max of WAL): making the standby again"
+  remake=1
+fi
+if [ -z "$remake" ] && [ -f "$data/PG_VERSION" ] && [ -f "$data/standby.signal" ] && start; then
+  if wait_streaming; then
+    say "started the standby in $data on 127.0.0.1:$standby_port, streaming (log: $log)"
+    exit 0
+  fi
+  say "the standby started in $data does not stream within ${STREAM_WAIT_S} s: making it again"
 fi
 
 say "making a standby in $data with pg_basebackup -R"
@@ -107,4 +174,5 @@ printf '%s\n' "local all all trust" "host all all 127.0.0.1/32 trust" \
 chown postgres:postgres "$data/postgresql.conf" "$data/pg_hba.conf" "$data/pg_ident.conf" 2>/dev/null || true
 
 start || { say "the standby did not start; its log:" >&2; tail -n 30 "$log" >&2; exit 1; }
-say "standby made and started on 127.0.0.1:$standby_port (data: $data, log: $log)"
+wait_streaming || { say "the standby made does not stream; its log:" >&2; tail -n 30 "$log" >&2; exit 1; }
+say "standby made and started on 127.0.0.1:$standby_port, streaming (data: $data, log: $log)"

@@ -1,18 +1,24 @@
 """What the replica rotation (services/http/replica_rotation.py) knows of one replica,
 and the statements it reads and changes the rotation with: on the primary, the
-`read_replicas` table (migration 0021) and the WAL insert position; on a replica, its
+`read_replicas` table (migration 0021) and the WAL flush position; on a replica, its
 replay position and whether replay is paused.
 
 Positions are compared as bytes (`pg_lsn - '0/0'`), never by
 `pg_last_xact_replay_timestamp()`: a replica that has replayed past an LSN shows every
 transaction committed before it, however long ago that was.
+
+Each replica is polled on a connection of its own (never one of its read pool: four
+long reads there, exports or aging, would make the poll wait and fail, and the
+replica flap out of rotation), opened again after any failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -22,6 +28,12 @@ import asyncpg
 # unless the primary says it went out longer ago than VIEW_MAX plus this margin (the
 # time between the UPDATE's clock_timestamp() and its commit, generously).
 COMMIT_MARGIN_S = 1.0
+# A replica whose polls fail is polled again after poll_s, then twice that, and so on
+# up to this: an unreachable host costs a connection attempt every few seconds.
+BACKOFF_MAX_S = 5.0
+
+Opener = Callable[[str], Awaitable[asyncpg.Pool]]
+Connector = Callable[[str], Awaitable[asyncpg.Connection]]
 
 
 def replica_name(url: str) -> str:
@@ -44,15 +56,20 @@ class Join:
 
 
 class Replica:
-    """One replica as the latest tick saw it."""
+    """One replica: its row in the primary's table as this process last read it, and
+    its own latest poll."""
 
     def __init__(
-        self, url: str, open_pool: Callable[[str], Awaitable[asyncpg.Pool]]
+        self, url: str, open_pool: Opener, connect: Connector, fold_url: str
     ) -> None:
         self.name = replica_name(url)
         self.url = url
+        self.fold_url = fold_url  # a fold worker's connection (with the timeouts)
         self.pool: asyncpg.Pool | None = None
         self._open_pool = open_pool
+        self._connect = connect
+        self._conn: asyncpg.Connection | None = None  # the poll's own
+        self.wake = asyncio.Event()  # poll at once (a command waits for it)
         # From the primary's table.
         self.state = "out"
         self.changed_at: dt.datetime | None = None
@@ -61,6 +78,10 @@ class Replica:
         self.released_at = 0.0
         # From its own poll; `failure` from a read that failed on it.
         self.replayed: int | None = None
+        self.replayed_max: int | None = None  # the furthest any poll showed
+        self.polled_at = -math.inf  # time.monotonic() the latest good poll began
+        self.caught_up = False  # replayed past the primary's sample before the poll
+        self.failures = 0  # polls failed in a row
         self.paused = False
         self.poll_error: str | None = None
         self.failure: str | None = None
@@ -68,18 +89,29 @@ class Replica:
         self.reads = 0
         self.fallbacks = 0
 
-    def readable(self) -> bool:
+    def readable(self, now: float, fresh_s: float) -> bool:
+        """In, with a pool, and polled well within `fresh_s`."""
         return (
             self.state == "in"
             and self.pool is not None
             and self.failure is None
             and self.poll_error is None
+            and now - self.polled_at <= fresh_s
         )
 
-    def passed(self, target: int, now: float) -> bool:
+    def pool_full(self) -> bool:
+        """Every connection of its pool busy: a read there would wait for one (long
+        reads may hold them all) while the primary can answer at once."""
+        pool = self.pool
+        return pool is not None and (
+            pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+        )
+
+    def passed(self, target: int, now: float, view_fresh: bool) -> bool:
         """Whether a writer whose commit is at or before `target` may be answered
-        as far as this replica goes."""
-        if self.state == "out" and now >= self.released_at:
+        as far as this replica goes. `out` counts only in a view young enough: an
+        older one may not show a join another process began since."""
+        if self.state == "out" and view_fresh and now >= self.released_at:
             return True
         return (
             self.poll_error is None
@@ -90,7 +122,7 @@ class Replica:
     def apply_row(
         self, row: asyncpg.Record | None, received: float, view_max_s: float
     ) -> None:
-        """The table's row for this replica, read by a tick answered at `received`."""
+        """The table's row for this replica, read by a sample answered at `received`."""
         if row is None or row["state"] is None:
             state, changed_at, age_s = "out", None, math.inf
         else:
@@ -111,14 +143,10 @@ class Replica:
         self.join = None
         self.failure = None
 
-    def may_join(self, previous_lsn: int | None, stale_s: float, now: float) -> bool:
+    def may_join(self, stale_s: float, now: float) -> bool:
         """Out (or left `joining` by a process that died) and caught up with the
-        primary's LSN of the previous tick."""
-        if self.poll_error or self.failure or self.paused:
-            return False
-        if self.replayed is None or previous_lsn is None:
-            return False
-        if self.replayed < previous_lsn:
+        primary's LSN sampled before its latest poll began."""
+        if self.poll_error or self.failure or self.paused or not self.caught_up:
             return False
         if self.state == "out":
             return now >= self.released_at
@@ -128,26 +156,65 @@ class Replica:
         self.state, self.changed_at = "joining", token
         self.join = Join(token, settle_until)
 
-    async def poll(self, timeout_s: float) -> None:
-        """Its replay position and pause; any failure is a poll error (taken out)."""
+    def observe(
+        self, replayed: int | None, paused: bool, began: float, primary_lsn: int | None
+    ) -> None:
+        """A poll that began at `began` (the primary's latest sample then:
+        `primary_lsn`) answered; `replayed` None: the server is not a standby. Replay
+        that went back behind what an earlier poll saw (a standby restarted after a
+        crash may reopen behind what it served) takes the replica out."""
+        if replayed is None:
+            self.replayed, self.poll_error = None, "not a standby"
+            self.failures += 1
+            return
+        if self.replayed_max is not None and replayed < self.replayed_max:
+            if self.state != "out":
+                self.failure = "replay went backwards"
+            self.replayed_max = replayed  # out now: judged afresh from here
+        self.replayed, self.paused, self.polled_at = replayed, paused, began
+        self.replayed_max = max(replayed, self.replayed_max or replayed)
+        self.caught_up = primary_lsn is not None and replayed >= primary_lsn
+        self.poll_error, self.failures = None, 0
+
+    def failed_poll(self, error: BaseException) -> None:
+        self.replayed, self.poll_error = None, type(error).__name__
+        self.caught_up = False
+        self.failures += 1
+
+    def backoff_s(self, poll_s: float) -> float:
+        """How long to wait before the next poll while polls fail."""
+        return min(poll_s * 2.0 ** max(0, self.failures - 1), BACKOFF_MAX_S)
+
+    async def poll(self, timeout_s: float, primary_lsn: int | None) -> None:
+        """Its replay position and pause, on its poll connection (and its read pool
+        opened once it answers); any failure is a poll error (taken out)."""
+        began = time.monotonic()
         try:
             async with asyncio.timeout(timeout_s):
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._connect(self.url)
+                row = await self._conn.fetchrow(_POLL)
                 if self.pool is None:
                     self.pool = await self._open_pool(self.url)
-                row = await self.pool.fetchrow(_POLL)
         except Exception as error:  # whatever fails, the replica cannot be trusted
-            self.replayed, self.poll_error = None, type(error).__name__
+            await self._drop_connection()
+            self.failed_poll(error)
             return
         assert row is not None
-        if row["replayed"] is None:
-            self.replayed, self.poll_error = None, "not a standby"
-            return
-        self.replayed, self.paused = int(row["replayed"]), bool(row["paused"])
-        self.poll_error = None
+        replayed = None if row["replayed"] is None else int(row["replayed"])
+        self.observe(replayed, bool(row["paused"]), began, primary_lsn)
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()  # no goodbye: the server may not answer
 
     async def close(self) -> None:
+        await self._drop_connection()
         if self.pool is not None:
-            await self.pool.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.pool.close()
             self.pool = None
 
 
@@ -155,57 +222,3 @@ _POLL = """
 SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint AS replayed,
        pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused
 """
-
-# The primary's WAL flush position, and each replica's row. Flushed, not inserted: a
-# commit is visible only once its commit record is flushed (synchronous_commit on, as
-# the service's durability needs), so the flush position sampled now is past every
-# commit a waiter saw before this tick began; and a standby is sent flushed WAL only.
-# The insert position also counts other transactions' WAL not yet flushed (waiting
-# for it added their commit's time to every command), and on an idle primary whose
-# last record ended on a page boundary it points past the next page's header, which
-# no replay ever reaches until more WAL is written.
-_PRIMARY = """
-SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint AS lsn, n.name, r.state,
-       r.changed_at,
-       extract(epoch FROM clock_timestamp() - r.changed_at)::float8 AS age_s
-FROM unnest($1::text[]) AS n(name) LEFT JOIN read_replicas r ON r.name = n.name
-"""
-
-
-async def read_primary(
-    pool: asyncpg.Pool, replicas: list[Replica]
-) -> tuple[int, dict[str, asyncpg.Record]]:
-    rows = await pool.fetch(_PRIMARY, [replica.name for replica in replicas])
-    return max(int(row["lsn"]) for row in rows), {row["name"]: row for row in rows}
-
-
-async def register(pool: asyncpg.Pool, names: list[str]) -> None:
-    """A replica not yet in the table starts `out`: it joins by the protocol."""
-    await pool.execute(
-        "INSERT INTO read_replicas (name) SELECT unnest($1::text[])"
-        " ON CONFLICT (name) DO NOTHING",
-        names,
-    )
-
-
-# Compare and set: with a token, only the row changed at `token` (and still in the
-# state this process saw) changes; without one, any row not already in `state`.
-_SET_STATE = """
-UPDATE read_replicas SET state = $2, changed_at = clock_timestamp()
-WHERE name = $1 AND CASE WHEN $3::timestamptz IS NULL THEN state <> $2
-                         ELSE changed_at = $3 AND state = $4 END
-RETURNING changed_at
-"""
-
-
-async def set_state(
-    pool: asyncpg.Pool,
-    replica: Replica,
-    state: str,
-    token: dt.datetime | None = None,
-) -> dt.datetime | None:
-    """The new `changed_at` if this changed the row, else None."""
-    changed: dt.datetime | None = await pool.fetchval(
-        _SET_STATE, replica.name, state, token, replica.state
-    )
-    return changed

@@ -2,16 +2,20 @@
 the primary; the command's second wait; and what /readyz and /metrics say of each
 replica.
 
-A query route passes its reads as one function of a ReadTarget to on_replica(). On a
-replica, the function raises ReplicaBehind when the replica cannot answer yet (it has
-not applied X-Ledger-Min-Position, or does not hold the feed's `after`); the primary
-then answers, waiting as it always did. A connection-level failure on the replica (it
-stopped, is shutting down, is unreachable, its pool stayed busy) is retried on the
-primary too, and takes the replica out of rotation; so is a read cancelled by a
-conflict with recovery (SQLSTATE 40001 and the other 40xxx) or one whose replica pool
-stayed busy past its acquire timeout, which leave the replica in, and so is any other
-failure but a LedgerError (a 404 or 422 is the caller's answer). The caller sees none
-of these.
+A query route passes its reads as one function of a ReadTarget to on_replica(). A
+replica whose pool has no free connection is skipped at once (the primary answers,
+rather than the read waiting for one). On a replica, the function raises
+ReplicaBehind when the replica cannot answer yet (it has not applied
+X-Ledger-Min-Position, or does not hold the feed's `after`); the primary then
+answers, waiting as it always did. Only what the replica's connection raises is
+retried on the primary: a connection-level failure (it stopped, is shutting down, is
+unreachable), which also takes the replica out of rotation; and, leaving it in, a read
+cancelled by a conflict with recovery (SQLSTATE 40001 and the other 40xxx), by the
+replica sessions' lock_timeout (a lock replay holds: `ledger replay`'s swap) or
+statement_timeout (LEDGER_REPLICA_STATEMENT_TIMEOUT_MS), or refused for want of
+resources, or one whose pool stayed busy past its acquire timeout. Anything else (a
+LedgerError, the caller's own answer; a bug; the export's disk) surfaces as it would
+on the primary, and is not run twice.
 
 With no LEDGER_READ_DATABASE_URLS there is no rotation: on_replica() calls the
 function once with the primary, and a command waits for nothing more.
@@ -20,7 +24,6 @@ function once with the primary, and a command waits for nothing more.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple, TypeVar
 
@@ -33,27 +36,41 @@ from prometheus_client.registry import Collector
 from services import bootstrap
 from services.http.edge import POOL, SETTINGS
 from services.http.replica_polls import Replica
-from services.http.replica_rotation import Rotation, lag_bytes
+from services.http.replica_rotation import Rotation
 from shared.config import Settings
-from shared.errors import LedgerError, PoolExhausted
+from shared.errors import PoolExhausted
 from shared.setting_checks import read_urls
-from shared.store.postgres import CONNECTION_ERRORS
+from shared.store.postgres import (
+    CONNECTION_ERRORS,
+    replica_sessions,
+    with_server_settings,
+)
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 ROTATION = web.AppKey("replica_rotation", Rotation)
+# Retried on the primary, the replica left in: a replay-conflict cancellation, a
+# statement or lock timeout of the replica's sessions (QueryCanceledError is an
+# OperatorInterventionError: this is tried first), a want of resources, and this
+# process's pool of the replica busy past its acquire timeout (a capacity limit of
+# this process, not a fault of the replica: taking it out would make every command
+# wait three polls, and the busiest moment would flap it).
+RETRIED_ON_PRIMARY = (
+    asyncpg.TransactionRollbackError,
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.InsufficientResourcesError,
+    PoolExhausted,
+)
 # Failures after which the read is retried on the primary and the replica taken out
 # (asyncpg's InternalClientError: a connection the standby's shutdown cut mid-reply).
+# OSError and TimeoutError are among CONNECTION_ERRORS: a read on a replica must not
+# raise them for anything but its connection (the export's file writes raise
+# excel_export.WorkbookWriteFailed instead).
 REPLICA_LOST = (
     *CONNECTION_ERRORS,
     asyncpg.OperatorInterventionError,
     asyncpg.InternalClientError,
 )
-# Retried on the primary, the replica left in: a replay-conflict cancellation, and
-# this process's pool of the replica busy past its acquire timeout (a capacity limit
-# of this process, not a fault of the replica: taking it out would make every command
-# wait three polls, and the busiest moment would flap it).
-RETRIED_ON_PRIMARY = (asyncpg.TransactionRollbackError, PoolExhausted)
 
 
 class ReplicaBehind(Exception):  # noqa: N818 (a signal, not an error to report)
@@ -82,20 +99,15 @@ async def on_replica(
     replica = rotation.reader_replica() if rotation is not None else None
     if rotation is None or replica is None or replica.pool is None:
         return await read(primary_target(request))
+    target = ReadTarget(replica.pool, replica.fold_url, replica.name)
     try:
-        result = await read(ReadTarget(replica.pool, replica.url, replica.name))
+        result = await read(target)
     except ReplicaBehind:
         pass
     except RETRIED_ON_PRIMARY:
-        pass
+        pass  # counted as a fallback below
     except REPLICA_LOST as error:
         rotation.failed(replica, error)
-    except LedgerError:
-        raise  # the caller's own answer (404, 422): the primary would say the same
-    except Exception as error:  # anything else the replica did: the primary answers
-        log.warning(
-            "read on replica %s failed; on the primary: %r", replica.name, error
-        )
     else:
         replica.reads += 1
         return result
@@ -126,9 +138,16 @@ def setup(app: web.Application, settings: Settings) -> None:
     if not urls:
         return
 
+    sessions = replica_sessions(settings.replica_statement_timeout_ms)
+
     async def rotation_context(app: web.Application) -> AsyncIterator[None]:
         replicas = [
-            Replica(url, lambda url: bootstrap.replica_pool(settings, url))
+            Replica(
+                url,
+                lambda url: bootstrap.replica_pool(settings, url),
+                bootstrap.replica_poll_connection,
+                with_server_settings(url, sessions),
+            )
             for url in urls
         ]
         rotation = Rotation(
@@ -203,7 +222,13 @@ class ReplicaCollector(Collector):
             "Queries sent to the replica and answered by the primary instead",
             labels=["replica"],
         )
+        bypasses = CounterMetricFamily(
+            "ledger_replica_bypasses",
+            "Queries sent straight to the primary: no replica in rotation, none"
+            " with a young enough view and poll, or every replica's pool busy",
+        )
         rotation = self._app.get(ROTATION)
+        bypasses.add_metric([], rotation.bypasses if rotation is not None else 0)
         for replica in rotation.replicas if rotation is not None else []:
             behind = lag_bytes(rotation, replica) if rotation is not None else None
             if behind is not None:
@@ -212,4 +237,11 @@ class ReplicaCollector(Collector):
             rotation_gauge.add_metric([replica.name], int(in_rotation))
             reads.add_metric([replica.name], replica.reads)
             fallbacks.add_metric([replica.name], replica.fallbacks)
-        yield from (lag, rotation_gauge, reads, fallbacks)
+        yield from (lag, rotation_gauge, reads, fallbacks, bypasses)
+
+
+def lag_bytes(rotation: Rotation, replica: Replica) -> int | None:
+    """How far the replica's replay is behind the primary's last sampled LSN."""
+    if rotation.primary_lsn is None or replica.replayed is None:
+        return None
+    return max(0, rotation.primary_lsn - replica.replayed)

@@ -31,7 +31,9 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -64,6 +66,7 @@ SHEET_TITLE = "Clients"
 CHUNK_ROWS = 2_000
 READ_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def text_cell(sheet: WriteOnlyWorksheet, text: str | None) -> Cell:
@@ -146,11 +149,18 @@ class ExportWorkbook:
                 writer.cleanup()
 
 
+class WorkbookWriteFailed(Exception):  # noqa: N818 (named for what happened)
+    """The workbook could not be written to local disk (full, read-only). Raised
+    instead of the OSError: a read on a replica takes an OSError for its connection's
+    (services/http/replica_reads.py), and a full disk here is no fault of the
+    replica, nor a reason to run the export again on the primary."""
+
+
 async def write_workbook(
     pool: asyncpg.Pool, business_id: int, category_id: int | None, path: Path
 ) -> None:
     """Write the business's live clients (of one category, or all) to `path`."""
-    workbook = ExportWorkbook(path)
+    workbook = await _on_disk(ExportWorkbook, path)
     try:
         after = 0
         rows = await queries.export_chunk(
@@ -160,12 +170,22 @@ async def write_workbook(
             after = rows[-1]["client_id"]
             # A worker thread writes this chunk while the loop reads the next one.
             _, rows = await asyncio.gather(
-                asyncio.to_thread(workbook.append, rows),
+                _on_disk(workbook.append, rows),
                 queries.export_chunk(pool, business_id, category_id, after, CHUNK_ROWS),
             )
-        await asyncio.to_thread(workbook.save)
+        await _on_disk(workbook.save)
     finally:
         workbook.discard()  # nothing to do once saved
+
+
+async def _on_disk(function: Callable[..., T], *args: object) -> T:
+    """`function(*args)` in a worker thread; an OSError is a WorkbookWriteFailed."""
+    try:
+        return await asyncio.to_thread(function, *args)
+    except OSError as error:
+        raise WorkbookWriteFailed(
+            f"the workbook could not be written: {error}"
+        ) from error
 
 
 def temporary_path() -> Path:

@@ -7,9 +7,9 @@ there each pool and connection of the service is named, sized and timed.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import asyncpg.pool
@@ -30,6 +30,10 @@ CONNECTION_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+# A read on a replica waits at most this for a lock: replay holds ACCESS EXCLUSIVE
+# while it applies `ledger replay`'s swap, and a read would queue behind it for up to
+# the standby's max_standby_streaming_delay; cancelled, it goes to the primary.
+REPLICA_LOCK_TIMEOUT_MS = 100
 _MIGRATION_LOCK = 7_170_001  # pg_advisory_lock key serializing concurrent migrators
 
 
@@ -115,6 +119,7 @@ async def create_pool(
     index_plans: bool = False,
     acquire_timeout_s: float | None = None,
     connect_timeout_s: float = 60.0,
+    server_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A pool; with `index_plans`, its sessions join by nested loops and read a table
     whole only where no index serves (INDEX_PLANS), so that every plan of a
@@ -126,8 +131,9 @@ async def create_pool(
     planning was a third of their backend's CPU at concurrency 1.) With
     `acquire_timeout_s`, waiting for a connection is bounded (BoundedPool); without,
     it is not (the workers, which have nobody to answer). `connect_timeout_s` bounds
-    each new connection's opening (asyncpg's default, 60 s)."""
-    settings = INDEX_PLANS if index_plans else {}
+    each new connection's opening (asyncpg's default, 60 s); `server_settings` are
+    set on each session as it opens."""
+    settings = {**(INDEX_PLANS if index_plans else {}), **(server_settings or {})}
     options: dict[str, object] = {
         "min_size": 1,
         "max_size": max_size,
@@ -165,6 +171,25 @@ async def connect(dsn: str) -> asyncpg.Connection:
 def with_database(dsn: str, database: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def replica_sessions(statement_timeout_ms: int) -> dict[str, str]:
+    """Every read session's settings on a replica (the pool's and a fold worker's):
+    REPLICA_LOCK_TIMEOUT_MS and LEDGER_REPLICA_STATEMENT_TIMEOUT_MS. Either cancels
+    the statement, and services/http/replica_reads.py sends the read to the primary."""
+    return {
+        "lock_timeout": str(REPLICA_LOCK_TIMEOUT_MS),
+        "statement_timeout": str(statement_timeout_ms),
+    }
+
+
+def with_server_settings(dsn: str, settings: Mapping[str, str]) -> str:
+    """The DSN with `settings` added to its query: asyncpg sends the query's
+    parameters it does not know as server settings of the session."""
+    parts = urlsplit(dsn)
+    added = urlencode(dict(settings))
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit(parts._replace(query=query))
 
 
 def with_user(dsn: str, user: str) -> str:

@@ -39,13 +39,22 @@ from tests.support.environment import (
     drop_environment,
     free_port,
 )
-from tests.support.standby import STANDBY_DIR, replica_url, require_standby
+from tests.support.standby import (
+    replica_url,
+    require_standby,
+    server_major,
+    standby_dir,
+)
 
 CLIENTS = 200
 READERS = 16
 WRITERS = 4
-PRIMARY_DIR = "/var/lib/postgresql/15/main"
+PRIMARY_DIR = "/var/lib/postgresql/{major}/main"  # Debian's, for the version
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _data_dirs() -> tuple[str, str]:
+    return PRIMARY_DIR.format(major=server_major()), standby_dir()
 
 
 def cluster_cpu_s(data_dir: str, database: str) -> tuple[float, float]:
@@ -132,7 +141,7 @@ async def phase(
             ids = await _clients(http, headers)
             await asyncio.sleep(1.0)  # the replica joins the rotation meanwhile
             database = env.admin_url.rsplit("/", 1)[-1]
-            before = [cluster_cpu_s(d, database) for d in (PRIMARY_DIR, STANDBY_DIR)]
+            before = [cluster_cpu_s(d, database) for d in _data_dirs()]
             started = time.perf_counter()
             end = started + seconds
             results = await asyncio.gather(
@@ -140,7 +149,7 @@ async def phase(
                 *(_writer(http, headers, ids, end) for _ in range(WRITERS)),
             )
             elapsed = time.perf_counter() - started
-            after = [cluster_cpu_s(d, database) for d in (PRIMARY_DIR, STANDBY_DIR)]
+            after = [cluster_cpu_s(d, database) for d in _data_dirs()]
     (primary, primary_ours), (standby, standby_ours) = (
         ((end[0] - start[0]) / elapsed, (end[1] - start[1]) / elapsed)
         for start, end in zip(before, after, strict=True)

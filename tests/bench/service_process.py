@@ -32,7 +32,11 @@ POLL_S = 0.1
 # LEDGER_BATCH_SIZE_MAX=1 to measure one transaction per command against group commit,
 # or LEDGER_API_PROCESSES=2 to measure two API processes (default: `ledger run`'s,
 # one per two cores).
-TUNING = ("LEDGER_BATCH_SIZE_MAX", "LEDGER_API_PROCESSES")
+TUNING = (
+    "LEDGER_BATCH_SIZE_MAX",
+    "LEDGER_API_PROCESSES",
+    "LEDGER_REPLICA_POOL_SIZE_MAX",
+)
 
 
 def tuning() -> dict[str, str]:

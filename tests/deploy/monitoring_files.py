@@ -79,7 +79,11 @@ def _replica_registry() -> CollectorRegistry:
     async def no_pool(url: str) -> asyncpg.Pool:
         raise AssertionError(url)
 
-    replica = Replica("postgresql://ledger_app@replica:5432/ledger", no_pool)
+    async def no_connection(url: str) -> asyncpg.Connection:
+        raise AssertionError(url)
+
+    url = "postgresql://ledger_app@replica:5432/ledger"
+    replica = Replica(url, no_pool, no_connection, url)
     replica.replayed = 100
     rotation = Rotation(None, [replica], poll_s=0.1, lag_max_s=1.0)  # type: ignore[arg-type]
     rotation.primary_lsn = 150

@@ -163,6 +163,7 @@ def test_the_exported_names_are_what_prometheus_client_exposes() -> None:
         "ledger_replica_in_rotation",
         "ledger_replica_reads_total",
         "ledger_replica_fallbacks_total",
+        "ledger_replica_bypasses_total",
     }
     assert PROBE_LABEL not in generate_latest(worker_metrics.REGISTRY).decode()
 

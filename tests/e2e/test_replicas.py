@@ -18,6 +18,7 @@ from tests.e2e.api_processes import ApiProcesses
 from tests.e2e.deadlines import wait_until
 from tests.e2e.ledger_api import Api
 from tests.e2e.supervisor import LedgerService, create_business, running
+from tests.integration.metrics_samples import family, parse
 from tests.support.standby import (
     paused_standby,
     replica_url,
@@ -64,6 +65,18 @@ async def _in_rotation(http: aiohttp.ClientSession) -> None:
     await wait_until(joined, JOIN_DEADLINE_S, "the standby in rotation")
 
 
+async def _replica_counters(http: aiohttp.ClientSession) -> tuple[float, float]:
+    """The reads the replica answered, and those the primary answered instead (sent
+    there and fallen back, or sent straight there), from /metrics (`ledger run`
+    starts one API process on this machine: all of them)."""
+    async with http.get("/metrics") as answer:
+        samples = parse(await answer.text())
+    [reads] = family(samples, "ledger_replica_reads_total").values()
+    [fallbacks] = family(samples, "ledger_replica_fallbacks_total").values()
+    [bypasses] = family(samples, "ledger_replica_bypasses_total").values()
+    return reads, fallbacks + bypasses
+
+
 async def _writer(api: Api, progress: list[int]) -> list[tuple[int, int, Decimal]]:
     """A client, then ROUNDS debits of 1.00, each followed at once by a GET of the
     client: each POST's status, the GET's status and the balance it showed."""
@@ -102,8 +115,11 @@ async def test_a_replica_stopped_mid_load_costs_the_callers_nothing(
     """Proves the fallback: 6 writers post and read back 30 times each through `ledger
     run` while the standby is stopped with pg_ctl -m fast (reads in flight on it fail
     and go to the primary, it leaves the rotation) and started again; every POST
-    answers 201 and every GET 200 with exactly the balance so far, and the standby
-    comes back into rotation."""
+    answers 201 and every GET 200 with exactly the balance so far, reads were served
+    by the standby and others by the primary in its stead (fallen back if in flight
+    at the stop, which is chance; sent straight there while it was out, which is
+    not), and the standby comes back into rotation. A writer that fails cancels the
+    stop and start (a task group) before the standby is restored."""
     async with aiohttp.ClientSession(
         base_url=replicated.base_url, timeout=aiohttp.ClientTimeout(total=60)
     ) as http:
@@ -111,13 +127,17 @@ async def test_a_replica_stopped_mid_load_costs_the_callers_nothing(
         business = await create_business(replicated)
         api = Api(http, business["api_key"])
         progress = [0]
-        async with standby_restored():
-            *results, _ = await asyncio.gather(
-                *(_writer(api, progress) for _ in range(WRITERS)),
-                _stop_and_start_the_standby(progress),
-            )
+        reads, on_primary = await _replica_counters(http)
+        async with standby_restored(), asyncio.TaskGroup() as group:
+            writers = [
+                group.create_task(_writer(api, progress)) for _ in range(WRITERS)
+            ]
+            group.create_task(_stop_and_start_the_standby(progress))
         expected = [(201, 200, Decimal(n)) for n in range(1, ROUNDS + 1)]
-        assert results == [expected] * WRITERS
+        assert [writer.result() for writer in writers] == [expected] * WRITERS
+        reads_after, on_primary_after = await _replica_counters(http)
+        assert reads_after > reads
+        assert on_primary_after > on_primary
         await _in_rotation(http)
 
 

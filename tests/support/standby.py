@@ -26,10 +26,11 @@ from tests.support.environment import APP_ROLE, Environment
 STANDBY_URL = os.environ.get(
     "LEDGER_TEST_STANDBY_URL", "postgresql://postgres@127.0.0.1:5433/postgres"
 )
-STANDBY_DIR = os.environ.get(
-    "LEDGER_TEST_STANDBY_DIR", "/var/lib/postgresql/15/ledger-standby"
-)
-PG_CTL = os.environ.get("LEDGER_TEST_PG_CTL", "/usr/lib/postgresql/15/bin/pg_ctl")
+# Where deploy/local/ensure-standby.sh puts them, for the server's major version
+# (learnt from the standby while it answers: require_standby, stop_standby).
+STANDBY_DIR = "LEDGER_TEST_STANDBY_DIR", "/var/lib/postgresql/{major}/ledger-standby"
+PG_CTL = "LEDGER_TEST_PG_CTL", "/usr/lib/postgresql/{major}/bin/pg_ctl"
+_MAJOR: list[int] = []
 MISSING = (
     "the hot standby at {url} does not answer ({error}): run "
     "`bash deploy/local/ensure-services.sh --with-standby` (`make test` does), or set "
@@ -47,8 +48,34 @@ async def require_standby() -> None:
         assert await conn.fetchval("SELECT pg_is_in_recovery()"), (
             f"{STANDBY_URL} answers but is not a standby"
         )
+        await _learn_major(conn)
     finally:
         await conn.close()
+
+
+async def _learn_major(conn: asyncpg.Connection) -> None:
+    if not _MAJOR:
+        _MAJOR.append(int(await conn.fetchval("SHOW server_version_num")) // 10_000)
+
+
+def standby_dir() -> str:
+    """The standby's data directory (once require_standby has run)."""
+    return _path(STANDBY_DIR)
+
+
+def server_major() -> int:
+    """The PostgreSQL major version of the standby, so of its primary (once
+    require_standby has run)."""
+    assert _MAJOR, "the standby's version is learnt from it first (require_standby)"
+    return _MAJOR[0]
+
+
+def _path(variable_and_default: tuple[str, str]) -> str:
+    """The path from its LEDGER_TEST_* variable, else its default for the server's
+    major version."""
+    variable, default = variable_and_default
+    assert _MAJOR, "the standby's version is learnt from it first (require_standby)"
+    return os.environ.get(variable, default.format(major=_MAJOR[0]))
 
 
 def replica_url(env: Environment) -> str:
@@ -58,10 +85,10 @@ def replica_url(env: Environment) -> str:
 
 
 def with_replica(env: Environment, **overrides: object) -> Settings:
-    """The environment's settings with the standby as its one read replica."""
-    return msgspec.structs.replace(
-        env.settings, read_database_urls=replica_url(env), **overrides
-    )
+    """The environment's settings with the standby as its one read replica (unless
+    `overrides` lists others)."""
+    fields = {"read_database_urls": replica_url(env), **overrides}
+    return msgspec.structs.replace(env.settings, **fields)
 
 
 async def _standby(statement: str) -> object:
@@ -113,7 +140,7 @@ PG_CTL_WAIT_S = 300
 
 def _pg_ctl(*args: str) -> subprocess.CompletedProcess[bytes]:
     """pg_ctl on the standby's data directory, as the postgres OS user."""
-    command = [PG_CTL, "-D", STANDBY_DIR, *args]
+    command = [_path(PG_CTL), "-D", _path(STANDBY_DIR), *args]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
     return subprocess.run(
@@ -124,6 +151,11 @@ def _pg_ctl(*args: str) -> subprocess.CompletedProcess[bytes]:
 async def stop_standby() -> None:
     """pg_ctl stop -m fast: sessions are ended at once, reads in flight fail; waits
     until it has stopped."""
+    conn = await asyncpg.connect(STANDBY_URL, timeout=5)
+    try:
+        await _learn_major(conn)
+    finally:
+        await conn.close()
     done = await asyncio.to_thread(
         _pg_ctl, "-m", "fast", "-w", "-t", str(PG_CTL_WAIT_S), "stop"
     )
@@ -140,7 +172,7 @@ async def start_standby() -> None:
     done = await asyncio.to_thread(
         _pg_ctl,
         "-l",
-        f"{STANDBY_DIR}/standby.log",
+        f"{_path(STANDBY_DIR)}/standby.log",
         "-w",
         "-t",
         str(PG_CTL_WAIT_S),
