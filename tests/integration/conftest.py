@@ -158,6 +158,8 @@ def request_log() -> Iterator[io.StringIO]:
 
 
 # The webhook tests' service (tests/integration/webhook_receiver.py): one per module.
+# The two writers the feed's ordering tests race (tests/integration/event_feed.py).
+from tests.integration.event_feed import connections  # noqa: E402, F401
 from tests.integration.webhook_receiver import (  # noqa: E402, F401
     hook_admin,
     hook_api,

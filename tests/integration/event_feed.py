@@ -1,18 +1,30 @@
 """GET /api/v3/events as the feed tests read it: a business's key, one page, every
-page to the head, the business's stored events as the relay would publish them, and a
-write that must succeed."""
+page to the head, the business's stored events as the relay would publish them, a
+write that must succeed, and the two writers' connections the ordering tests race."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.bus import broker
 from shared.store.event_rows import SELECT_EVENTS, envelope_from_row
+from tests.support.environment import Environment
 
 Headers = dict[str, str]
+
+
+@pytest.fixture
+async def connections(isolated: Environment) -> AsyncIterator[list[asyncpg.Connection]]:
+    """Two writers as the service role."""
+    conns = [await asyncpg.connect(isolated.settings.database_url) for _ in range(2)]
+    yield conns
+    for conn in conns:
+        await conn.close()
 
 
 def key_headers(business: dict[str, object]) -> Headers:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from services.command_api.appender import Appender
@@ -33,15 +31,6 @@ from tests.integration.scenarios import (
 )
 from tests.support.environment import Environment
 from tests.support.service import http_client
-
-
-@pytest.fixture
-async def connections(isolated: Environment) -> AsyncIterator[list[asyncpg.Connection]]:
-    """Two writers as the service role."""
-    conns = [await asyncpg.connect(isolated.settings.database_url) for _ in range(2)]
-    yield conns
-    for conn in conns:
-        await conn.close()
 
 
 async def _serve_a_then_b_behind_it(

@@ -4,15 +4,17 @@ the test of tests/integration/test_feed.py again, with the standby as the replic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from services.command_api.appender import Appender
 from shared.store.event_store import NewEvent, append
-from tests.integration.event_feed import Headers, feed_page, key_headers
+from tests.integration.event_feed import (
+    Headers,
+    feed_page,
+    key_headers,
+)
 from tests.integration.replica_service import replica_metric, wait_in_rotation
 from tests.integration.scenarios import (
     create_client,
@@ -25,14 +27,6 @@ from tests.integration.scenarios import (
 from tests.support.environment import Environment
 from tests.support.service import http_client
 from tests.support.standby import require_standby, standby_caught_up, with_replica
-
-
-@pytest.fixture
-async def connections(isolated: Environment) -> AsyncIterator[list[asyncpg.Connection]]:
-    conns = [await asyncpg.connect(isolated.settings.database_url) for _ in range(2)]
-    yield conns
-    for conn in conns:
-        await conn.close()
 
 
 async def _pages_until(
